@@ -1,0 +1,73 @@
+"""Typed settings, read once.
+
+Every process builds one :class:`Settings` (``get_settings()``) at start-up and hands it to the
+parts that need it. ``DATABASE_URL``, ``MLFLOW_TRACKING_URI`` and ``DASK_SCHEDULER_ADDRESS`` are read
+under their usual names; everything else under the ``DAJIA_`` prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DAJIA_", extra="ignore", frozen=True)
+
+    home: Path = Field(default=Path("."), description="folder for the default SQLite file and mlruns/")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "DAJIA_DATABASE_URL"),
+        description="SQLAlchemy URL; default: a SQLite file dajia.db under home",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "DAJIA_MLFLOW_TRACKING_URI"),
+        description="MLflow tracking URI; default: the local store mlruns/ under home",
+    )
+    dask_scheduler_address: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DASK_SCHEDULER_ADDRESS", "DAJIA_DASK_SCHEDULER_ADDRESS"),
+    )
+    model_name: str = "dajia-shop-risk"
+    environment: str = Field(default="development", pattern="^(development|test|production)$")
+    # sanctions
+    compensation_multiplier: float = Field(default=3.0, ge=0)
+    compensation_minimum: float = Field(default=500.0, ge=0)
+    affected_window_days: int = Field(default=180, gt=0)
+    compensation_deadline_days: int = Field(default=30, gt=0)
+    # serving
+    max_batch: int = Field(default=1000, gt=0, le=100_000)
+    lightgbm_threads: int = Field(default=1, gt=0)
+
+    @field_validator("database_url", "mlflow_tracking_uri")
+    @classmethod
+    def _not_blank(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            return None
+        return v
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'dajia.db').resolve()}"
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.home / 'mlruns' / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.home / "mlruns" / "artifacts").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()

@@ -1,0 +1,32 @@
+"""The in-memory marketplace: one DataFrame per contract table, plus the snapshot time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import pandas as pd
+
+
+@dataclass
+class Marketplace:
+    """All contract tables of one marketplace snapshot, validated (see ``load_marketplace``)."""
+
+    shops: pd.DataFrame
+    brands: pd.DataFrame
+    authorisations: pd.DataFrame
+    listings: pd.DataFrame
+    listing_edits: pd.DataFrame
+    orders: pd.DataFrame
+    complaints: pd.DataFrame
+    reviews: pd.DataFrame
+    verdicts: pd.DataFrame
+    #: the time the snapshot was taken: no event may lie after it
+    snapshot_at: pd.Timestamp
+
+    def table(self, name: str) -> pd.DataFrame:
+        frame = getattr(self, name)
+        assert isinstance(frame, pd.DataFrame)
+        return frame
+
+    def table_names(self) -> list[str]:
+        return [f.name for f in fields(self) if f.name != "snapshot_at"]
