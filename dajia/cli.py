@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 #: command modules; each exposes ``register(app)``
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("serve", "keys")
 
 
 _registered = False
