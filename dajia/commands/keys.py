@@ -1,0 +1,70 @@
+"""``dajia keys create|list|revoke``: API keys for the HTTP service (the secret is printed once)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from dajia.output import console, emit
+
+
+def _store() -> Any:
+    from dajia.settings import get_settings
+    from serving.auth import ApiKeyStore
+    from serving.db import ensure_schema, make_engine
+
+    engine = make_engine(get_settings().resolved_database_url)
+    ensure_schema(engine)
+    return ApiKeyStore(engine)
+
+
+def register(app: typer.Typer) -> None:
+    keys = typer.Typer(help="API keys for the HTTP service (roles: scorer, reviewer, admin).", no_args_is_help=True)
+    app.add_typer(keys, name="keys")
+
+    @keys.command("create")
+    def create(
+        role: str = typer.Option(..., "--role", help="scorer, reviewer or admin"),
+        name: str = typer.Option(..., "--name", help="who or what uses the key"),
+        as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    ) -> None:
+        """Create a key; its secret is shown once and only its sha256 is stored."""
+        key, secret = _store().create(role, name)
+        result = {"key_id": key.key_id, "name": key.name, "role": key.role.value, "secret": secret}
+
+        def human(r: Any) -> None:
+            console.print(f"key {r['key_id']} ({r['role']}, {r['name']}) created. Its secret, shown only now:")
+            console.print(r["secret"], highlight=False, soft_wrap=True)
+
+        emit(result, as_json, human)
+
+    @keys.command("list")
+    def list_keys(as_json: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+        """List keys (never their secrets)."""
+        rows = [
+            {
+                "key_id": k.key_id,
+                "name": k.name,
+                "role": k.role.value,
+                "created_at": k.created_at,
+                "revoked_at": k.revoked_at,
+            }
+            for k in _store().list()
+        ]
+
+        def human(r: Any) -> None:
+            for k in r["keys"]:
+                state = f"revoked {k['revoked_at']:%Y-%m-%d %H:%M}" if k["revoked_at"] else "active"
+                console.print(f"{k['key_id']}  {k['role']:<8}  {state:<24}  {k['name']}", highlight=False)
+
+        emit({"keys": rows}, as_json, human)
+
+    @keys.command("revoke")
+    def revoke(
+        key_id: str = typer.Argument(..., help="the key's id"),
+        as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    ) -> None:
+        """Revoke a key (the service refuses it within a few seconds)."""
+        key = _store().revoke(key_id)
+        emit({"key_id": key.key_id, "revoked_at": key.revoked_at}, as_json)

@@ -1,0 +1,36 @@
+"""Options of one serving process that are not shared settings (they come from ``dajia serve``'s flags).
+
+Shared configuration (database, registry, batch limit, LightGBM threads) lives in
+:class:`dajia.settings.Settings`; this holds what only the HTTP service needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dajia.settings import Settings
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    #: marketplace folder whose shops can be scored by id (loaded once at start); None: inline only
+    data_dir: Path | None = None
+    #: how often the registry alias is polled for a new champion
+    poll_seconds: float = 30.0
+    #: also score the ``challenger`` alias and log it with a shadow flag (never returned)
+    shadow: bool = False
+    #: requests with a larger body get 413
+    max_body_bytes: int = 8 * 1024 * 1024
+    #: a registry call slower than this counts as "registry unreachable"
+    registry_timeout_seconds: float = 20.0
+    #: where the last good model is kept for starts with the registry down; default <home>/serving-cache
+    cache_dir: Path | None = None
+    #: how long an authenticated key stays cached in memory (revocation takes effect within this)
+    auth_cache_seconds: float = 5.0
+    #: model alias served and the shadow alias
+    alias: str = "champion"
+    shadow_alias: str = "challenger"
+
+    def resolved_cache_dir(self, settings: Settings) -> Path:
+        return (self.cache_dir or settings.home / "serving-cache").resolve()

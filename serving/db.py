@@ -1,0 +1,66 @@
+"""The serving tables (API keys, prediction log) in the service's database.
+
+They live in their own SQLAlchemy metadata, created with ``create_all`` when the service starts
+(``ensure_schema``): the sanction store's Alembic migrations own the workflow tables, these two are
+owned by the service and are additive.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+api_keys = sa.Table(
+    "serving_api_keys",
+    metadata,
+    sa.Column("key_id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    #: sha256 hex of the secret; the secret itself is never stored
+    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(), nullable=True),
+)
+
+predictions = sa.Table(
+    "serving_predictions",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("logged_at", sa.DateTime(), nullable=False),
+    sa.Column("request_id", sa.String(64), nullable=False),
+    sa.Column("key_id", sa.String(32), nullable=True),
+    sa.Column("shop_id", sa.String(64), nullable=False),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("feature_digest", sa.String(64), nullable=False),
+    sa.Column("score", sa.Float(), nullable=False),
+    sa.Column("tier", sa.String(16), nullable=False),
+    sa.Column("reasons", sa.JSON(), nullable=False),
+    #: a challenger's score, logged for comparison and never returned to the caller
+    sa.Column("shadow", sa.Boolean(), nullable=False, default=False),
+    sa.Index("ix_serving_predictions_shop", "shop_id", "id"),
+)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for the service's database; SQLite gets WAL and full sync so a commit is durable."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: object, _record: object) -> None:
+            cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the serving tables if they are missing (idempotent)."""
+    metadata.create_all(engine, checkfirst=True)
