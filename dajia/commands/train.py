@@ -1,0 +1,65 @@
+"""``dajia train``: train, evaluate and register a shop-risk model (marketplace or feature table)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dajia.errors import DajiaError
+from dajia.output import console, emit
+
+
+def _human(result: Mapping[str, Any]) -> None:
+    console.print(
+        f"run [bold]{result['run_id']}[/bold]  model {result['model']} version {result.get('version')}"
+        f"{' (champion)' if result.get('champion') else ''}"
+    )
+    for section in ("test_metrics", "comparison", "true_comparison"):
+        if section not in result:
+            continue
+        value = result[section]
+        console.print(f"[bold]{section}[/bold]")
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                console.print(f"  {k}: {v:.4f}" if isinstance(v, float) else f"  {k}: {v}")
+        else:
+            for row in value:
+                console.print(
+                    "  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+                )
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def train(
+        data: Path | None = typer.Option(None, "--data", help="marketplace folder (contract tables)"),
+        table: Path | None = typer.Option(None, "--table", help="ready feature table (Parquet/CSV)"),
+        label: str | None = typer.Option(None, "--label", help="label column of --table (0/1)"),
+        time: str | None = typer.Option(None, "--time", help="time column of --table: split by time"),
+        seed: int = typer.Option(0, "--seed"),
+        capacity: int = typer.Option(50, "--capacity", help="reviewer capacity, cases a day"),
+        k: int = typer.Option(100, "--k", help="--table: precision@k cut"),
+        no_register: bool = typer.Option(False, "--no-register", help="log the run but do not register"),
+        as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    ) -> None:
+        """Train a model; log it to MLflow and register it (first version champion, later challenger)."""
+        from dajia.settings import get_settings
+
+        settings = get_settings()
+        if (data is None) == (table is None):
+            raise DajiaError("give exactly one of --data DIR or --table FILE")
+        if table is not None:
+            if not label:
+                raise DajiaError("--table needs --label COL")
+            from training.table_run import run_table
+
+            result = run_table(settings, table, label, time, seed=seed, k=k, register=not no_register)
+        else:
+            assert data is not None
+            from training.marketplace_run import run_marketplace
+
+            result = run_marketplace(settings, data, seed=seed, capacity_per_day=capacity, register=not no_register)
+        emit(result, as_json, _human)

@@ -1,0 +1,190 @@
+"""``ShopRiskModel``: fitted feature pipeline + LightGBM booster + calibrator + thresholds + reasons.
+
+One object, pickled whole into the MLflow model (``models.pyfunc``), so what is served is exactly what
+was trained and evaluated. Scoring paths:
+
+* ``score_features(X)`` — a feature frame (columns checked against training) → score and tier;
+* ``explain(X)`` — reasons in words (Saabas path credits, see ``models.reasons``);
+* ``score_marketplace(mp, as_of)`` / ``score_records(records, as_of)`` — raw marketplace data through the
+  fitted feature pipeline (only for models trained from a marketplace).
+
+LightGBM's thread count is pinned (``num_threads``, from ``settings.lightgbm_threads`` in serving):
+unpinned OpenMP threads fighting another process cost ~80× on single-row predictions.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from models.calibration import IsotonicCalibrator
+from models.reasons import FeatureText, ReasonExplainer
+from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds
+
+if TYPE_CHECKING:
+    from training.booster import BoosterConfig
+
+#: tiers that get reasons by default on the hot path
+EXPLAINED_TIERS = ("watch", "suspected")
+
+
+class FeatureMismatch(ValueError):
+    """The feature frame does not carry the columns the model was trained on."""
+
+
+class ShopRiskModel:
+    """A fitted shop-risk model (see module docstring). Build it with :func:`fit_risk_model`."""
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        calibrator: IsotonicCalibrator,
+        thresholds: Thresholds,
+        explainer: ReasonExplainer,
+        pipeline: Any | None = None,
+        info: dict[str, Any] | None = None,
+        num_threads: int = 1,
+    ) -> None:
+        self.booster = booster
+        self.calibrator = calibrator
+        self.thresholds = thresholds
+        self.explainer = explainer
+        self.pipeline = pipeline
+        self.info = dict(info or {})
+        self.num_threads = num_threads
+        self.feature_names: list[str] = list(booster.feature_name())
+
+    # -- features ---------------------------------------------------------------------------------
+    def _matrix(self, X: pd.DataFrame | NDArray[np.float64]) -> NDArray[np.float64]:
+        if isinstance(X, pd.DataFrame):
+            cols = [str(c) for c in X.columns]
+            if cols != self.feature_names:
+                missing = [c for c in self.feature_names if c not in set(cols)]
+                if missing:
+                    raise FeatureMismatch(f"feature frame lacks {len(missing)} model features, e.g. {missing[:5]}")
+                X = X[self.feature_names]
+            return X.to_numpy(dtype=np.float64)
+        a = np.asarray(X, dtype=np.float64)
+        if a.ndim != 2 or a.shape[1] != len(self.feature_names):
+            raise FeatureMismatch(f"expected {len(self.feature_names)} feature columns, got shape {a.shape}")
+        return a
+
+    def set_threads(self, n: int) -> None:
+        self.num_threads = int(n)
+
+    # -- scoring ----------------------------------------------------------------------------------
+    def raw_scores(self, X: pd.DataFrame | NDArray[np.float64]) -> NDArray[np.float64]:
+        m = self._matrix(X)
+        if len(m) == 0:
+            return np.zeros(0)
+        return np.asarray(self.booster.predict(m, num_threads=self.num_threads), dtype=np.float64)
+
+    def predict_proba(self, X: pd.DataFrame | NDArray[np.float64]) -> NDArray[np.float64]:
+        return self.calibrator.transform(self.raw_scores(X))
+
+    def score_features(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated score and tier per row (index kept)."""
+        s = self.predict_proba(X)
+        index = X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(s))
+        return pd.DataFrame({"score": s, "tier": self.thresholds.tier(s).astype(str)}, index=index)
+
+    def explain(self, X: pd.DataFrame | NDArray[np.float64], top: int = 3) -> list[list[str]]:
+        return self.explainer.explain(self.booster, self._matrix(X), top=top, num_threads=self.num_threads)
+
+    def score_and_explain(
+        self, X: pd.DataFrame, top: int = 3, tiers: tuple[str, ...] = EXPLAINED_TIERS
+    ) -> pd.DataFrame:
+        """Score every row; reasons only for rows in ``tiers`` (empty list otherwise) — the hot path."""
+        m = self._matrix(X)
+        out = self.score_features(X)
+        reasons: list[list[str]] = [[] for _ in range(len(out))]
+        want = np.flatnonzero(out["tier"].isin(tiers).to_numpy())
+        if len(want):
+            for i, r in zip(want, self.explainer.explain(self.booster, m[want], top, self.num_threads), strict=True):
+                reasons[int(i)] = r
+        out["reasons"] = reasons
+        return out
+
+    def _need_pipeline(self) -> Any:
+        if self.pipeline is None:
+            raise RuntimeError("this model was trained from a feature table; it scores feature frames only")
+        return self.pipeline
+
+    def score_marketplace(
+        self, mp: Any, as_of: pd.Timestamp, shop_ids: list[str] | None = None, top: int = 3
+    ) -> pd.DataFrame:
+        """Score shops of a marketplace as of ``as_of`` (features from events strictly before it)."""
+        X = self._need_pipeline().transform(mp, as_of, shop_ids=shop_ids)
+        return self.score_and_explain(X[self.feature_names], top=top)
+
+    def score_records(self, records: list[Any], as_of: pd.Timestamp, top: int = 3) -> pd.DataFrame:
+        """Score raw shop records (``marketplace.records.ShopRecord``) as of ``as_of``."""
+        X = self._need_pipeline().transform_records(records, as_of)
+        return self.score_and_explain(X[self.feature_names], top=top)
+
+
+def feature_texts(pipeline: Any | None, names: list[str]) -> dict[str, FeatureText]:
+    """Reason templates from the pipeline's ``describe(name)`` (tolerant of its exact field names)."""
+    out: dict[str, FeatureText] = {}
+    if pipeline is None or not hasattr(pipeline, "describe"):
+        return out
+    for n in names:
+        try:
+            doc = pipeline.describe(n)
+        except Exception:
+            continue
+        template = None
+        for attr in ("reason", "template", "reason_template", "text"):
+            v = getattr(doc, attr, None)
+            if isinstance(v, str) and v:
+                template = v
+                break
+        higher = True
+        for attr in ("higher_is_riskier", "higher_is_risk", "risk_up", "higher_is_worse"):
+            v = getattr(doc, attr, None)
+            if isinstance(v, bool):
+                higher = v
+                break
+        if template:
+            out[n] = FeatureText(template=template, higher_is_riskier=higher)
+    return out
+
+
+def fit_risk_model(
+    X_fit: pd.DataFrame,
+    y_fit: NDArray[np.float64],
+    X_hold: pd.DataFrame,
+    y_hold: NDArray[np.float64],
+    config: BoosterConfig,
+    policy: ThresholdPolicy,
+    population_scores_X: pd.DataFrame | None = None,
+    population_size: int | None = None,
+    pipeline: Any | None = None,
+    texts: dict[str, FeatureText] | None = None,
+    info: dict[str, Any] | None = None,
+) -> ShopRiskModel:
+    """Booster with early stopping on the held-out slice, then calibrator and thresholds on that slice.
+
+    ``population_scores_X`` is a sample of the population that will be scored (e.g. every shop at the
+    held-out as-of dates, labelled or not), used for the capacity threshold; ``population_size`` is how
+    many shops one sweep scores.
+    """
+    from training.booster import fit_booster
+
+    fit = fit_booster(X_fit, y_fit, X_hold, y_hold, config)
+    calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
+    hold_scores = calibrator.transform(fit.valid_raw)
+    if population_scores_X is None:
+        pop_scores = hold_scores
+    else:
+        pop_raw = np.asarray(fit.booster.predict(population_scores_X.to_numpy(dtype=np.float64)), dtype=np.float64)
+        pop_scores = calibrator.transform(pop_raw)
+    thresholds = choose_thresholds(hold_scores, y_hold, pop_scores, population_size or len(pop_scores), policy)
+    names = [str(c) for c in X_fit.columns]
+    explainer = ReasonExplainer(fit.booster, texts or feature_texts(pipeline, names), X_fit.to_numpy(np.float64))
+    meta = {"best_iteration": fit.best_iteration, "params": fit.params, **(info or {})}
+    return ShopRiskModel(fit.booster, calibrator, thresholds, explainer, pipeline=pipeline, info=meta)

@@ -1,0 +1,90 @@
+"""Evaluation metrics a fraud team signs off: ranking, capacity, calibration, per segment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+
+def precision_at_k(y: NDArray[np.float64], s: NDArray[np.float64], k: int) -> float:
+    """Precision of the ``k`` highest scores (ties broken by order, stable)."""
+    if len(y) == 0 or k <= 0:
+        return float("nan")
+    k = min(k, len(y))
+    top = np.argsort(-s, kind="stable")[:k]
+    return float(np.mean(y[top]))
+
+
+def recall_at_precision(y: NDArray[np.float64], s: NDArray[np.float64], target: float = 0.9) -> float:
+    """Largest recall reachable by a threshold whose precision is at least ``target``."""
+    if len(y) == 0 or y.sum() == 0:
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    ss, t = s[order], y[order]
+    tp = np.cumsum(t)
+    prec = tp / np.arange(1, len(t) + 1)
+    last = np.r_[ss[1:] != ss[:-1], True]
+    ok = (prec >= target) & last
+    if not ok.any():
+        return 0.0
+    return float(tp[ok].max() / t.sum())
+
+
+def reliability_curve(y: NDArray[np.float64], s: NDArray[np.float64], bins: int = 10) -> list[dict[str, float]]:
+    """Mean predicted vs observed rate in equal-width score bins (empty bins left out)."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(s, edges[1:-1]), 0, bins - 1)
+    out = []
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            out.append(
+                {
+                    "bin_low": float(edges[b]),
+                    "bin_high": float(edges[b + 1]),
+                    "n": int(m.sum()),
+                    "mean_score": float(s[m].mean()),
+                    "observed_rate": float(y[m].mean()),
+                }
+            )
+    return out
+
+
+def binary_metrics(y_in: ArrayLike, s_in: ArrayLike, k: int, probabilities: bool = True) -> dict[str, float]:
+    """PR-AUC, ROC-AUC, precision@k, recall at 90% precision and (for probabilities) Brier score."""
+    y = np.asarray(y_in, dtype=np.float64)
+    s = np.asarray(s_in, dtype=np.float64)
+    n_pos = int(y.sum())
+    both = 0 < n_pos < len(y)
+    out = {
+        "n": float(len(y)),
+        "positives": float(n_pos),
+        "pr_auc": float(average_precision_score(y, s)) if both else float("nan"),
+        "roc_auc": float(roc_auc_score(y, s)) if both else float("nan"),
+        "precision_at_k": precision_at_k(y, s, k),
+        "k": float(min(k, len(y))),
+        "recall_at_90_precision": recall_at_precision(y, s, 0.9),
+    }
+    if probabilities:
+        out["brier"] = float(brier_score_loss(y, np.clip(s, 0.0, 1.0))) if len(y) else float("nan")
+    return out
+
+
+def segment_metrics(
+    frame: pd.DataFrame, score_cols: list[str], segment_cols: list[str], k_fraction: float, min_rows: int = 20
+) -> list[dict[str, Any]]:
+    """Metrics of each score column within each value of each segment column (``label`` column holds y)."""
+    rows: list[dict[str, Any]] = []
+    for seg in segment_cols:
+        for value, part in frame.groupby(seg, observed=True, sort=True):
+            if len(part) < min_rows:
+                continue
+            k = max(1, round(k_fraction * len(part)))
+            for col in score_cols:
+                m = binary_metrics(part["label"].to_numpy(), part[col].to_numpy(), k, probabilities=False)
+                rows.append({"segment": seg, "value": str(value), "scorer": col, **m})
+    return rows

@@ -1,0 +1,160 @@
+"""The promotion gate: a version becomes ``champion`` only if it beats the champion on frozen data.
+
+Both models are scored on the same frozen evaluation set (``training.frozen``). The candidate passes
+when its PR-AUC and its precision@k are each at least the champion's minus ``TOLERANCE`` (0.005, the
+noise level of these metrics on a few thousand labelled examples) and at least one of them is strictly
+higher. ``--force`` skips the gate but needs a reason, recorded as a version tag and in the version's
+description.
+"""
+
+from __future__ import annotations
+
+import getpass
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from dajia.errors import DajiaError, PromotionRefused
+from dajia.settings import Settings
+from models.model import ShopRiskModel
+from training import frozen as fz
+from training.tracking import CHALLENGER, CHAMPION, current_alias_version
+
+TOLERANCE = 0.005
+GATE_METRICS = ("pr_auc", "precision_at_k")
+
+
+def load_version(settings: Settings, version: str) -> ShopRiskModel:
+    """The ``ShopRiskModel`` inside a registered version (through the pyfunc loader)."""
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
+    except mlflow.exceptions.MlflowException as exc:
+        raise DajiaError(f"cannot load {settings.model_name} version {version}: {exc.message}") from exc
+    model = pyfunc.unwrap_python_model().model
+    assert isinstance(model, ShopRiskModel)
+    return model
+
+
+def run_of_version(client: MlflowClient, name: str, version: str) -> str:
+    try:
+        mv = client.get_model_version(name, version)
+    except mlflow.exceptions.MlflowException as exc:
+        raise DajiaError(f"{name} has no version {version}") from exc
+    if not mv.run_id:
+        raise DajiaError(f"{name} version {version} was not logged from a run")
+    return str(mv.run_id)
+
+
+def frozen_run(client: MlflowClient, name: str, fallback_version: str) -> str:
+    """The run whose evaluation set is the gate's reference (set once, kept)."""
+    rm = client.get_registered_model(name)
+    run_id = rm.tags.get(fz.TAG)
+    if run_id:
+        return str(run_id)
+    run_id = run_of_version(client, name, fallback_version)
+    client.set_registered_model_tag(name, fz.TAG, run_id)
+    return run_id
+
+
+@dataclass
+class Comparison:
+    candidate: str
+    champion: str | None
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+    passed: bool
+    frozen_run: str
+
+    def table(self) -> list[dict[str, Any]]:
+        rows = []
+        for m in (*GATE_METRICS, "roc_auc", "recall_at_90_precision", "brier"):
+            rows.append(
+                {
+                    "metric": m,
+                    "candidate": self.candidate_metrics.get(m),
+                    "champion": None if self.champion_metrics is None else self.champion_metrics.get(m),
+                }
+            )
+        return rows
+
+
+def gate(candidate: dict[str, float], champion: dict[str, float]) -> bool:
+    not_worse = all(candidate[m] >= champion[m] - TOLERANCE for m in GATE_METRICS)
+    better = any(candidate[m] > champion[m] for m in GATE_METRICS)
+    return not_worse and better
+
+
+def compare(client: MlflowClient, settings: Settings, version: str) -> Comparison:
+    name = settings.model_name
+    champion = current_alias_version(client, name, CHAMPION)
+    ref_run = frozen_run(client, name, champion or version)
+    frozen = fz.load_frozen(ref_run)
+    cand_metrics = fz.frozen_metrics(load_version(settings, version), frozen)
+    if champion is None or champion == version:
+        return Comparison(version, champion, cand_metrics, None, champion is None, ref_run)
+    champ_metrics = fz.frozen_metrics(load_version(settings, champion), frozen)
+    return Comparison(version, champion, cand_metrics, champ_metrics, gate(cand_metrics, champ_metrics), ref_run)
+
+
+def promote(
+    client: MlflowClient, settings: Settings, version: str | None, force: bool = False, reason: str | None = None
+) -> dict[str, Any]:
+    """Make ``version`` (default: the challenger) champion through the gate, or refuse."""
+    name = settings.model_name
+    if version is None:
+        version = current_alias_version(client, name, CHALLENGER)
+        if version is None:
+            raise DajiaError(f"{name} has no challenger; name a version with --version")
+    run_of_version(client, name, version)  # exists?
+    if force and not (reason and reason.strip()):
+        raise DajiaError("--force needs --reason TEXT (it is recorded in the registry)")
+    comparison = compare(client, settings, version)
+    result: dict[str, Any] = {
+        "model": name,
+        "version": version,
+        "previous_champion": comparison.champion,
+        "frozen_eval_run": comparison.frozen_run,
+        "tolerance": TOLERANCE,
+        "comparison": comparison.table(),
+        "passed_gate": comparison.passed,
+        "forced": False,
+    }
+    if comparison.champion == version:
+        result["promoted"] = False
+        result["note"] = "already champion"
+        return result
+    if not comparison.passed and not force:
+        lines = [
+            f"  {r['metric']}: candidate {_f(r['candidate'])} vs champion {_f(r['champion'])}"
+            for r in comparison.table()
+        ]
+        raise PromotionRefused(
+            f"version {version} does not beat champion version {comparison.champion} on the frozen evaluation "
+            f"set (run {comparison.frozen_run}; needs PR-AUC and precision@k each ≥ champion − {TOLERANCE} and one "
+            "higher):\n" + "\n".join(lines)
+        )
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    if force and not comparison.passed:
+        assert reason is not None
+        who = getpass.getuser()
+        client.set_model_version_tag(name, version, "forced_promotion_reason", reason)
+        client.set_model_version_tag(name, version, "forced_promotion_by", who)
+        client.set_model_version_tag(name, version, "forced_promotion_at", stamp)
+        client.update_model_version(
+            name, version, description=f"FORCED promotion to champion at {stamp} by {who}: {reason}"
+        )
+        result["forced"] = True
+        result["reason"] = reason
+    client.set_model_version_tag(name, version, "promoted_at", stamp)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    if current_alias_version(client, name, CHALLENGER) == version:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    result["promoted"] = True
+    return result
+
+
+def _f(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
