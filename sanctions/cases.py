@@ -1,0 +1,791 @@
+"""Case use cases: decide (steps 1 and 2), compensation claims, refusal and deadlines, appeals.
+
+Each public function is one unit of work: load the case (and its version), check the actor's
+role and the transition against ``workflow.TRANSITIONS``, update, append a case event carrying
+the score, threshold and model version behind it, write outbox messages for whatever leaves the
+system, and append to the audit chain. They take a ``Session`` and return pydantic results, so
+an HTTP handler only parses, authorises and presents.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dajia.errors import Forbidden, InvalidTransition, NotFound
+from dajia.settings import Settings, get_settings
+from sanctions import tx
+from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
+from sanctions.schemas import (
+    PROOF_KINDS,
+    CaseEventView,
+    CaseView,
+    ClaimResult,
+    ClaimView,
+    Evidence,
+    TransitionResult,
+)
+from sanctions.workflow import SYSTEM, Action, Actor, CaseStatus, Role, check_transition, require_role
+
+
+@dataclass(frozen=True)
+class CompensationRules:
+    """Step 2's money rules (see docs/sanctions.md for the formula)."""
+
+    multiplier: float = 3.0
+    minimum_fen: int = 50_000
+    window_days: int = 180
+    deadline_days: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> CompensationRules:
+        s = settings or get_settings()
+        return cls(
+            multiplier=s.compensation_multiplier,
+            minimum_fen=round(s.compensation_minimum * 100),
+            window_days=s.affected_window_days,
+            deadline_days=s.compensation_deadline_days,
+        )
+
+    def claim(self, orders: Sequence[tuple[int, bool]]) -> tuple[int, int, int, int]:
+        """(paid total, refund, punitive, amount) in fen for one consumer's affected orders.
+
+        ``orders`` holds (amount paid in fen, already refunded). refund = what was paid and not
+        yet refunded; punitive = max(multiplier × everything paid, minimum); amount = both.
+        """
+        paid = sum(a for a, _ in orders)
+        refund = sum(a for a, refunded in orders if not refunded)
+        punitive = max(round(self.multiplier * paid), self.minimum_fen)
+        return paid, refund, punitive, refund + punitive
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _case(session: Session, case_id: int) -> Case:
+    case = session.get(Case, case_id, populate_existing=True)
+    if case is None:
+        raise NotFound(f"case {case_id} does not exist")
+    return case
+
+
+def _shop(session: Session, shop_id: str) -> Shop:
+    shop = session.get(Shop, shop_id)
+    if shop is None:
+        raise NotFound(f"shop '{shop_id}' does not exist")
+    return shop
+
+
+def _require_owner(actor: Actor, shop: Shop) -> None:
+    if actor.role is not Role.SELLER or actor.actor_id != shop.shopkeeper_id:
+        raise Forbidden(
+            f"only the shopkeeper of shop '{shop.shop_id}' may do this, not {actor.role} '{actor.actor_id}'"
+        )
+
+
+# --------------------------------------------------------------------------- the one mutation path
+
+
+def _transition(
+    ch: tx.Change,
+    case: Case,
+    action: Action,
+    *,
+    actor: Actor | None = None,
+    reason: str,
+    evidence: Sequence[Evidence] = (),
+) -> tuple[str, str]:
+    """Move ``case`` by ``action`` (checked against the table), record the event; returns (old, new).
+
+    The flush is ``UPDATE cases … WHERE version = <loaded>``: a concurrent change that committed
+    first makes it fail with StaleDataError, which ``tx.run`` turns into Conflict.
+    """
+    who = actor or ch.actor
+    new = check_transition(case.status, action, who)
+    old = case.status
+    case.status = new.value
+    case.version = case.version + 1
+    case.updated_at = ch.now
+    ch.session.flush()
+    ev = [e.model_dump() for e in evidence]
+    ch.session.add(
+        CaseEvent(
+            case_id=case.case_id,
+            at=ch.now,
+            actor_id=who.actor_id,
+            role=who.role.value,
+            simulated=who.simulated,
+            action=action.value,
+            old_status=old,
+            new_status=new.value,
+            reason=reason,
+            score=case.score,
+            threshold=case.threshold,
+            model_name=case.model_name,
+            model_version=case.model_version,
+            evidence=ev,
+        )
+    )
+    payload: dict[str, Any] = {
+        "case_id": case.case_id,
+        "shop_id": case.shop_id,
+        "old_status": old,
+        "new_status": new.value,
+        "version": case.version,
+        "reason": reason,
+        "score": case.score,
+        "threshold": case.threshold,
+        "model_version": case.model_version,
+        "evidence": ev,
+    }
+    ch.audit(f"case.{action.value}", "case", case.case_id, payload, actor=who)
+    return old, new.value
+
+
+def _set_shop_status(ch: tx.Change, shop: Shop, status: str) -> None:
+    if shop.status != status:
+        ch.audit("shop.status", "shop", shop.shop_id, {"old": shop.status, "new": status})
+        shop.status = status
+        shop.status_changed_at = ch.now
+
+
+def _set_listings(session: Session, shop_id: str, **values: bool) -> int:
+    res = session.execute(update(Listing).where(Listing.shop_id == shop_id).values(**values))
+    return int(getattr(res, "rowcount", 0) or 0)
+
+
+def _notify_seller(ch: tx.Change, case: Case, shop: Shop, topic: str, detail: dict[str, Any]) -> None:
+    ch.outbox(
+        dedupe_key=f"case:{case.case_id}:v{case.version}:{topic}",
+        kind="notify_seller",
+        recipient=shop.shopkeeper_id,
+        topic=topic,
+        payload={"case_id": case.case_id, "shop_id": shop.shop_id, "shop_name": shop.name, **detail},
+    )
+
+
+def _close(ch: tx.Change, case: Case, shop: Shop) -> None:
+    """Step 1's effect: shop closed, page and listings withdrawn, data kept frozen."""
+    _set_shop_status(ch, shop, "closed")
+    n = _set_listings(ch.session, shop.shop_id, frozen=True, withdrawn=True)
+    case.measure = "close"
+    case.decided_at = case.decided_at or ch.now
+    case.ended_at = ch.now
+    ch.audit("listings.withdraw", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
+    _notify_seller(ch, case, shop, "shop_closed", {"measure": "close"})
+
+
+def _end_case_restoring(ch: tx.Change, case: Case, shop: Shop) -> None:
+    """A case that ends without a standing measure: shop active, listings back and editable."""
+    _set_shop_status(ch, shop, "active")
+    n = _set_listings(ch.session, shop.shop_id, frozen=False, withdrawn=False)
+    case.ended_at = ch.now
+    ch.audit("listings.restore", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
+
+
+def _result(case: Case, shop: Shop, old: str, action: Action, **extra: Any) -> TransitionResult:
+    return TransitionResult(
+        case_id=case.case_id,
+        action=action.value,
+        old_status=old,
+        new_status=case.status,
+        version=case.version,
+        shop_id=shop.shop_id,
+        shop_status=shop.status,
+        **extra,
+    )
+
+
+def _check_version(case: Case, expected_version: int | None) -> None:
+    if expected_version is not None and case.version != expected_version:
+        from dajia.errors import Conflict
+
+        raise Conflict(
+            f"case {case.case_id} is at version {case.version} (status {case.status}), "
+            f"not {expected_version}: someone else changed it first"
+        )
+
+
+# --------------------------------------------------------------------------- step 2: claims
+
+
+def _create_claims(
+    ch: tx.Change, case: Case, shop: Shop, rules: CompensationRules, listing_ids: Sequence[str] | None
+) -> list[Claim]:
+    since = ch.now - timedelta(days=rules.window_days)
+    q = select(Order.buyer_id, Order.order_id, Order.amount, Order.refunded_at).where(
+        Order.shop_id == shop.shop_id, Order.ordered_at >= since, Order.ordered_at <= ch.now
+    )
+    if listing_ids is not None:
+        q = q.where(Order.listing_id.in_(list(listing_ids)))
+    by_buyer: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)
+    for buyer, order_id, amount, refunded_at in ch.session.execute(q.order_by(Order.buyer_id, Order.order_id)):
+        by_buyer[buyer].append((order_id, round(float(amount) * 100), refunded_at is not None))
+    deadline = ch.now + timedelta(days=rules.deadline_days)
+    claims = []
+    for buyer, orders in by_buyer.items():
+        paid, refund, punitive, amount = rules.claim([(a, r) for _, a, r in orders])
+        claims.append(
+            Claim(
+                case_id=case.case_id,
+                shop_id=shop.shop_id,
+                buyer_id=buyer,
+                order_ids=[o for o, _, _ in orders],
+                category=shop.category,
+                paid_total_fen=paid,
+                refund_fen=refund,
+                punitive_fen=punitive,
+                amount_fen=amount,
+                status="owed",
+                created_at=ch.now,
+                deadline_at=deadline,
+            )
+        )
+    ch.session.add_all(claims)
+    ch.session.flush()
+    for c in claims:
+        ch.outbox(
+            dedupe_key=f"claim:{c.claim_id}:created",
+            kind="notify_buyer",
+            recipient=c.buyer_id,
+            topic="compensation_owed",
+            payload={
+                "claim_id": c.claim_id,
+                "shop_id": shop.shop_id,
+                "shop_name": shop.name,
+                "amount": c.amount_fen / 100,
+                "deadline_at": deadline.isoformat(),
+            },
+        )
+        ch.audit(
+            "claim.create", "claim", c.claim_id, {"case_id": case.case_id, "buyer_id": c.buyer_id, "fen": c.amount_fen}
+        )
+    return claims
+
+
+def _maybe_settle(ch: tx.Change, case: Case, shop: Shop) -> TransitionResult | None:
+    """Lift the ban when every (non-void) claim is confirmed."""
+    if case.status != CaseStatus.BANNED:
+        return None
+    outstanding = ch.session.execute(
+        select(func.count()).where(Claim.case_id == case.case_id, Claim.status.in_(("owed", "paid")))
+    ).scalar_one()
+    if outstanding:
+        return None
+    old, _ = _transition(ch, case, Action.SETTLE, actor=SYSTEM, reason="every affected consumer confirmed settlement")
+    _end_case_restoring(ch, case, shop)
+    _notify_seller(ch, case, shop, "ban_lifted", {})
+    return _result(case, shop, old, Action.SETTLE)
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def decide(
+    session: Session,
+    case_id: int,
+    action: Action | str,
+    actor: Actor,
+    *,
+    reason: str,
+    evidence: Sequence[Evidence] = (),
+    suspect_listing_ids: Sequence[str] | None = None,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+    rules: CompensationRules | None = None,
+) -> TransitionResult:
+    """A reviewer's decision on an open case: ``close`` (step 1, needs proof), ``ban`` (step 2) or ``dismiss``.
+
+    ``ban`` creates one claim per affected consumer (orders of ``suspect_listing_ids``, or of all
+    the shop's listings, within the window) and notifies them; with no affected consumer the ban
+    is settled at once.
+    """
+    act = Action(action)
+    if act not in (Action.CLOSE, Action.BAN, Action.DISMISS):
+        raise InvalidTransition(f"'{act.value}' is not a decision; decide with close, ban or dismiss")
+    if not reason.strip():
+        raise InvalidTransition("a decision needs a reason")
+    evidence = list(evidence)
+    if act is Action.CLOSE:
+        proofs = [e for e in evidence if e.kind in PROOF_KINDS and (e.kind != "reviewer_confirmed" or e.ref.strip())]
+        if not proofs:
+            raise InvalidTransition(
+                "closing a shop needs proof: evidence of kind test_buy, brand_owner, "
+                "or reviewer_confirmed citing what was examined (ref)"
+            )
+    when = now or tx.utcnow()
+    money = rules or CompensationRules.from_settings()
+    request = {
+        "case_id": case_id,
+        "action": act.value,
+        "actor": actor.actor_id,
+        "reason": reason,
+        "evidence": [e.model_dump() for e in evidence],
+        "listings": sorted(suspect_listing_ids) if suspect_listing_ids is not None else None,
+        "expected_version": expected_version,
+    }
+
+    def work() -> TransitionResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        case = _case(session, case_id)
+        _check_version(case, expected_version)
+        shop = _shop(session, case.shop_id)
+        old, _ = _transition(ch, case, act, reason=reason, evidence=evidence)
+        case.evidence = [*case.evidence, *(e.model_dump() for e in evidence)]
+        extra: dict[str, Any] = {}
+        follow: list[TransitionResult] = []
+        if act is Action.CLOSE:
+            _close(ch, case, shop)
+        elif act is Action.BAN:
+            case.measure = "ban"
+            case.decided_at = when
+            _set_shop_status(ch, shop, "banned")
+            claims = _create_claims(ch, case, shop, money, suspect_listing_ids)
+            extra = {"claims_created": len(claims), "compensation_owed": sum(c.amount_fen for c in claims) / 100}
+            _notify_seller(ch, case, shop, "shop_banned", {"claims": len(claims), "owed": extra["compensation_owed"]})
+            settled = _maybe_settle(ch, case, shop)
+            if settled is not None:
+                follow.append(settled)
+        else:
+            case.decided_at = when
+            _end_case_restoring(ch, case, shop)
+            _notify_seller(ch, case, shop, "case_dismissed", {})
+        session.flush()
+        ch.finish()
+        return _result(case, shop, old, act, follow_up=follow, **extra)
+
+    return tx.run(
+        session,
+        operation="case.decide",
+        request=request,
+        idempotency_key=idempotency_key,
+        result_type=TransitionResult,
+        work=work,
+    )
+
+
+def record_payment(
+    session: Session,
+    claim_id: int,
+    actor: Actor,
+    *,
+    payment_ref: str,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> ClaimResult:
+    """The shopkeeper (or an admin on their behalf) records paying one claim."""
+    when = now or tx.utcnow()
+    if not payment_ref.strip():
+        raise InvalidTransition("a payment needs a reference (transfer id)")
+
+    def work() -> ClaimResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        claim = _claim(session, claim_id)
+        case = _case(session, claim.case_id)
+        shop = _shop(session, claim.shop_id)
+        if actor.role is not Role.ADMIN:
+            _require_owner(actor, shop)
+        if claim.status != "owed":
+            raise InvalidTransition(f"claim {claim_id} is {claim.status}; only an owed claim can be paid")
+        if case.status not in (CaseStatus.BANNED, CaseStatus.APPEALED_BAN):
+            raise InvalidTransition(f"case {case.case_id} is {case.status}; claims are paid while the shop is banned")
+        claim.status = "paid"
+        claim.paid_at = when
+        claim.payment_ref = payment_ref
+        ch.audit("claim.pay", "claim", claim_id, {"case_id": case.case_id, "ref": payment_ref, "fen": claim.amount_fen})
+        ch.outbox(
+            dedupe_key=f"claim:{claim_id}:paid",
+            kind="notify_buyer",
+            recipient=claim.buyer_id,
+            topic="compensation_paid",
+            payload={"claim_id": claim_id, "amount": claim.amount_fen / 100, "payment_ref": payment_ref},
+        )
+        session.flush()
+        ch.finish()
+        return ClaimResult(
+            claim_id=claim_id,
+            case_id=case.case_id,
+            status=claim.status,
+            case_status=case.status,
+            shop_status=shop.status,
+        )
+
+    return tx.run(
+        session,
+        operation="claim.pay",
+        request={"claim_id": claim_id, "actor": actor.actor_id, "ref": payment_ref},
+        idempotency_key=idempotency_key,
+        result_type=ClaimResult,
+        work=work,
+    )
+
+
+def confirm_claim(
+    session: Session,
+    claim_id: int,
+    actor: Actor,
+    *,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> ClaimResult:
+    """The consumer confirms receiving a paid claim; the last confirmation lifts the ban."""
+    when = now or tx.utcnow()
+
+    def work() -> ClaimResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        claim = _claim(session, claim_id)
+        if actor.role is not Role.CONSUMER or actor.actor_id != claim.buyer_id:
+            raise Forbidden(f"only consumer '{claim.buyer_id}' may confirm claim {claim_id}")
+        if claim.status != "paid":
+            raise InvalidTransition(f"claim {claim_id} is {claim.status}; only a paid claim can be confirmed")
+        case = _case(session, claim.case_id)
+        shop = _shop(session, claim.shop_id)
+        claim.status = "confirmed"
+        claim.confirmed_at = when
+        ch.audit("claim.confirm", "claim", claim_id, {"case_id": case.case_id})
+        session.flush()
+        _maybe_settle(ch, case, shop)
+        session.flush()
+        ch.finish()
+        return ClaimResult(
+            claim_id=claim_id,
+            case_id=case.case_id,
+            status=claim.status,
+            case_status=case.status,
+            shop_status=shop.status,
+        )
+
+    return tx.run(
+        session,
+        operation="claim.confirm",
+        request={"claim_id": claim_id, "actor": actor.actor_id},
+        idempotency_key=idempotency_key,
+        result_type=ClaimResult,
+        work=work,
+    )
+
+
+def _claim(session: Session, claim_id: int) -> Claim:
+    claim = session.get(Claim, claim_id, populate_existing=True)
+    if claim is None:
+        raise NotFound(f"claim {claim_id} does not exist")
+    return claim
+
+
+def refuse_compensation(
+    session: Session,
+    case_id: int,
+    actor: Actor,
+    *,
+    reason: str = "seller refuses to compensate",
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> TransitionResult:
+    """The shopkeeper refuses to compensate: the case escalates to step 1 (closure)."""
+    when = now or tx.utcnow()
+
+    def work() -> TransitionResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        case = _case(session, case_id)
+        shop = _shop(session, case.shop_id)
+        _require_owner(actor, shop)
+        old, _ = _transition(ch, case, Action.REFUSE, reason=reason, evidence=[Evidence(kind="refusal", detail=reason)])
+        _close(ch, case, shop)
+        session.flush()
+        ch.finish()
+        return _result(case, shop, old, Action.REFUSE)
+
+    return tx.run(
+        session,
+        operation="case.refuse",
+        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason},
+        idempotency_key=idempotency_key,
+        result_type=TransitionResult,
+        work=work,
+    )
+
+
+def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Actor = SYSTEM) -> list[TransitionResult]:
+    """Escalate to closure every banned case with a claim still unpaid after its deadline."""
+    when = now or tx.utcnow()
+    require_role(actor, Role.SYSTEM, Role.REVIEWER, Role.ADMIN, what="escalate overdue cases")
+    ids = list(
+        session.execute(
+            select(Case.case_id)
+            .join(Claim, Claim.case_id == Case.case_id)
+            .where(Case.status == CaseStatus.BANNED, Claim.status == "owed", Claim.deadline_at < when)
+            .distinct()
+            .order_by(Case.case_id)
+        ).scalars()
+    )
+    session.rollback()
+    done = []
+    for case_id in ids:
+
+        def work(case_id: int = case_id) -> TransitionResult:
+            tx.ensure_actor(session, actor, when)
+            ch = tx.Change(session, actor, when)
+            case = _case(session, case_id)
+            shop = _shop(session, case.shop_id)
+            old, _ = _transition(
+                ch,
+                case,
+                Action.ESCALATE,
+                reason="compensation deadline missed",
+                evidence=[
+                    Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {when.isoformat()}")
+                ],
+            )
+            _close(ch, case, shop)
+            session.flush()
+            ch.finish()
+            return _result(case, shop, old, Action.ESCALATE)
+
+        try:
+            done.append(
+                tx.run(
+                    session,
+                    operation="case.escalate",
+                    request={"case_id": case_id},
+                    idempotency_key=None,
+                    result_type=TransitionResult,
+                    work=work,
+                )
+            )
+        except InvalidTransition:
+            continue  # decided otherwise in the meantime
+    return done
+
+
+# --------------------------------------------------------------------------- appeals
+
+
+def appeal(
+    session: Session,
+    case_id: int,
+    actor: Actor,
+    *,
+    reason: str,
+    evidence: Sequence[Evidence] = (),
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> TransitionResult:
+    """The shopkeeper appeals a closure or a ban: review reopens, the measure stays meanwhile."""
+    when = now or tx.utcnow()
+    if not reason.strip():
+        raise InvalidTransition("an appeal needs a reason")
+
+    def work() -> TransitionResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        case = _case(session, case_id)
+        shop = _shop(session, case.shop_id)
+        _require_owner(actor, shop)
+        old, _ = _transition(ch, case, Action.APPEAL, reason=reason, evidence=evidence)
+        case.ended_at = None
+        session.flush()
+        ch.finish()
+        return _result(case, shop, old, Action.APPEAL)
+
+    return tx.run(
+        session,
+        operation="case.appeal",
+        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason},
+        idempotency_key=idempotency_key,
+        result_type=TransitionResult,
+        work=work,
+    )
+
+
+def decide_appeal(
+    session: Session,
+    case_id: int,
+    uphold: bool,
+    actor: Actor,
+    *,
+    reason: str,
+    evidence: Sequence[Evidence] = (),
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> TransitionResult:
+    """Decide an appeal. ``uphold=True`` reverses: shop restored, unpaid claims void, disclosure withdrawn."""
+    when = now or tx.utcnow()
+    if not reason.strip():
+        raise InvalidTransition("an appeal decision needs a reason")
+    act = Action.REVERSE if uphold else Action.REJECT_APPEAL
+
+    def work() -> TransitionResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        case = _case(session, case_id)
+        _check_version(case, expected_version)
+        shop = _shop(session, case.shop_id)
+        old, new = _transition(ch, case, act, reason=reason, evidence=evidence)
+        extra: dict[str, Any] = {}
+        if act is Action.REVERSE:
+            _end_case_restoring(ch, case, shop)
+            voided = list(
+                session.execute(select(Claim).where(Claim.case_id == case_id, Claim.status == "owed")).scalars()
+            )
+            for c in voided:
+                c.status = "void"
+                c.voided_at = when
+                ch.audit("claim.void", "claim", c.claim_id, {"case_id": case_id})
+                ch.outbox(
+                    dedupe_key=f"claim:{c.claim_id}:void",
+                    kind="notify_buyer",
+                    recipient=c.buyer_id,
+                    topic="compensation_void",
+                    payload={"claim_id": c.claim_id, "shop_id": shop.shop_id, "reason": "appeal upheld"},
+                )
+            withdrawn = list(
+                session.execute(
+                    select(Disclosure).where(Disclosure.case_id == case_id, Disclosure.status == "published")
+                ).scalars()
+            )
+            for d in withdrawn:
+                d.status = "withdrawn"
+                d.withdrawn_at = when
+                d.withdrawn_reason = f"appeal upheld: {reason}"
+                ch.audit("disclosure.withdraw", "disclosure", d.disclosure_id, {"case_id": case_id})
+                ch.outbox(
+                    dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
+                    kind="publication",
+                    recipient="public",
+                    topic="disclosure_withdrawn",
+                    payload={"disclosure_id": d.disclosure_id, "shop_id": shop.shop_id},
+                )
+            extra = {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
+            _notify_seller(ch, case, shop, "appeal_upheld", {})
+        else:
+            case.ended_at = when if new == CaseStatus.CLOSED else None
+            _notify_seller(ch, case, shop, "appeal_rejected", {"status": new})
+        session.flush()
+        ch.finish()
+        return _result(case, shop, old, act, **extra)
+
+    return tx.run(
+        session,
+        operation="case.appeal_decision",
+        request={"case_id": case_id, "uphold": uphold, "actor": actor.actor_id, "reason": reason},
+        idempotency_key=idempotency_key,
+        result_type=TransitionResult,
+        work=work,
+    )
+
+
+# --------------------------------------------------------------------------- read side
+
+
+def _claim_view(c: Claim) -> ClaimView:
+    return ClaimView(
+        claim_id=c.claim_id,
+        case_id=c.case_id,
+        shop_id=c.shop_id,
+        buyer_id=c.buyer_id,
+        order_ids=list(c.order_ids),
+        category=c.category,
+        paid_total=c.paid_total_fen / 100,
+        refund=c.refund_fen / 100,
+        punitive=c.punitive_fen / 100,
+        amount=c.amount_fen / 100,
+        status=c.status,
+        created_at=c.created_at,
+        deadline_at=c.deadline_at,
+        paid_at=c.paid_at,
+        payment_ref=c.payment_ref,
+        confirmed_at=c.confirmed_at,
+    )
+
+
+def _case_view(case: Case, shop: Shop) -> CaseView:
+    return CaseView(
+        case_id=case.case_id,
+        shop_id=case.shop_id,
+        shop_name=shop.name,
+        shop_status=shop.status,
+        category=shop.category,
+        status=case.status,
+        version=case.version,
+        origin=case.origin,
+        measure=case.measure,
+        score=case.score,
+        tier=case.tier,
+        threshold=case.threshold,
+        model_name=case.model_name,
+        model_version=case.model_version,
+        reasons=list(case.reasons or []),
+        evidence=list(case.evidence or []),
+        opened_at=case.opened_at,
+        decided_at=case.decided_at,
+        updated_at=case.updated_at,
+        ended_at=case.ended_at,
+    )
+
+
+def get_case(session: Session, case_id: int) -> CaseView:
+    """One case with its full event history and claims (the reviewer's view)."""
+    case = _case(session, case_id)
+    view = _case_view(case, _shop(session, case.shop_id))
+    events = session.execute(
+        select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.event_id)
+    ).scalars()
+    view.events = [
+        CaseEventView(
+            event_id=e.event_id,
+            at=e.at,
+            actor_id=e.actor_id,
+            role=e.role,
+            simulated=e.simulated,
+            action=e.action,
+            old_status=e.old_status,
+            new_status=e.new_status,
+            reason=e.reason,
+            score=e.score,
+            threshold=e.threshold,
+            model_name=e.model_name,
+            model_version=e.model_version,
+            evidence=list(e.evidence or []),
+        )
+        for e in events
+    ]
+    claims = session.execute(select(Claim).where(Claim.case_id == case_id).order_by(Claim.claim_id)).scalars()
+    view.claims = [_claim_view(c) for c in claims]
+    return view
+
+
+def list_cases(
+    session: Session,
+    *,
+    status: str | None = None,
+    shop_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[CaseView]:
+    """Cases, riskiest open first (score descending), then by id."""
+    if status is not None:
+        CaseStatus(status)
+    q = select(Case, Shop).join(Shop, Shop.shop_id == Case.shop_id)
+    if status is not None:
+        q = q.where(Case.status == status)
+    if shop_id is not None:
+        q = q.where(Case.shop_id == shop_id)
+    q = q.order_by(Case.score.desc().nulls_last(), Case.case_id).limit(limit).offset(offset)
+    return [_case_view(c, s) for c, s in session.execute(q).tuples()]
+
+
+def claims_of(session: Session, case_id: int) -> list[ClaimView]:
+    rows = session.execute(select(Claim).where(Claim.case_id == case_id).order_by(Claim.claim_id)).scalars()
+    return [_claim_view(c) for c in rows]

@@ -1,0 +1,420 @@
+"""Opening cases: routing scored shops, and ban evasion.
+
+Routing is set-based: scored shops are taken in chunks, each chunk one transaction (a few
+queries and executemany inserts, never one transaction per shop). It is crash-safe and
+retry-safe: the partial unique index ``uq_cases_one_open_per_shop`` allows one open case per
+shop, and each case remembers the ``route_key`` (a digest of shop, model, version, score, tier)
+of the scoring that last touched it, so rerunning a sweep that was killed midway opens each
+remaining case once and leaves the others as they are. Two sweeps racing on the same shop: the
+loser's chunk hits the unique index, rolls back and is retried, then finds the open case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from dajia.errors import Conflict
+from marketplace.schema import LINKAGE_FIELDS
+from sanctions import tx
+from sanctions.models import Case, CaseEvent, Listing, Shop
+from sanctions.schemas import EvasionReport, RoutingReport
+from sanctions.scored import ScoredShop
+from sanctions.store import unit_of_work
+from sanctions.workflow import OPEN_STATUSES, SYSTEM, Action, Actor, CaseStatus, Role, require_role
+
+SCORER = Actor("scorer", Role.SCORER)
+_CASES = cast(Table, Case.__table__)
+_EVENTS = cast(Table, CaseEvent.__table__)
+
+
+def route_key(s: ScoredShop) -> str:
+    """Identifies one scoring of one shop: the same scoring routed twice is recognised."""
+    raw = f"{s.shop_id}|{s.model_name}|{s.model_version}|{float(s.score)!r}|{s.tier}|{float(s.suspected_threshold)!r}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def _chunks(items: Iterable[ScoredShop], size: int) -> Iterator[list[ScoredShop]]:
+    buf: list[ScoredShop] = []
+    for item in items:
+        buf.append(item)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _merge(total: RoutingReport, part: RoutingReport) -> None:
+    for name in ("opened", "rescored", "unchanged", "skipped_closed", "skipped_in_appeal"):
+        setattr(total, name, getattr(total, name) + getattr(part, name))
+    total.unknown_shops.extend(part.unknown_shops)
+    total.opened_case_ids.extend(part.opened_case_ids)
+
+
+def route_scored(
+    session: Session,
+    scored: Iterable[ScoredShop],
+    *,
+    actor: Actor = SCORER,
+    tier: str = "suspected",
+    chunk_size: int = 5000,
+    now: datetime | None = None,
+    throttle: float = 0.0,
+    retries: int = 3,
+) -> RoutingReport:
+    """Open a case for every shop scored at or above ``tier`` (or rescore its open case).
+
+    Opening freezes the shop's listings and notifies the seller (outbox). ``throttle`` sleeps
+    between chunks to go easy on a live database. Shops unknown to the store are reported, not
+    fatal. Returns counts by outcome.
+    """
+    require_role(actor, Role.SCORER, Role.SYSTEM, what="route scored shops into cases")
+    when = now or tx.utcnow()
+    report = RoutingReport()
+    for chunk in _chunks(scored, chunk_size):
+        report.seen += len(chunk)
+        eligible: dict[str, ScoredShop] = {}
+        for s in chunk:
+            if s.at_least(tier):
+                eligible[s.shop_id] = s  # a later line for the same shop wins
+            else:
+                report.below_tier += 1
+        if not eligible:
+            continue
+        for attempt in range(retries + 1):
+            try:
+                with unit_of_work(session):
+                    tx.ensure_actor(session, actor, when)
+                    part = _route_chunk(session, list(eligible.values()), actor, when)
+                break
+            except (IntegrityError, Conflict) as exc:
+                if attempt == retries:
+                    raise Conflict(f"routing: a concurrent sweep kept winning ({exc})") from exc
+        _merge(report, part)
+        if throttle > 0:
+            time.sleep(throttle)
+    return report
+
+
+def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, now: datetime) -> RoutingReport:
+    part = RoutingReport()
+    ids = [s.shop_id for s in items]
+    shops = {
+        r.shop_id: r
+        for r in session.execute(
+            select(Shop.shop_id, Shop.status, Shop.shopkeeper_id, Shop.name).where(Shop.shop_id.in_(ids))
+        )
+    }
+    open_cases = {
+        r.shop_id: r
+        for r in session.execute(
+            select(Case.case_id, Case.shop_id, Case.status, Case.version, Case.route_key).where(
+                Case.shop_id.in_(ids), Case.status.in_(sorted(OPEN_STATUSES))
+            )
+        )
+    }
+    to_open: list[ScoredShop] = []
+    to_rescore: list[tuple[Any, ScoredShop, str]] = []
+    for s in items:
+        shop = shops.get(s.shop_id)
+        if shop is None:
+            part.unknown_shops.append(s.shop_id)
+            continue
+        key = route_key(s)
+        oc = open_cases.get(s.shop_id)
+        if oc is not None:
+            if oc.route_key == key:
+                part.unchanged += 1
+            elif oc.status in (CaseStatus.OPEN, CaseStatus.BANNED):
+                to_rescore.append((oc, s, key))
+            else:
+                part.skipped_in_appeal += 1
+        elif shop.status == "closed":
+            part.skipped_closed += 1
+        else:
+            to_open.append(s)
+
+    ch = tx.Change(session, actor, now)
+    if to_open:
+        rows = [
+            {
+                "shop_id": s.shop_id,
+                "status": CaseStatus.OPEN.value,
+                "version": 1,
+                "origin": "score",
+                "measure": None,
+                "score": float(s.score),
+                "tier": s.tier,
+                "threshold": float(s.suspected_threshold),
+                "model_name": s.model_name,
+                "model_version": str(s.model_version),
+                "reasons": list(s.reasons),
+                "evidence": [_score_evidence(s)],
+                "route_key": route_key(s),
+                "opened_at": now,
+                "decided_at": None,
+                "updated_at": now,
+                "ended_at": None,
+            }
+            for s in to_open
+        ]
+        created = session.execute(
+            insert(_CASES).returning(_CASES.c.case_id, _CASES.c.shop_id, sort_by_parameter_order=True), rows
+        ).all()
+        by_shop = {s.shop_id: s for s in to_open}
+        case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
+        _open_effects(ch, case_ids, {sid: shops[sid] for sid in case_ids}, by_shop, "score", now)
+        part.opened = len(created)
+        part.opened_case_ids = [int(c) for c, _ in created]
+    if to_rescore:
+        stmt = (
+            update(_CASES)
+            .where(_CASES.c.case_id == bindparam("b_case"), _CASES.c.version == bindparam("b_version"))
+            .values(
+                score=bindparam("b_score"),
+                tier=bindparam("b_tier"),
+                threshold=bindparam("b_threshold"),
+                model_name=bindparam("b_model"),
+                model_version=bindparam("b_model_version"),
+                reasons=bindparam("b_reasons"),
+                route_key=bindparam("b_key"),
+                version=bindparam("b_new_version"),
+                updated_at=bindparam("b_now"),
+            )
+        )
+        params = [
+            {
+                "b_case": oc.case_id,
+                "b_version": oc.version,
+                "b_score": float(s.score),
+                "b_tier": s.tier,
+                "b_threshold": float(s.suspected_threshold),
+                "b_model": s.model_name,
+                "b_model_version": str(s.model_version),
+                "b_reasons": list(s.reasons),
+                "b_key": key,
+                "b_new_version": oc.version + 1,
+                "b_now": now,
+            }
+            for oc, s, key in to_rescore
+        ]
+        res = session.execute(stmt, params)
+        if session.get_bind().dialect.supports_sane_multi_rowcount and res.rowcount != len(params):  # type: ignore[attr-defined]
+            raise Conflict("a case changed while it was being rescored")
+        session.execute(
+            insert(_EVENTS),
+            [
+                _event_row(oc.case_id, actor, now, Action.RESCORE.value, oc.status, oc.status, "new score", s)
+                for oc, s, _ in to_rescore
+            ],
+        )
+        for oc, s, _ in to_rescore:
+            ch.audit(
+                "case.rescore",
+                "case",
+                oc.case_id,
+                {"shop_id": s.shop_id, "score": float(s.score), "model_version": str(s.model_version)},
+            )
+        part.rescored = len(to_rescore)
+    ch.finish()
+    return part
+
+
+def _score_evidence(s: ScoredShop) -> dict[str, Any]:
+    return {
+        "kind": "score",
+        "ref": f"{s.model_name}:{s.model_version}",
+        "detail": f"score {float(s.score):.4f} at or above the suspected threshold {float(s.suspected_threshold):.4f}",
+        "data": {"score": float(s.score), "tier": s.tier, "reasons": list(s.reasons)},
+    }
+
+
+def _event_row(
+    case_id: int,
+    actor: Actor,
+    now: datetime,
+    action: str,
+    old: str | None,
+    new: str,
+    reason: str,
+    s: ScoredShop | None,
+    evidence: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "case_id": case_id,
+        "at": now,
+        "actor_id": actor.actor_id,
+        "role": actor.role.value,
+        "simulated": actor.simulated,
+        "action": action,
+        "old_status": old,
+        "new_status": new,
+        "reason": reason,
+        "score": float(s.score) if s else None,
+        "threshold": float(s.suspected_threshold) if s else None,
+        "model_name": s.model_name if s else None,
+        "model_version": str(s.model_version) if s else None,
+        "evidence": evidence if evidence is not None else ([_score_evidence(s)] if s else []),
+    }
+
+
+def _open_effects(
+    ch: tx.Change,
+    case_ids: dict[str, int],
+    shops: dict[str, Any],
+    scored: dict[str, ScoredShop],
+    origin: str,
+    now: datetime,
+    evidence: dict[str, list[dict[str, Any]]] | None = None,
+    reasons: dict[str, str] | None = None,
+) -> None:
+    """Events, frozen listings, seller notices and audit entries for newly opened cases."""
+    session = ch.session
+    events = []
+    for shop_id, case_id in case_ids.items():
+        s = scored.get(shop_id)
+        reason = (reasons or {}).get(shop_id) or "score at or above the suspected threshold"
+        ev = (evidence or {}).get(shop_id)
+        events.append(_event_row(case_id, ch.actor, now, "open", None, CaseStatus.OPEN.value, reason, s, ev))
+    session.execute(insert(_EVENTS), events)
+    shop_ids = list(case_ids)
+    session.execute(update(Listing).where(Listing.shop_id.in_(shop_ids)).values(frozen=True))
+    for shop_id, case_id in case_ids.items():
+        shop = shops[shop_id]
+        s = scored.get(shop_id)
+        ch.outbox(
+            dedupe_key=f"case:{case_id}:opened",
+            kind="notify_seller",
+            recipient=shop.shopkeeper_id,
+            topic="case_opened",
+            payload={"case_id": case_id, "shop_id": shop_id, "shop_name": shop.name, "listings_frozen": True},
+        )
+        payload: dict[str, Any] = {"shop_id": shop_id, "origin": origin}
+        if s is not None:
+            payload.update(score=float(s.score), threshold=float(s.suspected_threshold), model_version=s.model_version)
+        if evidence and shop_id in evidence:
+            payload["evidence"] = evidence[shop_id]
+        ch.audit("case.open", "case", case_id, payload)
+
+
+# --------------------------------------------------------------------------- ban evasion
+
+
+def find_links(session: Session, shop_ids: Sequence[str] | None = None) -> dict[str, dict[str, list[str]]]:
+    """{shop: {closed shop: [shared identifier fields]}} for shops not closed that share an
+    identifier (phone, e-mail, ID hash, bank account, device, address) with a closed shop."""
+    links: dict[str, dict[str, list[str]]] = {}
+    batches: list[list[str] | None] = [None]
+    if shop_ids is not None:
+        ids = list(shop_ids)
+        batches = [ids[i : i + 5000] for i in range(0, len(ids), 5000)]
+    for field in LINKAGE_FIELDS:
+        a = aliased(Shop)
+        c = aliased(Shop)
+        for batch in batches:
+            q = (
+                select(a.shop_id, c.shop_id)
+                .join(c, getattr(a, field) == getattr(c, field))
+                .where(c.status == "closed", a.status != "closed", a.shop_id != c.shop_id, getattr(c, field) != "")
+            )
+            if batch is not None:
+                q = q.where(a.shop_id.in_(batch))
+            for shop_id, closed_id in session.execute(q):
+                links.setdefault(shop_id, {}).setdefault(closed_id, []).append(field)
+    return links
+
+
+def detect_ban_evasion(
+    session: Session,
+    *,
+    shop_ids: Sequence[str] | None = None,
+    actor: Actor = SYSTEM,
+    now: datetime | None = None,
+) -> EvasionReport:
+    """Open a case for every shop linked to a closed shop, with the link as evidence.
+
+    Skipped: shops with an open case already, and shops whose earlier ban-evasion case already
+    covered exactly these closed shops (a dismissed link is not reopened until a new one appears).
+    """
+    require_role(actor, Role.SYSTEM, Role.REVIEWER, Role.ADMIN, what="open ban-evasion cases")
+    when = now or tx.utcnow()
+    report = EvasionReport()
+    with unit_of_work(session):
+        links = find_links(session, shop_ids)
+        if not links:
+            return report
+        candidates = list(links)
+        busy: set[str] = set()
+        seen_links: dict[str, set[str]] = {}
+        for i in range(0, len(candidates), 5000):
+            batch = candidates[i : i + 5000]
+            for shop_id, status, origin, prior_evidence in session.execute(
+                select(Case.shop_id, Case.status, Case.origin, Case.evidence).where(Case.shop_id.in_(batch))
+            ):
+                if status in OPEN_STATUSES:
+                    busy.add(shop_id)
+                elif origin == "ban_evasion":
+                    refs = {str(e.get("ref")) for e in prior_evidence or [] if e.get("kind") == "linked_to_closed_shop"}
+                    seen_links.setdefault(shop_id, set()).update(r for r in refs if r and r != "None")
+        todo = {
+            sid: closed
+            for sid, closed in links.items()
+            if sid not in busy and not set(closed) <= seen_links.get(sid, set())
+        }
+        if not todo:
+            return report
+        tx.ensure_actor(session, actor, when)
+        evidence: dict[str, list[dict[str, Any]]] = {
+            sid: [
+                {
+                    "kind": "linked_to_closed_shop",
+                    "ref": closed_id,
+                    "detail": f"shares {', '.join(sorted(fields))} with closed shop {closed_id}",
+                    "data": {"fields": sorted(fields)},
+                }
+                for closed_id, fields in sorted(closed.items())
+            ]
+            for sid, closed in todo.items()
+        }
+        reasons = {
+            sid: "ban evasion: shares identifiers with closed shop(s) " + ", ".join(sorted(closed))
+            for sid, closed in todo.items()
+        }
+        rows = [
+            {
+                "shop_id": sid,
+                "status": CaseStatus.OPEN.value,
+                "version": 1,
+                "origin": "ban_evasion",
+                "reasons": [reasons[sid]],
+                "evidence": evidence[sid],
+                "opened_at": when,
+                "updated_at": when,
+            }
+            for sid in sorted(todo)
+        ]
+        created = session.execute(
+            insert(_CASES).returning(_CASES.c.case_id, _CASES.c.shop_id, sort_by_parameter_order=True), rows
+        ).all()
+        case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
+        shops = {
+            r.shop_id: r
+            for r in session.execute(
+                select(Shop.shop_id, Shop.shopkeeper_id, Shop.name).where(Shop.shop_id.in_(list(case_ids)))
+            )
+        }
+        ch = tx.Change(session, actor, when)
+        _open_effects(ch, case_ids, shops, {}, "ban_evasion", when, evidence=evidence, reasons=reasons)
+        ch.finish()
+        report.opened = len(created)
+        report.opened_case_ids = [cid for cid, _ in created]
+        report.links = {sid: evidence[sid] for sid in sorted(todo)}
+    return report

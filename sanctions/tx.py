@@ -1,0 +1,147 @@
+"""What every workflow change shares: the clock, actors, idempotency keys, outbox and audit.
+
+A service function builds one :class:`Change` inside its unit of work, records through it what
+it did (case events, outbox messages, audit entries) and calls :meth:`Change.finish` last: the
+audit entries are appended at the very end so the chain-head lock is held for the shortest time
+and always taken after the rows the change touched (no lock-order cycles between writers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from sqlalchemy.orm.exc import StaleDataError
+
+from dajia.errors import Conflict
+from sanctions import audit
+from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
+from sanctions.store import unit_of_work
+from sanctions.workflow import Actor
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    """Naive UTC now, microseconds kept (the store's time convention)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
+    """Record the actor on first sight; an id keeps its role for ever (a different role is refused)."""
+    row = session.get(ActorRow, actor.actor_id)
+    if row is None:
+        session.add(ActorRow(actor_id=actor.actor_id, role=actor.role.value, simulated=actor.simulated, created_at=now))
+        session.flush()
+    elif row.role != actor.role.value:
+        raise Conflict(f"actor '{actor.actor_id}' is registered as {row.role}, not {actor.role.value}")
+
+
+@dataclass
+class Change:
+    """The side records of one transaction: outbox messages and audit entries."""
+
+    session: Session
+    actor: Actor
+    now: datetime
+    _audit: list[audit.AuditRecord] = field(default_factory=list)
+    _outbox: list[dict[str, Any]] = field(default_factory=list)
+
+    def audit(
+        self,
+        action: str,
+        entity_type: str,
+        entity_id: object,
+        payload: Mapping[str, Any],
+        actor: Actor | None = None,
+    ) -> None:
+        who = actor or self.actor
+        self._audit.append(audit.AuditRecord(who, action, entity_type, str(entity_id), payload, self.now))
+
+    def outbox(self, *, dedupe_key: str, kind: str, recipient: str, topic: str, payload: Mapping[str, Any]) -> None:
+        self._outbox.append(
+            {
+                "dedupe_key": dedupe_key,
+                "kind": kind,
+                "recipient": recipient,
+                "topic": topic,
+                "payload": dict(payload),
+                "created_at": self.now,
+                "status": "pending",
+                "attempts": 0,
+            }
+        )
+
+    def finish(self) -> None:
+        """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
+        if self._outbox:
+            self.session.execute(insert(OutboxMessage), self._outbox)
+            self._outbox = []
+        audit.append(self.session, self._audit)
+        self._audit = []
+
+
+def request_hash(operation: str, request: Mapping[str, Any]) -> str:
+    return hashlib.sha256((operation + "\n" + audit.canonical(dict(request))).encode()).hexdigest()
+
+
+def _prior(session: Session, key: str, operation: str, digest: str) -> dict[str, Any] | None:
+    row = session.execute(select(IdempotencyKey).where(IdempotencyKey.key == key)).scalar_one_or_none()
+    if row is None:
+        return None
+    if row.operation != operation or row.request_hash != digest:
+        raise Conflict(f"idempotency key '{key}' was already used for a different request ({row.operation})")
+    return dict(row.result)
+
+
+def run(
+    session: Session,
+    *,
+    operation: str,
+    request: Mapping[str, Any],
+    idempotency_key: str | None,
+    result_type: type[M],
+    work: Callable[[], M],
+) -> M:
+    """Run ``work`` in one unit of work, made idempotent by ``idempotency_key`` when given.
+
+    A retry with the same key and the same request returns the first result without doing
+    anything; the same key with a different request is a Conflict. Two concurrent first
+    attempts with one key: the loser's transaction rolls back and it returns the winner's result.
+    """
+    digest = request_hash(operation, request)
+    try:
+        with unit_of_work(session):
+            if idempotency_key:
+                prior = _prior(session, idempotency_key, operation, digest)
+                if prior is not None:
+                    return result_type.model_validate(prior)
+            result = work()
+            if idempotency_key:
+                session.execute(
+                    insert(IdempotencyKey).values(
+                        key=idempotency_key,
+                        operation=operation,
+                        request_hash=digest,
+                        result=result.model_dump(mode="json"),
+                        created_at=utcnow(),
+                    )
+                )
+            session.flush()
+        return result
+    except IntegrityError as exc:
+        if idempotency_key:
+            with unit_of_work(session):
+                prior = _prior(session, idempotency_key, operation, digest)
+            if prior is not None:
+                return result_type.model_validate(prior)
+        raise Conflict(f"{operation}: a concurrent change won ({type(exc.orig).__name__})") from exc
+    except StaleDataError as exc:
+        raise Conflict(f"{operation}: someone else changed it first; reload and decide again") from exc
