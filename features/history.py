@@ -1,0 +1,263 @@
+"""Seller history, point in time: orders, GMV, refunds, complaints, ratings, fake-saying reviews, churn.
+
+Every count is over a window of 7/30/90/365 days ending just before ``as_of`` (events at or after
+``as_of`` are invisible). Rates are smoothed toward the population rate learned in ``fit``
+(additive smoothing, ``prior_strength`` pseudo-events), so a shop with 2 orders and 2 refunds reads
+as a little above average, not as "100% refunds".
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from features.base import MarketplaceFeatureBuilder, fit_cutoff, stack
+from features.context import DAY_US, Snapshot, categorical_codes, group_max, to_us
+from features.docs import FeatureDoc
+from features.listings import fake_review_flags, listing_state
+from marketplace.schema import COMPLAINT_KINDS, COMPLAINT_SOURCES
+from marketplace.tables import Marketplace
+
+WINDOWS = (7, 30, 90, 365)
+
+_KIND_WORDS = {
+    "counterfeit": "counterfeit complaints",
+    "quality": "quality complaints",
+    "not_delivered": "not-delivered complaints",
+    "description_mismatch": "description-mismatch complaints",
+    "other": "other complaints",
+}
+_SOURCE_WORDS = {"consumer": "consumers", "brand_owner": "brand owners", "test_buy": "test buys"}
+
+
+class SellerHistoryFeatures(MarketplaceFeatureBuilder):
+    """Windowed order/refund/complaint/review/listing-churn statistics of each shop."""
+
+    group = "history"
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {
+        "shops": ("shop_id", "opened_at"),
+        "orders": ("shop_id", "ordered_at", "amount", "refunded_at"),
+        "complaints": ("shop_id", "filed_at", "kind", "source"),
+        "reviews": ("shop_id", "created_at", "rating", "text"),
+        "listings": ("listing_id", "shop_id", "created_at", "delisted_at", "title", "price"),
+        "listing_edits": ("edit_id", "listing_id", "edited_at", "title", "price"),
+    }
+
+    def __init__(self, windows: tuple[int, ...] = WINDOWS, prior_strength: float = 10.0) -> None:
+        self.windows = windows
+        self.prior_strength = prior_strength
+
+    # -- fit: population rates the smoothed rates shrink toward --------------------------------
+    def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
+        if self.prior_strength < 0:
+            raise ValueError(f"prior_strength must be >= 0, got {self.prior_strength}")
+        if not self.windows or any(int(w) <= 0 for w in self.windows):
+            raise ValueError(f"windows must be positive day counts, got {self.windows}")
+        cutoff = fit_cutoff(mp, examples)
+        snap = Snapshot.build(mp, cutoff, None)
+        o = snap.before("orders", "ordered_at")
+        n_orders = max(len(o), 1)
+        refunded = snap.times("orders", "refunded_at")[o] < snap.as_of_us
+        c = snap.before("complaints", "filed_at")
+        kinds = categorical_codes(snap.values("complaints", "kind")[c], COMPLAINT_KINDS)
+        r = snap.before("reviews", "created_at")
+        ratings = snap.values("reviews", "rating", np.float64)[r]
+        state = listing_state(snap)
+        self.refund_rate_ = float(refunded.sum() / n_orders) if len(o) else 0.05
+        self.counterfeit_complaint_rate_ = float((kinds == 0).sum() / n_orders) if len(o) else 0.01
+        self.rating_mean_ = float(ratings.mean()) if len(r) else 4.5
+        self.low_rating_share_ = float((ratings <= 2).mean()) if len(r) else 0.05
+        self.fake_review_share_ = float(fake_review_flags(snap).mean()) if len(r) else 0.01
+        self.delisted_share_ = float(state.delisted.mean()) if len(state.pos) else 0.05
+        self.fit_cutoff_ = cutoff
+
+    def _smooth(self, hits: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
+        a = float(self.prior_strength)
+        out: np.ndarray = (
+            (hits + a * prior) / (total + a) if a > 0 else np.where(total > 0, hits / np.maximum(total, 1), prior)
+        )
+        return out
+
+    # -- names and reasons -------------------------------------------------------------------------
+    def _docs(self) -> list[FeatureDoc]:
+        g = self.group
+        docs: list[FeatureDoc] = []
+        for w in self.windows:
+            d = f"{w} days"
+            docs += [
+                FeatureDoc(f"orders_{w}d", f"{{value:.0f}} orders in {d}", False, g),
+                FeatureDoc(f"gmv_{w}d", f"GMV of {{value:,.0f}} yuan in {d}", False, g),
+                FeatureDoc(f"refunds_{w}d", f"{{value:.0f}} refunds in {d}", True, g),
+                FeatureDoc(f"refund_rate_{w}d", f"{{value:.0%}} of orders in {d} refunded (smoothed)", True, g),
+                FeatureDoc(f"complaints_{w}d", f"{{value:.0f}} complaints in {d}", True, g),
+            ]
+            docs += [
+                FeatureDoc(f"complaints_{k}_{w}d", f"{{value:.0f}} {_KIND_WORDS[k]} in {d}", True, g)
+                for k in COMPLAINT_KINDS
+            ]
+            docs += [
+                FeatureDoc(
+                    f"complaints_by_{s}_{w}d", f"{{value:.0f}} complaints from {_SOURCE_WORDS[s]} in {d}", True, g
+                )
+                for s in COMPLAINT_SOURCES
+            ]
+            docs += [
+                FeatureDoc(
+                    f"counterfeit_complaint_rate_{w}d",
+                    f"{{value:.1%}} counterfeit complaints per order in {d} (smoothed)",
+                    True,
+                    g,
+                ),
+                FeatureDoc(f"reviews_{w}d", f"{{value:.0f}} reviews in {d}", False, g),
+                FeatureDoc(f"rating_mean_{w}d", f"average rating {{value:.2f}} in {d} (smoothed)", False, g),
+                FeatureDoc(f"low_rating_share_{w}d", f"{{value:.0%}} of reviews in {d} rate 1-2 stars", True, g),
+                FeatureDoc(f"fake_reviews_{w}d", f"{{value:.0f}} reviews in {d} say the goods are fake", True, g),
+                FeatureDoc(
+                    f"fake_review_share_{w}d", f"{{value:.0%}} of reviews in {d} say the goods are fake", True, g
+                ),
+                FeatureDoc(f"listings_created_{w}d", f"{{value:.0f}} listings created in {d}", True, g),
+                FeatureDoc(f"delistings_{w}d", f"{{value:.0f}} listings removed in {d}", True, g),
+                FeatureDoc(f"listing_edits_{w}d", f"{{value:.0f}} listing edits in {d}", True, g),
+            ]
+        docs += [
+            FeatureDoc("complaints_counterfeit_all", "{value:.0f} counterfeit complaints in total", True, g),
+            FeatureDoc("fake_reviews_all", "{value:.0f} reviews in total say the goods are fake", True, g),
+            FeatureDoc("account_age_days", "shop opened {value:.0f} days ago", False, g),
+            FeatureDoc("days_since_last_order", "last order {value:.0f} days ago", False, g),
+            FeatureDoc("orders_per_day_365d", "{value:.1f} orders a day over the last year", False, g),
+            FeatureDoc("order_growth_30d", "orders in the last 30 days are {value:.1f}x the 30 days before", True, g),
+            FeatureDoc("gmv_growth_30d", "GMV in the last 30 days is {value:.1f}x the 30 days before", True, g),
+            FeatureDoc("avg_order_amount_90d", "average order {value:,.0f} yuan in 90 days", False, g),
+            FeatureDoc("listings_total", "{value:.0f} listings ever created", False, g),
+            FeatureDoc("active_listings", "{value:.0f} listings online", False, g),
+            FeatureDoc("delisted_share", "{value:.0%} of listings removed by the seller (smoothed)", True, g),
+            FeatureDoc("edited_listing_share", "{value:.0%} of listings edited after creation", True, g),
+            FeatureDoc("edits_per_listing", "{value:.1f} edits per listing", True, g),
+        ]
+        return docs
+
+    # -- transform ------------------------------------------------------------------------------------
+    def block(self, snap: Snapshot) -> np.ndarray:
+        n = snap.n
+        now = snap.as_of_us
+        cols: list[np.ndarray] = []
+
+        o = snap.before("orders", "ordered_at")
+        oc = snap.codes("orders")[o]
+        ot = snap.times("orders", "ordered_at")[o]
+        amount = snap.values("orders", "amount", np.float64)[o]
+        refunded_at = snap.times("orders", "refunded_at")[o]
+        refunded = refunded_at < now
+
+        c = snap.before("complaints", "filed_at")
+        cc = snap.codes("complaints")[c]
+        ct = snap.times("complaints", "filed_at")[c]
+        kind = categorical_codes(snap.values("complaints", "kind")[c], COMPLAINT_KINDS)
+        source = categorical_codes(snap.values("complaints", "source")[c], COMPLAINT_SOURCES)
+
+        r = snap.before("reviews", "created_at")
+        rc = snap.codes("reviews")[r]
+        rt = snap.times("reviews", "created_at")[r]
+        rating = snap.values("reviews", "rating", np.float64)[r]
+        fake = fake_review_flags(snap)
+
+        state = listing_state(snap)
+        lc = state.codes
+        ec = lc[state.edit_listing]
+        dl = state.delisted
+
+        nk, ns = len(COMPLAINT_KINDS), len(COMPLAINT_SOURCES)
+        for w in self.windows:
+            start = now - int(w) * DAY_US
+            om = ot >= start
+            orders = snap.count(oc[om])
+            cols += [
+                orders,
+                snap.count(oc[om], amount[om]),
+                snap.count(oc[(refunded_at >= start) & refunded]),
+                self._smooth(snap.count(oc[om & refunded]), orders, self.refund_rate_),
+            ]
+            cm = ct >= start
+            cols.append(snap.count(cc[cm]))
+            by_kind = _count2(cc[cm], kind[cm], n, nk)
+            cols += [by_kind[:, k] for k in range(nk)]
+            by_source = _count2(cc[cm], source[cm], n, ns)
+            cols += [by_source[:, s] for s in range(ns)]
+            cols.append(self._smooth(by_kind[:, 0], orders, self.counterfeit_complaint_rate_))
+            rm = rt >= start
+            reviews = snap.count(rc[rm])
+            a = float(self.prior_strength)
+            rating_sum = snap.count(rc[rm], rating[rm])
+            cols += [
+                reviews,
+                (rating_sum + a * self.rating_mean_) / (reviews + a)
+                if a > 0
+                else np.where(reviews > 0, rating_sum / np.maximum(reviews, 1), self.rating_mean_),
+                self._smooth(snap.count(rc[rm & (rating <= 2)]), reviews, self.low_rating_share_),
+            ]
+            fakes = snap.count(rc[rm & fake])
+            cols += [fakes, self._smooth(fakes, reviews, self.fake_review_share_)]
+            cols += [
+                snap.count(lc[state.created_at >= start]),
+                snap.count(lc[dl & (state.delisted_at >= start)]),
+                snap.count(ec[state.edit_at >= start]),
+            ]
+
+        cols.append(snap.count(cc[kind == 0]))
+        cols.append(snap.count(rc[fake]))
+        age = self._account_age(snap)
+        cols.append(age)
+        last = group_max(oc, ot.astype(np.float64), n)
+        cols.append((now - last) / DAY_US)
+        cols.append(snap.count(oc[ot >= now - 365 * DAY_US]) / np.clip(age, 1.0, 365.0))
+        cols += self._growth(snap, oc, ot, amount)
+        cols.append(
+            _safe_div(
+                snap.count(oc[ot >= now - 90 * DAY_US], amount[ot >= now - 90 * DAY_US]),
+                snap.count(oc[ot >= now - 90 * DAY_US]),
+            )
+        )
+        total = snap.count(lc)
+        cols += [total, total - snap.count(lc[dl]), self._smooth(snap.count(lc[dl]), total, self.delisted_share_)]
+        edited = np.zeros(len(lc), dtype=bool)
+        edited[state.edit_listing] = True
+        cols += [_safe_div(snap.count(lc[edited]), total, 0.0), _safe_div(snap.count(ec), total, 0.0)]
+        return stack(cols, n)
+
+    def _account_age(self, snap: Snapshot) -> np.ndarray:
+        codes = snap.codes("shops")
+        opened = snap.times("shops", "opened_at")
+        age = np.zeros(snap.n)
+        has = codes >= 0
+        # an opening at or after as_of reads as age 0, whatever its exact time
+        age[codes[has]] = np.maximum(0.0, (snap.as_of_us - opened[has]) / DAY_US)
+        return age
+
+    def _growth(self, snap: Snapshot, oc: np.ndarray, ot: np.ndarray, amount: np.ndarray) -> list[np.ndarray]:
+        now = snap.as_of_us
+        last = ot >= now - 30 * DAY_US
+        prev = (ot >= now - 60 * DAY_US) & ~last
+        o1, o0 = snap.count(oc[last]), snap.count(oc[prev])
+        g1, g0 = snap.count(oc[last], amount[last]), snap.count(oc[prev], amount[prev])
+        return [(o1 + 1.0) / (o0 + 1.0), (g1 + 100.0) / (g0 + 100.0)]
+
+
+def _count2(codes: np.ndarray, sub: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Counts per (shop, category) as an (n, k) matrix; unknown categories (-1) are dropped."""
+    ok = sub >= 0
+    if not ok.all():
+        codes, sub = codes[ok], sub[ok]
+    flat = np.bincount(codes * k + sub, minlength=n * k) if len(codes) else np.zeros(n * k)
+    return flat.reshape(n, k).astype(np.float64)
+
+
+def _safe_div(a: np.ndarray, b: np.ndarray, empty: float = np.nan) -> np.ndarray:
+    out = np.full(len(a), empty, dtype=np.float64)
+    ok = b > 0
+    out[ok] = a[ok] / b[ok]
+    return out
+
+
+__all__ = ["WINDOWS", "SellerHistoryFeatures", "to_us"]

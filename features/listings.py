@@ -1,0 +1,161 @@
+"""Listings as they stood at ``as_of``, and the normalised texts of listings and reviews (shared caches).
+
+A listing exists at ``as_of`` when it was created strictly before it. Its title and price are those of
+its latest edit strictly before ``as_of``, else the ones it was created with; it counts as delisted
+only when ``delisted_at`` is strictly before ``as_of``. Later edits and delistings are invisible.
+
+Texts are normalised once per distinct text (marketplaces repeat titles and review phrases a lot), and
+every text consumer (lexicon flags, the n-gram scorer) works on the distinct normalised texts with an
+index back to the rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from features.context import Snapshot
+from features.lexicon import blatant_title, says_fake
+from features.text import normalise_many
+
+
+@dataclass
+class ListingState:
+    """The target shops' listings at ``as_of`` (arrays aligned by listing)."""
+
+    #: row positions in ``mp.listings``
+    pos: np.ndarray
+    #: target-shop row of each listing
+    codes: np.ndarray
+    created_at: np.ndarray
+    delisted: np.ndarray
+    delisted_at: np.ndarray
+    price: np.ndarray
+    title: np.ndarray
+    #: the edits strictly before as_of: their listing (index into the arrays above) and time
+    edit_listing: np.ndarray
+    edit_at: np.ndarray
+
+
+def listing_state(snap: Snapshot) -> ListingState:
+    result: ListingState = snap.cached("listing_state", lambda: _listing_state(snap))
+    return result
+
+
+def _listing_state(snap: Snapshot) -> ListingState:
+    pos = snap.before("listings", "created_at")
+    listings = snap.frame("listings")
+    codes = snap.codes("listings")[pos]
+    created = snap.times("listings", "created_at")[pos]
+    delisted_at = snap.times("listings", "delisted_at")[pos]
+    delisted = delisted_at < snap.as_of_us
+    price = snap.values("listings", "price", np.float64)[pos].copy()
+    title = np.asarray(listings["title"].to_numpy(dtype=object)[pos] if len(pos) else np.empty(0, dtype=object))
+    edit_listing = np.empty(0, dtype=np.intp)
+    edit_at = np.empty(0, dtype=np.int64)
+    edits = snap.frame("listing_edits")
+    if len(pos) and len(edits):
+        listing_ids = pd.Index(listings["listing_id"].iloc[pos])
+        target = np.asarray(listing_ids.get_indexer(edits["listing_id"]), dtype=np.intp)
+        at = snap.times("listing_edits", "edited_at")
+        keep = np.flatnonzero((target >= 0) & (at < snap.as_of_us))
+        if len(keep):
+            edit_listing, edit_at = target[keep], at[keep]
+            # latest edit per listing; equal times are ordered by edit_id so the result never
+            # depends on the row order of the table
+            edit_ids = edits["edit_id"].to_numpy(dtype=object)[keep]
+            tie = np.argsort(np.argsort(edit_ids, kind="stable"), kind="stable")
+            order = np.lexsort((tie, edit_at, edit_listing))
+            last = order[np.r_[edit_listing[order][1:] != edit_listing[order][:-1], True]]
+            rows = keep[last]
+            title = title.copy()
+            title[edit_listing[last]] = edits["title"].to_numpy(dtype=object)[rows]
+            price[edit_listing[last]] = edits["price"].to_numpy(dtype=np.float64)[rows]
+    return ListingState(
+        pos=pos,
+        codes=codes,
+        created_at=created,
+        delisted=delisted,
+        delisted_at=delisted_at,
+        price=price,
+        title=title,
+        edit_listing=edit_listing,
+        edit_at=edit_at,
+    )
+
+
+@dataclass
+class Texts:
+    """Distinct normalised texts and, for each row, the index of its text."""
+
+    unique: list[str]
+    inverse: np.ndarray
+
+
+def distinct_normalised(values: np.ndarray | pd.Series) -> Texts:
+    if len(values) == 0:
+        return Texts([], np.empty(0, dtype=np.intp))
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    normalised = normalise_many(list(uniques))
+    # different raw texts can normalise to the same text; map them to one entry
+    ncodes, nuniques = pd.factorize(pd.Series(normalised, dtype=object))
+    return Texts(list(nuniques), np.asarray(ncodes, dtype=np.intp)[codes])
+
+
+def listing_texts(snap: Snapshot) -> Texts:
+    """Title as of ``as_of`` plus the description, per listing of :func:`listing_state`."""
+
+    def make() -> Texts:
+        state = listing_state(snap)
+        if len(state.pos) == 0:
+            return Texts([], np.empty(0, dtype=np.intp))
+        desc = snap.frame("listings")["description"].to_numpy(dtype=object)[state.pos]
+        docs = np.asarray(
+            [f"{t} {d}" if isinstance(d, str) and d else str(t) for t, d in zip(state.title, desc, strict=True)]
+        )
+        return distinct_normalised(docs)
+
+    result: Texts = snap.cached("listing_texts", make)
+    return result
+
+
+def title_texts(snap: Snapshot) -> Texts:
+    result: Texts = snap.cached("title_texts", lambda: distinct_normalised(listing_state(snap).title))
+    return result
+
+
+def review_texts(snap: Snapshot) -> Texts:
+    """Texts of the target shops' reviews created strictly before ``as_of``."""
+
+    def make() -> Texts:
+        pos = snap.before("reviews", "created_at")
+        return distinct_normalised(snap.frame("reviews")["text"].to_numpy(dtype=object)[pos])
+
+    result: Texts = snap.cached("review_texts", make)
+    return result
+
+
+def blatant_title_flags(snap: Snapshot) -> np.ndarray:
+    """Per listing of :func:`listing_state`: the current title states it is a copy."""
+
+    def make() -> np.ndarray:
+        texts = title_texts(snap)
+        flags = np.fromiter((blatant_title(t) for t in texts.unique), dtype=bool, count=len(texts.unique))
+        return flags[texts.inverse]
+
+    result: np.ndarray = snap.cached("blatant_title_flags", make)
+    return result
+
+
+def fake_review_flags(snap: Snapshot) -> np.ndarray:
+    """Per review before ``as_of`` (order of ``snap.before('reviews', ...)``): it says the goods are fake."""
+
+    def make() -> np.ndarray:
+        texts = review_texts(snap)
+        flags = np.fromiter((says_fake(t) for t in texts.unique), dtype=bool, count=len(texts.unique))
+        return flags[texts.inverse]
+
+    result: np.ndarray = snap.cached("fake_review_flags", make)
+    return result

@@ -1,0 +1,200 @@
+"""Listing and review text: a hashed char-n-gram logistic model per text kind, trained out of fold.
+
+``fit`` labels every listing text (title as of the example's ``as_of`` + description) and every review
+text of an example shop with that shop's label, and trains, for each text kind, one model per fold
+(folds by a stable hash of ``shop_id``: crc32 modulo ``n_folds``, so a shop is in the same fold whatever
+its as-of) plus one model on everything. ``transform(..., oof=True)`` scores the texts of a shop seen in
+fit with the model of the fold that left that shop out, so no shop's text score has seen its own label;
+every other shop (and ``oof=False``) gets the full model. Aggregated per shop: max, mean and share of
+texts above ``threshold``, for listings and reviews separately, plus the explicit counterfeit-wording
+counts of :mod:`features.lexicon`.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from features.base import MarketplaceFeatureBuilder, stack
+from features.context import Snapshot, group_max
+from features.docs import FeatureDoc
+from features.listings import Texts, blatant_title_flags, listing_state, listing_texts, review_texts
+from features.text import fit_hashed_logistic, make_vectorizer, sigmoid
+from marketplace.tables import Marketplace
+
+KINDS = ("listing", "review")
+
+
+def shop_folds(shop_ids: np.ndarray | pd.Index | list[str], n_folds: int) -> np.ndarray:
+    """The fold of each shop: crc32 of its UTF-8 id modulo ``n_folds`` (stable across runs and machines)."""
+    return np.fromiter(
+        (zlib.crc32(str(s).encode("utf-8")) % n_folds for s in shop_ids), dtype=np.intp, count=len(shop_ids)
+    )
+
+
+class ShopTextFeatures(MarketplaceFeatureBuilder):
+    """Per shop: out-of-fold text-model scores of its listings and reviews, and counterfeit wording."""
+
+    group = "text"
+    needs: ClassVar[dict[str, tuple[str, ...]]] = {
+        "listings": ("listing_id", "shop_id", "created_at", "title", "description"),
+        "listing_edits": ("edit_id", "listing_id", "edited_at", "title", "price"),
+        "reviews": ("shop_id", "created_at", "text"),
+    }
+
+    def __init__(
+        self,
+        n_features: int = 2**18,
+        ngram_range: tuple[int, int] = (1, 3),
+        n_folds: int = 5,
+        alpha: float = 1e-5,
+        max_iter: int = 10,
+        threshold: float = 0.5,
+        max_train_texts: int = 200_000,
+        random_state: int = 0,
+    ) -> None:
+        self.n_features = n_features
+        self.ngram_range = ngram_range
+        self.n_folds = n_folds
+        self.alpha = alpha
+        self.max_iter = max_iter
+        self.threshold = threshold
+        self.max_train_texts = max_train_texts
+        self.random_state = random_state
+
+    # -- fit -----------------------------------------------------------------------------------------------
+    def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
+        if self.n_folds < 2:
+            raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
+        if examples is None or len(examples) == 0:
+            raise ValueError("the text sub-model needs labelled examples (shop_id, as_of, label) to fit")
+        latest = examples.assign(as_of=pd.to_datetime(examples["as_of"])).sort_values(["shop_id", "as_of"])
+        latest = latest.drop_duplicates("shop_id", keep="last")
+        labels = np.asarray(latest["label"], dtype=np.int64)
+        if not np.isin(labels, [0, 1]).all():
+            raise ValueError("example labels must be 0/1 (or booleans)")
+        docs: dict[str, list[tuple[np.ndarray, list[str]]]] = {k: [] for k in KINDS}
+        for as_of, group in latest.groupby("as_of", sort=True):
+            snap = Snapshot.build(mp, pd.Timestamp(str(as_of)), group["shop_id"].astype("string").to_numpy())
+            y = np.asarray(group["label"], dtype=np.int64)
+            state = listing_state(snap)
+            for kind, texts, owner in (
+                ("listing", listing_texts(snap), state.codes),
+                ("review", review_texts(snap), snap.codes("reviews")[snap.before("reviews", "created_at")]),
+            ):
+                shops_of = np.asarray(snap.index.to_numpy(dtype=object))
+                # one training text per (shop, distinct text)
+                pairs = np.unique(owner.astype(np.int64) * (len(texts.unique) + 1) + texts.inverse)
+                shop_row = pairs // (len(texts.unique) + 1)
+                text_row = pairs % (len(texts.unique) + 1)
+                docs[kind].append(
+                    (
+                        np.column_stack([y[shop_row], shop_folds(shops_of[shop_row], self.n_folds)]),
+                        [texts.unique[i] for i in text_row],
+                    )
+                )
+        vec = make_vectorizer(self.n_features, self.ngram_range)
+        coefs: dict[str, np.ndarray] = {}
+        intercepts: dict[str, np.ndarray] = {}
+        self.train_texts_: dict[str, int] = {}
+        for kind in KINDS:
+            meta = np.concatenate([m for m, _ in docs[kind]]) if docs[kind] else np.empty((0, 2), np.int64)
+            texts_all = [t for _, ts in docs[kind] for t in ts]
+            if len(texts_all) > self.max_train_texts:
+                keep = np.sort(
+                    np.random.default_rng(self.random_state).permutation(len(texts_all))[: self.max_train_texts]
+                )
+                meta = meta[keep]
+                texts_all = [texts_all[i] for i in keep]
+            self.train_texts_[kind] = len(texts_all)
+            X = vec.transform(texts_all)
+            W = np.zeros((self.n_features, self.n_folds + 1), dtype=np.float32)
+            b = np.zeros(self.n_folds + 1)
+            for f in range(self.n_folds + 1):
+                train = meta[:, 1] != f if f < self.n_folds else np.ones(len(meta), dtype=bool)
+                W[:, f], b[f] = fit_hashed_logistic(
+                    X[train],
+                    meta[train, 0],
+                    alpha=self.alpha,
+                    max_iter=self.max_iter,
+                    class_weight="balanced",
+                    random_state=self.random_state,
+                )
+            coefs[kind], intercepts[kind] = W, b
+        self.coef_ = coefs
+        self.intercept_ = intercepts
+        self.fitted_shops_ = pd.Index(latest["shop_id"].astype("string").to_numpy(), name="shop_id")
+
+    # -- names ------------------------------------------------------------------------------------------------
+    def _docs(self) -> list[FeatureDoc]:
+        g = self.group
+        thr = f"{self.threshold:.0%}"
+        docs: list[FeatureDoc] = []
+        for kind in KINDS:
+            plural = f"{kind}s"
+            docs += [
+                FeatureDoc(f"{kind}_text_max", f"most counterfeit-like {kind} text scores {{value:.2f}}", True, g),
+                FeatureDoc(f"{kind}_text_mean", f"{plural} read counterfeit-like at {{value:.2f}} on average", True, g),
+                FeatureDoc(
+                    f"{kind}_text_share_high",
+                    f"{{value:.0%}} of {plural} read counterfeit-like (score > {thr})",
+                    True,
+                    g,
+                ),
+            ]
+        docs += [
+            FeatureDoc("blatant_titles", "{value:.0f} listing titles say replica/1:1/高仿/A货", True, g),
+            FeatureDoc("blatant_title_share", "{value:.0%} of listing titles say replica/1:1/高仿/A货", True, g),
+        ]
+        return docs
+
+    # -- transform -----------------------------------------------------------------------------------------
+    def _column(self, snap: Snapshot, owner: np.ndarray) -> np.ndarray:
+        """The model column for each text's shop: its fold (oof, shop seen in fit) or the full model."""
+        full = np.full(len(owner), self.n_folds, dtype=np.intp)
+        if not snap.oof or len(owner) == 0:
+            return full
+        seen = np.asarray(self.fitted_shops_.get_indexer(snap.index), dtype=np.intp) >= 0
+        fold = np.full(snap.n, self.n_folds, dtype=np.intp)
+        fold[seen] = shop_folds(snap.index[seen].to_numpy(dtype=object), self.n_folds)
+        col: np.ndarray = fold[owner]
+        return col
+
+    def _scores(self, snap: Snapshot, kind: str, texts: Texts, owner: np.ndarray) -> np.ndarray:
+        if len(owner) == 0:
+            return np.empty(0)
+        X = make_vectorizer(self.n_features, self.ngram_range).transform(texts.unique)
+        col = self._column(snap, owner)
+        W, b = self.coef_[kind], self.intercept_[kind]
+        if (col == self.n_folds).all():
+            z = np.asarray(X @ W[:, self.n_folds], dtype=np.float64) + b[self.n_folds]
+            out: np.ndarray = sigmoid(z[texts.inverse])
+            return out
+        Z = np.asarray(X @ W, dtype=np.float64) + b[None, :]
+        return sigmoid(Z[texts.inverse, col])
+
+    def block(self, snap: Snapshot) -> np.ndarray:
+        n = snap.n
+        cols: list[np.ndarray] = []
+        state = listing_state(snap)
+        review_owner = snap.codes("reviews")[snap.before("reviews", "created_at")]
+        for kind, texts, owner in (
+            ("listing", listing_texts(snap), state.codes),
+            ("review", review_texts(snap), review_owner),
+        ):
+            s = self._scores(snap, kind, texts, owner)
+            count = snap.count(owner)
+            high = snap.count(owner[s > self.threshold])
+            cols += [
+                group_max(owner, s, n),
+                np.where(count > 0, snap.count(owner, s) / np.maximum(count, 1), np.nan),
+                np.where(count > 0, high / np.maximum(count, 1), 0.0),
+            ]
+        blatant = blatant_title_flags(snap)
+        listings = snap.count(state.codes)
+        b = snap.count(state.codes[blatant])
+        cols += [b, np.where(listings > 0, b / np.maximum(listings, 1), 0.0)]
+        return stack(cols, n)
