@@ -1,0 +1,141 @@
+"""Loading a marketplace folder (``<table>.parquet`` or ``<table>.csv`` per table) into a validated
+:class:`~marketplace.tables.Marketplace`.
+
+The folder is read whole, every rule of the data contract is checked (``marketplace.validate``),
+and only then is a Marketplace returned: a bad folder raises one
+:class:`~dajia.errors.DataContractError` and loads nothing. ``docs/data-contract.md`` describes the
+contract for people who export into it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from dajia.errors import DataContractError
+from marketplace.schema import MANIFEST_FILE, TABLES, Table
+from marketplace.tables import Marketplace
+from marketplace.validate import RawTable, TableChecker, check_snapshot, validate_frames, validate_raw
+
+__all__ = ["load_marketplace", "read_snapshot_at", "validate_frames"]
+
+
+def load_marketplace(path: str | Path, snapshot_at: object = None) -> Marketplace:
+    """Read and validate the marketplace in folder ``path``.
+
+    The snapshot time (no event may lie after it) comes from ``snapshot_at`` when given, else
+    from ``manifest.json``'s ``snapshot_at``, else it is now (UTC). Tz-aware times are converted
+    to UTC; naive ones are taken as UTC.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise DataContractError("marketplace", None, f"'{folder}' is not a folder")
+    snap = check_snapshot(read_snapshot_at(folder) if snapshot_at is None else snapshot_at)
+    raw: dict[str, RawTable] = {}
+    for spec in TABLES:
+        table = _read_table(folder, spec)
+        if table is not None:
+            raw[spec.name] = table
+    return validate_raw(raw, snap)
+
+
+def read_snapshot_at(folder: Path) -> object:
+    """``snapshot_at`` from the folder's manifest, or now (UTC) when there is none."""
+    manifest = folder / MANIFEST_FILE
+    if not manifest.exists():
+        return pd.Timestamp(datetime.now(UTC))
+    try:
+        doc = json.loads(manifest.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataContractError("manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise DataContractError("manifest", None, f"{MANIFEST_FILE} must hold a JSON object")
+    value = doc.get("snapshot_at")
+    if value is None:
+        return pd.Timestamp(datetime.now(UTC))
+    if not isinstance(value, str):
+        raise DataContractError("manifest", "snapshot_at", f"expected an ISO-8601 time string, got {value!r}")
+    return value
+
+
+def _read_table(folder: Path, spec: Table) -> RawTable | None:
+    parquet = folder / f"{spec.name}.parquet"
+    text = folder / f"{spec.name}.csv"
+    if parquet.exists() and text.exists():
+        raise DataContractError(spec.name, None, f"both {parquet.name} and {text.name} exist: keep one")
+    if not parquet.exists() and not text.exists():
+        if spec.optional:
+            return None
+        raise DataContractError(spec.name, None, f"file missing: expected {parquet.name} or {text.name} in {folder}")
+    file = parquet if parquet.exists() else text
+    if not file.is_file():
+        raise DataContractError(spec.name, None, f"{file.name} is not a file")
+    if file.stat().st_size == 0:
+        raise DataContractError(spec.name, None, f"{file.name} is empty (0 bytes)")
+    return _read_parquet(file, spec) if file is parquet else _read_csv(file, spec)
+
+
+def _read_parquet(file: Path, spec: Table) -> RawTable:
+    try:
+        names = pq.read_schema(file).names
+        TableChecker(spec, "parquet", 0).check_columns(names)
+        table = pq.read_table(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataContractError(spec.name, None, f"cannot read {file.name} as Parquet: {exc}") from None
+    arrays = {name: table.column(i) for i, name in enumerate(table.column_names)}
+    return RawTable(spec.name, list(table.column_names), arrays, table.num_rows, "parquet")
+
+
+def _csv_header(file: Path, spec: Table) -> list[str]:
+    with file.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        line = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataContractError(spec.name, None, f"{file.name}: header line is not UTF-8 text") from None
+    header = next(csv.reader(io.StringIO(line)), [])
+    if not header or all(not h.strip() for h in header):
+        raise DataContractError(spec.name, None, f"{file.name}: no header line (expected column names)")
+    return header
+
+
+def _read_csv(file: Path, spec: Table) -> RawTable:
+    header = _csv_header(file, spec)
+    TableChecker(spec, "csv", 0).check_columns(header)  # a file that is not this table fails here
+    # every field is read as raw bytes: UTF-8, empties and types are checked per column afterwards
+    options = pacsv.ConvertOptions(
+        column_types={name: pa.binary() for name in header},
+        strings_can_be_null=False,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        table = pacsv.read_csv(file, convert_options=options)
+    except (pa.ArrowException, OSError) as exc:
+        raise DataContractError(spec.name, None, f"cannot read {file.name} as CSV: {exc}") from None
+    names = list(table.column_names)
+    arrays: dict[str, pa.ChunkedArray] = {}
+    for i, name in enumerate(names):
+        column = table.column(i)
+        if name in spec.column_names:
+            col = spec.column(name)
+            # an empty field is null, except in a required text column where it is the empty string
+            if not (col.kind == "text" and not col.nullable):
+                column = _empty_to_null(column)
+        arrays[name] = column
+    return RawTable(spec.name, names, arrays, table.num_rows, "csv")
+
+
+def _empty_to_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    empty = pc.equal(pc.binary_length(column), 0)
+    if not pc.any(empty).as_py():
+        return column
+    return pc.if_else(empty, pa.scalar(None, type=column.type), column)
