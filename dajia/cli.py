@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 #: command modules; each exposes ``register(app)``
-COMMAND_MODULES: tuple[str, ...] = ("serve", "keys", "train", "evaluate", "promote", "validate")
+COMMAND_MODULES: tuple[str, ...] = ("serve", "keys", "train", "evaluate", "promote", "validate", "generate")
 
 
 _registered = False
