@@ -23,7 +23,18 @@ app = typer.Typer(
 )
 
 #: command modules; each exposes ``register(app)``
-COMMAND_MODULES: tuple[str, ...] = ("serve", "keys", "train", "evaluate", "promote", "validate", "generate")
+COMMAND_MODULES: tuple[str, ...] = (
+    "serve",
+    "keys",
+    "train",
+    "evaluate",
+    "promote",
+    "validate",
+    "generate",
+    "cases",
+    "audit",
+    "campaign",
+)
 
 
 _registered = False
