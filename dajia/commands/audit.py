@@ -1,0 +1,27 @@
+"""``dajia audit verify``: recompute the sanction store's hash chain; non-zero exit on the first bad entry."""
+
+from __future__ import annotations
+
+import typer
+
+from dajia.output import emit
+
+
+def register(app: typer.Typer) -> None:
+    audit = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
+    app.add_typer(audit, name="audit")
+
+    @audit.command("verify")
+    def verify(as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
+        """Recompute every entry's hash; exit 2 naming the first entry that was changed or deleted."""
+        from dajia.errors import DajiaError
+        from sanctions.audit import verify_chain
+        from sanctions.cli_support import store_session
+
+        with store_session() as session:
+            report = verify_chain(session)
+        if not report.ok:
+            if as_json:
+                emit(report.as_dict(), True)
+            raise DajiaError(f"audit chain broken at entry {report.first_bad_seq}: {report.problem}")
+        emit(report.as_dict(), as_json)

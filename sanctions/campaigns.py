@@ -1,0 +1,359 @@
+"""Step 3 — publicise and warn: campaigns, their announcement, the warning to every seller.
+
+A campaign gathers decided cases (closed, banned, settled, or escalated) into a public
+announcement: what was done, how many shops were closed and banned, compensation owed and
+paid, by category; rendered as JSON and HTML. Publishing needs an admin and an approved
+campaign; it writes one ``publication`` outbox message and one ``warning`` message per seller
+on the marketplace (every shop not closed), each delivery tracked in the outbox.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from pydantic import BaseModel
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from dajia.errors import Conflict, InvalidTransition, NotFound
+from sanctions import tx
+from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, Shop
+from sanctions.workflow import Actor, CaseStatus, Role, require_role
+
+#: cases a campaign can announce: a measure was taken (even if later lifted by settlement)
+ANNOUNCEABLE = (CaseStatus.CLOSED, CaseStatus.BANNED, CaseStatus.SETTLED)
+
+
+class CampaignView(BaseModel):
+    campaign_id: int
+    title: str
+    status: str
+    version: int
+    created_by: str
+    created_at: datetime
+    approved_by: str | None
+    approved_at: datetime | None
+    published_by: str | None
+    published_at: datetime | None
+    case_ids: list[int]
+    announcement: dict[str, Any] | None = None
+    warnings_sent: int = 0
+
+
+def _view(session: Session, c: Campaign) -> CampaignView:
+    ids = list(
+        session.execute(
+            select(CampaignCase.case_id).where(CampaignCase.campaign_id == c.campaign_id).order_by(CampaignCase.case_id)
+        ).scalars()
+    )
+    warnings = 0
+    if c.status == "published":
+        from sqlalchemy import func
+
+        warnings = int(
+            session.execute(
+                select(func.count()).where(
+                    OutboxMessage.kind == "warning", OutboxMessage.dedupe_key.like(f"warning:{c.campaign_id}:%")
+                )
+            ).scalar_one()
+        )
+    return CampaignView(
+        campaign_id=c.campaign_id,
+        title=c.title,
+        status=c.status,
+        version=c.version,
+        created_by=c.created_by,
+        created_at=c.created_at,
+        approved_by=c.approved_by,
+        approved_at=c.approved_at,
+        published_by=c.published_by,
+        published_at=c.published_at,
+        case_ids=ids,
+        announcement=c.announcement,
+        warnings_sent=warnings,
+    )
+
+
+def _campaign(session: Session, campaign_id: int) -> Campaign:
+    c = session.get(Campaign, campaign_id, populate_existing=True)
+    if c is None:
+        raise NotFound(f"campaign {campaign_id} does not exist")
+    return c
+
+
+def create_campaign(
+    session: Session,
+    actor: Actor,
+    *,
+    title: str,
+    case_ids: Sequence[int] | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> CampaignView:
+    """A draft campaign over ``case_ids`` (default: every announceable case not yet in a campaign)."""
+    require_role(actor, Role.REVIEWER, Role.ADMIN, what="create a campaign")
+    if not title.strip():
+        raise InvalidTransition("a campaign needs a title")
+    when = now or tx.utcnow()
+
+    def work() -> CampaignView:
+        tx.ensure_actor(session, actor, when)
+        if case_ids is None:
+            taken = select(CampaignCase.case_id)
+            ids = list(
+                session.execute(
+                    select(Case.case_id)
+                    .where(Case.status.in_([s.value for s in ANNOUNCEABLE]), Case.case_id.not_in(taken))
+                    .order_by(Case.case_id)
+                ).scalars()
+            )
+        else:
+            ids = sorted(set(case_ids))
+            found = {
+                cid: status
+                for cid, status in session.execute(select(Case.case_id, Case.status).where(Case.case_id.in_(ids)))
+            }
+            missing = [i for i in ids if i not in found]
+            if missing:
+                raise NotFound(f"cases do not exist: {missing[:10]}")
+            bad = [i for i in ids if found[i] not in ANNOUNCEABLE]
+            if bad:
+                raise InvalidTransition(
+                    f"cases {bad[:10]} have no measure to announce (status must be closed, banned or settled)"
+                )
+        if not ids:
+            raise InvalidTransition("no decided case to put in a campaign")
+        c = Campaign(title=title, status="draft", version=1, created_by=actor.actor_id, created_at=when)
+        session.add(c)
+        session.flush()
+        session.execute(insert(CampaignCase), [{"campaign_id": c.campaign_id, "case_id": i} for i in ids])
+        ch = tx.Change(session, actor, when)
+        ch.audit("campaign.create", "campaign", c.campaign_id, {"title": title, "cases": ids})
+        ch.finish()
+        return _view(session, c)
+
+    return tx.run(
+        session,
+        operation="campaign.create",
+        request={"title": title, "cases": sorted(case_ids) if case_ids is not None else None, "actor": actor.actor_id},
+        idempotency_key=idempotency_key,
+        result_type=CampaignView,
+        work=work,
+    )
+
+
+def approve_campaign(
+    session: Session, campaign_id: int, actor: Actor, *, idempotency_key: str | None = None, now: datetime | None = None
+) -> CampaignView:
+    """An admin approves a draft campaign for publication (recorded: who, when)."""
+    require_role(actor, Role.ADMIN, what="approve a campaign")
+    when = now or tx.utcnow()
+
+    def work() -> CampaignView:
+        tx.ensure_actor(session, actor, when)
+        c = _campaign(session, campaign_id)
+        if c.status != "draft":
+            raise InvalidTransition(f"campaign {campaign_id} is {c.status}; only a draft can be approved")
+        c.status = "approved"
+        c.approved_by = actor.actor_id
+        c.approved_at = when
+        c.version += 1
+        ch = tx.Change(session, actor, when)
+        ch.audit("campaign.approve", "campaign", campaign_id, {})
+        session.flush()
+        ch.finish()
+        return _view(session, c)
+
+    return tx.run(
+        session,
+        operation="campaign.approve",
+        request={"campaign_id": campaign_id, "actor": actor.actor_id},
+        idempotency_key=idempotency_key,
+        result_type=CampaignView,
+        work=work,
+    )
+
+
+def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[int]) -> dict[str, Any]:
+    """The announcement's facts, by category: shops closed and banned, compensation owed and paid."""
+    rows = session.execute(
+        select(Case.case_id, Case.status, Case.measure, Shop.category, Shop.shop_id, Shop.name)
+        .join(Shop, Shop.shop_id == Case.shop_id)
+        .where(Case.case_id.in_(list(case_ids)))
+    ).all()
+    cats: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {
+            "shops_closed": 0,
+            "shops_banned": 0,
+            "claims": 0,
+            "consumers_compensated": 0,
+            "compensation_owed": 0.0,
+            "compensation_paid": 0.0,
+        }
+    )
+    closed_shops = []
+    for _cid, status, _measure, category, shop_id, name in rows:
+        if status == CaseStatus.CLOSED:
+            cats[category]["shops_closed"] += 1
+            closed_shops.append({"shop_id": shop_id, "name": name, "category": category})
+        else:
+            cats[category]["shops_banned"] += 1
+    claims = session.execute(
+        select(Claim.category, Claim.status, Claim.amount_fen).where(
+            Claim.case_id.in_(list(case_ids)), Claim.status != "void"
+        )
+    ).all()
+    for category, status, fen in claims:
+        c = cats[category]
+        c["claims"] += 1
+        c["compensation_owed"] += fen / 100
+        if status in ("paid", "confirmed"):
+            c["compensation_paid"] += fen / 100
+        if status == "confirmed":
+            c["consumers_compensated"] += 1
+    by_category = {k: {**v, "category": k} for k, v in sorted(cats.items())}
+    totals = {
+        key: sum(v[key] for v in by_category.values())
+        for key in (
+            "shops_closed",
+            "shops_banned",
+            "claims",
+            "consumers_compensated",
+            "compensation_owed",
+            "compensation_paid",
+        )
+    }
+    for key in ("compensation_owed", "compensation_paid"):
+        totals[key] = round(totals[key], 2)
+        for v in by_category.values():
+            v[key] = round(v[key], 2)
+    return {
+        "campaign_id": campaign.campaign_id,
+        "title": campaign.title,
+        "what_was_done": (
+            "Shops proven to sell counterfeits were closed and their listings withdrawn; suspected shops "
+            "were banned until every affected consumer is compensated (refund plus a multiple of the price)."
+        ),
+        "totals": totals,
+        "by_category": list(by_category.values()),
+        "closed_shops": sorted(closed_shops, key=lambda r: r["shop_id"]),
+        "currency": "CNY",
+    }
+
+
+@lru_cache(maxsize=1)
+def _templates() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def render_announcement_html(announcement: dict[str, Any], published_at: datetime) -> str:
+    return _templates().get_template("announcement.html").render(a=announcement, published_at=published_at)
+
+
+WARNING_TEXT = (
+    "Selling counterfeit goods on this marketplace leads to closure of the shop, withdrawal of every "
+    "listing, compensation of every affected consumer (refund plus a multiple of the price) and public "
+    "disclosure. See the announcement of campaign {campaign_id}: {title}."
+)
+
+
+def publish_campaign(
+    session: Session, campaign_id: int, actor: Actor, *, idempotency_key: str | None = None, now: datetime | None = None
+) -> CampaignView:
+    """An admin publishes an approved campaign: announcement frozen, publication and warnings queued."""
+    require_role(actor, Role.ADMIN, what="publish a campaign")
+    when = now or tx.utcnow()
+
+    def work() -> CampaignView:
+        tx.ensure_actor(session, actor, when)
+        c = _campaign(session, campaign_id)
+        if c.status == "published":
+            raise Conflict(f"campaign {campaign_id} is already published (at {c.published_at})")
+        if c.status != "approved":
+            raise InvalidTransition(f"campaign {campaign_id} is {c.status}; an admin must approve it first")
+        ids = list(
+            session.execute(select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars()
+        )
+        announcement = build_announcement(session, c, ids)
+        c.announcement = announcement
+        c.html = render_announcement_html(announcement, when)
+        c.status = "published"
+        c.published_by = actor.actor_id
+        c.published_at = when
+        c.version += 1
+        session.flush()
+        ch = tx.Change(session, actor, when)
+        ch.outbox(
+            dedupe_key=f"campaign:{campaign_id}:announcement",
+            kind="publication",
+            recipient="public",
+            topic="announcement",
+            payload={"campaign_id": campaign_id, "title": c.title, "totals": announcement["totals"]},
+        )
+        ch.finish()
+        text = WARNING_TEXT.format(campaign_id=campaign_id, title=c.title)
+        sellers = session.execute(
+            select(Shop.shop_id, Shop.shopkeeper_id).where(Shop.status != "closed").order_by(Shop.shop_id)
+        ).all()
+        batch: list[dict[str, Any]] = []
+        for shop_id, keeper in sellers:
+            batch.append(
+                {
+                    "dedupe_key": f"warning:{campaign_id}:{shop_id}",
+                    "kind": "warning",
+                    "recipient": keeper,
+                    "topic": "counterfeit_warning",
+                    "payload": {"campaign_id": campaign_id, "shop_id": shop_id, "text": text},
+                    "created_at": when,
+                    "status": "pending",
+                    "attempts": 0,
+                }
+            )
+            if len(batch) >= 10_000:
+                session.execute(insert(OutboxMessage), batch)
+                batch = []
+        if batch:
+            session.execute(insert(OutboxMessage), batch)
+        ch.audit(
+            "campaign.publish",
+            "campaign",
+            campaign_id,
+            {"totals": announcement["totals"], "warnings": len(sellers), "cases": sorted(ids)},
+        )
+        ch.finish()
+        return _view(session, c)
+
+    return tx.run(
+        session,
+        operation="campaign.publish",
+        request={"campaign_id": campaign_id, "actor": actor.actor_id},
+        idempotency_key=idempotency_key,
+        result_type=CampaignView,
+        work=work,
+    )
+
+
+def get_campaign(session: Session, campaign_id: int) -> CampaignView:
+    return _view(session, _campaign(session, campaign_id))
+
+
+def campaign_html(session: Session, campaign_id: int) -> str:
+    c = _campaign(session, campaign_id)
+    if c.html is None:
+        raise InvalidTransition(f"campaign {campaign_id} is {c.status}; its HTML exists once published")
+    return c.html
+
+
+def list_campaigns(session: Session) -> list[CampaignView]:
+    rows = session.execute(select(Campaign).order_by(Campaign.campaign_id)).scalars().all()
+    return [_view(session, c) for c in rows]

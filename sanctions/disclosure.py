@@ -1,0 +1,211 @@
+"""Step 4 — disclose: the public list of closed shops, under a disclosure policy.
+
+By default an entry carries the shop's name and id, its business registration, the measure and
+its date, and the business contact (phone, e-mail). The shopkeeper's personal fields (phone,
+e-mail, home address, ID number) are masked unless a named policy, created by an admin with a
+recorded legal basis, lists them. Publishing needs an admin, who records the basis of the
+publication; an appeal that succeeds withdraws the entry (``cases.decide_appeal``).
+
+Masking happens twice: when the entry is materialised at publication, and again whenever the
+public read model serves it (so an entry written under an older, laxer rule still comes out
+masked unless its policy allows the field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dajia.errors import Conflict, InvalidTransition, NotFound
+from marketplace.schema import PERSONAL_FIELDS
+from sanctions import tx
+from sanctions.models import Case, Disclosure, DisclosurePolicy, Shop
+from sanctions.workflow import Actor, CaseStatus, Role, require_role
+
+MASK = "***"
+#: always published (the default policy)
+BUSINESS_FIELDS = ("shop_id", "name", "business_registration", "business_phone", "business_email")
+
+
+class PolicyView(BaseModel):
+    policy_id: int
+    name: str
+    personal_fields: list[str]
+    legal_basis: str
+    created_by: str
+    created_at: datetime
+
+
+class DisclosureResult(BaseModel):
+    published: list[int]
+    skipped_already_published: list[int]
+    policy: str
+    approved_by: str
+    basis: str
+
+
+def create_policy(
+    session: Session,
+    actor: Actor,
+    *,
+    name: str,
+    personal_fields: Sequence[str],
+    legal_basis: str,
+    now: datetime | None = None,
+) -> PolicyView:
+    """An admin names the personal fields that may go out, and the legal basis for it."""
+    require_role(actor, Role.ADMIN, what="create a disclosure policy")
+    unknown = [f for f in personal_fields if f not in PERSONAL_FIELDS]
+    if unknown:
+        raise InvalidTransition(f"not personal fields: {unknown}; choose among {', '.join(PERSONAL_FIELDS)}")
+    if not legal_basis.strip():
+        raise InvalidTransition("a disclosure policy needs a recorded legal basis")
+    if not name.strip() or name == "default":
+        raise InvalidTransition("a disclosure policy needs a name other than 'default'")
+    when = now or tx.utcnow()
+
+    def work() -> PolicyView:
+        tx.ensure_actor(session, actor, when)
+        if session.execute(select(DisclosurePolicy).where(DisclosurePolicy.name == name)).first():
+            raise Conflict(f"disclosure policy '{name}' exists already")
+        p = DisclosurePolicy(
+            name=name,
+            personal_fields=sorted(set(personal_fields)),
+            legal_basis=legal_basis,
+            created_by=actor.actor_id,
+            created_at=when,
+        )
+        session.add(p)
+        session.flush()
+        ch = tx.Change(session, actor, when)
+        ch.audit(
+            "disclosure.policy",
+            "policy",
+            p.policy_id,
+            {"name": name, "fields": p.personal_fields, "basis": legal_basis},
+        )
+        ch.finish()
+        return PolicyView.model_validate(p, from_attributes=True)
+
+    return tx.run(
+        session,
+        operation="disclosure.policy",
+        request={"name": name},
+        idempotency_key=None,
+        result_type=PolicyView,
+        work=work,
+    )
+
+
+def build_entry(shop: Shop, case: Case, allowed_personal: Sequence[str]) -> dict[str, Any]:
+    """One public entry: business fields, the measure and its date, personal fields masked unless allowed."""
+    entry: dict[str, Any] = {f: getattr(shop, f) for f in BUSINESS_FIELDS}
+    entry["case_id"] = case.case_id
+    entry["category"] = shop.category
+    entry["measure"] = "closed"
+    measure_date = case.decided_at or case.updated_at
+    entry["measure_date"] = measure_date.date().isoformat()
+    entry["personal"] = {f: (getattr(shop, f) if f in allowed_personal else MASK) for f in PERSONAL_FIELDS}
+    return entry
+
+
+def publish_disclosures(
+    session: Session,
+    actor: Actor,
+    *,
+    basis: str,
+    case_ids: Sequence[int] | None = None,
+    policy: str | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> DisclosureResult:
+    """An admin publishes closed shops (default: every closed case not yet disclosed), recording the basis."""
+    require_role(actor, Role.ADMIN, what="approve the publication of closed shops")
+    if not basis.strip():
+        raise InvalidTransition("publishing closed shops needs the basis of the approval")
+    when = now or tx.utcnow()
+
+    def work() -> DisclosureResult:
+        tx.ensure_actor(session, actor, when)
+        pol: DisclosurePolicy | None = None
+        if policy is not None and policy != "default":
+            pol = session.execute(select(DisclosurePolicy).where(DisclosurePolicy.name == policy)).scalar_one_or_none()
+            if pol is None:
+                raise NotFound(f"disclosure policy '{policy}' does not exist")
+        allowed = list(pol.personal_fields) if pol else []
+        q = select(Case, Shop).join(Shop, Shop.shop_id == Case.shop_id).where(Case.status == CaseStatus.CLOSED)
+        if case_ids is not None:
+            wanted = sorted(set(case_ids))
+            statuses = dict(session.execute(select(Case.case_id, Case.status).where(Case.case_id.in_(wanted))).tuples())
+            missing = [c for c in wanted if c not in statuses]
+            if missing:
+                raise NotFound(f"cases do not exist: {missing[:10]}")
+            not_closed = [c for c in wanted if statuses[c] != CaseStatus.CLOSED]
+            if not_closed:
+                raise InvalidTransition(f"only closed shops are disclosed; cases {not_closed[:10]} are not closed")
+            q = q.where(Case.case_id.in_(wanted))
+        already = set(session.execute(select(Disclosure.case_id)).scalars())
+        ch = tx.Change(session, actor, when)
+        published, skipped = [], []
+        for case, shop in session.execute(q.order_by(Case.case_id)).tuples():
+            if case.case_id in already:
+                skipped.append(case.case_id)
+                continue
+            d = Disclosure(
+                case_id=case.case_id,
+                shop_id=shop.shop_id,
+                policy_id=pol.policy_id if pol else None,
+                status="published",
+                entry=build_entry(shop, case, allowed),
+                approved_by=actor.actor_id,
+                basis=basis,
+                published_at=when,
+            )
+            session.add(d)
+            session.flush()
+            published.append(case.case_id)
+            ch.audit(
+                "disclosure.publish",
+                "disclosure",
+                d.disclosure_id,
+                {
+                    "case_id": case.case_id,
+                    "shop_id": shop.shop_id,
+                    "policy": pol.name if pol else "default",
+                    "basis": basis,
+                },
+            )
+            ch.outbox(
+                dedupe_key=f"disclosure:{d.disclosure_id}:published",
+                kind="publication",
+                recipient="public",
+                topic="closed_shop_disclosed",
+                payload={"disclosure_id": d.disclosure_id, "shop_id": shop.shop_id},
+            )
+        ch.finish()
+        return DisclosureResult(
+            published=published,
+            skipped_already_published=skipped,
+            policy=pol.name if pol else "default",
+            approved_by=actor.actor_id,
+            basis=basis,
+        )
+
+    return tx.run(
+        session,
+        operation="disclosure.publish",
+        request={
+            "basis": basis,
+            "cases": sorted(case_ids) if case_ids is not None else None,
+            "policy": policy,
+            "actor": actor.actor_id,
+        },
+        idempotency_key=idempotency_key,
+        result_type=DisclosureResult,
+        work=work,
+    )

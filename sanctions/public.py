@@ -1,0 +1,100 @@
+"""Public read models: what anyone may see, already masked (for /v1/public/... endpoints).
+
+These never read the shops table's personal columns: a closed-shop entry is served from the
+disclosure snapshot and masked again under the policy it was published with, so the default
+policy can never leak a personal field in clear.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dajia.errors import NotFound
+from marketplace.schema import PERSONAL_FIELDS
+from sanctions.disclosure import MASK
+from sanctions.models import Campaign, Disclosure, DisclosurePolicy
+
+
+class ClosedShopEntry(BaseModel):
+    disclosure_id: int
+    shop_id: str
+    name: str
+    category: str
+    business_registration: str
+    business_phone: str
+    business_email: str
+    measure: str
+    measure_date: str
+    #: the shopkeeper's personal fields: "***" unless the publication's policy allows the field
+    personal: dict[str, str]
+    policy: str
+    published_at: datetime
+
+
+class PublicAnnouncement(BaseModel):
+    campaign_id: int
+    title: str
+    published_at: datetime
+    announcement: dict[str, Any]
+    html: str
+
+
+def closed_shops(session: Session, *, limit: int = 1000, offset: int = 0) -> list[ClosedShopEntry]:
+    """The published list of closed shops (withdrawn entries excluded), newest first."""
+    rows = session.execute(
+        select(Disclosure, DisclosurePolicy)
+        .outerjoin(DisclosurePolicy, DisclosurePolicy.policy_id == Disclosure.policy_id)
+        .where(Disclosure.status == "published")
+        .order_by(Disclosure.published_at.desc(), Disclosure.disclosure_id)
+        .limit(limit)
+        .offset(offset)
+    ).tuples()
+    out = []
+    for d, pol in rows:
+        allowed = set(pol.personal_fields) if pol is not None else set()
+        e = d.entry
+        personal = dict(e.get("personal") or {})  # type: ignore[call-overload]
+        out.append(
+            ClosedShopEntry(
+                disclosure_id=d.disclosure_id,
+                shop_id=str(e["shop_id"]),
+                name=str(e["name"]),
+                category=str(e["category"]),
+                business_registration=str(e["business_registration"]),
+                business_phone=str(e["business_phone"]),
+                business_email=str(e["business_email"]),
+                measure=str(e["measure"]),
+                measure_date=str(e["measure_date"]),
+                personal={f: (str(personal.get(f, MASK)) if f in allowed else MASK) for f in PERSONAL_FIELDS},
+                policy=pol.name if pol is not None else "default",
+                published_at=d.published_at,
+            )
+        )
+    return out
+
+
+def _announcement(c: Campaign) -> PublicAnnouncement:
+    assert c.published_at is not None and c.announcement is not None and c.html is not None
+    return PublicAnnouncement(
+        campaign_id=c.campaign_id, title=c.title, published_at=c.published_at, announcement=c.announcement, html=c.html
+    )
+
+
+def announcements(session: Session) -> list[PublicAnnouncement]:
+    """Published campaign announcements, newest first."""
+    rows = session.execute(
+        select(Campaign).where(Campaign.status == "published").order_by(Campaign.published_at.desc())
+    ).scalars()
+    return [_announcement(c) for c in rows]
+
+
+def announcement(session: Session, campaign_id: int) -> PublicAnnouncement:
+    c = session.get(Campaign, campaign_id)
+    if c is None or c.status != "published":
+        raise NotFound(f"no published announcement {campaign_id}")
+    return _announcement(c)
