@@ -1,0 +1,54 @@
+"""``dajia serve``: run the HTTP API (scoring, prediction log, sanction workflow) with uvicorn."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+
+from dajia.errors import DajiaError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def serve(
+        host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
+        port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port"),
+        data: Path | None = typer.Option(None, "--data", help="marketplace folder whose shops can be scored by id"),
+        poll_seconds: float = typer.Option(30.0, "--poll-seconds", min=0.05, help="how often the alias is checked"),
+        shadow: bool = typer.Option(False, "--shadow", help="also score the challenger alias (logged, not returned)"),
+        max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="larger request bodies get 413"),
+        log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
+    ) -> None:
+        """Serve the dajia API (OpenAPI at /openapi.json, health at /healthz and /readyz, /metrics)."""
+        import uvicorn
+
+        from dajia.settings import get_settings
+        from serving.app import create_app
+        from serving.config import ServeOptions
+
+        if data is not None and not data.is_dir():
+            raise DajiaError(f"--data {data}: not a folder")
+        # a registry that does not answer must not hold a poll (or the shutdown) for minutes
+        # (MLflow's defaults retry 7 times with exponential backoff); explicit settings win
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        settings = get_settings()
+        options = ServeOptions(
+            data_dir=data,
+            poll_seconds=poll_seconds,
+            shadow=shadow,
+            max_body_bytes=int(max_body_mb * 1024 * 1024),
+        )
+        api = create_app(settings, options)
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+            loop="uvloop",
+            http="httptools",
+            timeout_graceful_shutdown=10,
+        )

@@ -1,0 +1,117 @@
+"""The app factory: settings read once, resources created in the lifespan, routers mounted.
+
+``create_app(settings, options)`` builds a fresh app (nothing happens at import time). The lifespan
+opens the database, the prediction log writer, the marketplace (``--data``) and the model holder, and
+hands them to requests as ``request.state.services``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from dajia.settings import Settings
+from serving.auth import ApiKeyStore
+from serving.config import ServeOptions
+from serving.db import ensure_schema, make_engine
+from serving.errors import install_error_handlers
+from serving.metrics import Metrics
+from serving.middleware import RequestMetricsMiddleware
+from serving.model_holder import ModelHolder
+from serving.prediction_log import PredictionLog
+from serving.responses import OrjsonResponse
+from serving.runtime import ModelRuntime
+from serving.services import Services
+
+log = logging.getLogger("dajia.serving")
+
+API_VERSION = "1"
+
+
+def _load_marketplace(path: Path) -> Any:
+    from marketplace.loader import load_marketplace
+
+    return load_marketplace(path)
+
+
+def _sanctions_adapter(settings: Settings, mp: Any) -> Any:
+    """The sanction workflow's routing adapter (the marketplace's shops imported), or None if unavailable."""
+    try:
+        from serving.sanctions_bridge import SanctionsBridge
+    except ImportError as exc:
+        log.warning("sanction workflow not available: %s", exc)
+        return None
+    bridge = SanctionsBridge.open(settings)
+    if mp is not None:
+        bridge.import_marketplace(mp)
+    return bridge
+
+
+def create_app(settings: Settings, options: ServeOptions | None = None, marketplace: Any = None) -> FastAPI:
+    """A new dajia API app. ``marketplace`` (already loaded) overrides ``options.data_dir``."""
+    opts = options or ServeOptions()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        engine = make_engine(settings.resolved_database_url)
+        await asyncio.to_thread(ensure_schema, engine)
+        pred_log = PredictionLog(engine)
+        pred_log.start()
+        mp = marketplace
+        if mp is None and opts.data_dir is not None:
+            mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
+        build = partial(ModelRuntime.from_dir, marketplace=mp, threads=settings.lightgbm_threads)
+        holder = ModelHolder(settings, opts, build, metrics)
+        services = Services(
+            settings=settings,
+            options=opts,
+            engine=engine,
+            keys=ApiKeyStore(engine, opts.auth_cache_seconds),
+            log=pred_log,
+            metrics=metrics,
+            holder=holder,
+            marketplace=mp,
+            sanctions=await asyncio.to_thread(_sanctions_adapter, settings, mp),
+        )
+        await holder.start()
+        try:
+            yield {"services": services}
+        finally:
+            await holder.stop()
+            pred_log.stop()
+            if services.sanctions is not None:
+                services.sanctions.close()
+            engine.dispose()
+
+    app = FastAPI(
+        title="dajia API",
+        version=API_VERSION,
+        summary="Scores marketplace shops for counterfeiting risk and drives the sanction workflow.",
+        lifespan=lifespan,
+        default_response_class=OrjsonResponse,
+        openapi_url="/openapi.json",
+    )
+    install_error_handlers(app)
+    from serving.routes import health, predictions, scores
+
+    app.include_router(health.router)
+    app.include_router(scores.router)
+    app.include_router(predictions.router)
+    try:
+        sanctions_routes = importlib.import_module("serving.routes.sanctions")
+    except ImportError as exc:
+        log.warning("sanction routes not mounted: %s", exc)
+    else:
+        sanctions_routes.mount(app)
+    app.add_middleware(RequestMetricsMiddleware, metrics=metrics, max_body_bytes=opts.max_body_bytes)
+    app.state.metrics = metrics
+    return app

@@ -1,0 +1,111 @@
+"""Domain errors and request validation mapped to HTTP in one place.
+
+Every error body has the same shape: ``{"error": <kind>, "message": <text>, "request_id": <id>}``
+plus ``"errors": [{"path": "body.records[0].listings[2].price", "message": ...}, ...]`` for 422s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from dajia.errors import Conflict, DajiaError, DataContractError, Forbidden, InvalidTransition, NotFound
+from serving.responses import OrjsonResponse
+
+#: most specific first; the first isinstance match wins
+STATUS_OF: tuple[tuple[type[DajiaError], int], ...] = (
+    (NotFound, 404),
+    (Conflict, 409),
+    (Forbidden, 403),
+    (InvalidTransition, 409),
+    (DataContractError, 422),
+    (DajiaError, 400),
+)
+
+
+def status_for(exc: DajiaError) -> int:
+    for cls, status in STATUS_OF:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def json_path(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "records", 0, "price")`` -> ``body.records[0].price``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("dajia.request_id", ""))
+
+
+def error_response(
+    request: Request,
+    status: int,
+    kind: str,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    body: dict[str, Any] = {"error": kind, "message": message, "request_id": request_id_of(request)}
+    if errors is not None:
+        body["errors"] = errors
+    return OrjsonResponse(body, status_code=status, headers=headers)
+
+
+def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
+    out = []
+    for e in raw:
+        loc = list(e.get("loc", ()))
+        out.append(
+            {
+                "path": json_path(loc),
+                "loc": [str(p) if not isinstance(p, int) else p for p in loc],
+                "message": str(e.get("msg", "invalid")),
+                "type": str(e.get("type", "value_error")),
+            }
+        )
+    return out
+
+
+async def _dajia_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DajiaError)
+    status = status_for(exc)
+    errors = None
+    if isinstance(exc, DataContractError):
+        errors = [
+            {
+                "path": f"{exc.table}.{exc.column}" if exc.column else exc.table,
+                "message": exc.problem,
+                "rows": [str(r) for r in exc.rows[:20]],
+            }
+        ]
+    return error_response(request, status, type(exc).__name__, str(exc), errors)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    errors = validation_errors(list(exc.errors()))
+    return error_response(request, 422, "ValidationError", f"{len(errors)} invalid field(s)", errors)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(request, exc.status_code, "HTTPError", str(exc.detail), headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DajiaError, _dajia_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -1,0 +1,60 @@
+"""Prometheus metrics of one app instance (its own registry, so several apps can live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.5, 5.0)
+_SCORE_BUCKETS = tuple(i / 20 for i in range(1, 21))
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.latency = Histogram(
+            "dajia_http_request_seconds",
+            "HTTP request latency by route template and method",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.responses = Counter(
+            "dajia_http_responses_total",
+            "HTTP responses by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "dajia_http_errors_total",
+            "responses with status >= 400 by route and status",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.scores = Histogram(
+            "dajia_score", "calibrated scores returned", ["tier"], buckets=_SCORE_BUCKETS, registry=self.registry
+        )
+        self.shadow_scores = Histogram(
+            "dajia_shadow_score",
+            "challenger scores (shadow, not returned)",
+            buckets=_SCORE_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Info("dajia_model", "the model being served", registry=self.registry)
+        self.model_reloads = Counter(
+            "dajia_model_reloads_total", "model swaps after the alias moved", registry=self.registry
+        )
+        self.registry_errors = Counter(
+            "dajia_registry_errors_total", "failed registry polls (last good model kept)", registry=self.registry
+        )
+        self.model_fallback = Gauge(
+            "dajia_model_from_cache", "1 when the served model came from the on-disk cache", registry=self.registry
+        )
+
+    def set_model(self, name: str, version: str, source: str, shadow_version: str | None) -> None:
+        self.model_info.info(
+            {"name": name, "version": version, "source": source, "shadow_version": shadow_version or ""}
+        )
+        self.model_fallback.set(1 if source == "cache" else 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

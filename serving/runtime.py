@@ -1,0 +1,146 @@
+"""One loaded model version, ready for the hot path.
+
+Built off the event loop when a version is loaded: the ``ShopRiskModel`` is unwrapped from its MLflow
+pyfunc, LightGBM threads are pinned, and — when the service was pointed at a marketplace — every
+shop's feature row is computed once through the model's own fitted pipeline (as of the snapshot)
+and kept as one float64 matrix, so scoring a shop by id is a row lookup plus one booster call.
+
+Reasons: only shops in the ``watch`` or ``suspected`` tier get them (the model's Saabas path
+credits, about the cost of one more prediction), cached by feature digest, so a shop scored again
+with the same features costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from dajia.errors import NotFound
+
+EXPLAINED_TIERS = frozenset({"watch", "suspected"})
+_REASON_CACHE_SIZE = 200_000
+
+
+def unwrap_model(pyfunc_model: Any) -> Any:
+    """The ``models.ShopRiskModel`` inside a loaded MLflow pyfunc model."""
+    from models.model import ShopRiskModel
+
+    inner = pyfunc_model.unwrap_python_model() if hasattr(pyfunc_model, "unwrap_python_model") else pyfunc_model
+    if isinstance(inner, ShopRiskModel):
+        return inner
+    for attr in ("model", "risk_model", "shop_risk_model", "model_"):
+        candidate = getattr(inner, attr, None)
+        if isinstance(candidate, ShopRiskModel):
+            return candidate
+    for candidate in vars(inner).values():
+        if isinstance(candidate, ShopRiskModel):
+            return candidate
+    raise TypeError(f"the MLflow model holds a {type(inner).__name__}, not a ShopRiskModel")
+
+
+def load_model_dir(path: Path) -> Any:
+    """Load the pyfunc model from a local folder and return its ``ShopRiskModel``."""
+    import mlflow.pyfunc
+
+    return unwrap_model(mlflow.pyfunc.load_model(str(path)))
+
+
+def digest_rows(X: NDArray[np.float64]) -> list[str]:
+    """A short sha256 of each feature row's bytes (what the prediction log records)."""
+    a = np.ascontiguousarray(X, dtype=np.float64)
+    return [hashlib.sha256(a[i].tobytes()).hexdigest()[:32] for i in range(len(a))]
+
+
+def snapshot_as_of(snapshot_at: pd.Timestamp) -> pd.Timestamp:
+    """Features use events strictly before ``as_of``; one second past the snapshot includes them all."""
+    return pd.Timestamp(snapshot_at) + pd.Timedelta(seconds=1)
+
+
+class ModelRuntime:
+    """Score, tier and reasons for feature rows, plus the cached feature rows of the marketplace's shops."""
+
+    def __init__(self, model: Any, name: str, version: str, marketplace: Any = None, threads: int = 1) -> None:
+        self.model = model
+        self.name = name
+        self.version = version
+        model.set_threads(threads)
+        self.feature_names: list[str] = list(model.feature_names)
+        self.watch = float(model.thresholds.watch)
+        self.suspected = float(model.thresholds.suspected)
+        self._reasons: OrderedDict[str, list[str]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.index: dict[str, int] = {}
+        self.X = np.zeros((0, len(self.feature_names)))
+        self.digests: list[str] = []
+        self.as_of: pd.Timestamp | None = None
+        if marketplace is not None and getattr(model, "pipeline", None) is not None:
+            self.as_of = snapshot_as_of(marketplace.snapshot_at)
+            frame = model.pipeline.transform(marketplace, self.as_of)
+            frame = frame[self.feature_names]
+            self.X = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+            self.index = {str(s): i for i, s in enumerate(frame.index)}
+            self.digests = digest_rows(self.X)
+
+    @classmethod
+    def from_dir(cls, path: Path, name: str, version: str, marketplace: Any = None, threads: int = 1) -> ModelRuntime:
+        return cls(load_model_dir(path), name, version, marketplace, threads)
+
+    # -- features -----------------------------------------------------------------------------------
+    def rows_for_ids(self, shop_ids: list[str]) -> NDArray[np.int64]:
+        """Row numbers of the shops in the cached matrix; NotFound names the unknown ids."""
+        index = self.index
+        rows = [index.get(s, -1) for s in shop_ids]
+        if -1 in rows:
+            missing = [s for s, r in zip(shop_ids, rows, strict=True) if r < 0]
+            where = "the marketplace this service was started with" if index else "(no marketplace loaded: use records)"
+            shown = ", ".join(repr(m) for m in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            raise NotFound(f"unknown shop id(s) {shown}{more} in {where}")
+        return np.asarray(rows, dtype=np.int64)
+
+    def features_for_records(self, records: list[Any], as_of: pd.Timestamp) -> tuple[list[str], NDArray[np.float64]]:
+        """Feature rows of inline records through the same fitted pipeline (shop ids in record order)."""
+        pipeline = getattr(self.model, "pipeline", None)
+        if pipeline is None:
+            raise NotFound("this model was trained from a feature table and cannot score raw records")
+        frame = pipeline.transform_records(records, as_of)
+        frame = frame[self.feature_names]
+        ids = [str(r.shop_id) for r in records]
+        frame = frame.loc[ids]
+        return ids, np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+
+    # -- scoring ------------------------------------------------------------------------------------
+    def score(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[str]]:
+        scores = np.asarray(self.model.predict_proba(X), dtype=np.float64)
+        w, s = self.watch, self.suspected
+        tiers = ["suspected" if v >= s else "watch" if v >= w else "low" for v in scores.tolist()]
+        return scores, tiers
+
+    def reasons(self, X: NDArray[np.float64], tiers: list[str], digests: list[str], top: int = 3) -> list[list[str]]:
+        """Reasons for rows in the watch or suspected tier (empty for low), cached by feature digest."""
+        out: list[list[str]] = [[] for _ in tiers]
+        todo: list[int] = []
+        cache = self._reasons
+        for i, (tier, d) in enumerate(zip(tiers, digests, strict=True)):
+            if tier in EXPLAINED_TIERS:
+                hit = cache.get(d)
+                if hit is None:
+                    todo.append(i)
+                else:
+                    out[i] = hit
+        if todo:
+            fresh = self.model.explain(X[todo], top=top)
+            with self._lock:
+                for i, r in zip(todo, fresh, strict=True):
+                    out[i] = r
+                    cache[digests[i]] = r
+                while len(cache) > _REASON_CACHE_SIZE:
+                    cache.popitem(last=False)
+        return out

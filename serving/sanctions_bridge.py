@@ -1,0 +1,74 @@
+"""The scoring API's door into the sanction workflow: route scored shops into cases.
+
+The sanction package owns the rules (``sanctions.routing.route_scored``: idempotent by a digest of
+shop, model, version and score); this adapter only opens the store, names the actor (one per API
+key) and reports, per shop, the case it opened or found.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from dajia.settings import Settings
+
+
+class SanctionsBridge:
+    def __init__(self, engine: Any) -> None:
+        from sanctions.store import session_factory
+
+        self.engine = engine
+        self.sessions: sessionmaker[Session] = session_factory(engine)
+
+    @classmethod
+    def open(cls, settings: Settings) -> SanctionsBridge:
+        from sanctions.store import open_store
+
+        return cls(open_store(settings.resolved_database_url))
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def import_marketplace(self, mp: Any) -> Any:
+        """Make the marketplace's shops known to the store (idempotent), so they can get cases."""
+        from sanctions.storefront import import_marketplace
+
+        return import_marketplace(self.engine, mp)
+
+    def route(
+        self, items: list[tuple[str, float, str, list[str]]], served: Any, threshold: float, key: Any
+    ) -> dict[str, dict[str, Any]]:
+        """Route (shop, score, tier, reasons) through the workflow; per shop: case id, status, created."""
+        from sanctions.models import Case
+        from sanctions.routing import route_scored
+        from sanctions.scored import ScoredShop
+        from sanctions.workflow import OPEN_STATUSES, Actor, Role
+
+        scored = [
+            ScoredShop(
+                shop_id=sid,
+                score=float(score),
+                tier=tier,
+                model_name=served.name,
+                model_version=str(served.version),
+                reasons=list(reasons),
+                suspected_threshold=float(threshold),
+            )
+            for sid, score, tier, reasons in items
+        ]
+        actor = Actor(f"api-key:{key.key_id}", Role.SCORER)
+        ids = sorted({s.shop_id for s in scored})
+        with self.sessions() as session:
+            report = route_scored(session, scored, actor=actor)
+            opened = set(report.opened_case_ids)
+            rows = session.execute(
+                select(Case.case_id, Case.shop_id, Case.status).where(
+                    Case.shop_id.in_(ids), Case.status.in_(sorted(OPEN_STATUSES))
+                )
+            ).all()
+        out: dict[str, dict[str, Any]] = {}
+        for case_id, shop_id, status in rows:
+            out[str(shop_id)] = {"case_id": str(case_id), "status": str(status), "created": int(case_id) in opened}
+        return out

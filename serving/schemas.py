@@ -1,0 +1,124 @@
+"""Request and response bodies of the HTTP API (public shapes; no secret ever appears in a response)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from marketplace.records import ShopRecord
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+#: hard ceiling of the schema; the service's own limit is ``settings.max_batch`` (default 1,000)
+HARD_MAX_BATCH = 100_000
+
+ShopId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+Tier = Literal["low", "watch", "suspected"]
+
+
+class ScoreRequest(BaseModel):
+    """Score shops given either their ids (features from the service's marketplace) or raw records."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    shop_ids: list[ShopId] | None = Field(
+        default=None, min_length=1, max_length=HARD_MAX_BATCH, description="shops of the service's marketplace"
+    )
+    records: list[ShopRecord] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=HARD_MAX_BATCH,
+        description="shops in the data-contract shape (marketplace.records.ShopRecord), scored inline",
+    )
+    as_of: datetime | None = Field(
+        default=None, description="records only: features use events strictly before this time (default: now, UTC)"
+    )
+    route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
+    top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ScoreRequest:
+        if (self.shop_ids is None) == (self.records is None):
+            raise ValueError("give exactly one of shop_ids or records")
+        return self
+
+
+class CaseRef(BaseModel):
+    case_id: str
+    status: str
+    created: bool
+
+
+class ScoreResult(BaseModel):
+    shop_id: str
+    score: float = Field(ge=0.0, le=1.0, description="calibrated probability that the shop sells counterfeits")
+    tier: Tier
+    reasons: list[str] = Field(description="top reasons in words (only for watch and suspected shops)")
+    model_name: str
+    model_version: str
+    request_id: str
+    case: CaseRef | None = Field(default=None, description="the case opened or updated (route=true only)")
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class ScoreResponse(BaseModel):
+    request_id: str
+    model: ModelRef
+    results: list[ScoreResult]
+
+
+class PredictionOut(BaseModel):
+    id: int
+    logged_at: datetime
+    request_id: str
+    key_id: str | None
+    shop_id: str
+    model_name: str
+    model_version: str
+    feature_digest: str
+    score: float
+    tier: str
+    reasons: list[str]
+    shadow: bool
+
+
+class PredictionPage(BaseModel):
+    predictions: list[PredictionOut]
+    next_before_id: int | None = Field(description="pass as before_id for the next (older) page")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class ServedOut(BaseModel):
+    name: str
+    version: str
+    alias: str
+    source: Literal["registry", "cache"]
+    cached_fallback: bool
+    loaded_at: datetime
+
+
+class Readiness(BaseModel):
+    ready: bool
+    model: ServedOut | None
+    shadow: ServedOut | None
+    last_error: str | None
+    marketplace_shops: int
+    snapshot_at: datetime | None
+
+
+class ErrorItem(BaseModel):
+    path: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    request_id: str
+    errors: list[ErrorItem] | None = None
