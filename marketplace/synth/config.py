@@ -35,7 +35,7 @@ class GeneratorConfig:
     snapshot_at: str = DEFAULT_SNAPSHOT
     crackdown_at: str | None = None
     reregister_rate: float = 0.4
-    honest_investigation_rate: float = 0.04
+    honest_investigation_rate: float = 0.03
     orders_per_shop: float = 20.0
     listings_per_shop: float = 5.0
     chunk_shops: int = 50_000

@@ -39,20 +39,26 @@ HOUR = 3600 * SEC
 #: listing brand mode: unbranded, regular brand, premium brand, one of the shop's authorised brands
 BRAND_MODE_P = np.array(
     [
-        [0.45, 0.50, 0.05, 0.00],
+        [0.42, 0.50, 0.08, 0.00],
         [0.10, 0.20, 0.00, 0.70],
         [0.20, 0.55, 0.25, 0.00],
         [0.00, 0.30, 0.70, 0.00],
         [0.05, 0.10, 0.85, 0.00],
-        [0.15, 0.10, 0.75, 0.00],
-        [0.15, 0.10, 0.75, 0.00],
+        [0.15, 0.20, 0.65, 0.00],
+        [0.20, 0.30, 0.50, 0.00],
     ]
 )
 M_UNBRANDED, M_REGULAR, M_PREMIUM, M_AUTHORISED = range(4)
 #: price / brand reference price: log-uniform [lo, hi] for (premium, regular) brands
 RATIO_PREMIUM = np.array(
-    [[0.85, 1.05], [0.90, 1.00], [0.40, 0.75], [0.18, 0.60], [0.65, 0.92], [0.03, 0.20], [0.10, 0.45]]
+    [[0.70, 1.05], [0.90, 1.00], [0.35, 0.75], [0.15, 0.60], [0.65, 0.92], [0.04, 0.30], [0.10, 0.45]]
 )
+#: camouflaged counterfeiters that sell "super fakes" close to the real price (share, ratio range)
+HIGH_END_FAKE_SHARE = 0.4
+RATIO_HIGH_END_FAKE = np.array([0.45, 0.90])
+#: a brand's reference price is for its typical product; a wallet or a lipstick costs less, a
+#: limited edition more: every branded listing gets a product factor (log-normal)
+PRODUCT_FACTOR_MU, PRODUCT_FACTOR_SIGMA = -0.2, 0.65
 RATIO_REGULAR = np.array(
     [[0.80, 1.10], [0.85, 1.05], [0.45, 0.80], [0.20, 0.60], [0.70, 0.95], [0.25, 0.70], [0.35, 0.80]]
 )
@@ -90,7 +96,7 @@ DESC_P = np.array(
 )
 DESC_P_BLATANT_AFTER = np.array([0.15, 0.00, 0.00, 0.00, 0.00, 0.00, 0.08, 0.50, 0.27])
 
-DELIST_P = np.array([0.12, 0.08, 0.15, 0.25, 0.12, 0.40, 0.40])
+DELIST_P = np.array([0.12, 0.08, 0.20, 0.45, 0.15, 0.28, 0.28])
 EDIT_P = np.array([0.06, 0.05, 0.10, 0.05, 0.08, 0.20, 0.20])
 REFUND_P = np.array([0.04, 0.03, 0.06, 0.08, 0.07, 0.08, 0.13])
 COMPLAINT_P = np.array([0.015, 0.010, 0.025, 0.035, 0.025, 0.030, 0.050])
@@ -338,9 +344,15 @@ def _listings(
     category = np.where(branded, plan.brand_category[np.maximum(brand, 0)], category)
     premium = branded & plan.brand_premium[np.maximum(brand, 0)]
     ratio_tab = np.where(premium[:, None], RATIO_PREMIUM[arche], RATIO_REGULAR[arche])
+    high_end = (arche == CF_CAMO) & (rng.random(hi - lo) < HIGH_END_FAKE_SHARE)[shop] & premium
+    ratio_tab[high_end] = RATIO_HIGH_END_FAKE
     ratio = _log_uniform(rng, ratio_tab[:, 0], ratio_tab[:, 1])
     base = np.where(branded, plan.brand_price[np.maximum(brand, 0)], plan.unbranded_price[category])
-    noise = np.where(branded, np.exp(rng.normal(0.0, 0.04, size=n)), rng.lognormal(0.0, 0.5, size=n))
+    noise = np.where(
+        branded,
+        rng.lognormal(PRODUCT_FACTOR_MU, PRODUCT_FACTOR_SIGMA, size=n),
+        rng.lognormal(0.0, 0.5, size=n),
+    )
     price = np.where(branded, base * ratio, base) * noise
     price = np.maximum(np.round(price) - np.where(rng.random(n) < 0.3, 0.1, 0.0), 1.0)
 
@@ -363,7 +375,7 @@ def _listings(
     style = branded & (rng.random(n) < BRAND_STYLE_P[arche])
     brand_suffix = vocab.brand_suffix.pick(style.astype(np.int64), lang, rng.random(n))
     noun = vocab.nouns.pick(category, lang, rng.random(n))
-    special = np.isin(category, (CATEGORIES.index("toys"), CATEGORIES.index("electronics"))) & (rng.random(n) < 0.08)
+    special = np.isin(category, (CATEGORIES.index("toys"), CATEGORIES.index("electronics"))) & (rng.random(n) < 0.025)
     attr_family = np.where(special, 2 + category, np.where(rng.random(n) < 0.6, V.ATTR_GENERAL, V.ATTR_NONE))
     attr = vocab.attrs.pick(attr_family, lang, rng.random(n))
     title = _title(vocab, prefix_idx, brand_disp, brand_suffix, noun, attr, suffix_idx)
@@ -500,7 +512,7 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
 
     qty = 1 + (rng.random(n) < 0.08) + (rng.random(n) < 0.02)
     amount = np.maximum(np.round(lst.price[listing] * qty * rng.uniform(0.9, 1.0, size=n), 2), 0.01)
-    refund_noise = rng.lognormal(0.0, 0.5, size=m)[shop]
+    refund_noise = rng.lognormal(0.0, 0.7, size=m)[shop]
     refund = ~is_judged & (rng.random(n) < np.minimum(REFUND_P[arche] * refund_noise, 0.9))
     refunded = _after(rng, at, HOUR, 5 * DAY)
     refunded = np.where(refund & (refunded < plan.snapshot - SEC), refunded, -1)
@@ -538,7 +550,7 @@ def _complaints(
     # consumers complain about some orders
     n_o = len(orders.shop)
     o_arche = arche_shop[orders.shop]
-    noise = rng.lognormal(0.0, 0.6, size=m)[orders.shop]
+    noise = rng.lognormal(0.0, 0.8, size=m)[orders.shop]
     c_ord = np.flatnonzero(rng.random(n_o) < np.minimum(COMPLAINT_P[o_arche] * noise, 0.8))
     c_arche = o_arche[c_ord]
     other_p = np.where((c_arche == 3)[:, None], OTHER_KIND_P_SECOND_HAND[None, :], OTHER_KIND_P[None, :])

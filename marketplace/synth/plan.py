@@ -37,7 +37,7 @@ HONEST_MIX = np.array([0.62, 0.10, 0.10, 0.10, 0.08])
 CATEGORY_MIX_HONEST = np.array([0.12, 0.12, 0.06, 0.11, 0.13, 0.15, 0.05, 0.08, 0.09, 0.09])
 CATEGORY_MIX_CF = np.array([0.24, 0.18, 0.14, 0.12, 0.07, 0.10, 0.09, 0.02, 0.03, 0.01])
 #: shops that add a disclaimer ("not a replica", "假一赔十") to some titles, per archetype
-DISCLAIMER_P = np.array([0.04, 0.07, 0.05, 0.07, 0.08, 0.0, 0.04])
+DISCLAIMER_P = np.array([0.025, 0.04, 0.03, 0.04, 0.04, 0.0, 0.04])
 #: investigation propensity of honest archetypes relative to the honest rate (cheap prices draw checks)
 HONEST_INVESTIGATION_MULT = np.array([1.0, 0.5, 2.5, 2.5, 2.5, 0.0, 0.0])
 #: share of investigated counterfeiters the investigators clear by mistake
