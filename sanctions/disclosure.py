@@ -141,7 +141,10 @@ def publish_disclosures(
         q = select(Case, Shop).join(Shop, Shop.shop_id == Case.shop_id).where(Case.status == CaseStatus.CLOSED)
         if case_ids is not None:
             wanted = sorted(set(case_ids))
-            statuses = dict(session.execute(select(Case.case_id, Case.status).where(Case.case_id.in_(wanted))).tuples())
+            statuses = {
+                cid: st
+                for cid, st in session.execute(select(Case.case_id, Case.status).where(Case.case_id.in_(wanted)))
+            }
             missing = [c for c in wanted if c not in statuses]
             if missing:
                 raise NotFound(f"cases do not exist: {missing[:10]}")

@@ -1,0 +1,116 @@
+"""The audit log is append-only and hash-chained: tampering is caught by the real ``dajia audit verify``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy.orm import Session
+
+from dajia.cli import main
+from dajia.settings import get_settings
+from sanctions import audit
+from sanctions.models import AuditEntry
+from sanctions.routing import route_scored
+from sanctions.scored import ScoredShop
+from sanctions.storefront import import_marketplace
+from sanctions.tx import utcnow
+from sanctions.workflow import Actor, Role
+from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row
+
+
+def _cli_verify(db_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DATABASE_URL": db_url}
+    return subprocess.run(
+        [sys.executable, "-m", "dajia.cli", "audit", "verify"], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.fixture
+def chain(session: Session) -> int:
+    import_marketplace(session, build_marketplace([shop_row(f"S{i}") for i in range(6)]))
+    route_scored(session, [ScoredShop(f"S{i}", 0.9, "suspected", "m", "1", [], 0.5) for i in range(6)], now=SNAPSHOT)
+    n = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    session.rollback()
+    assert n == 6
+    return int(n)
+
+
+def test_verify_passes_on_an_untouched_chain(
+    chain: int, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        assert main(["audit", "verify", "--json"]) == 0
+    finally:
+        get_settings.cache_clear()
+    assert '"ok": true' in capsys.readouterr().out
+
+
+def test_an_updated_row_is_caught(chain: int, engine: Engine, db_url: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(actor_id="someone-else"))
+    proc = _cli_verify(db_url)
+    assert proc.returncode == 2, proc.stderr
+    assert "entry 3" in proc.stderr and "does not match its hash" in proc.stderr
+
+
+def test_an_updated_row_with_a_recomputed_hash_is_caught_at_the_next_entry(chain: int, session: Session) -> None:
+    row = dict(session.execute(select(AuditEntry.__table__).where(AuditEntry.seq == 2)).mappings().one())
+    row["payload"] = '{"forged":true}'
+    forged = audit.entry_hash(row["prev_hash"], row)
+    session.rollback()
+    with session.begin():
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(payload=row["payload"], hash=forged))
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_seq == 3 and "prev_hash" in (report.problem or "")
+
+
+def test_a_deleted_row_is_caught(chain: int, engine: Engine, db_url: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
+    proc = _cli_verify(db_url)
+    assert proc.returncode == 2
+    assert "entry 4" in proc.stderr and "missing" in proc.stderr
+
+
+def test_deleting_the_last_rows_is_caught_by_the_head(chain: int, session: Session) -> None:
+    with session.begin():
+        session.execute(delete(AuditEntry).where(AuditEntry.seq >= chain - 1))
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_seq == chain - 1 and "deleted" in (report.problem or "")
+
+
+@pytest.mark.postgres
+def test_concurrent_appends_never_fork_the_chain(postgres_url: str) -> None:
+    from sanctions.store import open_store
+
+    engine = open_store(postgres_url, pool_size=8)
+    errors: list[BaseException] = []
+
+    def worker(w: int) -> None:
+        try:
+            actor = Actor(f"w{w}", Role.SYSTEM)
+            with Session(engine) as s:
+                for i in range(25):
+                    with s.begin():
+                        audit.append(s, [audit.AuditRecord(actor, "test.append", "w", f"{w}-{i}", {"i": i}, utcnow())])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with Session(engine) as s:
+        report = audit.verify_chain(s)
+        assert report.ok and report.entries == 200
+        assert s.execute(text("select count(distinct prev_hash) from audit_log")).scalar_one() == 200
+    engine.dispose()
