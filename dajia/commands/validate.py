@@ -16,7 +16,9 @@ from dajia.output import console, emit
 
 
 def _human(result: Mapping[str, Any]) -> None:
-    console.print(f"[bold]{result['data']}[/bold]: valid marketplace, snapshot at {result['snapshot_at']}")
+    console.print(
+        f"[bold]{result['data']}[/bold]: valid marketplace, snapshot at {result['snapshot_at']}", soft_wrap=True
+    )
     for name, rows in result["rows"].items():
         console.print(f"  {name:<16} {rows:>12,} rows")
     console.print(f"  {'total':<16} {result['total_rows']:>12,} rows (checked in {result['seconds']:.1f} s)")
