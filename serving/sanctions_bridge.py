@@ -58,7 +58,8 @@ class SanctionsBridge:
             )
             for sid, score, tier, reasons in items
         ]
-        actor = Actor(f"api-key:{key.key_id}", Role.SCORER)
+        # routing is a scorer action whatever the key (an actor id keeps one role in the workflow)
+        actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
         ids = sorted({s.shop_id for s in scored})
         with self.sessions() as session:
             report = route_scored(session, scored, actor=actor)

@@ -1,0 +1,268 @@
+"""The sanction workflow over HTTP: reviewer/admin routes and the public read-only ones.
+
+Thin: parse, authorise (the key's role becomes the workflow actor's role; the workflow checks it
+again), call the ``sanctions`` service in a worker thread with its own session, present its view.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, FastAPI, Header, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from dajia.errors import DajiaError
+from serving.auth import ApiKey
+from serving.deps import AdminKey, ReviewerKey, ServicesDep
+from serving.responses import OrjsonResponse
+from serving.schemas import ErrorBody
+from serving.services import Services
+
+T = TypeVar("T")
+
+CaseId = Annotated[int, Path(ge=1, le=2**62)]
+CampaignId = Annotated[int, Path(ge=1, le=2**62)]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
+
+
+def _actor(key: ApiKey) -> Any:
+    from sanctions.workflow import Actor, Role
+
+    return Actor(f"api-key:{key.key_id}", Role(key.role.value))
+
+
+async def _in_session(services: Services, fn: Callable[[Session], T]) -> T:
+    if services.sanctions is None:
+        raise DajiaError("the sanction workflow is not configured in this service")
+
+    def work() -> T:
+        with services.sanctions.sessions() as session:
+            return fn(session)
+
+    return await asyncio.to_thread(work)
+
+
+def _present(value: Any) -> Response:
+    if isinstance(value, list):
+        return OrjsonResponse([v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value])
+    if isinstance(value, BaseModel):
+        return OrjsonResponse(value.model_dump(mode="json"))
+    return OrjsonResponse(value)
+
+
+class EvidenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(min_length=1, max_length=48)
+    ref: str = Field(default="", max_length=500)
+    detail: str = Field(default="", max_length=2000)
+
+
+class DecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["close", "ban", "dismiss"]
+    reason: str = Field(min_length=1, max_length=2000)
+    evidence: list[EvidenceIn] = Field(default_factory=list, max_length=100)
+    suspect_listing_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=10_000
+    )
+    expected_version: int | None = Field(default=None, ge=1, le=2**31)
+
+
+class AppealDecisionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    uphold: bool
+    reason: str = Field(min_length=1, max_length=2000)
+    evidence: list[EvidenceIn] = Field(default_factory=list, max_length=100)
+    expected_version: int | None = Field(default=None, ge=1, le=2**31)
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(min_length=1, max_length=300)
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
+
+
+def _evidence(items: list[EvidenceIn]) -> list[Any]:
+    from sanctions.schemas import Evidence
+
+    try:
+        return [Evidence(kind=e.kind, ref=e.ref, detail=e.detail) for e in items]
+    except ValueError as exc:
+        raise DajiaError(f"evidence: {exc}") from exc
+
+
+cases = APIRouter(prefix="/v1/cases", tags=["cases"], responses=_ERRORS)
+
+
+@cases.get("", summary="cases, riskiest open first (reviewer or admin)")
+async def list_cases(
+    services: ServicesDep,
+    key: ReviewerKey,
+    status: Annotated[str | None, Query(max_length=32)] = None,
+    shop_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    from sanctions.cases import list_cases as list_cases_
+    from sanctions.workflow import CaseStatus
+
+    if status is not None and status not in {s.value for s in CaseStatus}:
+        raise DajiaError(f"unknown status {status!r}; one of {', '.join(s.value for s in CaseStatus)}")
+    return _present(
+        await _in_session(
+            services, lambda s: list_cases_(s, status=status, shop_id=shop_id, limit=limit, offset=offset)
+        )
+    )
+
+
+@cases.get("/{case_id}", summary="one case with its events and claims (reviewer or admin)")
+async def get_case(services: ServicesDep, key: ReviewerKey, case_id: CaseId) -> Response:
+    from sanctions.cases import get_case as get_case_
+
+    return _present(await _in_session(services, lambda s: get_case_(s, case_id)))
+
+
+@cases.post("/{case_id}/decisions", summary="decide an open case: close, ban or dismiss (reviewer or admin)")
+async def decide(
+    services: ServicesDep, key: ReviewerKey, case_id: CaseId, body: DecisionIn, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.cases import decide as decide_
+
+    actor, evidence = _actor(key), _evidence(body.evidence)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: decide_(
+                s,
+                case_id,
+                body.action,
+                actor,
+                reason=body.reason,
+                evidence=evidence,
+                suspect_listing_ids=body.suspect_listing_ids,
+                expected_version=body.expected_version,
+                idempotency_key=idempotency_key,
+            ),
+        )
+    )
+
+
+@cases.post("/{case_id}/appeal-decisions", summary="decide a seller's appeal (reviewer or admin)")
+async def decide_appeal(
+    services: ServicesDep, key: ReviewerKey, case_id: CaseId, body: AppealDecisionIn, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.cases import decide_appeal as decide_appeal_
+
+    actor, evidence = _actor(key), _evidence(body.evidence)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: decide_appeal_(
+                s,
+                case_id,
+                body.uphold,
+                actor,
+                reason=body.reason,
+                evidence=evidence,
+                expected_version=body.expected_version,
+                idempotency_key=idempotency_key,
+            ),
+        )
+    )
+
+
+campaigns = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=_ERRORS)
+
+
+@campaigns.get("", summary="campaigns (reviewer or admin)")
+async def list_campaigns(services: ServicesDep, key: ReviewerKey) -> Response:
+    from sanctions.campaigns import list_campaigns as list_campaigns_
+
+    return _present(await _in_session(services, list_campaigns_))
+
+
+@campaigns.get("/{campaign_id}", summary="one campaign (reviewer or admin)")
+async def get_campaign(services: ServicesDep, key: ReviewerKey, campaign_id: CampaignId) -> Response:
+    from sanctions.campaigns import get_campaign as get_campaign_
+
+    return _present(await _in_session(services, lambda s: get_campaign_(s, campaign_id)))
+
+
+@campaigns.post("", summary="draft a campaign over decided cases (reviewer or admin)")
+async def create_campaign(
+    services: ServicesDep, key: ReviewerKey, body: CampaignIn, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.campaigns import create_campaign as create_campaign_
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: create_campaign_(
+                s, actor, title=body.title, case_ids=body.case_ids, idempotency_key=idempotency_key
+            ),
+        )
+    )
+
+
+@campaigns.post("/{campaign_id}/approval", summary="approve a draft campaign (admin)")
+async def approve_campaign(
+    services: ServicesDep, key: AdminKey, campaign_id: CampaignId, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.campaigns import approve_campaign as approve_
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(services, lambda s: approve_(s, campaign_id, actor, idempotency_key=idempotency_key))
+    )
+
+
+@campaigns.post("/{campaign_id}/publication", summary="publish an approved campaign (admin)")
+async def publish_campaign(
+    services: ServicesDep, key: AdminKey, campaign_id: CampaignId, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.campaigns import publish_campaign as publish_
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(services, lambda s: publish_(s, campaign_id, actor, idempotency_key=idempotency_key))
+    )
+
+
+public = APIRouter(prefix="/v1/public", tags=["public"], responses={404: {"model": ErrorBody}})
+
+
+@public.get("/announcements", summary="published crackdown announcements (no key needed)")
+async def announcements(services: ServicesDep) -> Response:
+    from sanctions.public import announcements as announcements_
+
+    return _present(await _in_session(services, announcements_))
+
+
+@public.get("/announcements/{campaign_id}", summary="one published announcement (no key needed)")
+async def announcement(services: ServicesDep, campaign_id: CampaignId) -> Response:
+    from sanctions.public import announcement as announcement_
+
+    return _present(await _in_session(services, lambda s: announcement_(s, campaign_id)))
+
+
+@public.get("/closed-shops", summary="the disclosed list of closed shops, personal fields masked (no key needed)")
+async def closed_shops(
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> Response:
+    from sanctions.public import closed_shops as closed_shops_
+
+    return _present(await _in_session(services, lambda s: closed_shops_(s, limit=limit, offset=offset)))
+
+
+def mount(app: FastAPI) -> None:
+    app.include_router(cases)
+    app.include_router(campaigns)
+    app.include_router(public)
