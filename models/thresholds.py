@@ -6,11 +6,12 @@ precision they must see: the higher (stricter) of
 * the capacity threshold: a sweep over the scored population may route at most
   ``capacity_per_day × sweep_days`` shops, and
 * the precision threshold: the lowest score at which precision on the held-out slice reaches
-  ``precision_target``.
+  ``precision_target``,
+* and never below ``suspected_floor`` (a calibrated probability).
 
 ``watch`` marks shops worth monitoring (no case): the higher of the score where held-out precision
 reaches ``watch_precision`` and the capacity threshold for ``watch_capacity_multiple`` × the routed
-volume (so the watch list stays bounded), never above ``suspected``.
+volume (so the watch list stays bounded), and at least ``watch_floor``; never above ``suspected``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ class ThresholdPolicy:
     precision_target: float = 0.8
     watch_precision: float = 0.3
     watch_capacity_multiple: float = 4.0
+    #: the tiers never start below these calibrated probabilities (capacity alone must not route
+    #: shops the model thinks are probably honest)
+    watch_floor: float = 0.1
+    suspected_floor: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -90,16 +95,18 @@ def choose_thresholds(
     routed = policy.capacity_per_day * policy.sweep_days
     cap = capacity_threshold(pop, routed, population_size)
     prec = precision_threshold(s, t, policy.precision_target)
-    suspected = min(max(cap, prec), 1.0)
+    suspected = min(max(cap, prec, policy.suspected_floor), 1.0)
     watch_cap = capacity_threshold(pop, routed * policy.watch_capacity_multiple, population_size)
     watch_prec = precision_threshold(s, t, policy.watch_precision)
-    watch = min(max(watch_cap, watch_prec), suspected)
+    watch = min(max(watch_cap, watch_prec, policy.watch_floor), suspected)
     basis = {
         "routed_per_sweep": routed,
         "population_size": population_size,
         "capacity_threshold": cap,
         "precision_threshold": prec,
-        "suspected_from": "capacity" if cap >= prec else "precision",
+        "suspected_from": max(
+            ("capacity", cap), ("precision", prec), ("floor", policy.suspected_floor), key=lambda kv: kv[1]
+        )[0],
         "watch_capacity_threshold": watch_cap,
         "watch_precision_threshold": watch_prec,
     }

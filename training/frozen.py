@@ -26,6 +26,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dajia.errors import DajiaError
+from marketplace.schema import GROUND_TRUTH_FILE
 from models.model import ShopRiskModel
 from training.metrics import binary_metrics
 
@@ -64,7 +65,7 @@ def load_frozen(run_id: str) -> FrozenEval:
 
 
 def score_frozen(model: ShopRiskModel, frozen: FrozenEval) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(labels, calibrated scores) of ``model`` on the frozen set."""
+    """(labels, calibrated scores) of ``model`` on the frozen set (labels NaN where unlabelled)."""
     if frozen.spec["kind"] == "table":
         assert frozen.features is not None
         missing = [c for c in model.feature_names if c not in frozen.features.columns]
@@ -79,22 +80,25 @@ def score_frozen(model: ShopRiskModel, frozen: FrozenEval) -> tuple[NDArray[np.f
     from training.tracking import file_digest
 
     data_dir = Path(frozen.spec["data_dir"])
-    files = sorted(data_dir.glob("*.parquet")) if data_dir.exists() else []
+    files = sorted(p for p in data_dir.glob("*.parquet") if p.name != GROUND_TRUTH_FILE) if data_dir.exists() else []
     if not files:
         raise DajiaError(f"the frozen evaluation set's marketplace {data_dir} is gone; cannot compare")
     if file_digest(files) != frozen.spec["digest"]:
         raise DajiaError(f"the marketplace {data_dir} changed since the evaluation set was frozen (digest differs)")
     mp = load_marketplace(data_dir)
-    ex = frozen.examples
-    scores = np.empty(len(ex))
-    for as_of, idx in ex.groupby("as_of").groups.items():
-        pos = ex.index.get_indexer(idx)
-        ids = ex.loc[idx, "shop_id"].astype(str).tolist()
-        X = model.pipeline.transform(mp, pd.Timestamp(str(as_of)), shop_ids=ids)
-        scores[pos] = model.predict_proba(X.loc[ids, model.feature_names])
-    return ex["label"].to_numpy(dtype=np.float64), scores
+    ex = frozen.examples.reset_index(drop=True)
+    X = model.pipeline.transform_examples(mp, ex[["shop_id", "as_of"]], oof=False)
+    return ex["label"].to_numpy(dtype=np.float64), model.predict_proba(X[model.feature_names])
 
 
 def frozen_metrics(model: ShopRiskModel, frozen: FrozenEval) -> dict[str, float]:
     y, s = score_frozen(model, frozen)
-    return binary_metrics(y, s, int(frozen.spec.get("k", 100)))
+    if frozen.spec["kind"] == "table":
+        return binary_metrics(y, s, int(frozen.spec.get("k", 100)))
+    from training.evaluation import verdict_metrics
+
+    assert frozen.examples is not None
+    frame = frozen.examples.reset_index(drop=True).assign(score=s)
+    frame["as_of"] = pd.to_datetime(frame["as_of"])
+    capacity = {pd.Timestamp(k): float(v) for k, v in frozen.spec["capacity"].items()}
+    return verdict_metrics(frame, "score", capacity, probabilities=True)

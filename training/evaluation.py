@@ -1,0 +1,96 @@
+"""Test-period evaluation: verdict-based (labelled examples) and, apart from it, against ground truth.
+
+Reviewer capacity: each sweep (an as-of date) routes the ``K`` highest-scored shops of the whole
+population (``capacity_per_day × step_days``). Precision@k is measured on what would be routed:
+
+* verdict-based: among routed shops that received a verdict within the horizon, the share found
+  counterfeit (pooled over the test dates); the other metrics use the labelled examples only;
+* ground truth (generator's ``is_counterfeiter``; all open shops): the share of routed shops that are
+  counterfeiters, averaged over test dates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from training.metrics import binary_metrics, recall_at_precision
+
+SCORERS = ("model", "logistic", "keyword")
+
+
+def routed_mask(frame: pd.DataFrame, col: str, capacity: dict[Any, float], seed: int = 0) -> NDArray[np.bool_]:
+    """Rows among the top ``capacity[as_of]`` scores of their as-of date.
+
+    Ties (the keyword rule scores most shops 0) are broken at random (seeded), never by row order: the
+    rows are stored labelled-first, and an order tie-break would route exactly the labelled ones."""
+    mask = np.zeros(len(frame), dtype=bool)
+    rng = np.random.default_rng(seed)
+    for as_of, idx in frame.groupby("as_of", sort=True).groups.items():
+        pos = frame.index.get_indexer(idx)
+        k = round(capacity.get(as_of, 0))
+        if k <= 0:
+            continue
+        s = frame[col].to_numpy()[pos]
+        top = pos[np.lexsort((rng.random(len(pos)), -s))[:k]]
+        mask[top] = True
+    return mask
+
+
+def verdict_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float], probabilities: bool) -> dict[str, float]:
+    lab = frame[frame["labelled"]]
+    m = binary_metrics(lab["label"].to_numpy(), lab[col].to_numpy(), k=1, probabilities=probabilities)
+    routed = routed_mask(frame, col, capacity) & frame["labelled"].to_numpy()
+    y = frame["label"].to_numpy()[routed]
+    m["precision_at_k"] = float(np.mean(y)) if len(y) else float("nan")
+    m["k"] = float(np.mean(list(capacity.values()))) if capacity else float("nan")
+    m["routed_with_verdict"] = float(len(y))
+    return m
+
+
+def truth_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float]) -> dict[str, float]:
+    y = frame["true_label"].to_numpy(dtype=np.float64)
+    s = frame[col].to_numpy(dtype=np.float64)
+    m = binary_metrics(y, s, k=1, probabilities=False)
+    routed = routed_mask(frame, col, capacity)
+    per_date = [float(np.mean(y[routed & (frame["as_of"] == d).to_numpy()])) for d in capacity if capacity[d] > 0]
+    m["precision_at_k"] = float(np.nanmean(per_date)) if per_date else float("nan")
+    m["k"] = float(np.mean(list(capacity.values()))) if capacity else float("nan")
+    m["recall_at_90_precision"] = recall_at_precision(y, s, 0.9)
+    return m
+
+
+def comparison_table(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
+    keys = ("pr_auc", "roc_auc", "precision_at_k", "recall_at_90_precision", "brier")
+    return [{"scorer": name, **{k: m.get(k) for k in keys}} for name, m in metrics.items()]
+
+
+def segment_table(
+    frame: pd.DataFrame, segments: list[str], capacity_share: float, min_labelled: int = 10
+) -> list[dict[str, Any]]:
+    """Verdict-based metrics of every scorer within each segment value (labelled examples)."""
+    rows: list[dict[str, Any]] = []
+    lab = frame[frame["labelled"]]
+    for seg in segments:
+        for value, part in lab.groupby(seg, sort=True, observed=True):
+            if len(part) < min_labelled or part["label"].nunique() < 2:
+                continue
+            k = max(1, round(capacity_share * len(part)))
+            for col in SCORERS:
+                m = binary_metrics(part["label"].to_numpy(), part[col].to_numpy(), k, probabilities=col != "keyword")
+                rows.append(
+                    {
+                        "segment": seg,
+                        "value": str(value),
+                        "scorer": col,
+                        "n": len(part),
+                        "positives": int(part["label"].sum()),
+                        "pr_auc": m["pr_auc"],
+                        "roc_auc": m["roc_auc"],
+                        "precision_at_k": m["precision_at_k"],
+                    }
+                )
+    return rows

@@ -1,0 +1,206 @@
+"""Training examples from a marketplace: (shop, as-of date, label) with a prequential time split.
+
+* **As-of dates** every ``step_days``, the last one ``horizon_days`` before the snapshot (so every
+  label window is complete), the first ``warmup_days`` after the marketplace's first shop opened.
+* **Label** of shop s at as-of t: the verdicts decided in (t, t + horizon]. A counterfeit verdict → 1,
+  only genuine verdicts → 0, none → *unlabelled*. ``label_at`` is the first such verdict's time, always
+  after t. Shops not yet open at t, and shops already found counterfeit before t (closed, no longer
+  scored), give no example.
+* **Unlabelled examples.** Kept as a seeded random sample: ``unlabelled_per_shop × shops`` rows spread
+  over the training dates, and up to ``population_sample`` shops per validation/test date. The
+  verdict-based evaluation, early stopping, calibration and the precision
+  threshold use labelled examples only (the score reads as "the chance an investigation of this shop
+  ends in a counterfeit verdict"). Training also takes a sample of unlabelled shop-dates as negatives
+  (positive-unlabelled learning: most shops are never investigated and most of them are honest; without
+  them the model only ever sees the suspicious-looking shops investigators picked and ranks the
+  everyday population badly). Hidden counterfeiters among them are label noise the booster tolerates.
+* **Split by time with a gap** (prequential): the newest ``test_dates`` dates are the test period,
+  the ``valid_dates`` dates before it (minus a gap) validation, everything older (minus a gap) training.
+  The gap is ``horizon_days``: a training example's label window closes before validation starts, so
+  at the time validation begins every training label was already known. Shops with any labelled example
+  in the test period are test shops: none of their examples, at any date, enters training or
+  validation; validation shops likewise never enter training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dajia.errors import DajiaError
+from marketplace.tables import Marketplace
+
+
+class NotEnoughHistory(DajiaError):
+    """The marketplace is too short or has too few verdicts for a time-split training run."""
+
+
+@dataclass(frozen=True)
+class ExamplePlan:
+    step_days: int = 7
+    horizon_days: int = 30
+    warmup_days: int = 90
+    test_dates: int = 4
+    valid_dates: int = 4
+    #: unlabelled shop-dates sampled as training negatives, in total, as a multiple of the shop count
+    #: (spread evenly over the training dates)
+    unlabelled_per_shop: float = 1.0
+    #: unlabelled shops kept per validation/test date (the population sample for capacity and the
+    #: ground-truth evaluation); None keeps every shop
+    population_sample: int | None = 50_000
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ExampleSet:
+    """All examples with their period (train / valid / test) and whether they carry a verdict label."""
+
+    #: shop_id, as_of, label (float 0/1, NaN when unlabelled), label_at, labelled, period
+    frame: pd.DataFrame
+    dates: dict[str, list[pd.Timestamp]]
+    plan: ExamplePlan
+    #: open, not-closed shops at each as-of date (the population a sweep scores)
+    population: dict[pd.Timestamp, int]
+
+    def part(self, period: str, labelled_only: bool = True) -> pd.DataFrame:
+        f = self.frame[self.frame["period"] == period]
+        return f[f["labelled"]] if labelled_only else f
+
+    def training(self) -> pd.DataFrame:
+        """Labelled training examples plus the sampled unlabelled ones (label 0)."""
+        f = self.frame[self.frame["period"] == "train"]
+        return f.assign(label=f["label"].fillna(0.0))
+
+
+def as_of_dates(mp: Marketplace, plan: ExamplePlan) -> list[pd.Timestamp]:
+    snapshot = pd.Timestamp(mp.snapshot_at)
+    last = (snapshot - pd.Timedelta(days=plan.horizon_days)).floor("D")
+    first_open = pd.Timestamp(mp.shops["opened_at"].min())
+    first = first_open + pd.Timedelta(days=plan.warmup_days)
+    dates: list[pd.Timestamp] = []
+    t = last
+    while t >= first:
+        dates.append(t)
+        t -= pd.Timedelta(days=plan.step_days)
+    return sorted(dates)
+
+
+def split_dates(dates: list[pd.Timestamp], plan: ExamplePlan) -> dict[str, list[pd.Timestamp]]:
+    gap = pd.Timedelta(days=plan.horizon_days)
+    if len(dates) < plan.test_dates + plan.valid_dates + 2:
+        raise NotEnoughHistory(f"only {len(dates)} as-of dates; need more history for a time split")
+    test = dates[-plan.test_dates :]
+    valid_end = test[0] - gap
+    valid = [d for d in dates if d < valid_end][-plan.valid_dates :]
+    if not valid:
+        raise NotEnoughHistory("no as-of date left for validation after the label-delay gap")
+    train = [d for d in dates if d < valid[0] - gap]
+    if len(train) < 2:
+        raise NotEnoughHistory(
+            f"only {len(train)} training as-of dates before {valid[0].date()} minus the {plan.horizon_days}-day gap"
+        )
+    return {"train": train, "valid": valid, "test": test}
+
+
+def label_examples(
+    mp: Marketplace,
+    dates: list[pd.Timestamp],
+    horizon_days: int,
+    keep_unlabelled: dict[pd.Timestamp, int | None],
+    seed: int,
+) -> tuple[pd.DataFrame, dict[pd.Timestamp, int]]:
+    """Open, not-yet-closed shops at each date with their verdict label in (t, t + horizon].
+
+    Labelled rows are all kept; of the unlabelled ones at most ``keep_unlabelled[t]`` (random, seeded;
+    None = all). Returns the rows and each date's population size (open, not closed shops).
+    """
+    rng = np.random.default_rng(seed)
+    shops = mp.shops[["shop_id", "opened_at"]]
+    v = mp.verdicts[["shop_id", "decided_at", "outcome"]].sort_values(["decided_at", "shop_id"], kind="stable")
+    v_shop = v["shop_id"].astype(str).to_numpy()
+    v_time = v["decided_at"].to_numpy()
+    v_bad = (v["outcome"].astype(str) == "counterfeit").to_numpy()
+    horizon = np.timedelta64(horizon_days, "D")
+    ids = shops["shop_id"].astype(str).to_numpy()
+    opened = shops["opened_at"].to_numpy()
+    parts = []
+    sizes: dict[pd.Timestamp, int] = {}
+    for t in dates:
+        t64 = np.datetime64(t.to_datetime64())
+        sid = ids[opened < t64]
+        closed = np.unique(v_shop[v_bad & (v_time <= t64)])
+        if len(closed):
+            sid = sid[~np.isin(sid, closed)]
+        sizes[t] = len(sid)
+        window = (v_time > t64) & (v_time <= t64 + horizon)
+        w = pd.DataFrame({"shop_id": v_shop[window], "t": v_time[window], "bad": v_bad[window]})
+        agg = w.groupby("shop_id", sort=False).agg(label_at=("t", "min"), bad=("bad", "max"))
+        agg = agg[agg.index.isin(sid)]
+        unl = sid[~np.isin(sid, agg.index.to_numpy())]
+        cap = keep_unlabelled.get(t)
+        if cap is not None and len(unl) > cap:
+            unl = np.sort(rng.choice(unl, cap, replace=False))
+        f = pd.DataFrame({"shop_id": np.concatenate([agg.index.to_numpy(dtype=object), unl])})
+        f["as_of"] = t
+        f["label_at"] = np.concatenate([agg["label_at"].to_numpy(), np.full(len(unl), np.datetime64("NaT"))])
+        f["labelled"] = np.r_[np.ones(len(agg), bool), np.zeros(len(unl), bool)]
+        f["label"] = np.r_[agg["bad"].to_numpy(dtype=float), np.full(len(unl), np.nan)]
+        parts.append(f)
+    out = pd.concat(parts, ignore_index=True)
+    out["shop_id"] = out["shop_id"].astype(str)
+    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[us]")
+    out["label_at"] = pd.to_datetime(out["label_at"]).astype("datetime64[us]")
+    return out, sizes
+
+
+def build_examples(mp: Marketplace, plan: ExamplePlan) -> ExampleSet:
+    """Examples at every as-of date, split by time with shop exclusion (see module docstring)."""
+    dates = as_of_dates(mp, plan)
+    periods = split_dates(dates, plan)
+    per_train_date = max(1, round(plan.unlabelled_per_shop * len(mp.shops) / len(periods["train"])))
+    keep: dict[pd.Timestamp, int | None] = {d: per_train_date for d in periods["train"]}
+    keep.update({d: plan.population_sample for p in ("valid", "test") for d in periods[p]})
+    used = [d for p in ("train", "valid", "test") for d in periods[p]]
+    ex, sizes = label_examples(mp, used, plan.horizon_days, keep, plan.seed)
+    period_of = {d: p for p, ds in periods.items() for d in ds}
+    ex["period"] = ex["as_of"].map(lambda d: period_of[pd.Timestamp(d)])
+    test_shops = set(ex.loc[(ex["period"] == "test") & ex["labelled"], "shop_id"])
+    valid_shops = set(ex.loc[(ex["period"] == "valid") & ex["labelled"], "shop_id"]) - test_shops
+    in_test = ex["shop_id"].isin(test_shops)
+    in_valid = ex["shop_id"].isin(valid_shops)
+    keep_rows = (
+        (ex["period"] == "test")
+        | ((ex["period"] == "valid") & ~in_test)
+        | ((ex["period"] == "train") & ~in_test & ~in_valid)
+    )
+    ex = ex[keep_rows].reset_index(drop=True)
+    tr = ex[(ex["period"] == "train") & ex["labelled"]]
+    if tr["label"].sum() < 5 or (tr["label"] == 0).sum() < 5:
+        raise NotEnoughHistory(
+            f"training period has {int(tr['label'].sum())} counterfeit and {int((tr['label'] == 0).sum())} "
+            "genuine verdict labels; need at least 5 of each"
+        )
+    for p in ("valid", "test"):
+        part = ex[(ex["period"] == p) & ex["labelled"]]
+        if part["label"].nunique() < 2:
+            raise NotEnoughHistory(f"the {p} period's labelled examples hold only one class ({len(part)} rows)")
+    return ExampleSet(frame=ex, dates=periods, plan=plan, population=sizes)
+
+
+def check_no_leakage(examples: ExampleSet) -> None:
+    """Raise if a label is not after its as-of, or a test shop's example sits in training/validation."""
+    f = examples.frame
+    lab = f[f["labelled"]]
+    bad = lab[lab["label_at"] <= lab["as_of"]]
+    if len(bad):
+        raise AssertionError(f"{len(bad)} examples have a label date not after their as-of")
+    test_shops = set(f.loc[(f["period"] == "test") & f["labelled"], "shop_id"])
+    leaked = f[(f["period"] != "test") & f["shop_id"].isin(test_shops)]
+    if len(leaked):
+        raise AssertionError(f"{len(leaked)} examples of test-period shops are in training/validation")

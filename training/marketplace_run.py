@@ -1,0 +1,303 @@
+"""``dajia train --data DIR``: the whole marketplace training run.
+
+examples (``training.examples``) → feature pipeline fitted on training examples only → LightGBM with
+early stopping on labelled validation examples → isotonic calibration on the same slice → thresholds
+from reviewer capacity and a precision target → test-period evaluation against the keyword rule and a
+logistic regression (verdict-based, per segment, and against ground truth when the generator left it)
+→ MLflow run, one pyfunc model, registry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from dajia.settings import Settings
+from marketplace.schema import GROUND_TRUTH_FILE
+from marketplace.tables import Marketplace
+from models.model import ShopRiskModel, fit_risk_model
+from models.thresholds import ThresholdPolicy
+from training import frozen as fz
+from training.baselines import KeywordRule, fit_logistic, logistic_scores
+from training.booster import BoosterConfig
+from training.evaluation import comparison_table, segment_table, truth_metrics, verdict_metrics
+from training.examples import ExamplePlan, ExampleSet, build_examples, check_no_leakage
+
+NEW_SHOP_DAYS = 90
+_CJK = r"[\u4e00-\u9fff]"
+
+
+@dataclass
+class MarketplaceRun:
+    model: ShopRiskModel
+    examples: ExampleSet
+    test: pd.DataFrame
+    capacity: dict[Any, float]
+    metrics: dict[str, dict[str, float]]
+    true_metrics: dict[str, dict[str, float]] | None
+    segments: list[dict[str, Any]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def segments_frame(mp: Marketplace, frame: pd.DataFrame) -> pd.DataFrame:
+    """category, new vs established (age < 90 days at as-of), Chinese vs English listing titles."""
+    shops = mp.shops.set_index(mp.shops["shop_id"].astype(str))
+    ids = frame["shop_id"].astype(str)
+    out = pd.DataFrame(index=frame.index)
+    out["category"] = shops["category"].astype(str).reindex(ids).to_numpy()
+    age = (frame["as_of"] - shops["opened_at"].reindex(ids).to_numpy()).dt.days
+    out["shop_age"] = np.where(age < NEW_SHOP_DAYS, "new", "established")
+    titles = mp.listings[["shop_id", "title"]]
+    zh = titles["title"].astype(str).str.contains(_CJK, regex=True)
+    share = zh.groupby(titles["shop_id"].astype(str)).mean()
+    out["language"] = np.where(share.reindex(ids).fillna(0.0).to_numpy() >= 0.5, "chinese", "english")
+    return out
+
+
+def train_marketplace(
+    mp: Marketplace,
+    plan: ExamplePlan,
+    config: BoosterConfig,
+    policy: ThresholdPolicy,
+    ground_truth: pd.DataFrame | None = None,
+    pipeline_params: dict[str, Any] | None = None,
+) -> MarketplaceRun:
+    """Everything of ``dajia train --data`` except tracking (pure: same inputs → same outputs)."""
+    from features.pipeline import ShopFeaturePipeline
+
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    exs = build_examples(mp, plan)
+    check_no_leakage(exs)
+    timings["examples_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    train = exs.training()
+    pipeline = ShopFeaturePipeline(random_state=config.seed, **(pipeline_params or {}))
+    X_train = pipeline.fit_transform(mp, train[["shop_id", "as_of", "label"]])
+    y_train = train["label"].to_numpy(dtype=np.float64)
+    valid = exs.part("valid", labelled_only=False)
+    valid_sizes = [exs.population[d] for d in exs.dates["valid"]]
+    X_valid = pipeline.transform_examples(mp, valid[["shop_id", "as_of"]], oof=True)
+    timings["features_train_valid_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    lab = valid["labelled"].to_numpy()
+    model = fit_risk_model(
+        X_train,
+        y_train,
+        X_valid[lab],
+        valid["label"].to_numpy(dtype=np.float64)[lab],
+        config,
+        policy,
+        population_scores_X=X_valid,
+        population_size=int(np.mean(valid_sizes)),
+        pipeline=pipeline,
+        info={"train_examples": len(train), "valid_examples": int(lab.sum()), "plan": plan.to_dict()},
+    )
+    timings["fit_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    test = exs.part("test", labelled_only=False).copy()
+    test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
+    X_test = pipeline.transform_examples(mp, test[["shop_id", "as_of"]], oof=True)
+    test["model"] = model.predict_proba(X_test)
+    logit = fit_logistic(X_train, y_train, config.seed)
+    test["logistic"] = logistic_scores(logit, X_test)
+    test["keyword"] = KeywordRule(mp).score_examples(test)
+    routed = policy.capacity_per_day * plan.step_days
+    n_rows = test.groupby("as_of").size().to_dict()
+    # a sweep routes `routed` of the whole population; on the sampled rows that is a proportional share
+    capacity = {d: routed * n_rows[d] / test_sizes[pd.Timestamp(str(d))] for d in n_rows}
+    metrics = {
+        name: verdict_metrics(test, name, capacity, probabilities=name != "keyword")
+        for name in ("model", "logistic", "keyword")
+    }
+    test = test.join(segments_frame(mp, test))
+    share = routed / float(np.mean(list(test_sizes.values())))
+    segments = segment_table(test, ["category", "shop_age", "language"], share)
+    true = None
+    if ground_truth is not None:
+        gt = ground_truth.set_index(ground_truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool)
+        test["true_label"] = gt.reindex(test["shop_id"].astype(str)).fillna(False).to_numpy().astype(float)
+        true = {name: truth_metrics(test, name, capacity) for name in ("model", "logistic", "keyword")}
+    timings["evaluate_s"] = time.perf_counter() - t0
+    return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, timings)
+
+
+def run_marketplace(
+    settings: Settings,
+    data_dir: Path,
+    seed: int = 0,
+    capacity_per_day: int = 50,
+    register: bool = True,
+    plan: ExamplePlan | None = None,
+    config: BoosterConfig | None = None,
+) -> dict[str, Any]:
+    """Train from a marketplace folder, log everything to MLflow, register the model."""
+    from marketplace.loader import load_marketplace
+    from training.tracking import (
+        file_digest,
+        flat_metrics,
+        git_commit,
+        log_and_register,
+        log_dataset,
+        report_dir,
+        setup_mlflow,
+        write_report_artifacts,
+    )
+
+    mp = load_marketplace(data_dir)
+    gt_path = Path(data_dir) / GROUND_TRUTH_FILE
+    ground_truth = pd.read_parquet(gt_path) if gt_path.exists() else None
+    plan = plan or ExamplePlan(seed=seed)
+    config = config or BoosterConfig(seed=seed)
+    policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
+    run = train_marketplace(mp, plan, config, policy, ground_truth)
+    model = run.model
+    files = sorted(p for p in Path(data_dir).glob("*.parquet") if p.name != GROUND_TRUTH_FILE)
+    digest = file_digest(files)
+    client = setup_mlflow(settings)
+    ex = run.examples.frame
+    with mlflow.start_run(run_name=f"marketplace:{Path(data_dir).name}") as active:
+        mlflow.set_tags(
+            {
+                "dajia.mode": "marketplace",
+                "dajia.source": str(Path(data_dir).resolve()),
+                "git_commit": git_commit() or "none",
+            }
+        )
+        mlflow.log_params(
+            {
+                "seed": seed,
+                "capacity_per_day": capacity_per_day,
+                **{f"plan.{k}": v for k, v in plan.to_dict().items()},
+                **{f"lgbm.{k}": v for k, v in config.to_dict().items() if k != "extra"},
+                "best_iteration": model.info["best_iteration"],
+                "threshold.watch": model.thresholds.watch,
+                "threshold.suspected": model.thresholds.suspected,
+                "train_dates": f"{run.examples.dates['train'][0].date()}..{run.examples.dates['train'][-1].date()}",
+                "valid_dates": f"{run.examples.dates['valid'][0].date()}..{run.examples.dates['valid'][-1].date()}",
+                "test_dates": f"{run.examples.dates['test'][0].date()}..{run.examples.dates['test'][-1].date()}",
+                "n_features": len(model.feature_names),
+            }
+        )
+        log_dataset(
+            ex[["shop_id", "as_of", "label", "period"]],
+            str(Path(data_dir).resolve()),
+            Path(data_dir).name,
+            digest,
+            "training",
+            "label",
+        )
+        for name, m in run.metrics.items():
+            mlflow.log_metrics(flat_metrics(f"test_{name}_", m))
+        for name, m in (run.true_metrics or {}).items():
+            mlflow.log_metrics(flat_metrics(f"true_{name}_", m))
+        mlflow.log_metrics({k: float(v) for k, v in run.timings.items()})
+        mlflow.log_dict({"features": model.feature_names}, "feature_names.json")
+        with report_dir() as tmp:
+            lab = run.test[run.test["labelled"]]
+            write_report_artifacts(
+                tmp / "report",
+                model,
+                lab["label"].to_numpy(dtype=np.float64),
+                {n: lab[n].to_numpy() for n in ("model", "logistic", "keyword")},
+                {
+                    "metrics": run.metrics,
+                    "true_metrics": run.true_metrics or {},
+                    "segments": run.segments,
+                    "timings": run.timings,
+                },
+            )
+            pd.DataFrame(run.segments).to_csv(tmp / "report" / "segments.csv", index=False)
+            frozen_ex = run.test[["shop_id", "as_of", "label", "labelled"]].reset_index(drop=True)
+            fz.FrozenEval(
+                spec={
+                    "kind": "marketplace",
+                    "data_dir": str(Path(data_dir).resolve()),
+                    "digest": digest,
+                    "capacity": {pd.Timestamp(d).isoformat(): float(k) for d, k in run.capacity.items()},
+                    "eval_start": run.examples.dates["test"][0].isoformat(),
+                },
+                examples=frozen_ex,
+            ).write(tmp)
+            mlflow.log_artifacts(str(tmp))
+        version, champion = None, False
+        if register:
+            example = _input_example(mp, run)
+            version, champion = log_and_register(
+                client,
+                settings,
+                model,
+                example,
+                {
+                    "mode": "marketplace",
+                    "data_digest": digest,
+                    "train_label_end": run.examples.dates["valid"][0].isoformat(),
+                },
+            )
+        run_id = active.info.run_id
+    return {
+        "run_id": run_id,
+        "model": settings.model_name,
+        "version": version,
+        "champion": champion,
+        "examples": {p: int((ex["period"] == p).sum()) for p in ("train", "valid", "test")},
+        "labelled": {p: int(((ex["period"] == p) & ex["labelled"]).sum()) for p in ("train", "valid", "test")},
+        "best_iteration": model.info["best_iteration"],
+        "thresholds": {"watch": model.thresholds.watch, "suspected": model.thresholds.suspected},
+        "comparison": comparison_table(run.metrics),
+        **({"true_comparison": comparison_table(run.true_metrics)} if run.true_metrics else {}),
+        "timings": run.timings,
+    }
+
+
+def _input_example(mp: Marketplace, run: MarketplaceRun) -> pd.DataFrame:
+    """Two real shops of the test period as raw records (the pyfunc's input shape)."""
+    from models.pyfunc import records_frame
+
+    row = run.test.sort_values("model", ascending=False).iloc[0]
+    ids = [str(row["shop_id"]), str(run.test.iloc[0]["shop_id"])]
+    return records_frame(shop_records(mp, ids), as_of=pd.Timestamp(row["as_of"]))
+
+
+def shop_records(mp: Marketplace, shop_ids: list[str]) -> list[dict[str, Any]]:
+    """Data-contract records (shop columns + child lists) of some shops, e.g. for scoring examples."""
+    ids = set(shop_ids)
+
+    def rows(frame: pd.DataFrame, key: str = "shop_id") -> dict[str, list[dict[str, Any]]]:
+        f = frame[frame[key].astype(str).isin(ids)]
+        out: dict[str, list[dict[str, Any]]] = {}
+        for rec in json.loads(f.to_json(orient="records", date_format="iso", date_unit="us")):
+            out.setdefault(str(rec[key]), []).append(rec)
+        return out
+
+    listing_shop = mp.listings.set_index(mp.listings["listing_id"].astype(str))["shop_id"].astype(str)
+    edits = mp.listing_edits.assign(shop_id=listing_shop.reindex(mp.listing_edits["listing_id"].astype(str)).to_numpy())
+    children = {
+        "listings": rows(mp.listings),
+        "listing_edits": rows(edits),
+        "orders": rows(mp.orders),
+        "complaints": rows(mp.complaints),
+        "reviews": rows(mp.reviews),
+        "authorisations": rows(mp.authorisations),
+    }
+    shops = rows(mp.shops)
+    out = []
+    for sid in shop_ids:
+        rec = dict(shops[sid][0])
+        for name, by_shop in children.items():
+            items = by_shop.get(sid, [])
+            if name == "listing_edits":
+                items = [{k: v for k, v in it.items() if k != "shop_id"} for it in items]
+            rec[name] = items
+        out.append(rec)
+    return out
