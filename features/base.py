@@ -38,12 +38,18 @@ class MarketplaceFeatureBuilder(BaseEstimator):
         return self
 
     def transform(
-        self, mp: Marketplace, as_of: pd.Timestamp | str, shop_ids: Sequence[str] | pd.Index | None = None
+        self,
+        mp: Marketplace,
+        as_of: pd.Timestamp | str,
+        shop_ids: Sequence[str] | pd.Index | None = None,
+        oof: bool = False,
     ) -> pd.DataFrame:
-        """Features of ``shop_ids`` (default: every shop) from events strictly before ``as_of``."""
+        """Features of ``shop_ids`` (default: every shop) from events strictly before ``as_of``
+        (``oof``: out-of-fold text scores for shops seen in fit; only the text builder uses it)."""
         check_is_fitted(self, "feature_names_out_")
         require_columns(mp, self.needs)
-        snap = Snapshot.build(mp, as_of, shop_ids)
+        snap = Snapshot.build(mp, as_of, shop_ids, oof=oof)
+        snap.check_shops_exist()
         return pd.DataFrame(self.block(snap), index=snap.index, columns=list(self.feature_names_out_))
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

@@ -163,6 +163,14 @@ class Snapshot:
             return np.zeros(self.n)
         return np.bincount(codes, weights=weights, minlength=self.n).astype(np.float64, copy=False)
 
+    def ordered_sum(self, codes: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Per-shop sum of float ``weights`` added in a canonical order (by shop, then value), so the
+        result is bit-identical whatever the row order of the input tables (batch vs inline records)."""
+        if len(codes) == 0:
+            return np.zeros(self.n)
+        order = np.lexsort((weights, codes))
+        return np.bincount(codes[order], weights=weights[order], minlength=self.n).astype(np.float64, copy=False)
+
 
 def categorical_codes(values: pd.Series | np.ndarray, categories: Sequence[str]) -> np.ndarray:
     """Codes of a categorical string column against a fixed list of categories (-1: unknown)."""

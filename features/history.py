@@ -17,6 +17,7 @@ from features.base import MarketplaceFeatureBuilder, fit_cutoff, stack
 from features.context import DAY_US, Snapshot, categorical_codes, group_max, to_us
 from features.docs import FeatureDoc
 from features.listings import fake_review_flags, listing_state
+from features.smoothing import smooth_rate
 from marketplace.schema import COMPLAINT_KINDS, COMPLAINT_SOURCES
 from marketplace.tables import Marketplace
 
@@ -74,11 +75,7 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         self.fit_cutoff_ = cutoff
 
     def _smooth(self, hits: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:
-        a = float(self.prior_strength)
-        out: np.ndarray = (
-            (hits + a * prior) / (total + a) if a > 0 else np.where(total > 0, hits / np.maximum(total, 1), prior)
-        )
-        return out
+        return smooth_rate(hits, total, prior, float(self.prior_strength))
 
     # -- names and reasons -------------------------------------------------------------------------
     def _docs(self) -> list[FeatureDoc]:
@@ -147,7 +144,8 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         o = snap.before("orders", "ordered_at")
         oc = snap.codes("orders")[o]
         ot = snap.times("orders", "ordered_at")[o]
-        amount = snap.values("orders", "amount", np.float64)[o]
+        # whole cents: integer-valued float sums are exact, so GMV never depends on the row order
+        amount = np.round(snap.values("orders", "amount", np.float64)[o] * 100.0)
         refunded_at = snap.times("orders", "refunded_at")[o]
         refunded = refunded_at < now
 
@@ -175,7 +173,7 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
             orders = snap.count(oc[om])
             cols += [
                 orders,
-                snap.count(oc[om], amount[om]),
+                snap.count(oc[om], amount[om]) / 100.0,
                 snap.count(oc[(refunded_at >= start) & refunded]),
                 self._smooth(snap.count(oc[om & refunded]), orders, self.refund_rate_),
             ]
@@ -188,13 +186,10 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
             cols.append(self._smooth(by_kind[:, 0], orders, self.counterfeit_complaint_rate_))
             rm = rt >= start
             reviews = snap.count(rc[rm])
-            a = float(self.prior_strength)
             rating_sum = snap.count(rc[rm], rating[rm])
             cols += [
                 reviews,
-                (rating_sum + a * self.rating_mean_) / (reviews + a)
-                if a > 0
-                else np.where(reviews > 0, rating_sum / np.maximum(reviews, 1), self.rating_mean_),
+                self._smooth(rating_sum, reviews, self.rating_mean_),
                 self._smooth(snap.count(rc[rm & (rating <= 2)]), reviews, self.low_rating_share_),
             ]
             fakes = snap.count(rc[rm & fake])
@@ -215,7 +210,7 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         cols += self._growth(snap, oc, ot, amount)
         cols.append(
             _safe_div(
-                snap.count(oc[ot >= now - 90 * DAY_US], amount[ot >= now - 90 * DAY_US]),
+                snap.count(oc[ot >= now - 90 * DAY_US], amount[ot >= now - 90 * DAY_US]) / 100.0,
                 snap.count(oc[ot >= now - 90 * DAY_US]),
             )
         )
@@ -241,7 +236,7 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         prev = (ot >= now - 60 * DAY_US) & ~last
         o1, o0 = snap.count(oc[last]), snap.count(oc[prev])
         g1, g0 = snap.count(oc[last], amount[last]), snap.count(oc[prev], amount[prev])
-        return [(o1 + 1.0) / (o0 + 1.0), (g1 + 100.0) / (g0 + 100.0)]
+        return [(o1 + 1.0) / (o0 + 1.0), (g1 + 10_000.0) / (g0 + 10_000.0)]
 
 
 def _count2(codes: np.ndarray, sub: np.ndarray, n: int, k: int) -> np.ndarray:

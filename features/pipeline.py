@@ -201,7 +201,7 @@ class ShopFeaturePipeline(BaseEstimator):
 
         frames = records_to_frames(list(records))
         mp = marketplace_from_frames(frames, pd.Timestamp(as_of))
-        shop_ids = frames["shops"]["shop_id"] if "shops" in frames else None
+        shop_ids = pd.Index(frames["shops"]["shop_id"]) if "shops" in frames else None
         return self.transform(mp, as_of, shop_ids)
 
     def transform_frames(

@@ -190,7 +190,7 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
             high = snap.count(owner[s > self.threshold])
             cols += [
                 group_max(owner, s, n),
-                np.where(count > 0, snap.count(owner, s) / np.maximum(count, 1), np.nan),
+                np.where(count > 0, snap.ordered_sum(owner, s) / np.maximum(count, 1), np.nan),
                 np.where(count > 0, high / np.maximum(count, 1), 0.0),
             ]
         blatant = blatant_title_flags(snap)

@@ -17,19 +17,22 @@ from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import SGDClassifier
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 _SPACE = re.compile(r"\s+")
 
 
 def normalise_text(text: object) -> str:
-    """NFKC + casefold + single spaces; None/NaN become the empty string."""
+    """NFKC + casefold + single spaces; None/NaN become the empty string, numbers their ``str``."""
     if not isinstance(text, str):
-        return ""
+        if text is None or text is pd.NA or (isinstance(text, float) and text != text):
+            return ""
+        text = str(text)
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
@@ -38,33 +41,53 @@ def normalise_many(texts: Iterable[object]) -> list[str]:
 
 
 def _as_text_list(X: Any) -> list[object]:
-    """Accept a 1-D sequence of texts or a 2-D array/frame with one text column."""
+    """Texts from a 1-D sequence, or from a 2-D array/frame whose columns are text fields of one document
+    (e.g. title and description), joined with a space; non-text values are written with ``str``."""
     if hasattr(X, "iloc") and getattr(X, "ndim", 1) == 2:
-        if X.shape[1] != 1:
-            raise ValueError(f"expected one text column, got {X.shape[1]}")
-        return list(X.iloc[:, 0])
+        X = X.to_numpy(dtype=object)
     arr = np.asarray(X, dtype=object)
-    if arr.ndim == 2:
-        if arr.shape[1] != 1:
-            raise ValueError(f"expected one text column, got {arr.shape[1]}")
-        arr = arr[:, 0]
-    if arr.ndim != 1:
-        raise ValueError(f"expected a 1-D sequence of texts, got an array of shape {arr.shape}")
-    return list(arr)
+    if arr.ndim == 1:
+        return list(arr)
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 1-D sequence of texts or a 2-D array of text fields, got shape {arr.shape}")
+    if arr.shape[1] == 1:
+        return list(arr[:, 0])
+    return [" ".join(_field(v) for v in row) for row in arr]
+
+
+def _validated(est: BaseEstimator, X: Any, reset: bool) -> np.ndarray:
+    """sklearn's input validation for text arrays: 2-D object array (a 1-D sequence is one text column),
+    no sparse input, at least one row, ``n_features_in_`` recorded (reset) or checked."""
+    if not hasattr(X, "shape") and not hasattr(X, "__array__"):
+        X = np.asarray(list(X), dtype=object)
+    if getattr(X, "ndim", 2) == 1:
+        X = np.asarray(X, dtype=object).reshape(-1, 1)
+    out: np.ndarray = validate_data(est, X, dtype=None, ensure_all_finite=False, accept_sparse=False, reset=reset)
+    return out
+
+
+def _width(X: Any) -> int:
+    """Number of text fields: 1 for a 1-D sequence, else the number of columns."""
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        return 1
+    return 1 if len(shape) == 1 else int(shape[1])
+
+
+def _field(value: object) -> str:
+    return value if isinstance(value, str) else "" if value is None else str(value)
 
 
 class TextNormaliser(TransformerMixin, BaseEstimator):
     """Stateless transformer: texts in, normalised texts out (a column of str, shape (n, 1))."""
 
     def fit(self, X: Any, y: Any = None) -> TextNormaliser:
-        texts = _as_text_list(X)
-        self.n_features_in_ = 1
-        del texts
+        _validated(self, X, reset=True)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "n_features_in_")
-        out = np.asarray(normalise_many(_as_text_list(X)), dtype=object)
+        out = np.asarray(normalise_many(_as_text_list(_validated(self, X, reset=False))), dtype=object)
         return out.reshape(-1, 1)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -72,9 +95,8 @@ class TextNormaliser(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
         tags.input_tags.string = True
-        tags.requires_fit = False
         return tags
 
 
@@ -115,11 +137,11 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     def _vectorise(self, X: Any) -> sp.csr_matrix:
-        texts = normalise_many(_as_text_list(X))
+        texts = normalise_many(_as_text_list(_validated(self, X, reset=False)))
         return make_vectorizer(self.n_features, self.ngram_range).transform(texts)
 
     def fit(self, X: Any, y: Any) -> HashedTextClassifier:
-        texts = _as_text_list(X)
+        texts = _as_text_list(_validated(self, X, reset=True))
         y_arr = np.asarray(y)
         if len(texts) != len(y_arr):
             raise ValueError(f"X has {len(texts)} texts but y has {len(y_arr)} labels")
@@ -128,7 +150,7 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"HashedTextClassifier needs exactly 2 classes, got {len(self.classes_)}")
         target = (y_arr == self.classes_[1]).astype(np.int64)
         coef, intercept = fit_hashed_logistic(
-            self._vectorise(texts),
+            make_vectorizer(self.n_features, self.ngram_range).transform(normalise_many(texts)),
             target,
             alpha=self.alpha,
             max_iter=self.max_iter,
@@ -137,7 +159,6 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
         )
         self.coef_ = coef
         self.intercept_ = intercept
-        self.n_features_in_ = 1
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -149,11 +170,12 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_[(self.decision_function(X) > 0).astype(np.int64)])
+        positive = (self.decision_function(X) > 0).astype(np.int64)
+        return np.asarray(self.classes_[positive])
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
-        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
         tags.input_tags.string = True
         return tags
 

@@ -52,6 +52,8 @@ def make_marketplace(n_shops: int = 40, seed: int = 0) -> tuple[Marketplace, pd.
         }
     )
     archetypes = rng.choice(["honest", "blatant", "hidden", "reregistered"], size=n_shops, p=[0.55, 0.15, 0.2, 0.1])
+    # the last shop never has any event: the "empty shop" edge case
+    archetypes[-1] = "honest"
     shop_ids = [f"s{i:04d}" for i in range(n_shops)]
     phones = [f"138{rng.integers(10**7, 10**8)}" for _ in range(n_shops)]
     devices = [f"dev{rng.integers(10**6)}" for _ in range(n_shops)]
@@ -92,7 +94,7 @@ def make_marketplace(n_shops: int = 40, seed: int = 0) -> tuple[Marketplace, pd.
     for i, sid in enumerate(shop_ids):
         a = archetypes[i]
         pool = FAKE_TITLES if a in ("blatant", "reregistered") else HIDDEN_TITLES if a == "hidden" else HONEST_TITLES
-        for j in range(int(rng.integers(0, 8))):
+        for j in range(int(rng.integers(0, 8)) if i < n_shops - 1 else 0):
             b = int(rng.integers(len(brands) + 1))
             brand = None if b == len(brands) else brands["brand"][b]
             ref = 100.0 if brand is None else float(brands["reference_price"][b])
@@ -171,13 +173,13 @@ def make_marketplace(n_shops: int = 40, seed: int = 0) -> tuple[Marketplace, pd.
     auth: dict[str, list[object]] = {"brand": [], "shop_id": [], "granted_at": []}
     for i, sid in enumerate(shop_ids):
         if archetypes[i] == "honest":
-            for b in rng.choice(brands["brand"], size=int(rng.integers(0, 3)), replace=False):
+            for b in rng.choice(brands["brand"], size=int(rng.integers(0, 3)) if i < n_shops - 1 else 0, replace=False):
                 auth["brand"].append(str(b))
                 auth["shop_id"].append(sid)
                 auth["granted_at"].append(_ts(rng, START, SNAPSHOT, 1).iloc[0])
     verdicts: dict[str, list[object]] = {k: [] for k in empty_frame("verdicts").columns}
     for i, sid in enumerate(shop_ids):
-        if rng.random() < 0.6:
+        if rng.random() < 0.6 and i < n_shops - 1:
             verdicts["verdict_id"].append(f"v{i}")
             verdicts["shop_id"].append(sid)
             verdicts["decided_at"].append(_ts(rng, START + pd.Timedelta(days=100), SNAPSHOT, 1).iloc[0])
