@@ -40,13 +40,14 @@ def test_online_frames_equal_batch_rows_exactly() -> None:
 def test_online_records_equal_batch_rows_exactly() -> None:
     records = pytest.importorskip("marketplace.records", reason="marketplace.records has not landed yet")
     mp, pipe, batch = _setup()
+    tables = {name: mp.table(name) for name in mp.table_names()}
     for shop in _edge_shops(mp):
-        frames = shop_frames(mp, shop)
-        shop_row = frames["shops"].iloc[0].to_dict()
-        children = {t: frames[t].to_dict("records") for t in frames if t != "shops"}
-        record = records.ShopRecord(**shop_row, **children)
+        (record,) = records.records_from_frames(tables, [shop])
         online = pipe.transform_records([record], AS_OF)
         pd.testing.assert_frame_equal(online, batch.loc[[shop]], check_exact=True, obj=f"shop {shop}")
+    several = _edge_shops(mp)[:5]
+    online = pipe.transform_records(records.records_from_frames(tables, several), AS_OF)
+    pd.testing.assert_frame_equal(online, batch.loc[several], check_exact=True)
 
 
 def test_subset_equals_rows_of_the_full_run() -> None:
