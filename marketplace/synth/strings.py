@@ -24,11 +24,10 @@ def _fixed_width(matrix: np.ndarray) -> pa.Array:
 
 
 def digits(values: np.ndarray, width: int) -> pa.Array:
-    """Non-negative integers as zero-padded decimal strings of exactly ``width`` digits."""
-    v = np.asarray(values, dtype=np.uint64)
-    powers = (10 ** np.arange(width - 1, -1, -1, dtype=np.uint64)).astype(np.uint64)
-    matrix = ((v[:, None] // powers[None, :]) % np.uint64(10)).astype(np.uint8) + np.uint8(48)
-    return _fixed_width(matrix)
+    """Non-negative integers (< 10**width) as zero-padded decimal strings of exactly ``width`` digits."""
+    v = pa.array(np.asarray(values).astype(np.int64, copy=False))
+    out = pc.utf8_lpad(pc.cast(v, pa.string()), width=width, padding="0")
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
 
 
 def hexes(values: np.ndarray, width: int) -> pa.Array:
