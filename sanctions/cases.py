@@ -389,8 +389,7 @@ def record_payment(
     def work() -> ClaimResult:
         tx.ensure_actor(session, actor, when)
         ch = tx.Change(session, actor, when)
-        claim = _claim(session, claim_id)
-        case = _case(session, claim.case_id)
+        claim, case = _lock_claim(session, claim_id)
         shop = _shop(session, claim.shop_id)
         if actor.role is not Role.ADMIN:
             _require_owner(actor, shop)
@@ -443,12 +442,11 @@ def confirm_claim(
     def work() -> ClaimResult:
         tx.ensure_actor(session, actor, when)
         ch = tx.Change(session, actor, when)
-        claim = _claim(session, claim_id)
+        claim, case = _lock_claim(session, claim_id)
         if actor.role is not Role.CONSUMER or actor.actor_id != claim.buyer_id:
             raise Forbidden(f"only consumer '{claim.buyer_id}' may confirm claim {claim_id}")
         if claim.status != "paid":
             raise InvalidTransition(f"claim {claim_id} is {claim.status}; only a paid claim can be confirmed")
-        case = _case(session, claim.case_id)
         shop = _shop(session, claim.shop_id)
         claim.status = "confirmed"
         claim.confirmed_at = when
@@ -475,11 +473,19 @@ def confirm_claim(
     )
 
 
-def _claim(session: Session, claim_id: int) -> Claim:
-    claim = session.get(Claim, claim_id, populate_existing=True)
-    if claim is None:
+def _lock_claim(session: Session, claim_id: int) -> tuple[Claim, Case]:
+    """The claim and its case, both row-locked, case first (the lock order every writer uses).
+
+    Locking the case serialises the confirmations of one case's claims, so the last one always
+    sees the others and lifts the ban (no write skew between two final confirmations).
+    """
+    case_id = session.execute(select(Claim.case_id).where(Claim.claim_id == claim_id)).scalar_one_or_none()
+    if case_id is None:
         raise NotFound(f"claim {claim_id} does not exist")
-    return claim
+    case = session.get(Case, case_id, populate_existing=True, with_for_update=True)
+    claim = session.get(Claim, claim_id, populate_existing=True, with_for_update=True)
+    assert case is not None and claim is not None
+    return claim, case
 
 
 def refuse_compensation(

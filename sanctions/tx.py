@@ -16,11 +16,13 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from dajia.errors import Conflict
+from dajia.errors import Conflict, InvalidTransition
 from sanctions import audit
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
 from sanctions.store import unit_of_work
@@ -35,12 +37,18 @@ def utcnow() -> datetime:
 
 
 def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
-    """Record the actor on first sight; an id keeps its role for ever (a different role is refused)."""
+    """Record the actor on first sight; an id keeps its role for ever (a different role is refused).
+
+    ``INSERT … ON CONFLICT DO NOTHING`` so concurrent first appearances of one actor never collide.
+    """
     row = session.get(ActorRow, actor.actor_id)
     if row is None:
-        session.add(ActorRow(actor_id=actor.actor_id, role=actor.role.value, simulated=actor.simulated, created_at=now))
-        session.flush()
-    elif row.role != actor.role.value:
+        values = {"actor_id": actor.actor_id, "role": actor.role.value, "simulated": actor.simulated, "created_at": now}
+        dialect = session.get_bind().dialect.name
+        stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ActorRow).values(**values)
+        session.execute(stmt.on_conflict_do_nothing(index_elements=["actor_id"]))
+        row = session.get(ActorRow, actor.actor_id, populate_existing=True)
+    if row is not None and row.role != actor.role.value:
         raise Conflict(f"actor '{actor.actor_id}' is registered as {row.role}, not {actor.role.value}")
 
 
@@ -136,12 +144,15 @@ def run(
                 )
             session.flush()
         return result
-    except IntegrityError as exc:
+    except (IntegrityError, StaleDataError, Conflict, InvalidTransition) as exc:
+        # a concurrent attempt with the same key may have won meanwhile: then this is its retry
         if idempotency_key:
             with unit_of_work(session):
                 prior = _prior(session, idempotency_key, operation, digest)
             if prior is not None:
                 return result_type.model_validate(prior)
-        raise Conflict(f"{operation}: a concurrent change won ({type(exc.orig).__name__})") from exc
-    except StaleDataError as exc:
-        raise Conflict(f"{operation}: someone else changed it first; reload and decide again") from exc
+        if isinstance(exc, IntegrityError):
+            raise Conflict(f"{operation}: a concurrent change won ({type(exc.orig).__name__})") from exc
+        if isinstance(exc, StaleDataError):
+            raise Conflict(f"{operation}: someone else changed it first; reload and decide again") from exc
+        raise
