@@ -152,6 +152,7 @@ def ground_truth_frame(plan: Plan) -> pd.DataFrame:
             "investigated_at": S.timestamps(plan.investigated),
             "verdict_due_at": S.timestamps(plan.decided),
             "verdict_outcome": S.series(S.take(pa.array(VERDICT_OUTCOMES), plan.outcome)),
+            "brush_share": plan.brush_share.astype(np.float64),
         }
     )
 

@@ -271,3 +271,25 @@ def test_combining_signals_beats_the_keyword_rule_but_not_perfectly(world: World
     for col in x.columns:
         auc = roc_auc_score(y, x[col])
         assert max(auc, 1 - auc) < combined, col
+
+
+def test_brushing_accounts_buy_across_brushing_shops(world: World) -> None:
+    orders, truth = world.mp.orders, world.truth
+    shops_per_buyer = orders.groupby("buyer_id")["shop_id"].nunique()
+    # a real buyer places a handful of orders; a brushing account buys from dozens of shops
+    heavy = shops_per_buyer[shops_per_buyer >= 20].index
+    assert len(heavy) >= 10
+    by_heavy = orders[orders["buyer_id"].isin(heavy)]
+    assert (by_heavy["shop_id"].map(truth["brush_share"]) > 0).mean() > 0.95
+    assert by_heavy["refunded_at"].isna().all()
+    assert by_heavy["shop_id"].map(truth["is_counterfeiter"]).mean() > 2 * truth["is_counterfeiter"].mean()
+    reviews = world.mp.reviews
+    assert (reviews.loc[reviews["order_id"].isin(by_heavy["order_id"]), "rating"] == 5).all()
+
+
+def test_orders_crowd_around_shopping_festivals(world: World) -> None:
+    at = world.mp.orders["ordered_at"]
+    recent = at[at >= pd.Timestamp("2025-07-01")]
+    per_day = recent.dt.floor("D").value_counts()
+    festival = per_day.reindex(pd.to_datetime(["2025-11-10", "2025-11-11", "2025-12-11", "2025-12-12"])).mean()
+    assert festival > 1.5 * per_day.median()

@@ -22,6 +22,7 @@ from marketplace.synth import strings as S
 from marketplace.synth import vocab as V
 from marketplace.synth.plan import (
     AUTHORISED,
+    BRUSH_ACCOUNTS_PER_SERVICE,
     CF_BLATANT,
     CF_CAMO,
     DAY,
@@ -108,6 +109,10 @@ OTHER_KIND_P_SECOND_HAND = np.array([0.30, 0.10, 0.50, 0.10])
 #: brand-owner notices per year of activity, for shops listing premium brands without authorisation
 BRAND_OWNER_RATE = np.array([0.02, 0.0, 0.05, 0.08, 0.15, 0.50, 0.35])
 REVIEW_P = 0.3
+#: a brushing order almost always leaves a glowing review
+BRUSH_REVIEW_P = 0.9
+FESTIVAL_DAYS = ((6, 18), (11, 11), (12, 12))
+FESTIVAL_SHARE = 0.1
 RATING_P = np.array(
     [
         [0.03, 0.03, 0.08, 0.26, 0.60],
@@ -487,6 +492,8 @@ class _Orders:
     ids: pa.Array
     #: the order an investigation judged (chunk-local order index per chunk-local shop, -1 none)
     judged: np.ndarray
+    #: brushing orders (fake orders placed by hired accounts)
+    brushed: np.ndarray
     lang: np.ndarray
 
 
@@ -503,20 +510,34 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
     pick = np.where(is_judged, 0, np.minimum(pick, lst.count[shop] - 1))
     listing = lst.start[shop] + pick
     at = _inside(rng, lst.created[listing], lst.end[listing])
+    # shopping festivals (双11, 618, 双12): a share of orders crowd into the days around them
+    festivals = _festivals(plan)
+    near = festivals[rng.integers(0, len(festivals), size=len(at))] - 2 * DAY
+    near = near + (rng.random(len(at)) * 3 * DAY).astype(np.int64) // SEC * SEC
+    festive = (rng.random(len(at)) < FESTIVAL_SHARE) & (near > lst.created[listing]) & (near < lst.end[listing])
+    at = np.where(festive, near, at)
     at = np.where(is_judged, plan.investigated[lo + shop], at)
     order = np.lexsort((listing, at, shop))
     shop, listing, at, is_judged = shop[order], listing[order], at[order], is_judged[order]
     n = len(shop)
     g = lo + shop
     arche = plan.archetype[g].astype(np.int64)
+    # brushing: fake orders placed by a brushing service's accounts (never refunded or complained about)
+    brushed = ~is_judged & (rng.random(n) < plan.brush_share[g])
+    buyer = np.where(
+        brushed,
+        plan.n_buyers
+        + plan.brush_service[g] * BRUSH_ACCOUNTS_PER_SERVICE
+        + rng.integers(0, BRUSH_ACCOUNTS_PER_SERVICE, size=n),
+        rng.integers(0, plan.n_buyers, size=n),
+    )
 
     qty = 1 + (rng.random(n) < 0.08) + (rng.random(n) < 0.02)
     amount = np.maximum(np.round(lst.price[listing] * qty * rng.uniform(0.9, 1.0, size=n), 2), 0.01)
     refund_noise = rng.lognormal(0.0, 0.7, size=m)[shop]
-    refund = ~is_judged & (rng.random(n) < np.minimum(REFUND_P[arche] * refund_noise, 0.9))
+    refund = ~is_judged & ~brushed & (rng.random(n) < np.minimum(REFUND_P[arche] * refund_noise, 0.9))
     refunded = _after(rng, at, HOUR, 5 * DAY)
     refunded = np.where(refund & (refunded < plan.snapshot - SEC), refunded, -1)
-    n_buyers = max(5_000, 6 * plan.n)
     ids = S.ids("O", counters.orders + np.arange(n), 11)
     counters.orders += n
     frame = pd.DataFrame(
@@ -524,7 +545,7 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
             "order_id": S.series(ids),
             "shop_id": S.series(S.ids("S", g, 8)),
             "listing_id": S.series(lst.ids.take(pa.array(listing, type=pa.int64()))),
-            "buyer_id": S.series(S.ids("U", rng.integers(0, n_buyers, size=n), 9)),
+            "buyer_id": S.series(S.ids("U", buyer, 9)),
             "ordered_at": S.timestamps(at),
             "amount": amount,
             "refunded_at": S.timestamps(refunded),
@@ -532,7 +553,16 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
     )
     judged = np.full(m, -1, dtype=np.int64)
     judged[shop[is_judged]] = np.flatnonzero(is_judged)
-    return _Orders(frame=frame, shop=shop, at=at, ids=ids, judged=judged, lang=_langs(rng, plan.lang[g]))
+    lang = _langs(rng, plan.lang[g])
+    return _Orders(frame=frame, shop=shop, at=at, ids=ids, judged=judged, brushed=brushed, lang=lang)
+
+
+def _festivals(plan: Plan) -> np.ndarray:
+    """11 November, 18 June and 12 December of every year of the history (µs)."""
+    first = pd.Timestamp(plan.start, unit="us").year
+    last = pd.Timestamp(plan.snapshot, unit="us").year
+    days = [pd.Timestamp(year=y, month=mo, day=d) for y in range(first, last + 1) for mo, d in FESTIVAL_DAYS]
+    return np.array([int(t.value // 1000) for t in days], dtype=np.int64)
 
 
 # --- complaints --------------------------------------------------------------------------------------
@@ -551,7 +581,7 @@ def _complaints(
     n_o = len(orders.shop)
     o_arche = arche_shop[orders.shop]
     noise = rng.lognormal(0.0, 0.8, size=m)[orders.shop]
-    c_ord = np.flatnonzero(rng.random(n_o) < np.minimum(COMPLAINT_P[o_arche] * noise, 0.8))
+    c_ord = np.flatnonzero(~orders.brushed & (rng.random(n_o) < np.minimum(COMPLAINT_P[o_arche] * noise, 0.8)))
     c_arche = o_arche[c_ord]
     other_p = np.where((c_arche == 3)[:, None], OTHER_KIND_P_SECOND_HAND[None, :], OTHER_KIND_P[None, :])
     other_kind = 1 + _choice_rows(rng, other_p)
@@ -625,6 +655,7 @@ def _reviews(
     judged = np.zeros(n_o, dtype=bool)
     judged[orders.judged[orders.judged >= 0]] = True
     p = np.minimum(REVIEW_P * rng.lognormal(0.0, 0.4, size=m)[orders.shop], 0.95)
+    p = np.where(orders.brushed, BRUSH_REVIEW_P, p)
     r = np.flatnonzero(~judged & (rng.random(n_o) < p))
     shop = orders.shop[r]
     arche = arche_shop[shop]
@@ -632,10 +663,11 @@ def _reviews(
     keep = at < plan.snapshot - SEC
     r, shop, arche, at = r[keep], shop[keep], arche[keep], at[keep]
     n = len(r)
+    brushed = orders.brushed[r]
 
-    rating = 1 + _choice_rows(rng, RATING_P[arche])
+    rating = np.where(brushed, 5, 1 + _choice_rows(rng, RATING_P[arche]))
     fake_noise = rng.lognormal(0.0, 0.5, size=m)[shop]
-    fake = rng.random(n) < np.minimum(FAKE_REVIEW_P[arche] * fake_noise, 0.6)
+    fake = ~brushed & (rng.random(n) < np.minimum(FAKE_REVIEW_P[arche] * fake_noise, 0.6))
     rating = np.where(fake, 1 + (rng.random(n) < 0.3), rating)
     family = np.select(
         [fake, rating >= 4, rating == 3],

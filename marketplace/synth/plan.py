@@ -40,6 +40,13 @@ CATEGORY_MIX_CF = np.array([0.24, 0.18, 0.14, 0.12, 0.07, 0.10, 0.09, 0.02, 0.03
 DISCLAIMER_P = np.array([0.025, 0.04, 0.03, 0.04, 0.04, 0.0, 0.04])
 #: investigation propensity of honest archetypes relative to the honest rate (cheap prices draw checks)
 HONEST_INVESTIGATION_MULT = np.array([1.0, 0.5, 2.5, 2.5, 2.5, 0.0, 0.0])
+#: how much more visible (likely to be investigated) a blatant counterfeiter is than a camouflaged one
+CF_BLATANT_VISIBILITY = 2.0
+#: brushing (刷单, fake orders from hired accounts): share of shops that brush and the share of
+#: their orders that are fake, for honest shops and counterfeiters; accounts per brushing service
+BRUSH_P_HONEST, BRUSH_P_CF = 0.04, 0.4
+BRUSH_SHARE_HONEST, BRUSH_SHARE_CF = (0.05, 0.2), (0.05, 0.35)
+BRUSH_ACCOUNTS_PER_SERVICE = 8
 #: share of investigated counterfeiters the investigators clear by mistake
 MISSED_COUNTERFEIT_P = 0.03
 
@@ -103,6 +110,11 @@ class Plan:
     brand_price: np.ndarray
     brand_premium: np.ndarray
     unbranded_price: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    #: share of a shop's orders that are fake (brushing), and the brushing service it hires
+    brush_share: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    brush_service: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: real buyers are ``U0 .. U(n_buyers-1)``; brushing accounts come after them
+    n_buyers: int = 0
 
     @property
     def is_counterfeiter(self) -> np.ndarray:
@@ -185,11 +197,18 @@ def build_plan(config: GeneratorConfig) -> Plan:
     horizon = snapshot - 3 * DAY
     opened = start + _floor_s(rng.random(n) ** 0.8 * (horizon - start))
 
+    # heavy-tailed activity (orders per day before normalisation), drawn early: it biases investigations
+    raw = rng.lognormal(0.0, 1.5, size=n) * np.where(cf, 1.25, 1.0)
+
     # --- investigations and verdicts ---
+    # investigators see what is visible: blatant and busy counterfeiters are caught more often
+    # (selection bias in the labels); the mean over counterfeiters stays ``label_coverage``
     window_ok = snapshot - opened >= 30 * DAY
+    visibility = np.where(archetype == CF_BLATANT, CF_BLATANT_VISIBILITY, 1.0) * raw**0.25
+    cf_visibility = visibility[cf].mean() if cf.any() else 1.0
     p_inv = np.where(
         cf,
-        config.label_coverage,
+        np.minimum(1.0, config.label_coverage * visibility / cf_visibility),
         np.minimum(1.0, config.honest_investigation_rate * HONEST_INVESTIGATION_MULT[archetype]),
     )
     investigated_mask = window_ok & (rng.random(n) < p_inv)
@@ -295,9 +314,23 @@ def build_plan(config: GeneratorConfig) -> Plan:
         identity["device_id"][public] = pool[rng.integers(0, len(pool), size=len(public))]
         group_kind[public] = GROUP_DEVICE
 
+    # --- brushing: fake orders from a brushing service's accounts (a ring uses one service, and a
+    # re-registered shop keeps its parent's) ---
+    is_cf = archetype >= CF_BLATANT
+    n_services = max(3, n // 5_000)
+    service = rng.integers(0, n_services, size=n)
+    group_service = rng.integers(0, n_services, size=max(next_group, 1))
+    ring = group_kind == GROUP_RING
+    service = np.where(ring, group_service[np.maximum(group, 0)], service)
+    service[children] = service[parents]
+    brushes = rng.random(n) < np.where(is_cf, BRUSH_P_CF, BRUSH_P_HONEST)
+    brushes |= ring & (rng.random(n) < 0.6)
+    share_lo = np.where(is_cf, BRUSH_SHARE_CF[0], BRUSH_SHARE_HONEST[0])
+    share_hi = np.where(is_cf, BRUSH_SHARE_CF[1], BRUSH_SHARE_HONEST[1])
+    brush_share = np.where(brushes, share_lo + rng.random(n) * (share_hi - share_lo), 0.0)
+
     # --- activity: heavy-tailed orders per day, listings ---
     first_listing = opened + SEC + _floor_s(rng.random(n) * np.minimum(3 * DAY, (end - opened) // 4))
-    raw = rng.lognormal(0.0, 1.5, size=n) * np.where(cf, 1.25, 1.0)
     window_days = (end - first_listing) / DAY
     rate = raw * (config.orders_per_shop * n / max(float((raw * window_days).sum()), 1e-9))
     churn = np.where(cf, 1.6, 1.0)
@@ -374,4 +407,7 @@ def build_plan(config: GeneratorConfig) -> Plan:
         brand_price=brand_price,
         brand_premium=brand_premium,
         unbranded_price=unbranded_price,
+        brush_share=brush_share[perm],
+        brush_service=service[perm],
+        n_buyers=max(5_000, 6 * n),
     )
