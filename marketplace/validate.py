@@ -97,6 +97,7 @@ CROSS_RULES: tuple[CrossRule, ...] = (
 )
 
 _TS = pa.timestamp("us")
+_EPOCH = pd.Timestamp("1970-01-01")
 
 
 def string_dtype() -> pd.StringDtype[Any]:
@@ -296,8 +297,8 @@ class TableChecker:
         bad = np.asarray(parsed.isna().to_numpy() & text.notna().to_numpy(), dtype=bool)
         if bad.any():
             self.fail(col.name, f"not an ISO-8601 time (e.g. {self.values_at(arr, bad)})", bad)
-        naive = parsed.dt.tz_convert("UTC").dt.tz_localize(None).astype("datetime64[us]")
-        return _chunked(pa.array(naive, type=_TS, from_pandas=True))
+        # UTC-aware to naive UTC through Arrow (pandas' tz_localize overflows near year 1)
+        return _chunked(pc.cast(pa.array(parsed, from_pandas=True), _TS, safe=False))
 
     # -- column checks -------------------------------------------------------------------------
     def check_column(self, col: Column, arr: pa.ChunkedArray, snapshot_at: pd.Timestamp) -> None:
@@ -361,22 +362,30 @@ class TableChecker:
                 self.fail(col.name, f"control character in text{allowed}", bad)
 
     def _check_times(self, col: Column, arr: pa.ChunkedArray, snapshot_at: pd.Timestamp) -> None:
-        mm = pc.min_max(arr)
+        # compared as int64 microseconds: Python datetimes cannot hold every Arrow timestamp
+        micros = pc.cast(arr, pa.int64())
+        mm = pc.min_max(micros)
         tmin, tmax = mm["min"].as_py(), mm["max"].as_py()
         if tmin is None:
             return
-        if pd.Timestamp(tmin) < EARLIEST:
-            bad = _mask(pc.less(arr, pa.scalar(EARLIEST.to_pydatetime(), type=_TS)))
+        if tmin < _micros(EARLIEST):
+            bad = _mask(pc.less(micros, _micros(EARLIEST)))
+            oldest = _show_time(tmin)
             self.fail(
-                col.name,
-                f"time before {EARLIEST.date()}: not a plausible marketplace event (e.g. {pd.Timestamp(tmin)})",
-                bad,
+                col.name, f"time before {EARLIEST.date()}: not a plausible marketplace event (e.g. {oldest})", bad
             )
-        if col.name in self.spec.event_times and pd.Timestamp(tmax) > snapshot_at:
-            bad = _mask(pc.greater(arr, pa.scalar(snapshot_at.to_pydatetime(), type=_TS)))
-            self.fail(
-                col.name, f"event after the snapshot time {snapshot_at.isoformat()} (e.g. {pd.Timestamp(tmax)})", bad
-            )
+        if col.name in self.spec.event_times and tmax > _micros(snapshot_at):
+            bad = _mask(pc.greater(micros, _micros(snapshot_at)))
+            latest = _show_time(tmax)
+            self.fail(col.name, f"event after the snapshot time {snapshot_at.isoformat()} (e.g. {latest})", bad)
+
+
+def _micros(ts: pd.Timestamp) -> int:
+    return int((ts - _EPOCH) // pd.Timedelta(microseconds=1))
+
+
+def _show_time(micros: int) -> str:
+    return str(np.datetime64(micros, "us")).replace("T", " ")
 
 
 _KIND_WORDS = {

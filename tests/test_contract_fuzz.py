@@ -1,0 +1,60 @@
+"""Any junk value in any column is either accepted as a valid value or refused cleanly:
+a DataContractError naming the table, the column and the row, never another exception."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dajia.errors import DataContractError
+from marketplace.loader import validate_frames
+from marketplace.schema import TABLES_BY_NAME
+from tests.test_contract import SNAPSHOT, valid_frames
+
+# one column of each kind, in a table whose key is not that column
+TARGETS = [
+    ("reviews", "rating"),  # int
+    ("orders", "amount"),  # float
+    ("brands", "premium"),  # bool
+    ("complaints", "filed_at"),  # timestamp
+    ("listings", "title"),  # text
+    ("shops", "device_id"),  # string
+    ("complaints", "kind"),  # string with choices
+]
+
+junk = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet=st.characters(codec="utf-8"), min_size=60, max_size=700),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.sampled_from(["", " ", "NaN", "inf", "-0", "1e400", "2024-13-01", "TRUE", "0x10", "５", "\x00", "1,5"]),
+)
+
+
+@pytest.mark.parametrize(("table", "column"), TARGETS, ids=[f"{t}.{c}" for t, c in TARGETS])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(value=junk)
+def test_junk_in_a_column_is_accepted_or_refused_cleanly(table: str, column: str, value: object) -> None:
+    frames = {k: v.copy() for k, v in valid_frames().items()}
+    frame = frames[table]
+    frame[column] = frame[column].astype(object)
+    frame.loc[0, column] = value
+    try:
+        mp = validate_frames(frames, SNAPSHOT)
+    except DataContractError as exc:
+        assert exc.table == table and exc.column == column, str(exc)
+        key = TABLES_BY_NAME[table].key[0]
+        assert exc.rows and str(exc.rows[0]) in (f"{key}={frame.loc[0, key]!r}", "row 1"), str(exc)
+        assert str(exc).startswith(f"table '{table}', column '{column}': ")
+        return
+    got = mp.table(table)[column].iloc[0]
+    assert not (isinstance(got, float) and math.isinf(got))
+    assert not pd.isna(got)  # every target column is required
