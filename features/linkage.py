@@ -65,7 +65,7 @@ def _adverse_index(mp: Marketplace, cutoff_us: int | None) -> _Index:
     at = time_array(v["decided_at"])
     keep = (v["outcome"] == "counterfeit").to_numpy(dtype=bool)
     if cutoff_us is not None:
-        keep &= at < cutoff_us
+        keep = keep & (at < cutoff_us)
     v_shop = v["shop_id"].to_numpy(dtype=object)[keep]
     v_at = at[keep]
     shops = mp.shops[mp.shops["shop_id"].isin(pd.unique(v_shop))]

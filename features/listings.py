@@ -4,7 +4,7 @@ A listing exists at ``as_of`` when it was created strictly before it. Its title 
 its latest edit strictly before ``as_of``, else the ones it was created with; it counts as delisted
 only when ``delisted_at`` is strictly before ``as_of``. Later edits and delistings are invisible.
 
-Texts are normalised once per distinct text (marketplaces repeat titles and review phrases a lot), and
+Texts are normalised once per distinct text (titles, descriptions, reviews; marketplaces repeat them a lot), and
 every text consumer (lexicon flags, the n-gram scorer) works on the distinct normalised texts with an
 index back to the rows.
 """
@@ -104,20 +104,14 @@ def distinct_normalised(values: np.ndarray | pd.Series) -> Texts:
     return Texts(list(nuniques), np.asarray(ncodes, dtype=np.intp)[codes])
 
 
-def listing_texts(snap: Snapshot) -> Texts:
-    """Title as of ``as_of`` plus the description, per listing of :func:`listing_state`."""
+def description_texts(snap: Snapshot) -> Texts:
+    """Descriptions of the listings of :func:`listing_state` (descriptions are not edited)."""
 
     def make() -> Texts:
         state = listing_state(snap)
-        if len(state.pos) == 0:
-            return Texts([], np.empty(0, dtype=np.intp))
-        desc = snap.frame("listings")["description"].to_numpy(dtype=object)[state.pos]
-        docs = np.asarray(
-            [f"{t} {d}" if isinstance(d, str) and d else str(t) for t, d in zip(state.title, desc, strict=True)]
-        )
-        return distinct_normalised(docs)
+        return distinct_normalised(snap.frame("listings")["description"].to_numpy(dtype=object)[state.pos])
 
-    result: Texts = snap.cached("listing_texts", make)
+    result: Texts = snap.cached("description_texts", make)
     return result
 
 

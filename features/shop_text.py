@@ -17,12 +17,13 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from features.base import MarketplaceFeatureBuilder, stack
 from features.context import Snapshot, group_max
 from features.docs import FeatureDoc
-from features.listings import Texts, blatant_title_flags, listing_state, listing_texts, review_texts
-from features.text import fit_hashed_logistic, make_vectorizer, sigmoid
+from features.listings import Texts, blatant_title_flags, description_texts, listing_state, review_texts, title_texts
+from features.text import CharNgramHasher, fit_hashed_logistic, sigmoid, unit_rows
 from marketplace.tables import Marketplace
 
 KINDS = ("listing", "review")
@@ -33,6 +34,14 @@ def shop_folds(shop_ids: np.ndarray | pd.Index | list[str], n_folds: int) -> np.
     return np.fromiter(
         (zlib.crc32(str(s).encode("utf-8")) % n_folds for s in shop_ids), dtype=np.intp, count=len(shop_ids)
     )
+
+
+def _documents(snap: Snapshot, kind: str) -> tuple[np.ndarray, list[Texts]]:
+    """The documents of one kind: their shop rows and their text parts (a listing is its title as of
+    ``as_of`` plus its description; a review is its text)."""
+    if kind == "listing":
+        return listing_state(snap).codes, [title_texts(snap), description_texts(snap)]
+    return snap.codes("reviews")[snap.before("reviews", "created_at")], [review_texts(snap)]
 
 
 class ShopTextFeatures(MarketplaceFeatureBuilder):
@@ -76,47 +85,44 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         labels = np.asarray(latest["label"], dtype=np.int64)
         if not np.isin(labels, [0, 1]).all():
             raise ValueError("example labels must be 0/1 (or booleans)")
-        docs: dict[str, list[tuple[np.ndarray, list[str]]]] = {k: [] for k in KINDS}
+        hasher = CharNgramHasher(self.n_features, self.ngram_range)
+        metas: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
+        matrices: dict[str, list[sp.csr_matrix]] = {k: [] for k in KINDS}
         for as_of, group in latest.groupby("as_of", sort=True):
             snap = Snapshot.build(mp, pd.Timestamp(str(as_of)), group["shop_id"].astype("string").to_numpy())
             y = np.asarray(group["label"], dtype=np.int64)
-            state = listing_state(snap)
-            for kind, texts, owner in (
-                ("listing", listing_texts(snap), state.codes),
-                ("review", review_texts(snap), snap.codes("reviews")[snap.before("reviews", "created_at")]),
-            ):
-                shops_of = np.asarray(snap.index.to_numpy(dtype=object))
-                # one training text per (shop, distinct text)
-                pairs = np.unique(owner.astype(np.int64) * (len(texts.unique) + 1) + texts.inverse)
-                shop_row = pairs // (len(texts.unique) + 1)
-                text_row = pairs % (len(texts.unique) + 1)
-                docs[kind].append(
-                    (
-                        np.column_stack([y[shop_row], shop_folds(shops_of[shop_row], self.n_folds)]),
-                        [texts.unique[i] for i in text_row],
-                    )
-                )
-        vec = make_vectorizer(self.n_features, self.ngram_range)
+            folds = shop_folds(snap.index.to_numpy(dtype=object), self.n_folds)
+            for kind in KINDS:
+                owner, parts = _documents(snap, kind)
+                if len(owner) == 0:
+                    continue
+                # one training document per (shop, distinct text combination)
+                combo = np.unique(np.column_stack([owner, *[p.inverse for p in parts]]), axis=0)
+                X, n = None, np.zeros(len(combo))
+                for k, part in enumerate(parts):
+                    counts, lengths = hasher.counts(part.unique)
+                    rows = counts[combo[:, k + 1]]
+                    X = rows if X is None else X + rows
+                    n += lengths[combo[:, k + 1]]
+                assert X is not None
+                matrices[kind].append(unit_rows(X, n))
+                metas[kind].append(np.column_stack([y[combo[:, 0]], folds[combo[:, 0]]]))
         coefs: dict[str, np.ndarray] = {}
         intercepts: dict[str, np.ndarray] = {}
         self.train_texts_: dict[str, int] = {}
         for kind in KINDS:
-            meta = np.concatenate([m for m, _ in docs[kind]]) if docs[kind] else np.empty((0, 2), np.int64)
-            texts_all = [t for _, ts in docs[kind] for t in ts]
-            if len(texts_all) > self.max_train_texts:
-                keep = np.sort(
-                    np.random.default_rng(self.random_state).permutation(len(texts_all))[: self.max_train_texts]
-                )
-                meta = meta[keep]
-                texts_all = [texts_all[i] for i in keep]
-            self.train_texts_[kind] = len(texts_all)
-            X = vec.transform(texts_all)
+            meta = np.concatenate(metas[kind]) if metas[kind] else np.empty((0, 2), np.int64)
+            X_all = sp.vstack(matrices[kind]).tocsr() if matrices[kind] else sp.csr_matrix((0, self.n_features))
+            if len(meta) > self.max_train_texts:
+                keep = np.sort(np.random.default_rng(self.random_state).permutation(len(meta))[: self.max_train_texts])
+                meta, X_all = meta[keep], X_all[keep]
+            self.train_texts_[kind] = len(meta)
             W = np.zeros((self.n_features, self.n_folds + 1), dtype=np.float32)
             b = np.zeros(self.n_folds + 1)
             for f in range(self.n_folds + 1):
                 train = meta[:, 1] != f if f < self.n_folds else np.ones(len(meta), dtype=bool)
                 W[:, f], b[f] = fit_hashed_logistic(
-                    X[train],
+                    X_all[train],
                     meta[train, 0],
                     alpha=self.alpha,
                     max_iter=self.max_iter,
@@ -163,29 +169,35 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         col: np.ndarray = fold[owner]
         return col
 
-    def _scores(self, snap: Snapshot, kind: str, texts: Texts, owner: np.ndarray) -> np.ndarray:
+    def _scores(self, snap: Snapshot, kind: str, owner: np.ndarray, parts: list[Texts]) -> np.ndarray:
+        """Per document: sigmoid(sum over parts of counts . w / sqrt(n-grams) + b), w of its column."""
         if len(owner) == 0:
             return np.empty(0)
-        X = make_vectorizer(self.n_features, self.ngram_range).transform(texts.unique)
+        hasher = CharNgramHasher(self.n_features, self.ngram_range)
         col = self._column(snap, owner)
         W, b = self.coef_[kind], self.intercept_[kind]
-        if (col == self.n_folds).all():
-            z = np.asarray(X @ W[:, self.n_folds], dtype=np.float64) + b[self.n_folds]
-            out: np.ndarray = sigmoid(z[texts.inverse])
+        full_only = bool((col == self.n_folds).all())
+        Wc = W[:, self.n_folds : self.n_folds + 1] if full_only else W
+        dots = np.zeros((len(owner), Wc.shape[1]))
+        n = np.zeros(len(owner))
+        for part in parts:
+            part_dots, lengths = hasher.dots(part.unique, Wc)
+            dots += part_dots[part.inverse]
+            n += lengths[part.inverse]
+        z = dots / np.sqrt(np.maximum(n, 1.0))[:, None]
+        if full_only:
+            out: np.ndarray = sigmoid(z[:, 0] + b[self.n_folds])
             return out
-        Z = np.asarray(X @ W, dtype=np.float64) + b[None, :]
-        return sigmoid(Z[texts.inverse, col])
+        rows = np.arange(len(owner))
+        return sigmoid(z[rows, col] + b[col])
 
     def block(self, snap: Snapshot) -> np.ndarray:
         n = snap.n
         cols: list[np.ndarray] = []
         state = listing_state(snap)
-        review_owner = snap.codes("reviews")[snap.before("reviews", "created_at")]
-        for kind, texts, owner in (
-            ("listing", listing_texts(snap), state.codes),
-            ("review", review_texts(snap), review_owner),
-        ):
-            s = self._scores(snap, kind, texts, owner)
+        for kind in KINDS:
+            owner, parts = _documents(snap, kind)
+            s = self._scores(snap, kind, owner, parts)
             count = snap.count(owner)
             high = snap.count(owner[s > self.threshold])
             cols += [

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.linear_model import SGDClassifier
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -100,21 +99,90 @@ class TextNormaliser(TransformerMixin, BaseEstimator):
         return tags
 
 
-def make_vectorizer(n_features: int, ngram_range: tuple[int, int]) -> HashingVectorizer:
-    """The one hashing vectoriser of the project (texts must already be normalised)."""
-    return HashingVectorizer(
-        analyzer="char_wb",
-        ngram_range=ngram_range,
-        n_features=n_features,
-        alternate_sign=False,
-        norm="l2",
-        lowercase=False,
-        dtype=np.float32,
-    )
+_MULT = np.uint64(0x9E3779B97F4A7C15)
+_MIX = np.uint64(0xBF58476D1CE4E5B9)
+
+
+class CharNgramHasher:
+    """Character n-grams of normalised texts hashed into ``n_features`` columns, fully vectorised.
+
+    Each text is padded with one space on both sides (so word starts/ends and single characters
+    are n-grams of their own), the n-grams of every length in ``ngram_range`` are hashed with a
+    64-bit multiply-xor hash of their code points, and the top bits pick the column. All texts are
+    processed as one code-point array in numpy: no Python loop over texts or n-grams, which is what
+    makes a million shops' titles affordable (sklearn's HashingVectorizer loops in Python).
+
+    ``counts(texts)`` returns raw n-gram counts (CSR, float32) and the number of n-grams per text;
+    :func:`unit_rows` turns them into the model input ``counts / sqrt(n)``.
+    """
+
+    def __init__(self, n_features: int = 2**18, ngram_range: tuple[int, int] = (1, 3)) -> None:
+        if n_features < 2 or n_features & (n_features - 1):
+            raise ValueError(f"n_features must be a power of two >= 2, got {n_features}")
+        lo, hi = ngram_range
+        if not 1 <= lo <= hi:
+            raise ValueError(f"ngram_range must be (lo, hi) with 1 <= lo <= hi, got {ngram_range}")
+        self.n_features = n_features
+        self.ngram_range = (int(lo), int(hi))
+        self._shift = np.uint64(64 - int(n_features).bit_length() + 1)
+
+    def counts(self, texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
+        r, c = self.ngrams(texts)
+        n_docs = len(texts)
+        X = sp.csr_matrix(
+            (np.ones(len(r), dtype=np.float32), (r, c)), shape=(n_docs, self.n_features), dtype=np.float32
+        )
+        X.sum_duplicates()
+        return X, np.bincount(r, minlength=n_docs).astype(np.float64)
+
+    def dots(self, texts: list[str], W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(counts @ W, n-grams per text) without building the sparse matrix: one gather and one
+        ``bincount`` per column of ``W`` (n_features, k)."""
+        r, c = self.ngrams(texts)
+        n_docs = len(texts)
+        out = np.zeros((n_docs, W.shape[1]))
+        for j in range(W.shape[1]):
+            out[:, j] = np.bincount(r, weights=W[c, j].astype(np.float64), minlength=n_docs)
+        return out, np.bincount(r, minlength=n_docs).astype(np.float64)
+
+    def ngrams(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(text number, column) of every n-gram occurrence."""
+        n_docs = len(texts)
+        if n_docs == 0:
+            return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+        padded = [f" {t} " for t in texts]
+        lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=n_docs)
+        cp = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        ends = np.cumsum(lengths)
+        doc_of = np.repeat(np.arange(n_docs), lengths)
+        end_of = np.repeat(ends, lengths)
+        positions = np.arange(len(cp))
+        rows: list[np.ndarray] = []
+        cols: list[np.ndarray] = []
+        lo, hi = self.ngram_range
+        with np.errstate(over="ignore"):
+            for n in range(lo, hi + 1):
+                ok = positions + n <= end_of
+                start = positions[ok]
+                h = np.full(len(start), np.uint64(n) * _MIX, dtype=np.uint64)
+                for k in range(n):
+                    h = (h ^ cp[start + k]) * _MULT
+                h ^= h >> np.uint64(29)
+                h *= _MIX
+                rows.append(doc_of[ok])
+                cols.append((h >> self._shift).astype(np.int64))
+        return np.concatenate(rows), np.concatenate(cols)
+
+
+def unit_rows(X: sp.csr_matrix, n: np.ndarray) -> sp.csr_matrix:
+    """Counts scaled by 1/sqrt(number of n-grams): long texts do not get larger scores for being long."""
+    scale = 1.0 / np.sqrt(np.maximum(n, 1.0))
+    out: sp.csr_matrix = sp.diags(scale.astype(np.float32)) @ X
+    return out.tocsr()
 
 
 class HashedTextClassifier(ClassifierMixin, BaseEstimator):
-    """Logistic regression (SGD, log loss) on hashed char n-grams of normalised texts.
+    """Logistic regression (SGD, log loss) on hashed char n-grams (:class:`CharNgramHasher`) of normalised texts.
 
     Learned state is a dense coefficient vector (``coef_``, float32, ``n_features`` long) and an
     intercept, so scoring is ``sigmoid(X @ coef_ + intercept_)``: cheap for a million texts and for one.
@@ -138,7 +206,7 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
 
     def _vectorise(self, X: Any) -> sp.csr_matrix:
         texts = normalise_many(_as_text_list(_validated(self, X, reset=False)))
-        return make_vectorizer(self.n_features, self.ngram_range).transform(texts)
+        return unit_rows(*CharNgramHasher(self.n_features, self.ngram_range).counts(texts))
 
     def fit(self, X: Any, y: Any) -> HashedTextClassifier:
         texts = _as_text_list(_validated(self, X, reset=True))
@@ -150,7 +218,7 @@ class HashedTextClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(f"HashedTextClassifier needs exactly 2 classes, got {len(self.classes_)}")
         target = (y_arr == self.classes_[1]).astype(np.int64)
         coef, intercept = fit_hashed_logistic(
-            make_vectorizer(self.n_features, self.ngram_range).transform(normalise_many(texts)),
+            unit_rows(*CharNgramHasher(self.n_features, self.ngram_range).counts(normalise_many(texts))),
             target,
             alpha=self.alpha,
             max_iter=self.max_iter,
