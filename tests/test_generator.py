@@ -86,3 +86,27 @@ def test_config_validation_names_the_knob() -> None:
         GeneratorConfig(label_delay_days=3)
     with pytest.raises(InvalidGeneratorConfig, match="snapshot_at"):
         GeneratorConfig(snapshot_at="not a date")
+
+
+@pytest.mark.parametrize(("shops", "seed"), [(1, 1), (1, 4), (3, 2), (3, 5), (40, 9)])
+def test_tiny_marketplaces_are_valid(tmp_path: Path, shops: int, seed: int) -> None:
+    summary = generate(GeneratorConfig(shops=shops, seed=seed), tmp_path)
+    mp = load_marketplace(tmp_path)
+    assert len(mp.shops) == shops == summary["counts"]["shops"]
+    assert len(mp.orders) == summary["counts"]["orders"] > 0
+
+
+def test_knobs_change_the_world(tmp_path: Path) -> None:
+    base = generate(GeneratorConfig(shops=3_000, seed=4), tmp_path / "base")
+    more = generate(
+        GeneratorConfig(shops=3_000, seed=4, counterfeit_rate=0.2, label_coverage=0.9, reregister_rate=1.0),
+        tmp_path / "more",
+    )
+    assert more["counterfeiters"] > 2 * base["counterfeiters"]
+    assert more["verdict_coverage"] > base["verdict_coverage"] + 0.1
+    assert more["reregistered_shops"] > 2 * base["reregistered_shops"]
+    late = generate(GeneratorConfig(shops=3_000, seed=4, label_delay_days=120), tmp_path / "late")
+    assert late["pending_verdicts"] > base["pending_verdicts"]
+    short = generate(GeneratorConfig(shops=3_000, seed=4, history_months=6), tmp_path / "short")
+    opened = load_marketplace(tmp_path / "short").shops["opened_at"]
+    assert opened.min() >= pd.Timestamp(short["snapshot_at"]) - pd.Timedelta(days=6 * 31)

@@ -335,13 +335,14 @@ def _listings(
     shop_cat = plan.category[g].astype(np.int64)
     category = np.where(rng.random(n) < 0.8, shop_cat, rng.integers(0, len(CATEGORIES), size=n))
     per = V.BRANDS_PER_CATEGORY
-    auth_pick = plan.auth_brand[np.minimum(a_lo + (rng.random(n) * a_n).astype(np.int64), len(plan.auth_brand) - 1)]
+    auth_at = np.minimum(a_lo + (rng.random(n) * a_n).astype(np.int64), max(len(plan.auth_brand) - 1, 0))
+    auth_pick = plan.auth_brand[auth_at] if len(plan.auth_brand) else np.zeros(n, dtype=np.int64)
     brand = np.select(
         [mode == M_REGULAR, mode == M_PREMIUM, mode == M_AUTHORISED],
         [
             category * per + V.PREMIUM_PER_CATEGORY + rng.integers(0, V.REGULAR_PER_CATEGORY, size=n),
             category * per + rng.integers(0, V.PREMIUM_PER_CATEGORY, size=n),
-            auth_pick if len(plan.auth_brand) else np.zeros(n, dtype=np.int64),
+            auth_pick,
         ],
         default=-1,
     )
