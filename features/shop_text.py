@@ -78,8 +78,13 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
     def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
-        if examples is None or len(examples) == 0:
-            raise ValueError("the text sub-model needs labelled examples (shop_id, as_of, label) to fit")
+        if examples is None or len(examples) == 0 or examples["label"].nunique() < 2:
+            # unsupervised use (no labels, or one class only): no text model; scores read NaN
+            self.coef_: dict[str, np.ndarray] | None = None
+            self.intercept_: dict[str, np.ndarray] | None = None
+            self.train_texts_: dict[str, int] = dict.fromkeys(KINDS, 0)
+            self.fitted_shops_ = pd.Index([], dtype="string", name="shop_id")
+            return
         latest = examples.assign(as_of=pd.to_datetime(examples["as_of"])).sort_values(["shop_id", "as_of"])
         latest = latest.drop_duplicates("shop_id", keep="last")
         labels = np.asarray(latest["label"], dtype=np.int64)
@@ -109,7 +114,7 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
                 metas[kind].append(np.column_stack([y[combo[:, 0]], folds[combo[:, 0]]]))
         coefs: dict[str, np.ndarray] = {}
         intercepts: dict[str, np.ndarray] = {}
-        self.train_texts_: dict[str, int] = {}
+        self.train_texts_ = {}
         for kind in KINDS:
             meta = np.concatenate(metas[kind]) if metas[kind] else np.empty((0, 2), np.int64)
             X_all = sp.vstack(matrices[kind]).tocsr() if matrices[kind] else sp.csr_matrix((0, self.n_features))
@@ -173,6 +178,8 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         """Per document: sigmoid(sum over parts of counts . w / sqrt(n-grams) + b), w of its column."""
         if len(owner) == 0:
             return np.empty(0)
+        if self.coef_ is None or self.intercept_ is None:
+            return np.full(len(owner), np.nan)
         hasher = CharNgramHasher(self.n_features, self.ngram_range)
         col = self._column(snap, owner)
         W, b = self.coef_[kind], self.intercept_[kind]
@@ -196,6 +203,9 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         cols: list[np.ndarray] = []
         state = listing_state(snap)
         for kind in KINDS:
+            if self.coef_ is None:  # no text model (fitted without labels): the scores are NaN
+                cols += [np.full(n, np.nan)] * 3
+                continue
             owner, parts = _documents(snap, kind)
             s = self._scores(snap, kind, owner, parts)
             count = snap.count(owner)

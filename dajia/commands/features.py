@@ -1,0 +1,123 @@
+"""``dajia features``: one row per shop (``shop_id`` plus named features) as of a time, to Parquet.
+
+Text scores need a fitted text model, which needs labels. Three ways, in order:
+
+- ``--model FILE``: a fitted ``ShopFeaturePipeline`` saved with ``--save-pipeline`` (pickle); used as is.
+- otherwise the pipeline is fitted on the same data with the verdicts decided strictly before
+  ``--as-of`` as labels (counterfeit = 1), and the rows are written with out-of-fold text scores, so
+  no labelled shop's text score has seen its own verdict.
+- with no such verdicts (or ``--no-labels``) there is no text model: the six text-score columns are
+  NaN; every other feature is computed as usual.
+"""
+
+from __future__ import annotations
+
+import pickle
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import typer
+
+from dajia.errors import DajiaError
+from dajia.output import console, emit
+
+
+class FeaturesInputError(DajiaError):
+    """Bad input to ``dajia features`` (time, model file)."""
+
+
+def _as_of(value: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise FeaturesInputError(f"--as-of {value!r} is not a date or time: {exc}") from None
+    if ts is pd.NaT:
+        raise FeaturesInputError(f"--as-of {value!r} is not a date or time")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts
+
+
+def _load_pipeline(path: Path) -> Any:
+    from features.pipeline import ShopFeaturePipeline
+
+    if not path.is_file():
+        raise FeaturesInputError(f"--model {path}: no such file")
+    with path.open("rb") as fh:
+        obj = pickle.load(fh)  # a file this tool wrote with --save-pipeline: trusted input
+    pipe = getattr(obj, "pipeline", obj)
+    if not isinstance(pipe, ShopFeaturePipeline):
+        raise FeaturesInputError(f"--model {path}: holds a {type(obj).__name__}, not a fitted ShopFeaturePipeline")
+    return pipe
+
+
+def labels_before(verdicts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Examples from verdicts decided strictly before ``as_of``: a shop is 1 if any was 'counterfeit'."""
+    v = verdicts[verdicts["decided_at"] < as_of]
+    if len(v) == 0:
+        return pd.DataFrame({"shop_id": pd.Series([], dtype="string"), "as_of": as_of, "label": 0})
+    label = (v["outcome"] == "counterfeit").groupby(v["shop_id"]).max().astype(int)
+    return pd.DataFrame({"shop_id": label.index.astype("string"), "as_of": as_of, "label": label.to_numpy()})
+
+
+def _human(result: Mapping[str, Any]) -> None:
+    console.print(
+        f"[bold]features[/bold] {result['shops']:,} shops x {result['features']} features as of {result['as_of']} "
+        f"-> {result['out']} ({result['seconds']} s)"
+    )
+    console.print(f"text model: {result['text_model']}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def features(
+        data: Path = typer.Option(..., "--data", help="marketplace folder (contract tables)"),
+        as_of: str = typer.Option(..., "--as-of", help="features use only events strictly before this time"),
+        out: Path = typer.Option(..., "--out", help="Parquet file to write (shop_id + features)"),
+        model: Path | None = typer.Option(None, "--model", help="fitted pipeline saved with --save-pipeline"),
+        no_labels: bool = typer.Option(False, "--no-labels", help="do not fit a text model (text scores NaN)"),
+        save_pipeline: Path | None = typer.Option(None, "--save-pipeline", help="pickle the fitted pipeline here"),
+        as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    ) -> None:
+        """Compute point-in-time shop features (see docs/features.md)."""
+        from features.pipeline import ShopFeaturePipeline
+        from marketplace.loader import load_marketplace
+
+        t0 = time.perf_counter()
+        when = _as_of(as_of)
+        mp = load_marketplace(data)
+        if model is not None:
+            pipe = _load_pipeline(model)
+            X = pipe.transform(mp, when)
+            text = f"from {model}"
+        else:
+            examples = labels_before(mp.verdicts, when) if not no_labels else labels_before(mp.verdicts[:0], when)
+            pipe = ShopFeaturePipeline().fit(mp, examples)
+            X = pipe.transform(mp, when, oof=True)
+            n_pos = int(examples["label"].sum())
+            text = (
+                f"fitted out of fold on {len(examples):,} verdicts before as-of ({n_pos:,} counterfeit)"
+                if pipe.builders_[1].coef_ is not None
+                else "none (no labels): text scores are NaN"
+            )
+        if save_pipeline is not None:
+            save_pipeline.parent.mkdir(parents=True, exist_ok=True)
+            with save_pipeline.open("wb") as fh:
+                pickle.dump(pipe, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        X.reset_index().to_parquet(out, index=False)
+        emit(
+            {
+                "out": str(out),
+                "as_of": when.isoformat(),
+                "shops": len(X),
+                "features": X.shape[1],
+                "text_model": text,
+                "seconds": round(time.perf_counter() - t0, 2),
+            },
+            as_json,
+            _human,
+        )
