@@ -19,12 +19,13 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from dajia.errors import DajiaError
+from sanctions import bulk
 from sanctions.models import AuditEntry, AuditHead
 from sanctions.workflow import Actor
 
@@ -90,7 +91,7 @@ def append(session: Session, records: Sequence[AuditRecord]) -> list[int]:
         row["prev_hash"] = prev
         row["hash"] = prev = entry_hash(prev, row)
         rows.append(row)
-    session.execute(insert(AuditEntry), rows)
+    bulk.insert_rows(session, cast(Table, AuditEntry.__table__), rows)
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
     return [r["seq"] for r in rows]
 

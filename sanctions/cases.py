@@ -13,9 +13,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dajia.errors import Forbidden, InvalidTransition, NotFound
@@ -75,6 +75,19 @@ def _case(session: Session, case_id: int) -> Case:
     return case
 
 
+def _case_and_shop(session: Session, case_id: int) -> tuple[Case, Shop]:
+    """The case (fresh from the database, with its version) and its shop, in one query."""
+    row = session.execute(
+        select(Case, Shop)
+        .join(Shop, Shop.shop_id == Case.shop_id)
+        .where(Case.case_id == case_id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        raise NotFound(f"case {case_id} does not exist")
+    return row[0], row[1]
+
+
 def _shop(session: Session, shop_id: str) -> Shop:
     shop = session.get(Shop, shop_id)
     if shop is None:
@@ -100,6 +113,7 @@ def _transition(
     actor: Actor | None = None,
     reason: str,
     evidence: Sequence[Evidence] = (),
+    changes: dict[str, Any] | None = None,
 ) -> tuple[str, str]:
     """Move ``case`` by ``action`` (checked against the table), record the event; returns (old, new).
 
@@ -112,6 +126,8 @@ def _transition(
     case.status = new.value
     case.version = case.version + 1
     case.updated_at = ch.now
+    for name, value in (changes or {}).items():
+        setattr(case, name, value)
     ch.session.flush()
     ev = [e.model_dump() for e in evidence]
     ch.session.add(
@@ -217,7 +233,8 @@ def _check_version(case: Case, expected_version: int | None) -> None:
 
 def _create_claims(
     ch: tx.Change, case: Case, shop: Shop, rules: CompensationRules, listing_ids: Sequence[str] | None
-) -> list[Claim]:
+) -> list[dict[str, Any]]:
+    """One claim per affected consumer (set-based: one query, one multi-row insert)."""
     since = ch.now - timedelta(days=rules.window_days)
     q = select(Order.buyer_id, Order.order_id, Order.amount, Order.refunded_at).where(
         Order.shop_id == shop.shop_id, Order.ordered_at >= since, Order.ordered_at <= ch.now
@@ -227,46 +244,52 @@ def _create_claims(
     by_buyer: dict[str, list[tuple[str, int, bool]]] = defaultdict(list)
     for buyer, order_id, amount, refunded_at in ch.session.execute(q.order_by(Order.buyer_id, Order.order_id)):
         by_buyer[buyer].append((order_id, round(float(amount) * 100), refunded_at is not None))
+    if not by_buyer:
+        return []
     deadline = ch.now + timedelta(days=rules.deadline_days)
-    claims = []
+    rows: list[dict[str, Any]] = []
     for buyer, orders in by_buyer.items():
         paid, refund, punitive, amount = rules.claim([(a, r) for _, a, r in orders])
-        claims.append(
-            Claim(
-                case_id=case.case_id,
-                shop_id=shop.shop_id,
-                buyer_id=buyer,
-                order_ids=[o for o, _, _ in orders],
-                category=shop.category,
-                paid_total_fen=paid,
-                refund_fen=refund,
-                punitive_fen=punitive,
-                amount_fen=amount,
-                status="owed",
-                created_at=ch.now,
-                deadline_at=deadline,
-            )
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "shop_id": shop.shop_id,
+                "buyer_id": buyer,
+                "order_ids": [o for o, _, _ in orders],
+                "category": shop.category,
+                "paid_total_fen": paid,
+                "refund_fen": refund,
+                "punitive_fen": punitive,
+                "amount_fen": amount,
+                "status": "owed",
+                "created_at": ch.now,
+                "deadline_at": deadline,
+            }
         )
-    ch.session.add_all(claims)
-    ch.session.flush()
-    for c in claims:
+    table = cast(Table, Claim.__table__)
+    ids = ch.session.execute(insert(table).returning(table.c.claim_id, sort_by_parameter_order=True), rows).scalars()
+    for row, claim_id in zip(rows, ids, strict=True):
+        row["claim_id"] = int(claim_id)
         ch.outbox(
-            dedupe_key=f"claim:{c.claim_id}:created",
+            dedupe_key=f"claim:{claim_id}:created",
             kind="notify_buyer",
-            recipient=c.buyer_id,
+            recipient=row["buyer_id"],
             topic="compensation_owed",
             payload={
-                "claim_id": c.claim_id,
+                "claim_id": int(claim_id),
                 "shop_id": shop.shop_id,
                 "shop_name": shop.name,
-                "amount": c.amount_fen / 100,
+                "amount": row["amount_fen"] / 100,
                 "deadline_at": deadline.isoformat(),
             },
         )
         ch.audit(
-            "claim.create", "claim", c.claim_id, {"case_id": case.case_id, "buyer_id": c.buyer_id, "fen": c.amount_fen}
+            "claim.create",
+            "claim",
+            claim_id,
+            {"case_id": case.case_id, "buyer_id": row["buyer_id"], "fen": row["amount_fen"]},
         )
-    return claims
+    return rows
 
 
 def _maybe_settle(ch: tx.Change, case: Case, shop: Shop) -> TransitionResult | None:
@@ -335,27 +358,29 @@ def decide(
     def work() -> TransitionResult:
         tx.ensure_actor(session, actor, when)
         ch = tx.Change(session, actor, when)
-        case = _case(session, case_id)
+        case, shop = _case_and_shop(session, case_id)
         _check_version(case, expected_version)
-        shop = _shop(session, case.shop_id)
-        old, _ = _transition(ch, case, act, reason=reason, evidence=evidence)
-        case.evidence = [*case.evidence, *(e.model_dump() for e in evidence)]
+        changes: dict[str, Any] = {
+            "evidence": [*case.evidence, *(e.model_dump() for e in evidence)],
+            "decided_at": when,
+            "measure": {Action.CLOSE: "close", Action.BAN: "ban"}.get(act),
+        }
+        if act is not Action.BAN:
+            changes["ended_at"] = when
+        old, _ = _transition(ch, case, act, reason=reason, evidence=evidence, changes=changes)
         extra: dict[str, Any] = {}
         follow: list[TransitionResult] = []
         if act is Action.CLOSE:
             _close(ch, case, shop)
         elif act is Action.BAN:
-            case.measure = "ban"
-            case.decided_at = when
             _set_shop_status(ch, shop, "banned")
             claims = _create_claims(ch, case, shop, money, suspect_listing_ids)
-            extra = {"claims_created": len(claims), "compensation_owed": sum(c.amount_fen for c in claims) / 100}
+            extra = {"claims_created": len(claims), "compensation_owed": sum(c["amount_fen"] for c in claims) / 100}
             _notify_seller(ch, case, shop, "shop_banned", {"claims": len(claims), "owed": extra["compensation_owed"]})
-            settled = _maybe_settle(ch, case, shop)
+            settled = _maybe_settle(ch, case, shop) if not claims else None
             if settled is not None:
                 follow.append(settled)
         else:
-            case.decided_at = when
             _end_case_restoring(ch, case, shop)
             _notify_seller(ch, case, shop, "case_dismissed", {})
         session.flush()
@@ -503,8 +528,7 @@ def refuse_compensation(
     def work() -> TransitionResult:
         tx.ensure_actor(session, actor, when)
         ch = tx.Change(session, actor, when)
-        case = _case(session, case_id)
-        shop = _shop(session, case.shop_id)
+        case, shop = _case_and_shop(session, case_id)
         _require_owner(actor, shop)
         old, _ = _transition(ch, case, Action.REFUSE, reason=reason, evidence=[Evidence(kind="refusal", detail=reason)])
         _close(ch, case, shop)
@@ -542,8 +566,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Ac
         def work(case_id: int = case_id) -> TransitionResult:
             tx.ensure_actor(session, actor, when)
             ch = tx.Change(session, actor, when)
-            case = _case(session, case_id)
-            shop = _shop(session, case.shop_id)
+            case, shop = _case_and_shop(session, case_id)
             old, _ = _transition(
                 ch,
                 case,
@@ -595,8 +618,7 @@ def appeal(
     def work() -> TransitionResult:
         tx.ensure_actor(session, actor, when)
         ch = tx.Change(session, actor, when)
-        case = _case(session, case_id)
-        shop = _shop(session, case.shop_id)
+        case, shop = _case_and_shop(session, case_id)
         _require_owner(actor, shop)
         old, _ = _transition(ch, case, Action.APPEAL, reason=reason, evidence=evidence)
         case.ended_at = None
@@ -635,9 +657,8 @@ def decide_appeal(
     def work() -> TransitionResult:
         tx.ensure_actor(session, actor, when)
         ch = tx.Change(session, actor, when)
-        case = _case(session, case_id)
+        case, shop = _case_and_shop(session, case_id)
         _check_version(case, expected_version)
-        shop = _shop(session, case.shop_id)
         old, new = _transition(ch, case, act, reason=reason, evidence=evidence)
         extra: dict[str, Any] = {}
         if act is Action.REVERSE:

@@ -17,13 +17,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from dajia.errors import Conflict
 from marketplace.schema import LINKAGE_FIELDS
-from sanctions import tx
+from sanctions import bulk, tx
 from sanctions.models import Case, CaseEvent, Listing, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
 from sanctions.scored import ScoredShop
@@ -144,8 +144,10 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
 
     ch = tx.Change(session, actor, now)
     if to_open:
+        new_ids = bulk.allocate_ids(session, _CASES, len(to_open))
         rows = [
             {
+                "case_id": case_id,
                 "shop_id": s.shop_id,
                 "status": CaseStatus.OPEN.value,
                 "version": 1,
@@ -164,11 +166,10 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
                 "updated_at": now,
                 "ended_at": None,
             }
-            for s in to_open
+            for case_id, s in zip(new_ids, to_open, strict=True)
         ]
-        created = session.execute(
-            insert(_CASES).returning(_CASES.c.case_id, _CASES.c.shop_id, sort_by_parameter_order=True), rows
-        ).all()
+        bulk.insert_rows(session, _CASES, rows)
+        created = [(case_id, s.shop_id) for case_id, s in zip(new_ids, to_open, strict=True)]
         by_shop = {s.shop_id: s for s in to_open}
         case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
         _open_effects(ch, case_ids, {sid: shops[sid] for sid in case_ids}, by_shop, "score", now)
@@ -209,8 +210,9 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         res = session.execute(stmt, params)
         if session.get_bind().dialect.supports_sane_multi_rowcount and res.rowcount != len(params):  # type: ignore[attr-defined]
             raise Conflict("a case changed while it was being rescored")
-        session.execute(
-            insert(_EVENTS),
+        bulk.insert_rows(
+            session,
+            _EVENTS,
             [
                 _event_row(oc.case_id, actor, now, Action.RESCORE.value, oc.status, oc.status, "new score", s)
                 for oc, s, _ in to_rescore
@@ -284,7 +286,7 @@ def _open_effects(
         reason = (reasons or {}).get(shop_id) or "score at or above the suspected threshold"
         ev = (evidence or {}).get(shop_id)
         events.append(_event_row(case_id, ch.actor, now, "open", None, CaseStatus.OPEN.value, reason, s, ev))
-    session.execute(insert(_EVENTS), events)
+    bulk.insert_rows(session, _EVENTS, events)
     shop_ids = list(case_ids)
     session.execute(update(Listing).where(Listing.shop_id.in_(shop_ids)).values(frozen=True))
     for shop_id, case_id in case_ids.items():
@@ -388,8 +390,10 @@ def detect_ban_evasion(
             sid: "ban evasion: shares identifiers with closed shop(s) " + ", ".join(sorted(closed))
             for sid, closed in todo.items()
         }
+        new_ids = bulk.allocate_ids(session, _CASES, len(todo))
         rows = [
             {
+                "case_id": case_id,
                 "shop_id": sid,
                 "status": CaseStatus.OPEN.value,
                 "version": 1,
@@ -399,11 +403,10 @@ def detect_ban_evasion(
                 "opened_at": when,
                 "updated_at": when,
             }
-            for sid in sorted(todo)
+            for case_id, sid in zip(new_ids, sorted(todo), strict=True)
         ]
-        created = session.execute(
-            insert(_CASES).returning(_CASES.c.case_id, _CASES.c.shop_id, sort_by_parameter_order=True), rows
-        ).all()
+        bulk.insert_rows(session, _CASES, rows)
+        created = list(zip(new_ids, sorted(todo), strict=True))
         case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
         shops = {
             r.shop_id: r

@@ -12,10 +12,10 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from dajia.errors import Conflict, InvalidTransition
-from sanctions import audit
+from sanctions import audit, bulk
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
 from sanctions.store import unit_of_work
 from sanctions.workflow import Actor
@@ -41,6 +41,9 @@ def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
 
     ``INSERT … ON CONFLICT DO NOTHING`` so concurrent first appearances of one actor never collide.
     """
+    known: dict[str, str] = session.info.setdefault("dajia_known_actors", {})
+    if known.get(actor.actor_id) == actor.role.value:
+        return
     row = session.get(ActorRow, actor.actor_id)
     if row is None:
         values = {"actor_id": actor.actor_id, "role": actor.role.value, "simulated": actor.simulated, "created_at": now}
@@ -50,6 +53,9 @@ def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
         row = session.get(ActorRow, actor.actor_id, populate_existing=True)
     if row is not None and row.role != actor.role.value:
         raise Conflict(f"actor '{actor.actor_id}' is registered as {row.role}, not {actor.role.value}")
+    # remembered only once the row is committed; a rolled-back registration is checked again
+    pending: dict[str, str] = session.info.setdefault("dajia_pending_actors", {})
+    pending[actor.actor_id] = actor.role.value
 
 
 @dataclass
@@ -90,10 +96,15 @@ class Change:
     def finish(self) -> None:
         """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
         if self._outbox:
-            self.session.execute(insert(OutboxMessage), self._outbox)
+            bulk.insert_rows(self.session, cast(Table, OutboxMessage.__table__), self._outbox)
             self._outbox = []
         audit.append(self.session, self._audit)
         self._audit = []
+
+
+def _remember_actors(session: Session) -> None:
+    pending: dict[str, str] = session.info.pop("dajia_pending_actors", {})
+    session.info.setdefault("dajia_known_actors", {}).update(pending)
 
 
 def request_hash(operation: str, request: Mapping[str, Any]) -> str:
@@ -143,8 +154,10 @@ def run(
                     )
                 )
             session.flush()
+        _remember_actors(session)
         return result
     except (IntegrityError, StaleDataError, Conflict, InvalidTransition) as exc:
+        session.info.pop("dajia_pending_actors", None)
         # a concurrent attempt with the same key may have won meanwhile: then this is its retry
         if idempotency_key:
             with unit_of_work(session):
