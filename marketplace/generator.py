@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from marketplace.io import TableWriter, write_manifest, write_table
-from marketplace.schema import CATEGORIES, EVIDENCE_KINDS, GROUND_TRUTH_FILE, VERDICT_OUTCOMES
+from marketplace.schema import CATEGORIES, EVIDENCE_KINDS, GROUND_TRUTH_FILE, TABLES_BY_NAME, VERDICT_OUTCOMES
 from marketplace.synth import strings as S
 from marketplace.synth import vocab as V
 from marketplace.synth.config import GeneratorConfig, InvalidGeneratorConfig
@@ -38,6 +38,12 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InvalidGeneratorConfig(f"output '{out}' exists and is not a folder")
+    stale = sorted(p.name for p in out.glob("*.csv") if p.stem in TABLES_BY_NAME) if out.is_dir() else []
+    if stale:
+        raise InvalidGeneratorConfig(
+            f"output '{out}' already holds {', '.join(stale)}: the loader would see two versions of "
+            "those tables; choose an empty folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     plan = build_plan(config)
     vocab = V.build_vocabulary()

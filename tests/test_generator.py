@@ -81,6 +81,16 @@ def test_cli_generate_bad_knob_exits_2(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["generate", "--shops", "100", "--crackdown", "1999-01-01", "--out", str(tmp_path / "m")]) == 2
 
 
+def test_refuses_a_folder_holding_csv_tables(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "orders.csv").write_text("order_id\n", encoding="utf-8")
+    assert main(["generate", "--shops", "50", "--out", str(tmp_path)]) == 2
+    assert "orders.csv" in capsys.readouterr().err
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x", encoding="utf-8")
+    with pytest.raises(InvalidGeneratorConfig, match="not a folder"):
+        generate(GeneratorConfig(shops=50), not_a_folder)
+
+
 def test_config_validation_names_the_knob() -> None:
     with pytest.raises(InvalidGeneratorConfig, match="label_delay_days"):
         GeneratorConfig(label_delay_days=3)
