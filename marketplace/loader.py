@@ -118,7 +118,14 @@ def _read_csv(file: Path, spec: Table) -> RawTable:
         quoted_strings_can_be_null=False,
     )
     try:
-        table = pacsv.read_csv(file, convert_options=options)
+        try:
+            table = pacsv.read_csv(file, read_options=pacsv.ReadOptions(block_size=8 << 20), convert_options=options)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc):
+                raise
+            # a single field longer than a block: read again in one block, so the length rule names it
+            whole = pacsv.ReadOptions(block_size=min(file.stat().st_size + 1, (1 << 31) - 1))
+            table = pacsv.read_csv(file, read_options=whole, convert_options=options)
     except (pa.ArrowException, OSError) as exc:
         raise DataContractError(spec.name, None, f"cannot read {file.name} as CSV: {exc}") from None
     names = list(table.column_names)

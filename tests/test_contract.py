@@ -622,3 +622,84 @@ def test_bad_manifest_and_folder(tmp_path: Path) -> None:
     (folder / "manifest.json").write_text(json.dumps({"snapshot_at": "1990-01-01T00:00:00"}), encoding="utf-8")
     with pytest.raises(DataContractError, match=r"implausible snapshot time"):
         load_marketplace(folder)
+
+
+# -- accepted variations ------------------------------------------------------------------------------
+
+
+def test_parquet_type_variations_are_converted(tmp_path: Path) -> None:
+    frames = valid_frames()
+    folder = write_parquet_folder(frames, tmp_path / "mp")
+    reviews = pq.read_table(folder / "reviews.parquet")
+    reviews = reviews.set_column(4, "rating", reviews.column("rating").cast(pa.int8()))
+    reviews = reviews.set_column(5, "text", reviews.column("text").dictionary_encode())
+    pq.write_table(reviews, folder / "reviews.parquet")
+    orders = pq.read_table(folder / "orders.parquet")
+    ns_tz = orders.column("ordered_at").cast(pa.timestamp("ns", tz="UTC")).cast(pa.timestamp("ns", tz="Asia/Shanghai"))
+    orders = orders.set_column(4, "ordered_at", ns_tz)
+    orders = orders.set_column(5, "amount", orders.column("amount").cast(pa.float32()))
+    pq.write_table(orders, folder / "orders.parquet")
+    verdicts = pq.read_table(folder / "verdicts.parquet")
+    verdicts = verdicts.set_column(2, "decided_at", verdicts.column("decided_at").cast(pa.date32()))
+    pq.write_table(verdicts, folder / "verdicts.parquet")
+    mp = load_marketplace(folder)
+    check_dtypes(mp)
+    assert mp.reviews["rating"].tolist() == [5, 1]
+    assert mp.orders["ordered_at"].tolist() == frames["orders"]["ordered_at"].tolist()
+    assert mp.orders["amount"].tolist() == frames["orders"]["amount"].tolist()  # these survive float32
+    assert mp.verdicts["decided_at"].iloc[0] == T("2023-08-01")
+
+
+def test_csv_with_bom_shuffled_columns_and_quoted_newlines(tmp_path: Path) -> None:
+    frames = valid_frames()
+    folder = write_csv_folder(frames, tmp_path / "mp")
+    shops = frames["shops"].astype(object).map(_csv_value)
+    shops = shops[list(reversed(shops.columns))]
+    (folder / "shops.csv").write_bytes(b"\xef\xbb\xbf" + shops.to_csv(index=False).encode("utf-8"))
+    mp = load_marketplace(folder)
+    assert mp.shops["owner_address"].tolist()[1] == "1 Main St\nApt 2"
+    assert list(mp.shops.columns) == TABLES_BY_NAME["shops"].column_names
+
+
+# -- more bad input --------------------------------------------------------------------------------------
+
+
+def test_bad_folder_loads_nothing_and_the_fixed_one_loads(tmp_path: Path) -> None:
+    frames = valid_frames()
+    frames["verdicts"].loc[0, "outcome"] = "probably"
+    folder = write_parquet_folder(frames, tmp_path / "mp")
+    result: Marketplace | None = None
+    with pytest.raises(DataContractError, match=r"table 'verdicts', column 'outcome'"):
+        result = load_marketplace(folder)
+    assert result is None  # nothing was handed out, not even the valid tables
+    write_table(valid_frames()["verdicts"], folder, "verdicts")
+    assert len(load_marketplace(folder).verdicts) == 1
+
+
+def test_huge_string_in_csv(tmp_path: Path) -> None:
+    frames = valid_frames()
+    frames["reviews"].loc[1, "text"] = "假" * 2_000_000
+    folder = write_csv_folder(frames, tmp_path / "mp")
+    with pytest.raises(DataContractError) as info:
+        load_marketplace(folder)
+    _check_message(info.value, "reviews", "text", "review_id='r2' (row 2)", "longer than 5000 characters")
+
+
+def test_unreadable_key_names_the_row_number(tmp_path: Path) -> None:
+    frames = valid_frames()
+    frames["listings"].loc[2, "listing_id"] = None
+    folder = write_csv_folder(frames, tmp_path / "mp")
+    with pytest.raises(DataContractError) as info:
+        load_marketplace(folder)
+    _check_message(info.value, "listings", "listing_id", "row 3", "missing value")
+
+
+def test_duplicate_and_unknown_names(tmp_path: Path) -> None:
+    folder = write_parquet_folder(valid_frames(), tmp_path / "mp")
+    table = pq.read_table(folder / "brands.parquet")
+    doubled = pa.Table.from_arrays([*table.columns, table.column(0)], names=[*table.column_names, "brand"])
+    pq.write_table(doubled, folder / "brands.parquet")
+    with pytest.raises(DataContractError, match=r"table 'brands', column 'brand': column appears more than once"):
+        load_marketplace(folder)
+    with pytest.raises(DataContractError, match=r"table 'sellers': not a contract table"):
+        validate_frames({"sellers": valid_frames()["shops"]}, SNAPSHOT)
