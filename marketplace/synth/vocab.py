@@ -80,7 +80,7 @@ TAGS: dict[int, tuple[list[str], list[str]]] = {
 BRAND_SUFFIX_NONE, BRAND_SUFFIX_STYLE = 0, 1
 BRAND_SUFFIXES: dict[int, tuple[list[str], list[str]]] = {
     BRAND_SUFFIX_NONE: ([""], [""]),
-    BRAND_SUFFIX_STYLE: (["同款", "风格", "款式"], ["style", "-style", "inspired"]),
+    BRAND_SUFFIX_STYLE: (["同款", "风格", "款式"], ["style", "inspired", "same style"]),
 }
 
 NOUNS: dict[str, tuple[list[str], list[str]]] = {
@@ -205,7 +205,7 @@ PROVINCE_CITY = (
     "浙江省杭州市", "广东省广州市", "广东省深圳市", "福建省莆田市", "江苏省苏州市",
     "上海市", "北京市", "浙江省义乌市", "四川省成都市", "湖北省武汉市", "山东省青岛市", "河南省郑州市",
 )  # fmt: skip
-DISTRICTS = ("城东区", "城西区", "高新区", "经开区", "滨江区", "江北区", "南山区", "天河区")
+DISTRICTS = ("城东区", "城西区", "高新区", "经开区", "新城区", "老城区", "开发区", "滨湖区")
 ROADS = (
     "人民路", "解放路", "中山路", "建设路", "和平路", "文化路", "新华路", "长江路",
     "黄河路", "工业路", "创业路", "科技路", "商贸街", "花园路", "湖滨路",
