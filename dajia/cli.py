@@ -35,6 +35,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "audit",
     "campaign",
     "features",
+    "sweep",
+    "crackdown",
 )
 
 

@@ -1,0 +1,365 @@
+"""The main job: a whole crackdown on a synthetic marketplace, end to end.
+
+generate → train and register → promote through the gate → sweep every shop → route suspected
+shops into cases (and catch ban evasion) → simulated reviewers, sellers, consumers and an admin
+(``dajia.simulation``) → campaign announcement and warnings → disclosure of closed shops →
+audit chain verified → summary.
+
+A run lives in one folder (``runs/crackdown-<time>`` by default) that holds everything it made:
+``data/`` (the marketplace), ``dajia.db`` (the sanction store), ``mlruns/`` (the MLflow store),
+``scores.parquet``, ``published/`` (announcement, warnings, disclosure list), ``state.json``
+(steps done) and ``summary.json``. Re-running with ``--out`` on the same folder resumes after
+the last finished step; a folder made with other parameters is refused, so two runs never mix.
+With ``DATABASE_URL`` / ``MLFLOW_TRACKING_URI`` set, those stores are used instead and must not
+hold another run's cases (checked).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dajia.errors import DajiaError
+from dajia.settings import Settings
+from dajia.simulation import ADMIN, SimulationRates, appeals, decide_cases, settle_claims
+
+STEPS = (
+    "generate",
+    "train",
+    "promote",
+    "sweep",
+    "route",
+    "decide",
+    "compensate",
+    "appeals",
+    "evasion",
+    "campaign",
+    "disclose",
+    "deliver",
+    "verify",
+)
+
+#: a step reports progress as (done, total)
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class CrackdownConfig:
+    shops: int = 20_000
+    seed: int = 7
+    capacity_per_day: int = 50
+    rates: SimulationRates = field(default_factory=SimulationRates)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class RunFolder:
+    """The folder of one crackdown run and its ``state.json`` (config and finished steps)."""
+
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+        self.state_path = self.root / "state.json"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def scores(self) -> Path:
+        return self.root / "scores.parquet"
+
+    @property
+    def published(self) -> Path:
+        return self.root / "published"
+
+    def load_state(self) -> dict[str, Any]:
+        if not self.state_path.exists():
+            return {}
+        return dict(json.loads(self.state_path.read_text(encoding="utf-8")))
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
+        tmp.replace(self.state_path)
+
+    def claim(self, config: CrackdownConfig) -> dict[str, Any]:
+        """Start a new run here, or resume the run this folder already holds (same config only)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        state = self.load_state()
+        if not state:
+            if any(self.root.iterdir()):
+                raise DajiaError(f"--out {self.root}: folder is not empty and holds no crackdown run; choose a new one")
+            state = {"config": config.to_dict(), "done": {}, "started_at": datetime.now().isoformat()}
+            self.save_state(state)
+            return state
+        if state.get("config") != json.loads(json.dumps(config.to_dict())):
+            raise DajiaError(
+                f"--out {self.root} holds a crackdown run made with other parameters ({state.get('config')}); "
+                "resume it with the same parameters or choose a new folder"
+            )
+        return state
+
+
+def run_settings(base: Settings, folder: RunFolder) -> Settings:
+    """The run's settings: its own home folder; DATABASE_URL / MLFLOW_TRACKING_URI still win."""
+    return base.model_copy(update={"home": folder.root})
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    from sanctions.store import open_store
+
+    engine = open_store(settings.resolved_database_url)
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+class Crackdown:
+    """Runs the steps in order, skipping those a resumed run already finished."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        folder: RunFolder,
+        config: CrackdownConfig,
+        step_progress: Callable[[str], Progress] | None = None,
+        announce: Callable[[str, dict[str, Any]], None] | None = None,
+    ):
+        self.settings = settings
+        self.folder = folder
+        self.config = config
+        self.state = folder.claim(config)
+        self._progress = step_progress
+        self._announce = announce
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        for step in STEPS:
+            if step in self.state["done"]:
+                continue
+            t0 = time.perf_counter()
+            result = getattr(self, f"step_{step}")()
+            result["seconds"] = round(time.perf_counter() - t0, 2)
+            self.state["done"][step] = result
+            self.folder.save_state(self.state)
+            if self._announce is not None:
+                self._announce(step, result)
+        summary = self.summary()
+        (self.folder.root / "summary.json").write_text(
+            json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+        )
+        return summary
+
+    def _p(self, step: str) -> Progress | None:
+        return self._progress(step) if self._progress is not None else None
+
+    def _done(self, step: str) -> dict[str, Any]:
+        return dict(self.state["done"][step])
+
+    def _snapshot(self) -> datetime:
+        from marketplace.loader import read_snapshot_at
+
+        ts = pd.Timestamp(read_snapshot_at(self.folder.data))  # type: ignore[arg-type]
+        if ts.tzinfo is not None:
+            ts = ts.tz_convert("UTC").tz_localize(None)
+        return ts.to_pydatetime()
+
+    def _truth(self) -> pd.DataFrame:
+        from marketplace.schema import GROUND_TRUTH_FILE
+
+        return pd.read_parquet(self.folder.data / GROUND_TRUTH_FILE)
+
+    def _rng(self, step: str) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, STEPS.index(step)])
+
+    # -- steps --------------------------------------------------------------------------------------
+    def step_generate(self) -> dict[str, Any]:
+        from marketplace.generator import generate
+        from marketplace.synth.config import GeneratorConfig
+
+        summary = generate(GeneratorConfig(shops=self.config.shops, seed=self.config.seed), self.folder.data)
+        return {k: summary[k] for k in ("counts", "archetypes", "counterfeit_rate") if k in summary}
+
+    def step_train(self) -> dict[str, Any]:
+        from training.marketplace_run import run_marketplace
+
+        with _session(self.settings) as session:  # the store must not hold another run's cases
+            from sanctions.models import Case
+
+            n = session.execute(select(func.count()).select_from(Case)).scalar_one()
+            if n:
+                raise DajiaError(
+                    f"the sanction store {self.settings.resolved_database_url} already holds {n} cases of "
+                    "another run; point DATABASE_URL at an empty database or unset it"
+                )
+        result = run_marketplace(
+            self.settings, self.folder.data, seed=self.config.seed, capacity_per_day=self.config.capacity_per_day
+        )
+        return result
+
+    def step_promote(self) -> dict[str, Any]:
+        from training.promotion import promote
+        from training.tracking import setup_mlflow
+
+        version = str(self._done("train")["version"])
+        client = setup_mlflow(self.settings)
+        return promote(client, self.settings, version)
+
+    def step_sweep(self) -> dict[str, Any]:
+        from dajia.sweep import load_champion, score_shops
+        from marketplace.loader import load_marketplace
+
+        mp = load_marketplace(self.folder.data)
+        champion = load_champion(self.settings)
+        return score_shops(mp, champion, self.folder.scores, progress=self._p("sweep"))
+
+    def step_route(self) -> dict[str, Any]:
+        from dajia.sweep import route_scores
+        from marketplace.loader import load_marketplace
+        from sanctions.storefront import import_marketplace
+
+        mp = load_marketplace(self.folder.data)
+        with _session(self.settings) as session:
+            imported = import_marketplace(session, mp, detect_evasion=False)
+        routed = route_scores(self.settings, self.folder.scores)
+        return {"imported": imported.model_dump(exclude={"new_shop_ids"}), "routed": routed}
+
+    def step_decide(self) -> dict[str, Any]:
+        with _session(self.settings) as session:
+            return decide_cases(
+                session,
+                self._truth(),
+                self.config.rates,
+                self._rng("decide"),
+                self._snapshot() + timedelta(days=1),
+                progress=self._p("decide"),
+            )
+
+    def step_compensate(self) -> dict[str, Any]:
+        with _session(self.settings) as session:
+            return settle_claims(
+                session,
+                self._truth(),
+                self.config.rates,
+                self._rng("compensate"),
+                self._snapshot() + timedelta(days=1),
+                self.settings.compensation_deadline_days,
+                progress=self._p("compensate"),
+            )
+
+    def step_appeals(self) -> dict[str, Any]:
+        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 3)
+        with _session(self.settings) as session:
+            return appeals(session, self._truth(), self.config.rates, self._rng("appeals"), when)
+
+    def step_evasion(self) -> dict[str, Any]:
+        from sanctions.routing import detect_ban_evasion
+
+        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 6)
+        with _session(self.settings) as session:
+            report = detect_ban_evasion(session, now=when)
+            result = report.model_dump()
+            # the reviewers then decide the evasion cases like any other
+            decided = decide_cases(session, self._truth(), self.config.rates, self._rng("evasion"), when)
+        result["decided"] = decided
+        return result
+
+    def step_campaign(self) -> dict[str, Any]:
+        from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
+
+        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 10)
+        with _session(self.settings) as session:
+            draft = create_campaign(
+                session,
+                ADMIN,
+                title="打假 crackdown on counterfeit goods",
+                idempotency_key="sim-campaign-create",
+                now=when,
+            )
+            approve_campaign(session, draft.campaign_id, ADMIN, idempotency_key="sim-campaign-approve", now=when)
+            view = publish_campaign(session, draft.campaign_id, ADMIN, idempotency_key="sim-campaign-publish", now=when)
+        return {
+            "campaign_id": view.campaign_id,
+            "cases": len(view.case_ids),
+            "warnings_sent": view.warnings_sent,
+            "announcement": view.announcement,
+        }
+
+    def step_disclose(self) -> dict[str, Any]:
+        from sanctions.disclosure import publish_disclosures
+
+        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 11)
+        with _session(self.settings) as session:
+            result = publish_disclosures(
+                session,
+                ADMIN,
+                basis="[simulated] admin approval: closures proven by test buy or escalation, campaign "
+                f"{self._done('campaign')['campaign_id']}",
+                idempotency_key="sim-disclose",
+                now=when,
+            )
+        return {"disclosed": len(result.published), "policy": result.policy, "approved_by": result.approved_by}
+
+    def step_deliver(self) -> dict[str, Any]:
+        """Deliver the outbox to files under published/ (stand-in for mail, SMS and the public site)."""
+        from sanctions.campaigns import campaign_html
+        from sanctions.outbox import OutboxItem, counts, deliver
+        from sanctions.public import closed_shops
+
+        out = self.folder.published
+        out.mkdir(parents=True, exist_ok=True)
+        handles: dict[str, Any] = {}
+
+        def send(item: OutboxItem) -> None:
+            if item.kind not in handles:
+                handles[item.kind] = (out / f"outbox-{item.kind}.jsonl").open("a", encoding="utf-8")
+            handles[item.kind].write(json.dumps(item.model_dump(), ensure_ascii=False, default=str) + "\n")
+
+        delivered = 0
+        with _session(self.settings) as session:
+            try:
+                while n := deliver(session, send, limit=5000):
+                    delivered += n
+            finally:
+                for h in handles.values():
+                    h.close()
+            campaign_id = int(self._done("campaign")["campaign_id"])
+            (out / "announcement.html").write_text(campaign_html(session, campaign_id), encoding="utf-8")
+            (out / "announcement.json").write_text(
+                json.dumps(self._done("campaign")["announcement"], indent=2, ensure_ascii=False, default=str),
+                encoding="utf-8",
+            )
+            entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
+            (out / "closed-shops.json").write_text(json.dumps(entries, indent=2, ensure_ascii=False), encoding="utf-8")
+            by_kind = counts(session)
+        return {"delivered": delivered, "outbox": by_kind, "files": sorted(p.name for p in out.iterdir())}
+
+    def step_verify(self) -> dict[str, Any]:
+        from sanctions.audit import verify_chain
+
+        with _session(self.settings) as session:
+            report = verify_chain(session)
+        if not report.ok:
+            raise DajiaError(f"audit chain broken at entry {report.first_bad_seq}: {report.problem}")
+        return report.as_dict()
+
+    # -- summary ------------------------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        from dajia.summary import crackdown_summary
+
+        return crackdown_summary(self.settings, self.folder, self.state)

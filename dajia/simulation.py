@@ -1,0 +1,235 @@
+"""The simulated humans of the crackdown demo: reviewers, sellers, consumers and an admin.
+
+A real deployment has people at these steps; the demo stands in for them, and says so: every
+actor here is created with ``simulated=True``, which the case events and the audit log record.
+What they do is driven by the generator's ground truth and a seeded random generator, at the
+documented rates of :class:`SimulationRates`:
+
+- reviewers decide every case the sweep opened, highest score first. For a true counterfeiter a
+  test buy succeeds with probability ``test_buy_rate``: the shop is closed on that proof (step 1);
+  otherwise the reviewer agrees without proof and bans it (step 2). An honest shop is dismissed,
+  except that a reviewer errs with probability ``reviewer_error_rate`` and bans it;
+- a banned seller refuses to compensate with probability ``seller_refusal_rate`` (escalated to
+  step 1), ignores the deadline with probability ``seller_ignore_rate`` (escalated when it passes),
+  and otherwise pays every claim; each consumer confirms a paid claim with probability
+  ``consumer_confirm_rate`` (the ban lifts only when all have);
+- every honest shop that was banned appeals and the appeal is upheld (the reviewer's error is
+  reversed); a closed counterfeiter appeals with probability ``counterfeiter_appeal_rate`` and is
+  rejected;
+- an admin approves and publishes the campaign and the disclosure of closed shops.
+
+Time is simulated too: the sweep runs at the marketplace snapshot, decisions a day later,
+payments and confirmations over the following weeks, and the deadline check just after the
+compensation deadline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dajia.errors import DajiaError
+from sanctions import cases as wf
+from sanctions.models import Case, Claim, Shop
+from sanctions.schemas import Evidence
+from sanctions.workflow import Actor, CaseStatus, Role
+
+REVIEWER = Actor("sim-reviewer", Role.REVIEWER, simulated=True)
+ADMIN = Actor("sim-admin", Role.ADMIN, simulated=True)
+
+
+@dataclass(frozen=True)
+class SimulationRates:
+    test_buy_rate: float = 0.6
+    reviewer_error_rate: float = 0.05
+    seller_refusal_rate: float = 0.15
+    seller_ignore_rate: float = 0.1
+    consumer_confirm_rate: float = 0.9
+    counterfeiter_appeal_rate: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not 0.0 <= value <= 1.0:
+                raise DajiaError(f"simulation rate '{name}' = {value!r}: must be between 0 and 1")
+
+
+def _seller(shopkeeper_id: str) -> Actor:
+    """The shop's keeper (the workflow lets only the shopkeeper act for a shop), simulated."""
+    return Actor(shopkeeper_id, Role.SELLER, simulated=True)
+
+
+def _consumer(buyer_id: str) -> Actor:
+    """The claim's buyer (only the buyer confirms their own claim), simulated."""
+    return Actor(buyer_id, Role.CONSUMER, simulated=True)
+
+
+Progress = Callable[[int, int], None]
+
+
+def decide_cases(
+    session: Session,
+    truth: pd.DataFrame,
+    rates: SimulationRates,
+    rng: np.random.Generator,
+    now: datetime,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Reviewers decide every open case (highest score first) from test-buy evidence and truth."""
+    is_fake = truth.set_index(truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool).to_dict()
+    rows = session.execute(
+        select(Case.case_id, Case.shop_id, Case.origin, Case.reasons)
+        .where(Case.status == CaseStatus.OPEN)
+        .order_by(Case.score.desc().nulls_last(), Case.case_id)
+    ).all()
+    out = {"decided": 0, "closed_on_test_buy": 0, "banned": 0, "dismissed": 0, "wrongly_banned": 0}
+    for i, (case_id, shop_id, origin, reasons) in enumerate(rows):
+        fake = bool(is_fake.get(str(shop_id), False))
+        why = "; ".join(reasons or []) or origin
+        if fake and rng.random() < rates.test_buy_rate:
+            wf.decide(
+                session,
+                case_id,
+                "close",
+                REVIEWER,
+                reason=f"[simulated] test buy confirmed counterfeit goods ({why})",
+                evidence=[Evidence(kind="test_buy", ref=f"sim-testbuy-{case_id}", detail="simulated test buy")],
+                idempotency_key=f"sim-decide-{case_id}",
+                now=now,
+            )
+            out["closed_on_test_buy"] += 1
+        elif fake or rng.random() < rates.reviewer_error_rate:
+            wf.decide(
+                session,
+                case_id,
+                "ban",
+                REVIEWER,
+                reason=f"[simulated] reviewer agrees with the flags, no proof yet ({why})",
+                evidence=[Evidence(kind="consumer_reports", ref=f"sim-review-{case_id}")],
+                idempotency_key=f"sim-decide-{case_id}",
+                now=now,
+            )
+            out["banned"] += 1
+            out["wrongly_banned"] += int(not fake)
+        else:
+            wf.decide(
+                session,
+                case_id,
+                "dismiss",
+                REVIEWER,
+                reason="[simulated] reviewer found nothing to sanction",
+                idempotency_key=f"sim-decide-{case_id}",
+                now=now,
+            )
+            out["dismissed"] += 1
+        out["decided"] += 1
+        if progress is not None:
+            progress(i + 1, len(rows))
+    return out
+
+
+def settle_claims(
+    session: Session,
+    truth: pd.DataFrame,
+    rates: SimulationRates,
+    rng: np.random.Generator,
+    now: datetime,
+    deadline_days: int,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Banned sellers pay, refuse or ignore; consumers confirm (or never do); the deadline passes."""
+    honest = set(truth.loc[~truth["is_counterfeiter"].astype(bool), "shop_id"].astype(str))
+    banned = session.execute(
+        select(Case.case_id, Case.shop_id, Shop.shopkeeper_id)
+        .join(Shop, Shop.shop_id == Case.shop_id)
+        .where(Case.status == CaseStatus.BANNED)
+        .order_by(Case.case_id)
+    ).all()
+    out = {"sellers_paid": 0, "sellers_refused": 0, "sellers_ignored": 0, "claims_paid": 0, "claims_confirmed": 0}
+    for i, (case_id, shop_id, keeper) in enumerate(banned):
+        if str(shop_id) in honest:
+            continue  # a wrongly banned honest seller appeals instead (see appeals)
+        draw = rng.random()
+        if draw < rates.seller_refusal_rate:
+            wf.refuse_compensation(
+                session, case_id, _seller(keeper), idempotency_key=f"sim-refuse-{case_id}", now=now + timedelta(days=3)
+            )
+            out["sellers_refused"] += 1
+            continue
+        if draw < rates.seller_refusal_rate + rates.seller_ignore_rate:
+            out["sellers_ignored"] += 1
+            continue
+        out["sellers_paid"] += 1
+        claims = session.execute(
+            select(Claim.claim_id, Claim.buyer_id).where(Claim.case_id == case_id, Claim.status == "owed")
+        ).all()
+        for claim_id, buyer_id in claims:
+            paid_at = now + timedelta(days=int(rng.integers(2, max(3, deadline_days - 5))))
+            wf.record_payment(
+                session,
+                claim_id,
+                _seller(keeper),
+                payment_ref=f"sim-pay-{claim_id}",
+                idempotency_key=f"sim-pay-{claim_id}",
+                now=paid_at,
+            )
+            out["claims_paid"] += 1
+            if rng.random() < rates.consumer_confirm_rate:
+                wf.confirm_claim(
+                    session,
+                    claim_id,
+                    _consumer(buyer_id),
+                    idempotency_key=f"sim-confirm-{claim_id}",
+                    now=paid_at + timedelta(days=1),
+                )
+                out["claims_confirmed"] += 1
+        if progress is not None:
+            progress(i + 1, len(banned))
+    escalated = wf.escalate_overdue(session, now=now + timedelta(days=deadline_days + 1))
+    out["escalated_after_deadline"] = len(escalated)
+    return out
+
+
+def appeals(
+    session: Session, truth: pd.DataFrame, rates: SimulationRates, rng: np.random.Generator, now: datetime
+) -> dict[str, Any]:
+    """Wrongly banned honest sellers appeal and win; some closed counterfeiters appeal and lose."""
+    honest = set(truth.loc[~truth["is_counterfeiter"].astype(bool), "shop_id"].astype(str))
+    rows = session.execute(
+        select(Case.case_id, Case.shop_id, Case.status, Shop.shopkeeper_id)
+        .join(Shop, Shop.shop_id == Case.shop_id)
+        .where(Case.status.in_((CaseStatus.BANNED, CaseStatus.CLOSED)))
+        .order_by(Case.case_id)
+    ).all()
+    out = {"appeals": 0, "reversed": 0, "rejected": 0}
+    for case_id, shop_id, status, keeper in rows:
+        wrongly = str(shop_id) in honest
+        if not wrongly and not (status == CaseStatus.CLOSED and rng.random() < rates.counterfeiter_appeal_rate):
+            continue
+        wf.appeal(
+            session,
+            case_id,
+            _seller(keeper),
+            reason="[simulated] the goods are genuine; invoices attached" if wrongly else "[simulated] we object",
+            evidence=[Evidence(kind="appeal", ref=f"sim-appeal-{case_id}")],
+            idempotency_key=f"sim-appeal-{case_id}",
+            now=now,
+        )
+        out["appeals"] += 1
+        wf.decide_appeal(
+            session,
+            case_id,
+            uphold=wrongly,
+            actor=REVIEWER,
+            reason="[simulated] invoices check out: reversed" if wrongly else "[simulated] test buy stands: rejected",
+            idempotency_key=f"sim-appeal-decision-{case_id}",
+            now=now + timedelta(days=2),
+        )
+        out["reversed" if wrongly else "rejected"] += 1
+    return out
