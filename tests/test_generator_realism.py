@@ -288,6 +288,10 @@ def test_brushing_accounts_buy_across_brushing_shops(world: World) -> None:
     assert by_heavy["shop_id"].map(truth["is_counterfeiter"]).mean() > 2 * truth["is_counterfeiter"].mean()
     reviews = world.mp.reviews
     assert (reviews.loc[reviews["order_id"].isin(by_heavy["order_id"]), "rating"] == 5).all()
+    # real buyers sleep (Beijing 01:00-06:00 is quiet); brushing accounts order at any hour
+    night = ((orders["ordered_at"].dt.hour + 8) % 24).between(1, 5)
+    real = ~orders["buyer_id"].isin(heavy)
+    assert night[~real].mean() > 2 * night[real].mean()
 
 
 def test_orders_crowd_around_shopping_festivals(world: World) -> None:

@@ -113,6 +113,10 @@ REVIEW_P = 0.3
 BRUSH_REVIEW_P = 0.9
 FESTIVAL_DAYS = ((6, 18), (11, 11), (12, 12))
 FESTIVAL_SHARE = 0.1
+#: relative order volume per hour of the day, Beijing time (evening peak, quiet nights)
+BEIJING_HOUR_WEIGHTS = np.array(
+    [3, 2, 1, 0.5, 0.5, 0.5, 1, 2, 3.5, 4.5, 5, 5, 5, 4.5, 4.5, 4.5, 4.5, 4.5, 5, 6, 7.5, 8, 7.5, 5]
+)
 RATING_P = np.array(
     [
         [0.03, 0.03, 0.08, 0.26, 0.60],
@@ -517,14 +521,19 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
     near = near + (rng.random(len(at)) * 3 * DAY).astype(np.int64) // SEC * SEC
     festive = (rng.random(len(at)) < FESTIVAL_SHARE) & (near > lst.created[listing]) & (near < lst.end[listing])
     at = np.where(festive, near, at)
+    # brushing: fake orders placed by a brushing service's accounts (never refunded or complained about)
+    brushed = ~is_judged & (rng.random(len(shop)) < plan.brush_share[lo + shop])
+    # real buyers shop in the (Beijing) evening and hardly at night; brushing accounts at any hour
+    day = at // DAY * DAY
+    moved = day + _diurnal_offsets(rng, len(at))
+    diurnal = ~brushed & (moved > lst.created[listing]) & (moved < lst.end[listing])
+    at = np.where(diurnal, moved, at)
     at = np.where(is_judged, plan.investigated[lo + shop], at)
     order = np.lexsort((listing, at, shop))
-    shop, listing, at, is_judged = shop[order], listing[order], at[order], is_judged[order]
+    shop, listing, at, is_judged, brushed = shop[order], listing[order], at[order], is_judged[order], brushed[order]
     n = len(shop)
     g = lo + shop
     arche = plan.archetype[g].astype(np.int64)
-    # brushing: fake orders placed by a brushing service's accounts (never refunded or complained about)
-    brushed = ~is_judged & (rng.random(n) < plan.brush_share[g])
     buyer = np.where(
         brushed,
         plan.n_buyers
@@ -556,6 +565,13 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
     judged[shop[is_judged]] = np.flatnonzero(is_judged)
     lang = _langs(rng, plan.lang[g])
     return _Orders(frame=frame, shop=shop, at=at, ids=ids, judged=judged, brushed=brushed, lang=lang)
+
+
+def _diurnal_offsets(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Whole-second offsets into a UTC day, following shoppers' hours in Beijing (UTC+8)."""
+    weights = BEIJING_HOUR_WEIGHTS / BEIJING_HOUR_WEIGHTS.sum()
+    utc_hour = (rng.choice(24, size=n, p=weights) - 8) % 24
+    return utc_hour * HOUR + rng.integers(0, 3600, size=n) * SEC
 
 
 def _festivals(plan: Plan) -> np.ndarray:
