@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from dajia.errors import DajiaError
@@ -62,8 +62,14 @@ class AuditRecord:
     at: datetime
 
 
+_HEAD = cast(Table, AuditHead.__table__)
+#: built once: these run in every workflow transaction
+_LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
+_MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def _lock_head(session: Session) -> tuple[int, str]:
-    head = session.execute(select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()).first()
+    head = session.connection().execute(_LOCK_HEAD).first()
     if head is None:
         raise DajiaError("the audit chain head row is missing (run `dajia audit verify`); refusing to append")
     return int(head[0]), str(head[1])
@@ -92,7 +98,7 @@ def append(session: Session, records: Sequence[AuditRecord]) -> list[int]:
         row["hash"] = prev = entry_hash(prev, row)
         rows.append(row)
     bulk.insert_rows(session, cast(Table, AuditEntry.__table__), rows)
-    session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+    session.connection().execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return [r["seq"] for r in rows]
 
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, Table, func, insert, select, text
+from sqlalchemy import JSON, Insert, Table, func, insert, select, text
 from sqlalchemy.orm import Session
 
 #: below this many rows a plain INSERT is cheaper than COPY's extra round trip
@@ -35,13 +35,19 @@ def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
     return list(range(start + 1, start + 1 + n))
 
 
+_INSERTS: dict[str, Insert] = {}
+
+
 def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (all with the same keys) into ``table`` in the session's transaction."""
     if not rows:
         return
     conn = session.connection()
     if conn.dialect.name != "postgresql" or len(rows) < COPY_FROM:
-        conn.execute(insert(table), list(rows))
+        stmt = _INSERTS.get(table.name)
+        if stmt is None:
+            stmt = _INSERTS[table.name] = insert(table)
+        conn.execute(stmt, list(rows))
         return
     cols = list(rows[0])
     json_cols = {c for c in cols if isinstance(table.c[c].type, JSON)}

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from dajia.errors import Forbidden, InvalidTransition, NotFound
 from dajia.settings import Settings, get_settings
-from sanctions import tx
+from sanctions import bulk, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
     PROOF_KINDS,
@@ -130,23 +130,27 @@ def _transition(
         setattr(case, name, value)
     ch.session.flush()
     ev = [e.model_dump() for e in evidence]
-    ch.session.add(
-        CaseEvent(
-            case_id=case.case_id,
-            at=ch.now,
-            actor_id=who.actor_id,
-            role=who.role.value,
-            simulated=who.simulated,
-            action=action.value,
-            old_status=old,
-            new_status=new.value,
-            reason=reason,
-            score=case.score,
-            threshold=case.threshold,
-            model_name=case.model_name,
-            model_version=case.model_version,
-            evidence=ev,
-        )
+    bulk.insert_rows(
+        ch.session,
+        _EVENTS,
+        [
+            {
+                "case_id": case.case_id,
+                "at": ch.now,
+                "actor_id": who.actor_id,
+                "role": who.role.value,
+                "simulated": who.simulated,
+                "action": action.value,
+                "old_status": old,
+                "new_status": new.value,
+                "reason": reason,
+                "score": case.score,
+                "threshold": case.threshold,
+                "model_name": case.model_name,
+                "model_version": case.model_version,
+                "evidence": ev,
+            }
+        ],
     )
     payload: dict[str, Any] = {
         "case_id": case.case_id,
@@ -171,8 +175,18 @@ def _set_shop_status(ch: tx.Change, shop: Shop, status: str) -> None:
         shop.status_changed_at = ch.now
 
 
-def _set_listings(session: Session, shop_id: str, **values: bool) -> int:
-    res = session.execute(update(Listing).where(Listing.shop_id == shop_id).values(**values))
+_EVENTS = cast(Table, CaseEvent.__table__)
+_LISTINGS = cast(Table, Listing.__table__)
+_SET_LISTINGS = (
+    update(_LISTINGS)
+    .where(_LISTINGS.c.shop_id == bindparam("b_shop"))
+    .values(frozen=bindparam("b_frozen"), withdrawn=bindparam("b_withdrawn"))
+)
+
+
+def _set_listings(session: Session, shop_id: str, *, frozen: bool, withdrawn: bool) -> int:
+    """Freeze/withdraw (or restore) all of a shop's listings; Core, no ORM bookkeeping."""
+    res = session.connection().execute(_SET_LISTINGS, {"b_shop": shop_id, "b_frozen": frozen, "b_withdrawn": withdrawn})
     return int(getattr(res, "rowcount", 0) or 0)
 
 
