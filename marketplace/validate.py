@@ -87,7 +87,7 @@ def validate_raw(raw: Mapping[str, RawTable], snapshot_at: pd.Timestamp) -> Mark
 
     A foreign key into a table that is absent from ``raw`` is not checked: the caller has no
     such table (inline records carry no brands). ``load_marketplace`` never passes an absent
-    required table.
+    required table. The raw columns are consumed (popped) as they are converted, to bound memory.
     """
     for name in raw:
         if name not in TABLES_BY_NAME:
@@ -103,7 +103,7 @@ def validate_raw(raw: Mapping[str, RawTable], snapshot_at: pd.Timestamp) -> Mark
         arrays: dict[str, pa.ChunkedArray] = {}
         for name in list(spec.key) + [c for c in spec.column_names if c not in spec.key]:
             col = spec.column(name)
-            arrays[name] = checker.coerce(col, table.arrays[name])
+            arrays[name] = checker.coerce(col, table.arrays.pop(name))  # the raw column is not kept
             if name in spec.key and all(k in arrays for k in spec.key):
                 checker.keys = [arrays[k] for k in spec.key]
             checker.check_column(col, arrays[name], snapshot_at)

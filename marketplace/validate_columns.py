@@ -187,11 +187,13 @@ class TableChecker:
         target = _target_type(col)
         if pa.types.is_null(t):
             return _chunked(pa.nulls(len(arr), type=target))
-        if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-            arr = self._decode_utf8(col, arr)
+        decoded = pa.types.is_binary(t) or pa.types.is_large_binary(t)
+        if decoded:
+            arr = self._decode_utf8(col, arr)  # validates UTF-8 on the way
             t = arr.type
         if pa.types.is_string(t) or pa.types.is_large_string(t):
-            self._check_utf8(col, arr)
+            if not decoded:
+                self._check_utf8(col, arr)
             if col.kind in ("string", "text"):
                 # one string type everywhere (pandas' own), so key families can be encoded together
                 return arr if t == pa.large_string() else _chunked(pc.cast(arr, pa.large_string()))
@@ -296,16 +298,20 @@ class TableChecker:
                     f"value not allowed (e.g. {self.values_at(arr, bad)}); allowed: {', '.join(col.choices)}",
                     bad,
                 )
-        lengths = pc.utf8_length(arr)
-        mm = pc.min_max(lengths)
-        shortest, longest = mm["min"].as_py(), mm["max"].as_py()
-        if shortest is None:
+        fewest, most = _byte_length_range(arr)
+        if most is None:
             return
-        if col.max_len is not None and longest > col.max_len:
-            bad = _mask(pc.greater(lengths, col.max_len))
-            self.fail(col.name, f"text longer than {col.max_len} characters (longest: {longest})", bad)
-        if col.kind == "string" and shortest == 0:
-            self.fail(col.name, "empty value", _mask(pc.equal(lengths, 0)))
+        # byte lengths bound character lengths from above: count characters only when needed
+        if col.max_len is not None and most > col.max_len:
+            lengths = pc.utf8_length(arr)
+            longest = pc.max(lengths).as_py()
+            if longest is not None and longest > col.max_len:
+                bad = _mask(pc.greater(lengths, col.max_len))
+                self.fail(col.name, f"text longer than {col.max_len} characters (longest: {longest})", bad)
+        if col.kind == "string" and fewest == 0:
+            bad = _mask(pc.equal(pc.binary_length(arr), 0))
+            if bad.any():
+                self.fail(col.name, "empty value", bad)
         if _may_have_controls(arr):
             pattern = _CONTROL_STRING if col.kind == "string" else _CONTROL_TEXT
             bad = _mask(pc.match_substring_regex(arr, pattern))
@@ -359,6 +365,23 @@ def _target_type(col: Column) -> pa.DataType:
         "bool": pa.bool_(),
         "timestamp": _TS,
     }[col.kind]
+
+
+def _byte_length_range(arr: pa.ChunkedArray) -> tuple[int | None, int | None]:
+    """Shortest and longest value in bytes, read from the offsets alone (nulls count as 0)."""
+    lo: int | None = None
+    hi: int | None = None
+    for chunk in arr.chunks:
+        if len(chunk) == 0:
+            continue
+        dtype = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=dtype)[chunk.offset : chunk.offset + len(chunk) + 1]
+        sizes = np.diff(offsets)
+        lo = int(sizes.min()) if lo is None else min(lo, int(sizes.min()))
+        hi = int(sizes.max()) if hi is None else max(hi, int(sizes.max()))
+    if arr.null_count == len(arr):
+        return None, None
+    return lo, hi
 
 
 def _may_have_controls(arr: pa.ChunkedArray) -> bool:

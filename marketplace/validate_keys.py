@@ -82,7 +82,7 @@ class KeyIndex:
 
     def __init__(self, columns: Columns):
         self.columns = columns
-        #: (table, column) -> codes (int64, -1 for null) and the size of its family's dictionary
+        #: (table, column) -> codes (int32, -1 for null) and the size of its family's dictionary
         self.codes: dict[tuple[str, str], np.ndarray] = {}
         self.cardinality: dict[tuple[str, str], int] = {}
         families: dict[tuple[str, str], list[tuple[str, str]]] = {}
@@ -102,13 +102,18 @@ class KeyIndex:
         chunks = [chunk for arr in arrays for chunk in arr.chunks]
         if not chunks:
             for m in members:
-                self.codes[m] = np.zeros(0, dtype=np.int64)
+                self.codes[m] = np.zeros(0, dtype=np.int32)
                 self.cardinality[m] = 0
             return
         encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=arrays[0].type))
         size = len(encoded.chunks[0].dictionary) if encoded.num_chunks else 0
-        flat = [pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False) for c in encoded.chunks]
-        all_codes = np.concatenate(flat).astype(np.int64, copy=False) if flat else np.zeros(0, dtype=np.int64)
+        # int32 codes (Arrow's own index type) keep the index small: 4 bytes per id
+        all_codes = np.empty(sum(len(c) for c in encoded.chunks), dtype=np.int32)
+        at = 0
+        for c in encoded.chunks:
+            all_codes[at : at + len(c)] = pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False)
+            at += len(c)
+        del encoded
         start = 0
         for m, arr in zip(members, arrays, strict=True):
             self.codes[m] = all_codes[start : start + len(arr)]
@@ -121,7 +126,7 @@ class KeyIndex:
         for k in spec.key:
             if (spec.name, k) not in self.codes:
                 self._encode([(spec.name, k)])
-            codes = self.codes[(spec.name, k)]
+            codes = self.codes[(spec.name, k)].astype(np.int64)
             size = self.cardinality[(spec.name, k)] + 1
             combined = codes + 1 if combined is None else combined * size + (codes + 1)
         assert combined is not None
