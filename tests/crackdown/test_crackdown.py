@@ -1,0 +1,112 @@
+"""The main job end to end on a small marketplace, checked against the database and MLflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from dajia.crackdown import STEPS, Crackdown, CrackdownConfig, RunFolder, run_settings
+from dajia.errors import DajiaError
+from dajia.settings import Settings
+from sanctions.audit import verify_chain
+from sanctions.models import AuditEntry, Case, CaseEvent, Claim, Disclosure, Shop
+from sanctions.store import open_store
+
+SHOPS = 2500
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, RunFolder, dict[str, Any]]:
+    root = tmp_path_factory.mktemp("crackdown") / "run"
+    folder = RunFolder(root)
+    with pytest.MonkeyPatch.context() as env:
+        for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
+            env.delenv(var, raising=False)
+        settings = run_settings(Settings(), folder)
+    summary = Crackdown(settings, folder, CrackdownConfig(shops=SHOPS, seed=3)).run()
+    return settings, folder, summary
+
+
+def _db(settings: Settings) -> Session:
+    return Session(open_store(settings.resolved_database_url))
+
+
+def test_every_step_ran_and_reports_nonzero_counts(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
+    _, folder, summary = run
+    state = json.loads(folder.state_path.read_text())
+    assert list(state["done"]) == list(STEPS)
+    assert summary["cases"]["opened_by_tier"].get("suspected", 0) > 0
+    assert summary["step1_close"]["shops_closed"] > 0
+    assert summary["step2_compensate"]["shops_banned"] > 0
+    assert 0 < summary["step2_compensate"]["compensation_confirmed"] <= summary["step2_compensate"]["compensation_paid"]
+    assert summary["step2_compensate"]["compensation_paid"] <= summary["step2_compensate"]["compensation_owed"]
+    assert summary["step3_publicise"]["warnings_sent"] > 0
+    assert summary["step4_disclose"]["entries_disclosed"] > 0
+    assert summary["step4_disclose"]["fields_masked"] == 4 * summary["step4_disclose"]["entries_disclosed"]
+    assert summary["appeals"]["appeals"] > 0
+    assert summary["audit"]["ok"] is True
+    on_disk = json.loads((folder.root / "summary.json").read_text())
+    assert on_disk["cases"] == summary["cases"]
+    for name in ("announcement.html", "announcement.json", "closed-shops.json"):
+        assert (folder.published / name).stat().st_size > 0
+
+
+def test_summary_matches_the_database(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
+    settings, folder, summary = run
+    with _db(settings) as s:
+        assert s.execute(select(func.count()).select_from(Case)).scalar_one() == summary["cases"]["total"]
+        closed = s.execute(select(func.count()).select_from(Shop).where(Shop.status == "closed")).scalar_one()
+        assert closed == summary["step1_close"]["shops_closed"]
+        owed = s.execute(select(func.sum(Claim.amount_fen))).scalar_one() / 100
+        assert owed == pytest.approx(summary["step2_compensate"]["compensation_owed"], abs=0.01)
+        published = s.execute(
+            select(func.count()).select_from(Disclosure).where(Disclosure.status == "published")
+        ).scalar_one()
+        assert published == summary["step4_disclose"]["entries_disclosed"]
+        # every human decision of the demo is labelled simulated, in the case events and the audit log
+        human = s.execute(select(CaseEvent).where(CaseEvent.role.in_(("reviewer", "admin", "seller", "consumer"))))
+        events = list(human.scalars())
+        assert events and all(e.simulated for e in events)
+        audit_humans = s.execute(
+            select(AuditEntry).where(AuditEntry.role.in_(("reviewer", "admin", "seller", "consumer")))
+        ).scalars()
+        assert all(a.simulated for a in audit_humans)
+        assert verify_chain(s).ok
+    # the disclosure file never shows a personal field in clear (default policy)
+    entries = json.loads((folder.published / "closed-shops.json").read_text())
+    assert entries and all(set(e["personal"].values()) == {"***"} for e in entries)
+
+
+def test_mlflow_holds_the_run_and_the_champion(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
+    settings, _, summary = run
+    client = MlflowClient(tracking_uri=settings.resolved_tracking_uri, registry_uri=settings.resolved_tracking_uri)
+    champion = client.get_model_version_by_alias(settings.model_name, "champion")
+    assert str(champion.version) == str(summary["model"]["version"])
+    run_ = client.get_run(champion.run_id)
+    assert run_.info.status == "FINISHED"
+    assert any(k.startswith("test_model_") for k in run_.data.metrics)
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+
+
+def test_rerun_resumes_without_duplicates_and_refuses_other_parameters(
+    run: tuple[Settings, RunFolder, dict[str, Any]],
+) -> None:
+    settings, folder, summary = run
+    again = Crackdown(settings, folder, CrackdownConfig(shops=SHOPS, seed=3)).run()
+    assert again["cases"] == summary["cases"]
+    assert again["step2_compensate"]["compensation_owed"] == summary["step2_compensate"]["compensation_owed"]
+    with pytest.raises(DajiaError, match="other parameters"):
+        Crackdown(settings, folder, CrackdownConfig(shops=SHOPS + 1, seed=3))
+
+
+def test_a_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "something.txt").write_text("not a run")
+    with pytest.raises(DajiaError, match="not empty"):
+        RunFolder(tmp_path).claim(CrackdownConfig(shops=SHOPS))
