@@ -129,7 +129,8 @@ def ground_truth_frame(plan: Plan) -> pd.DataFrame:
     Columns: shop_id, is_counterfeiter, archetype, parent_shop_id (the closed shop a re-registered
     shop descends from), shared_identifiers (linkage fields reused from that parent, comma list),
     group_id / group_kind (counterfeit ring, honest multi-shop chain, shared public device),
-    uses_disclaimer, closed_at, investigated_at (the evidence purchase), verdict_due_at and
+    uses_disclaimer, closed_at (closed by a counterfeit verdict), left_at (stopped trading on its own),
+    investigated_at (the evidence purchase), verdict_due_at and
     verdict_outcome (also for verdicts still pending at the snapshot).
     """
     n = plan.n
@@ -155,6 +156,7 @@ def ground_truth_frame(plan: Plan) -> pd.DataFrame:
             "group_kind": S.series(S.take(pa.array(GROUP_KINDS), group_kind)),
             "uses_disclaimer": plan.disclaimer.astype(bool),
             "closed_at": S.timestamps(np.where(plan.closed, plan.end, -1)),
+            "left_at": S.timestamps(np.where(~plan.closed & (plan.end < plan.snapshot), plan.end, -1)),
             "investigated_at": S.timestamps(plan.investigated),
             "verdict_due_at": S.timestamps(plan.decided),
             "verdict_outcome": S.series(S.take(pa.array(VERDICT_OUTCOMES), plan.outcome)),
@@ -183,5 +185,6 @@ def _summary(config: GeneratorConfig, plan: Plan, counts: Mapping[str, int], ver
         "shops_with_verdict": round(float(decided.sum()) / plan.n, 4),
         "pending_verdicts": int(((plan.investigated >= 0) & (plan.decided >= plan.snapshot)).sum()),
         "closed_shops": int(plan.closed.sum()),
+        "left_shops": int((~plan.closed & (plan.end < plan.snapshot)).sum()),
         "reregistered_shops": int((plan.parent >= 0).sum()),
     }

@@ -303,3 +303,19 @@ def test_orders_crowd_around_shopping_festivals(world: World) -> None:
     per_day = recent.dt.floor("D").value_counts()
     festival = per_day.reindex(pd.to_datetime(["2025-11-10", "2025-11-11", "2025-12-11", "2025-12-12"])).mean()
     assert festival > 1.5 * per_day.median()
+
+
+def test_shops_that_leave_or_panic_take_their_listings_down(world: World) -> None:
+    truth, listings, orders = world.truth, world.mp.listings, world.mp.orders
+    left = truth["left_at"].dropna()
+    assert (~truth.loc[left.index, "is_counterfeiter"]).sum() > 50  # honest shops leave too
+    of_left = listings[listings["shop_id"].isin(left.index)]
+    assert (of_left["delisted_at"] <= of_left["shop_id"].map(left)).all()
+    last_order = orders[orders["shop_id"].isin(left.index)].groupby("shop_id")["ordered_at"].max()
+    assert (last_order < left[last_order.index]).all()
+    # investigated counterfeiters that pull listings within days of the evidence purchase
+    inv = listings["shop_id"].map(truth["investigated_at"])
+    cf = listings["shop_id"].map(truth["is_counterfeiter"])
+    gap = listings["delisted_at"] - inv
+    panicked = cf & (gap > pd.Timedelta(days=1)) & (gap < pd.Timedelta(days=5))
+    assert listings.loc[panicked, "shop_id"].nunique() >= 10

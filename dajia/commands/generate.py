@@ -28,6 +28,7 @@ def _human(result: Mapping[str, Any]) -> None:
         f"counterfeit rate {result['counterfeit_rate']:.2%} ({result['counterfeiters']:,} shops); "
         f"verdicts {result['verdicts']}; counterfeiters with a verdict {result['verdict_coverage']:.1%}; "
         f"pending {result['pending_verdicts']:,}; closed {result['closed_shops']:,}; "
+        f"left on their own {result['left_shops']:,}; "
         f"re-registered {result['reregistered_shops']:,}"
     )
 

@@ -28,6 +28,7 @@ from marketplace.synth.plan import (
     DAY,
     HONEST,
     OUTCOME_COUNTERFEIT,
+    PULL_AFTER_TEST_BUY_P,
     SEC,
     Plan,
 )
@@ -406,8 +407,16 @@ def _listings(
     # delisting: sellers remove listings (counterfeiters more); a closed shop's listings go at closure
     delist = (k > 0) & (rng.random(n) < DELIST_P[arche])
     delisted = np.where(delist, _inside(rng, created, s_end), -1)
-    closed = plan.closed[g]
-    delisted = np.where(closed & ((delisted < 0) | (delisted > s_end)), s_end, delisted)
+    # a shop that is closed or stops trading takes its listings down
+    gone = s_end < plan.snapshot
+    delisted = np.where(gone & ((delisted < 0) | (delisted > s_end)), s_end, delisted)
+    # some counterfeiters notice the test buy / complaint and pull everything before the verdict
+    inv = plan.investigated[g]
+    panics = (inv >= 0) & (plan.outcome[g] == OUTCOME_COUNTERFEIT)
+    panics &= (rng.random(hi - lo) < PULL_AFTER_TEST_BUY_P)[shop]
+    panic_at = inv + DAY + (rng.random(n) * 4 * DAY).astype(np.int64) // SEC * SEC
+    panics &= (panic_at > created) & (panic_at < s_end) & ((delisted < 0) | (panic_at < delisted))
+    delisted = np.where(panics, panic_at, delisted)
 
     # the crackdown: blatant sellers rewrite their titles to euphemisms, or pull the listing
     live_at_crackdown = (created < plan.crackdown) & ((delisted < 0) | (delisted > plan.crackdown + DAY))

@@ -47,6 +47,10 @@ CF_BLATANT_VISIBILITY = 2.0
 BRUSH_P_HONEST, BRUSH_P_CF = 0.04, 0.4
 BRUSH_SHARE_HONEST, BRUSH_SHARE_CF = (0.05, 0.2), (0.05, 0.35)
 BRUSH_ACCOUNTS_PER_SERVICE = 8
+#: shops that stop trading on their own before the snapshot (honest, counterfeit)
+LEAVE_P_HONEST, LEAVE_P_CF = 0.08, 0.15
+#: investigated counterfeiters that pull every listing right after the evidence purchase
+PULL_AFTER_TEST_BUY_P = 0.4
 #: share of investigated counterfeiters the investigators clear by mistake
 MISSED_COUNTERFEIT_P = 0.03
 
@@ -79,7 +83,8 @@ class Plan:
     lang: np.ndarray
     disclaimer: np.ndarray
     opened: np.ndarray
-    #: last moment of activity: the closure (a counterfeit verdict) or the snapshot
+    #: last moment of activity: the closure (a counterfeit verdict), the day the shop stopped
+    #: trading on its own, or the snapshot
     end: np.ndarray
     closed: np.ndarray
     first_listing: np.ndarray
@@ -306,6 +311,13 @@ def build_plan(config: GeneratorConfig) -> Plan:
     lang[children] = lang[parents]
     archetype[children] = np.where(rng.random(len(children)) < 0.6, CF_CAMO, archetype[parents])
     end[children] = snapshot
+
+    # some shops stop trading on their own (and delist everything): fly-by-night counterfeiters more
+    # often; a quiet, emptied shop is therefore not by itself a sign of a ban
+    may_leave = ~investigated_mask & (parent < 0) & (snapshot - opened > 60 * DAY)
+    leaves = may_leave & (rng.random(n) < np.where(archetype >= CF_BLATANT, LEAVE_P_CF, LEAVE_P_HONEST))
+    left_at = _uniform_time(rng, opened + 45 * DAY, np.full(n, snapshot - DAY))
+    end = np.where(leaves, left_at, end)
 
     # a few honest shops registered from a shared (public) device: linkage noise
     public = np.flatnonzero(~cf & (group_kind == GROUP_NONE) & (rng.random(n) < 0.01))
