@@ -55,6 +55,22 @@ def _sanctions_adapter(settings: Settings, mp: Any) -> Any:
     return bridge
 
 
+def _publish_limits(app: FastAPI, max_batch: int) -> None:
+    """The schema states this service's batch limit (``settings.max_batch``), not the model's hard ceiling."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = build()
+            props = spec["components"]["schemas"]["ScoreRequest"]["properties"]
+            for name in ("shop_ids", "records"):
+                props[name]["maxItems"] = max_batch
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings, options: ServeOptions | None = None, marketplace: Any = None) -> FastAPI:
     """A new dajia API app. ``marketplace`` (already loaded) overrides ``options.data_dir``."""
     opts = options or ServeOptions()
@@ -112,6 +128,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
         log.warning("sanction routes not mounted: %s", exc)
     else:
         sanctions_routes.mount(app)
+    _publish_limits(app, settings.max_batch)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, max_body_bytes=opts.max_body_bytes)
     app.state.metrics = metrics
     return app

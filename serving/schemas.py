@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
 from marketplace.records import ShopRecord
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 #: hard ceiling of the schema; the service's own limit is ``settings.max_batch`` (default 1,000)
 HARD_MAX_BATCH = 100_000
+
+EARLIEST_AS_OF = datetime(2000, 1, 1)
+LATEST_AS_OF = datetime(2200, 1, 1)
 
 ShopId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Tier = Literal["low", "watch", "suspected"]
@@ -18,15 +23,16 @@ Tier = Literal["low", "watch", "suspected"]
 class ScoreRequest(BaseModel):
     """Score shops given either their ids (features from the service's marketplace) or raw records."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    shop_ids: list[ShopId] | None = Field(
-        default=None, min_length=1, max_length=HARD_MAX_BATCH, description="shops of the service's marketplace"
+    # exactly one of the two lists, and each not null when given: said in the schema too
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["shop_ids"]}, {"required": ["records"]}]}
     )
-    records: list[ShopRecord] | None = Field(
+
+    shop_ids: Annotated[list[ShopId], Field(min_length=1, max_length=HARD_MAX_BATCH)] | SkipJsonSchema[None] = Field(
+        default=None, description="shops of the service's marketplace"
+    )
+    records: Annotated[list[ShopRecord], Field(min_length=1, max_length=HARD_MAX_BATCH)] | SkipJsonSchema[None] = Field(
         default=None,
-        min_length=1,
-        max_length=HARD_MAX_BATCH,
         description="shops in the data-contract shape (marketplace.records.ShopRecord), scored inline",
     )
     as_of: datetime | None = Field(
@@ -34,6 +40,16 @@ class ScoreRequest(BaseModel):
     )
     route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
     top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
+
+    @field_validator("as_of")
+    @classmethod
+    def _plausible(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        naive = v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo is not None else v
+        if not EARLIEST_AS_OF <= naive <= LATEST_AS_OF:
+            raise ValueError(f"as_of must lie between {EARLIEST_AS_OF:%Y-%m-%d} and {LATEST_AS_OF:%Y-%m-%d}")
+        return v
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ScoreRequest:

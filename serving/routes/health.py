@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from serving.deps import ServicesDep
-from serving.responses import OrjsonResponse
+from serving.responses import OrjsonResponse, iso_utc
 from serving.schemas import Health, Readiness
 
 router = APIRouter(tags=["health"])
@@ -33,7 +33,7 @@ async def readyz(services: ServicesDep) -> Response:
         "shadow": shadow.describe() if shadow else None,
         "last_error": holder.last_error,
         "marketplace_shops": len(current.runtime.index) if current else 0,
-        "snapshot_at": mp.snapshot_at.isoformat() if mp is not None else None,
+        "snapshot_at": iso_utc(mp.snapshot_at) if mp is not None else None,
     }
     return OrjsonResponse(body, status_code=200 if current is not None else 503)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from serving.deps import ReviewerKey, ServicesDep
-from serving.responses import OrjsonResponse
+from serving.responses import OrjsonResponse, iso_utc
 from serving.schemas import ErrorBody, PredictionPage
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -32,7 +32,7 @@ async def list_predictions(
 ) -> Response:
     rows = await asyncio.to_thread(services.log.query, shop_id, limit, before_id, shadow)
     body = {
-        "predictions": [{**asdict(r), "logged_at": r.logged_at.isoformat()} for r in rows],
+        "predictions": [{**asdict(r), "logged_at": iso_utc(r.logged_at)} for r in rows],
         "next_before_id": rows[-1].id if len(rows) == limit else None,
     }
     return OrjsonResponse(body)

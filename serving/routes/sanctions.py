@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, FastAPI, Header, Path, Query
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from dajia.errors import DajiaError
+from sanctions.schemas import EVIDENCE_KINDS
 from serving.auth import ApiKey
 from serving.deps import AdminKey, ReviewerKey, ServicesDep
 from serving.responses import OrjsonResponse
@@ -55,9 +57,13 @@ def _present(value: Any) -> Response:
     return OrjsonResponse(value)
 
 
+#: the workflow's evidence kinds, published as an enum in the schema
+EvidenceKind = Enum("EvidenceKind", {k: k for k in EVIDENCE_KINDS}, type=str)  # type: ignore[misc]
+
+
 class EvidenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=48)
+    kind: EvidenceKind
     ref: str = Field(default="", max_length=500)
     detail: str = Field(default="", max_length=2000)
 
@@ -91,7 +97,7 @@ def _evidence(items: list[EvidenceIn]) -> list[Any]:
     from sanctions.schemas import Evidence
 
     try:
-        return [Evidence(kind=e.kind, ref=e.ref, detail=e.detail) for e in items]
+        return [Evidence(kind=e.kind.value, ref=e.ref, detail=e.detail) for e in items]
     except ValueError as exc:
         raise DajiaError(f"evidence: {exc}") from exc
 

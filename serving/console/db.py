@@ -1,0 +1,71 @@
+"""The console's own tables, beside the serving tables in the service's database.
+
+* ``console_settings`` — the session-signing secret (created once, shared by every worker and kept
+  across restarts, so signing in survives a restart and never depends on an environment variable);
+* ``console_findings`` — what reviewers found when they checked a shop of the audit sample (shops the
+  model did not flag). Exported as verdict rows for training by :func:`serving.console.sample.export_verdicts`.
+
+Additive and owned by the console: created with ``create_all`` on first use, like ``serving.db``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+console_settings = sa.Table(
+    "console_settings",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+findings = sa.Table(
+    "console_findings",
+    metadata,
+    sa.Column("finding_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("shop_id", sa.String(64), nullable=False),
+    #: counterfeit | genuine | unsure
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("note", sa.Text(), nullable=False, default=""),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    #: the model's latest view of the shop when it was sampled (None if never scored)
+    sa.Column("score", sa.Float(), nullable=True),
+    sa.Column("tier", sa.String(16), nullable=True),
+    sa.Column("model_version", sa.String(64), nullable=True),
+    sa.Index("ix_console_findings_shop", "shop_id"),
+    sa.Index("ix_console_findings_created", "created_at"),
+)
+
+VERDICTS = ("counterfeit", "genuine", "unsure")
+
+
+def ensure_console_schema(engine: Engine) -> None:
+    metadata.create_all(engine, checkfirst=True)
+
+
+def session_secret(engine: Engine) -> str:
+    """The secret that signs console cookies: read, or created once (a racing second writer loses)."""
+    ensure_console_schema(engine)
+    with engine.begin() as conn:
+        row = conn.execute(
+            sa.select(console_settings.c.value).where(console_settings.c.name == "session_secret")
+        ).first()
+        if row is not None:
+            return str(row[0])
+    try:
+        with engine.begin() as conn:
+            conn.execute(console_settings.insert().values(name="session_secret", value=secrets.token_urlsafe(48)))
+    except sa.exc.IntegrityError:
+        pass
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                sa.select(console_settings.c.value).where(console_settings.c.name == "session_secret")
+            ).scalar_one()
+        )

@@ -1,0 +1,196 @@
+"""The review queue: cases waiting for a reviewer, riskiest first, filtered, counted, paged on the server.
+
+One page costs three small queries whatever the queue's size: the page itself (``ORDER BY score DESC
+LIMIT``, cases joined to shops by primary key), the number of matching cases, and one ``GROUP BY``
+that gives every facet count (tier, category, model version) at once. Filters are bound parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from sanctions.models import Case, Shop
+
+#: what a reviewer must decide: fresh cases and appeals
+WAITING = ("open", "appealed_close", "appealed_ban")
+STATUS_CHOICES = {
+    "waiting": WAITING,
+    "open": ("open",),
+    "appealed": ("appealed_close", "appealed_ban"),
+    "banned": ("banned",),
+}
+#: age filter: (label, min days, max days)
+AGES: dict[str, tuple[str, float | None, float | None]] = {
+    "": ("any age", None, None),
+    "1d": ("opened in the last day", None, 1),
+    "7d": ("opened in the last 7 days", None, 7),
+    "older7d": ("older than 7 days", 7, None),
+    "older30d": ("older than 30 days", 30, None),
+}
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str = "waiting"
+    tier: str = ""
+    category: str = ""
+    age: str = ""
+    model_version: str = ""
+    page: int = 1
+
+    @classmethod
+    def parse(cls, params: Any) -> QueueFilter:
+        """From query parameters; unknown values fall back to "no filter" rather than failing."""
+
+        def get(name: str, limit: int = 64) -> str:
+            value = params.get(name) or ""
+            return str(value)[:limit].strip()
+
+        status = get("status")
+        age = get("age")
+        try:
+            page = max(1, min(int(get("page") or 1), 1_000_000))
+        except ValueError:
+            page = 1
+        return cls(
+            status=status if status in STATUS_CHOICES else "waiting",
+            tier=get("tier"),
+            category=get("category"),
+            age=age if age in AGES else "",
+            model_version=get("model_version"),
+            page=page,
+        )
+
+    def query(self, **changes: Any) -> str:
+        """The query string of this filter with ``changes`` (for links: paging, removing a filter)."""
+        from urllib.parse import urlencode
+
+        values = {
+            "status": self.status,
+            "tier": self.tier,
+            "category": self.category,
+            "age": self.age,
+            "model_version": self.model_version,
+            "page": self.page,
+        }
+        values.update(changes)
+        return urlencode({k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)})
+
+
+@dataclass
+class QueueRow:
+    case_id: int
+    shop_id: str
+    shop_name: str
+    category: str
+    status: str
+    origin: str
+    score: float | None
+    tier: str | None
+    model_version: str | None
+    opened_at: datetime
+    reasons: list[str]
+
+
+@dataclass
+class QueuePage:
+    rows: list[QueueRow]
+    total: int
+    page: int
+    pages: int
+    facets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    waiting_total: int = 0
+
+
+def _where(f: QueueFilter, now: datetime, facets: bool = False) -> list[Any]:
+    c, s = Case.__table__.c, Shop.__table__.c
+    conds: list[Any] = [c.status.in_(STATUS_CHOICES[f.status])]
+    label, lo, hi = AGES[f.age]
+    if lo is not None:
+        conds.append(c.opened_at <= now - timedelta(days=lo))
+    if hi is not None:
+        conds.append(c.opened_at > now - timedelta(days=hi))
+    if facets:
+        return conds
+    if f.tier:
+        conds.append(c.tier.is_(None) if f.tier == "none" else c.tier == f.tier)
+    if f.category:
+        conds.append(s.category == f.category)
+    if f.model_version:
+        conds.append(c.model_version.is_(None) if f.model_version == "none" else c.model_version == f.model_version)
+    return conds
+
+
+def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int = PAGE_SIZE) -> QueuePage:
+    cases, shops = Case.__table__, Shop.__table__
+    c, s = cases.c, shops.c
+    joined = cases.join(shops, s.shop_id == c.shop_id)
+    conds = _where(f, now)
+    total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conds)).scalar_one())
+    pages = max(1, -(-total // page_size))
+    page = min(f.page, pages)
+    stmt = (
+        sa.select(
+            c.case_id,
+            c.shop_id,
+            s.name,
+            s.category,
+            c.status,
+            c.origin,
+            c.score,
+            c.tier,
+            c.model_version,
+            c.opened_at,
+            c.reasons,
+        )
+        .select_from(joined)
+        .where(*conds)
+        .order_by(c.score.desc().nulls_last(), c.case_id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    rows = [
+        QueueRow(
+            case_id=int(r.case_id),
+            shop_id=str(r.shop_id),
+            shop_name=str(r.name),
+            category=str(r.category),
+            status=str(r.status),
+            origin=str(r.origin),
+            score=None if r.score is None else float(r.score),
+            tier=r.tier,
+            model_version=r.model_version,
+            opened_at=r.opened_at,
+            reasons=list(r.reasons or []),
+        )
+        for r in conn.execute(stmt)
+    ]
+    # every facet count in one GROUP BY over the cases matching status and age
+    grouped = conn.execute(
+        sa.select(c.tier, s.category, c.model_version, sa.func.count())
+        .select_from(joined)
+        .where(*_where(f, now, facets=True))
+        .group_by(c.tier, s.category, c.model_version)
+    ).all()
+    tiers: dict[str, int] = {}
+    cats: dict[str, int] = {}
+    versions: dict[str, int] = {}
+    waiting = 0
+    for tier, cat, version, n in grouped:
+        tiers[tier or "none"] = tiers.get(tier or "none", 0) + n
+        cats[cat] = cats.get(cat, 0) + n
+        versions[version or "none"] = versions.get(version or "none", 0) + n
+        waiting += n
+    order = {"suspected": 0, "watch": 1, "low": 2, "none": 3}
+    facets = {
+        "tier": sorted(tiers.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])),
+        "category": sorted(cats.items()),
+        "model_version": sorted(versions.items(), key=lambda kv: (kv[0] == "none", kv[0])),
+    }
+    return QueuePage(rows=rows, total=total, page=page, pages=pages, facets=facets, waiting_total=waiting)

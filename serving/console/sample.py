@@ -1,0 +1,250 @@
+"""The audit sample: shops the model did NOT flag, checked by reviewers, to measure what the model misses.
+
+* **Who is sampled.** Active shops that never had a case (the model never routed them, and no ban
+  evasion link opened one) and that no reviewer has checked yet, drawn uniformly at random
+  (``ORDER BY random()``): a uniform sample is what makes the miss-rate estimate honest. The shop's
+  latest score in the prediction log, if it was ever scored through the API, is shown beside it.
+* **Findings.** counterfeit / genuine / unsure with a note, stored in ``console_findings`` in one
+  transaction with an entry in the hash-chained audit log (``audit_sample.finding``); a retried form
+  (same idempotency key) stores nothing twice.
+* **Labels.** :func:`export_verdicts` turns counterfeit / genuine findings into rows of the data
+  contract's ``verdicts`` table (``evidence_kind = "reviewer"``; unsure findings are not labels), so
+  training can append them to a marketplace's ``verdicts.parquet``; the console serves the same rows as
+  CSV at ``/console/audit-sample/verdicts.csv``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
+
+from dajia.errors import DajiaError, NotFound
+from sanctions import tx
+from sanctions.models import Case, Listing, Shop
+from sanctions.workflow import Actor
+from serving.console.db import VERDICTS, findings
+from serving.db import predictions
+
+VERDICT_COLUMNS = ("verdict_id", "shop_id", "decided_at", "outcome", "evidence_kind")
+
+
+@dataclass
+class SampleShop:
+    shop_id: str
+    name: str
+    category: str
+    opened_at: datetime
+    listings: int
+    score: float | None
+    tier: str | None
+    model_version: str | None
+
+
+class FindingView(BaseModel):
+    finding_id: int
+    shop_id: str
+    verdict: str
+    note: str
+    actor_id: str
+    created_at: datetime
+    score: float | None
+    tier: str | None
+    model_version: str | None
+
+
+def _latest_predictions(conn: Connection, shop_ids: list[str]) -> dict[str, tuple[float, str, str]]:
+    """The newest non-shadow logged score per shop: (score, tier, model version)."""
+    if not shop_ids:
+        return {}
+    p = predictions.c
+    newest = (
+        sa.select(sa.func.max(p.id))
+        .where(p.shop_id.in_(shop_ids), p.shadow.is_(False))
+        .group_by(p.shop_id)
+        .scalar_subquery()
+    )
+    rows = conn.execute(sa.select(p.shop_id, p.score, p.tier, p.model_version).where(p.id.in_(newest))).all()
+    return {str(r.shop_id): (float(r.score), str(r.tier), str(r.model_version)) for r in rows}
+
+
+def unflagged_count(conn: Connection) -> int:
+    c, s = Case.__table__.c, Shop.__table__.c
+    has_case = sa.select(c.case_id).where(c.shop_id == s.shop_id).exists()
+    return int(conn.execute(sa.select(sa.func.count()).where(s.status == "active", ~has_case)).scalar_one())
+
+
+def draw_sample(conn: Connection, n: int = 20) -> list[SampleShop]:
+    """``n`` random active shops with no case, not checked yet."""
+    c, s, f = Case.__table__.c, Shop.__table__.c, findings.c
+    has_case = sa.select(c.case_id).where(c.shop_id == s.shop_id).exists()
+    checked = sa.select(f.finding_id).where(f.shop_id == s.shop_id).exists()
+    rows = conn.execute(
+        sa.select(s.shop_id, s.name, s.category, s.opened_at)
+        .where(s.status == "active", ~has_case, ~checked)
+        .order_by(sa.func.random())
+        .limit(n)
+    ).all()
+    ids = [str(r.shop_id) for r in rows]
+    counts: dict[str, int] = {}
+    if ids:
+        li = Listing.__table__.c
+        counts = {
+            str(k): int(v)
+            for k, v in conn.execute(
+                sa.select(li.shop_id, sa.func.count()).where(li.shop_id.in_(ids)).group_by(li.shop_id)
+            )
+        }
+    scored = _latest_predictions(conn, ids)
+    out = []
+    for r in rows:
+        sc = scored.get(str(r.shop_id))
+        out.append(
+            SampleShop(
+                shop_id=str(r.shop_id),
+                name=str(r.name),
+                category=str(r.category),
+                opened_at=r.opened_at,
+                listings=counts.get(str(r.shop_id), 0),
+                score=sc[0] if sc else None,
+                tier=sc[1] if sc else None,
+                model_version=sc[2] if sc else None,
+            )
+        )
+    return out
+
+
+def record_finding(
+    session: Session,
+    actor: Actor,
+    shop_id: str,
+    verdict: str,
+    note: str,
+    *,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> FindingView:
+    """Store a reviewer's finding on a sampled shop, audited, in one transaction."""
+    if verdict not in VERDICTS:
+        raise DajiaError(f"finding: verdict must be one of {', '.join(VERDICTS)}, not {verdict!r}")
+    note = note.strip()
+    if len(note) > 2000:
+        raise DajiaError("finding: the note is longer than 2000 characters")
+    if verdict == "counterfeit" and not note:
+        raise DajiaError("finding: say what you saw (a note) when you find a shop counterfeit")
+    when = now or tx.utcnow()
+
+    def work() -> FindingView:
+        if session.get(Shop, shop_id) is None:
+            raise NotFound(f"shop '{shop_id}' does not exist")
+        tx.ensure_actor(session, actor, when)
+        latest = _latest_predictions(session.connection(), [shop_id]).get(shop_id)
+        values: dict[str, Any] = {
+            "shop_id": shop_id,
+            "verdict": verdict,
+            "note": note,
+            "actor_id": actor.actor_id,
+            "created_at": when,
+            "score": latest[0] if latest else None,
+            "tier": latest[1] if latest else None,
+            "model_version": latest[2] if latest else None,
+        }
+        finding_id = int(session.execute(findings.insert().values(**values).returning(findings.c.finding_id)).scalar_one())
+        ch = tx.Change(session, actor, when)
+        ch.audit("audit_sample.finding", "shop", shop_id, {"finding_id": finding_id, "verdict": verdict, "note": note})
+        ch.finish()
+        return FindingView(finding_id=finding_id, **values)
+
+    return tx.run(
+        session,
+        operation="audit_sample.finding",
+        request={"shop_id": shop_id, "verdict": verdict, "note": note, "actor": actor.actor_id},
+        idempotency_key=idempotency_key,
+        result_type=FindingView,
+        work=work,
+    )
+
+
+def recent_findings(conn: Connection, limit: int = 50) -> list[FindingView]:
+    rows = conn.execute(sa.select(findings).order_by(findings.c.finding_id.desc()).limit(limit)).mappings().all()
+    return [FindingView.model_validate(dict(r)) for r in rows]
+
+
+@dataclass(frozen=True)
+class MissEstimate:
+    checked: int
+    counterfeit: int
+    genuine: int
+    unsure: int
+    rate: float | None
+    low: float | None
+    high: float | None
+    population: int
+
+    @property
+    def missed_shops(self) -> tuple[int, int] | None:
+        if self.low is None or self.high is None:
+            return None
+        return round(self.low * self.population), round(self.high * self.population)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion k/n (sound for small n and k = 0)."""
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    d = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / d
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def miss_estimate(conn: Connection) -> MissEstimate:
+    counts = dict(
+        conn.execute(sa.select(findings.c.verdict, sa.func.count()).group_by(findings.c.verdict)).tuples().all()
+    )
+    cf, gen, uns = (int(counts.get(v, 0)) for v in VERDICTS)
+    n = cf + gen
+    lo, hi = wilson(cf, n) if n else (None, None)
+    return MissEstimate(
+        checked=cf + gen + uns,
+        counterfeit=cf,
+        genuine=gen,
+        unsure=uns,
+        rate=cf / n if n else None,
+        low=lo,
+        high=hi,
+        population=unflagged_count(conn),
+    )
+
+
+def export_verdicts(engine: Engine, since: datetime | None = None) -> pd.DataFrame:
+    """Findings as rows of the contract's ``verdicts`` table (counterfeit / genuine only).
+
+    Columns ``verdict_id, shop_id, decided_at, outcome, evidence_kind`` in the loaded dtypes (strings as
+    pandas string dtype, ``decided_at`` naive UTC ``datetime64[us]``); ``verdict_id`` is
+    ``console-<finding id>`` so a re-export never collides with itself or with generated verdicts.
+    """
+    f = findings.c
+    stmt = sa.select(f.finding_id, f.shop_id, f.created_at, f.verdict).where(f.verdict.in_(("counterfeit", "genuine")))
+    if since is not None:
+        stmt = stmt.where(f.created_at >= since)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(f.finding_id)).all()
+    frame = pd.DataFrame(
+        {
+            "verdict_id": pd.array([f"console-{r.finding_id}" for r in rows], dtype="string"),
+            "shop_id": pd.array([str(r.shop_id) for r in rows], dtype="string"),
+            "decided_at": pd.to_datetime(pd.Series([r.created_at for r in rows], dtype="datetime64[us]")),
+            "outcome": pd.array([str(r.verdict) for r in rows], dtype="string"),
+            "evidence_kind": pd.array(["reviewer"] * len(rows), dtype="string"),
+        }
+    )
+    return frame[list(VERDICT_COLUMNS)]

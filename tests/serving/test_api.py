@@ -1,0 +1,238 @@
+"""The scoring API over real HTTP: auth, scoring by id and inline, limits, prediction log, shadow,
+routing into cases, alias moves and a registry outage (see conftest for the real parts)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.serving.conftest import MAX_BATCH, MAX_BODY_MB, N_SHOPS, Api, Registry
+
+
+@pytest.fixture(scope="session")
+def market(registry: Registry) -> Any:
+    from marketplace.loader import load_marketplace
+
+    return load_marketplace(registry.data)
+
+
+@pytest.fixture(scope="session")
+def shop_ids(market: Any) -> list[str]:
+    return [str(s) for s in market.shops["shop_id"]]
+
+
+@pytest.fixture(scope="session")
+def all_scores(api: Api, shop_ids: list[str]) -> dict[str, dict[str, Any]]:
+    r = api.client("scorer").post("/v1/scores", json={"shop_ids": shop_ids[:MAX_BATCH]})
+    assert r.status_code == 200, r.text
+    return {x["shop_id"]: x for x in r.json()["results"]}
+
+
+def test_health_ready_openapi_metrics(api: Api) -> None:
+    c = api.client()
+    assert c.get("/healthz").json() == {"status": "ok"}
+    ready = c.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True
+    assert body["model"]["version"] == "1" and body["model"]["source"] == "registry"
+    assert body["model"]["cached_fallback"] is False
+    assert body["shadow"]["version"] == "2"
+    assert body["marketplace_shops"] == N_SHOPS
+    spec = c.get("/openapi.json").json()
+    assert "/v1/scores" in spec["paths"] and "/v1/predictions" in spec["paths"]
+    text = c.get("/metrics").text
+    assert 'dajia_model_info{name="dajia-shop-risk",shadow_version="2",source="registry",version="1"} 1.0' in text
+    assert 'dajia_http_request_seconds_count{method="GET",route="/healthz"}' in text
+
+
+def test_auth_cases(api: Api, shop_ids: list[str]) -> None:
+    body = {"shop_ids": shop_ids[:1]}
+    anon = api.client().post("/v1/scores", json=body)
+    assert anon.status_code == 401 and anon.headers["www-authenticate"] == "ApiKey"
+    assert api.client().post("/v1/scores", json=body, headers={"X-API-Key": "dajia_nope_nope"}).status_code == 401
+    assert api.client("revoked").post("/v1/scores", json=body).status_code == 401
+    assert api.client("reviewer").post("/v1/scores", json=body).status_code == 403
+    assert api.client("scorer").get("/v1/predictions").status_code == 403
+    assert api.client().get("/v1/predictions").status_code == 401
+    assert api.client("scorer").post("/v1/scores", json=body).status_code == 200
+    assert api.client("admin").post("/v1/scores", json=body).status_code == 200
+    assert api.client("reviewer").get("/v1/predictions").status_code == 200
+    assert api.client("admin").get("/v1/predictions").status_code == 200
+
+
+def test_score_by_id_batch(
+    api: Api, shop_ids: list[str], all_scores: dict[str, dict[str, Any]], registry: Registry
+) -> None:
+    assert len(all_scores) == min(MAX_BATCH, N_SHOPS)
+    tiers = {x["tier"] for x in all_scores.values()}
+    assert tiers <= {"low", "watch", "suspected"} and "suspected" in tiers
+    for x in all_scores.values():
+        assert 0.0 <= x["score"] <= 1.0
+        assert x["model_name"] == "dajia-shop-risk" and x["model_version"] == "1"
+        if x["tier"] == "low":
+            assert x["reasons"] == []
+        else:  # the features that pushed the score up (a shop with none has no reason to give)
+            assert len(x["reasons"]) <= 3 and all(isinstance(s, str) and s for s in x["reasons"])
+    flagged = [x for x in all_scores.values() if x["tier"] != "low"]
+    assert flagged and sum(bool(x["reasons"]) for x in flagged) >= 0.8 * len(flagged)
+    # the model ranks: known counterfeiters score higher than honest shops on average
+    truth = pd.read_parquet(registry.data / "ground_truth.parquet")
+    fake = set(truth.loc[truth["is_counterfeiter"], "shop_id"].astype(str))
+    s_fake = [v["score"] for k, v in all_scores.items() if k in fake]
+    s_real = [v["score"] for k, v in all_scores.items() if k not in fake]
+    assert np.mean(s_fake) > np.mean(s_real)
+    # one shop, request id echoed in header and body
+    r = api.client("scorer").post("/v1/scores", json={"shop_ids": [shop_ids[0]]})
+    rid = r.headers["x-request-id"]
+    assert r.json()["request_id"] == rid and r.json()["results"][0]["request_id"] == rid
+    assert r.json()["results"][0]["score"] == pytest.approx(all_scores[shop_ids[0]]["score"], abs=1e-12)
+
+
+def test_score_inline_records_match_by_id(api: Api, market: Any, all_scores: dict[str, dict[str, Any]]) -> None:
+    from marketplace.records import records_from_frames
+
+    flagged = [k for k, v in all_scores.items() if v["tier"] != "low"][:2]
+    chosen = [*flagged, *[k for k, v in all_scores.items() if k not in flagged][:2]]
+    frames = {name: market.table(name) for name in market.table_names()}
+    records = records_from_frames(frames, chosen)
+    as_of = (pd.Timestamp(market.snapshot_at) + pd.Timedelta(seconds=1)).isoformat()
+    payload = {"records": [r.model_dump(mode="json") for r in records], "as_of": as_of}
+    r = api.client("scorer").post("/v1/scores", json=payload)
+    assert r.status_code == 200, r.text
+    got = {x["shop_id"]: x for x in r.json()["results"]}
+    assert list(got) == chosen
+    for sid in chosen:
+        assert got[sid]["score"] == pytest.approx(all_scores[sid]["score"], abs=1e-9)
+        assert got[sid]["tier"] == all_scores[sid]["tier"]
+        assert got[sid]["reasons"] == all_scores[sid]["reasons"]
+
+
+def _paths(r: Any) -> list[str]:
+    assert r.status_code == 422, r.text
+    return [e["path"] for e in r.json()["errors"]]
+
+
+def test_limits_and_validation_paths(api: Api, market: Any, shop_ids: list[str]) -> None:
+    from marketplace.records import records_from_frames
+
+    c = api.client("scorer")
+    assert _paths(c.post("/v1/scores", json={"shop_ids": ["s"] * (MAX_BATCH + 1)})) == ["body.shop_ids"]
+    assert _paths(c.post("/v1/scores", json={"shop_ids": ["x" * 65]})) == ["body.shop_ids[0]"]
+    assert _paths(c.post("/v1/scores", json={"shop_ids": shop_ids[:1], "top": 0})) == ["body.top"]
+    assert _paths(c.post("/v1/scores", json={})) == ["body"]
+    frames = {name: market.table(name) for name in market.table_names()}
+    rec = records_from_frames(frames, shop_ids[:1])[0].model_dump(mode="json")
+    assert rec["listings"], "the test shop needs a listing"
+    rec["listings"][0]["price"] = -5
+    rec["name"] = "n" * 201
+    paths = _paths(c.post("/v1/scores", json={"records": [rec]}))
+    assert "body.records[0].listings[0].price" in paths and "body.records[0].name" in paths
+    big = c.post(
+        "/v1/scores",
+        content=b"[" + b" " * int(MAX_BODY_MB * 1024 * 1024) + b"]",
+        headers={"content-type": "application/json"},
+    )
+    assert big.status_code == 413 and big.json()["error"] == "ContentTooLarge"
+    unknown = c.post("/v1/scores", json={"shop_ids": ["no-such-shop"]})
+    assert unknown.status_code == 404 and "no-such-shop" in unknown.json()["message"]
+
+
+def test_prediction_log_and_shadow(api: Api, shop_ids: list[str]) -> None:
+    sid = shop_ids[3]
+    r = api.client("scorer").post("/v1/scores", json={"shop_ids": [sid]})
+    assert r.status_code == 200
+    assert all(x["model_version"] == "1" for x in r.json()["results"])  # the challenger is never returned
+    rid = r.json()["request_id"]
+    page = api.client("reviewer").get("/v1/predictions", params={"shop_id": sid}).json()["predictions"]
+    mine = [p for p in page if p["request_id"] == rid]
+    served = [p for p in mine if not p["shadow"]]
+    shadow = [p for p in mine if p["shadow"]]
+    assert len(served) == 1 and len(shadow) == 1
+    assert served[0]["model_version"] == "1" and shadow[0]["model_version"] == "2"
+    assert served[0]["score"] == r.json()["results"][0]["score"]
+    assert served[0]["key_id"] and len(served[0]["feature_digest"]) == 32
+    assert served[0]["tier"] == r.json()["results"][0]["tier"]
+    only_shadow = api.client("reviewer").get("/v1/predictions", params={"shop_id": sid, "shadow": True}).json()
+    assert only_shadow["predictions"] and all(p["shadow"] for p in only_shadow["predictions"])
+    assert "dajia_shadow_score_count" in api.client().get("/metrics").text
+
+
+def test_route_to_case_is_idempotent(api: Api, all_scores: dict[str, dict[str, Any]]) -> None:
+    suspected = [k for k, v in all_scores.items() if v["tier"] == "suspected"][:3]
+    low = [k for k, v in all_scores.items() if v["tier"] != "suspected"][:1]
+    assert suspected, "the trained model flags no shop as suspected"
+    c = api.client("scorer")
+    first = c.post("/v1/scores", json={"shop_ids": suspected + low, "route": True})
+    assert first.status_code == 200, first.text
+    cases1 = {x["shop_id"]: x["case"] for x in first.json()["results"]}
+    assert all(cases1[s] is not None and cases1[s]["status"] == "open" for s in suspected)
+    assert all(cases1[s] is None for s in low)
+    second = c.post("/v1/scores", json={"shop_ids": suspected, "route": True})
+    cases2 = {x["shop_id"]: x["case"] for x in second.json()["results"]}
+    for s in suspected:
+        assert cases2[s]["case_id"] == cases1[s]["case_id"]
+        assert cases2[s]["created"] is False
+    assert len({cases1[s]["case_id"] for s in suspected}) == len(suspected)
+
+
+def test_alias_move_reloads_without_failing_requests(api: Api, registry: Registry, shop_ids: list[str]) -> None:
+    client = registry.client()
+    stop = time.monotonic() + 60
+    statuses: list[int] = []
+    versions: set[str] = set()
+
+    def hammer() -> None:
+        c = api.client("scorer")
+        while time.monotonic() < stop:
+            r = c.post("/v1/scores", json={"shop_ids": shop_ids[:5]})
+            statuses.append(r.status_code)
+            if r.status_code == 200:
+                versions.add(r.json()["model"]["version"])
+                if r.json()["model"]["version"] == "2":
+                    return
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        futures = [pool.submit(hammer) for _ in range(4)]
+        time.sleep(0.5)
+        client.set_registered_model_alias("dajia-shop-risk", "champion", "2")
+        body = api.wait_version("2")
+        for f in futures:
+            f.result()
+    assert set(statuses) == {200}, statuses
+    assert versions == {"1", "2"}
+    assert body["model"]["source"] == "registry"
+    assert "dajia_model_reloads_total 1.0" in api.client().get("/metrics").text
+    # back to version 1 for the tests after this one
+    client.set_registered_model_alias("dajia-shop-risk", "champion", "1")
+    api.wait_version("1")
+
+
+def test_registry_down_keeps_last_good_model(api: Api, registry: Registry, shop_ids: list[str]) -> None:
+    registry.stop()
+    try:
+        deadline = time.monotonic() + 30
+        ready: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            ready = api.client().get("/readyz").json()
+            if ready["last_error"] and "registry unreachable" in ready["last_error"]:
+                break
+            time.sleep(0.1)
+        assert "registry unreachable" in (ready["last_error"] or ""), ready
+        assert ready["ready"] is True and ready["model"]["version"] == "1"
+        r = api.client("scorer").post("/v1/scores", json={"shop_ids": shop_ids[:3]})
+        assert r.status_code == 200 and r.json()["model"]["version"] == "1"
+        metrics = api.client().get("/metrics").text
+        line = next(ln for ln in metrics.splitlines() if ln.startswith("dajia_registry_errors_total "))
+        assert float(line.split()[1]) >= 1
+    finally:
+        registry.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and api.client().get("/readyz").json()["last_error"]:
+        time.sleep(0.1)
+    assert api.client().get("/readyz").json()["last_error"] is None
