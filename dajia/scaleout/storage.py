@@ -1,0 +1,125 @@
+"""Marketplace tables on any path fsspec understands (a local folder, ``s3://bucket/prefix``, ...).
+
+Only fsspec and pyarrow are used: the right filesystem package (``s3fs``, ``gcsfs``, ...) is whatever
+the deployment installs, nothing here depends on a cloud SDK.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fsspec.core import url_to_fs
+
+from dajia.errors import DataContractError
+from marketplace.schema import MANIFEST_FILE, TABLES, Table
+from marketplace.tables import Marketplace
+from marketplace.validate import RawTable, check_snapshot, validate_raw
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder on some filesystem: ``fs`` and the ``root`` path inside it (no trailing slash)."""
+
+    fs: fsspec.AbstractFileSystem
+    root: str
+    url: str
+
+    @classmethod
+    def of(cls, url: str | Path) -> Location:
+        text = str(url)
+        fs, root = url_to_fs(text)
+        return cls(fs=fs, root=str(root).rstrip("/") or "/", url=text.rstrip("/"))
+
+    def path(self, *names: str) -> str:
+        return "/".join([self.root, *names])
+
+    def child(self, *names: str) -> Location:
+        return Location(self.fs, self.path(*names), "/".join([self.url, *names]))
+
+    def exists(self, *names: str) -> bool:
+        return bool(self.fs.exists(self.path(*names)))
+
+    def read_text(self, *names: str) -> str:
+        with self.fs.open(self.path(*names), "rb") as fh:
+            return bytes(fh.read()).decode("utf-8")
+
+    def write_text(self, text: str, *names: str) -> None:
+        self.fs.makedirs(self.path(*names[:-1]) if len(names) > 1 else self.root, exist_ok=True)
+        with self.fs.open(self.path(*names), "wb") as fh:
+            fh.write(text.encode("utf-8"))
+
+    def makedirs(self, *names: str) -> None:
+        self.fs.makedirs(self.path(*names), exist_ok=True)
+
+    def read_parquet(self, *names: str, columns: list[str] | None = None) -> pa.Table:
+        return pq.read_table(self.path(*names), filesystem=self.fs, columns=columns)
+
+    def parquet_file(self, *names: str) -> pq.ParquetFile:
+        return pq.ParquetFile(self.fs.open(self.path(*names), "rb"))
+
+    def writer(self, schema: pa.Schema, *names: str) -> pq.ParquetWriter:
+        self.fs.makedirs(self.path(*names[:-1]), exist_ok=True)
+        return pq.ParquetWriter(self.path(*names), schema, filesystem=self.fs, compression="zstd")
+
+    def remove(self, *names: str) -> None:
+        if self.exists(*names):
+            self.fs.rm(self.path(*names), recursive=True)
+
+
+def table_file(src: Location, spec: Table) -> str | None:
+    """``<table>.parquet`` in ``src``; None for an absent optional table; a clear error otherwise."""
+    name = f"{spec.name}.parquet"
+    if src.exists(name):
+        return name
+    if src.exists(f"{spec.name}.csv"):
+        raise DataContractError(
+            spec.name,
+            None,
+            f"{spec.name}.csv: scale-out jobs stream Parquet only; convert the folder once "
+            "(e.g. load it with dajia validate and write Parquet) or run without --scheduler",
+        )
+    if spec.optional:
+        return None
+    raise DataContractError(spec.name, None, f"file missing: expected {name} in {src.url}")
+
+
+def snapshot_of(src: Location) -> pd.Timestamp:
+    """``snapshot_at`` from the folder's manifest (now, UTC, when there is none), as the loader reads it."""
+    value: object = pd.Timestamp(datetime.now(UTC))
+    if src.exists(MANIFEST_FILE):
+        try:
+            doc: Any = json.loads(src.read_text(MANIFEST_FILE))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataContractError("manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {exc}") from None
+        if isinstance(doc, dict) and doc.get("snapshot_at") is not None:
+            value = doc["snapshot_at"]
+    return check_snapshot(value)
+
+
+def raw_table(name: str, table: pa.Table) -> RawTable:
+    arrays = {n: table.column(i) for i, n in enumerate(table.column_names)}
+    return RawTable(name, list(table.column_names), arrays, table.num_rows, "parquet")
+
+
+def load_marketplace_any(url: str | Path) -> Marketplace:
+    """The whole marketplace at ``url`` (local folder or any fsspec URL), validated like ``load_marketplace``."""
+    text = str(url)
+    if "://" not in text:
+        from marketplace.loader import load_marketplace
+
+        return load_marketplace(Path(text))
+    src = Location.of(text)
+    raw: dict[str, RawTable] = {}
+    for spec in TABLES:
+        name = table_file(src, spec)
+        if name is not None:
+            raw[spec.name] = raw_table(spec.name, src.read_parquet(name))
+    return validate_raw(raw, snapshot_of(src))

@@ -1,0 +1,261 @@
+"""Batch scoring partition by partition: streamed on one machine, or fanned out on a Dask cluster.
+
+Both paths split the marketplace by shop first (:func:`~dajia.scaleout.partition.partition_marketplace`,
+one streamed pass), then score one partition at a time through the champion's fitted pipeline
+(``ShopRiskModel.score_marketplace``, the one feature code path). Peak memory is one partition plus the
+model, and a partition holds about ``shops_per_partition`` shops whatever the marketplace's size.
+
+- **local**: partitions are loaded, scored, appended to the one scores file, imported into the
+  sanction store and routed, then released.
+- **cluster**: workers load and score partitions and each writes its own ``<out>/part-NNNNN.parquet``;
+  the client imports each finished partition's shops and routes its scores (routing is a database
+  transaction: it stays on the client, through ``sanctions.routing.route_scored`` in chunks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dajia.scaleout.partition import (
+    DEFAULT_SHOPS_PER_PARTITION,
+    PartitionedMarketplace,
+    part_name,
+    partition_marketplace,
+)
+from dajia.scaleout.storage import Location
+from dajia.settings import Settings
+from dajia.sweep import SCORES_SCHEMA, ChampionModel, scores_frame
+from marketplace.tables import Marketplace
+
+if TYPE_CHECKING:
+    from distributed import Client
+    from sqlalchemy import Engine
+
+
+def default_work_dir(out: str | Path) -> str:
+    """Where the partitioned copy of the marketplace goes when none is given: beside the scores."""
+    return f"{str(out).rstrip('/')}.partitions"
+
+
+def score_loaded(
+    mp: Marketplace, ids: pd.Index, champion: ChampionModel, when: pd.Timestamp, chunk_shops: int
+) -> pd.DataFrame:
+    """Scores of the shops ``ids`` of a loaded partition, in chunks of ``chunk_shops`` (scores-file rows)."""
+    frames = [
+        scores_frame(
+            champion.model.score_marketplace(mp, when, shop_ids=ids[lo : lo + chunk_shops].tolist()), champion, when
+        )
+        for lo in range(0, len(ids), chunk_shops)
+    ]
+    if not frames:
+        return SCORES_SCHEMA.empty_table().to_pandas()
+    return pd.concat(frames, ignore_index=True)
+
+
+def _arrow(frame: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(frame, schema=SCORES_SCHEMA, preserve_index=False)
+
+
+def score_partition_task(
+    parts_url: str, i: int, champion: ChampionModel, when: pd.Timestamp, out_url: str, chunk_shops: int
+) -> dict[str, Any]:
+    """Worker task: load partition ``i``, score it, write ``<out>/part-i.parquet``; returns counts."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=champion.model.num_threads):
+        parts = PartitionedMarketplace.open(parts_url)
+        mp, ids = parts.load(i)
+        frame = score_loaded(mp, ids, champion, when, chunk_shops)
+    out = Location.of(out_url)
+    with out.writer(SCORES_SCHEMA, f"{part_name(i)}.parquet") as w:
+        w.write_table(_arrow(frame))
+    return {"partition": i, "shops": len(frame), "tiers": _tiers(frame)}
+
+
+def _tiers(frame: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in frame["tier"].value_counts().items()}
+
+
+def _add(total: dict[str, Any], part: dict[str, Any]) -> None:
+    for k, v in part.items():
+        if isinstance(v, bool):
+            continue
+        if isinstance(v, int):
+            total[k] = total.get(k, 0) + v
+        elif isinstance(v, list):
+            total.setdefault(k, []).extend(v)
+        elif isinstance(v, dict):
+            _add(total.setdefault(k, {}), v)
+
+
+def scored_shops(frame: pd.DataFrame) -> Iterator[Any]:
+    """Rows of a scores frame as ``ScoredShop`` (what ``route_scored`` takes)."""
+    from sanctions.scored import ScoredShop
+
+    cols = [frame[c].to_numpy() for c in ("shop_id", "tier", "model_name", "model_version")]
+    scores = frame["score"].to_numpy(dtype="float64")
+    thresholds = frame["suspected_threshold"].to_numpy(dtype="float64")
+    for k in range(len(frame)):
+        yield ScoredShop(
+            shop_id=str(cols[0][k]),
+            score=float(scores[k]),
+            tier=str(cols[1][k]),
+            model_name=str(cols[2][k]),
+            model_version=str(cols[3][k]),
+            suspected_threshold=float(thresholds[k]),
+        )
+
+
+def _reasons(frame: pd.DataFrame) -> dict[str, list[str]]:
+    return {str(s): [str(r) for r in rs] for s, rs in zip(frame["shop_id"], frame["reasons"], strict=True) if len(rs)}
+
+
+def import_and_route(engine: Engine, own: Marketplace, frame: pd.DataFrame, tier: str = "suspected") -> dict[str, Any]:
+    """Import one partition's shops (their listings and orders) into the store, then route its scores."""
+    from sqlalchemy.orm import Session
+
+    from sanctions.routing import route_scored
+    from sanctions.storefront import import_marketplace
+
+    imported = import_marketplace(engine, own).model_dump(exclude={"new_shop_ids"})
+    reasons = _reasons(frame)
+
+    def with_reasons() -> Iterator[Any]:
+        for s in scored_shops(frame):
+            s.reasons = reasons.get(s.shop_id, [])
+            yield s
+
+    with Session(engine, expire_on_commit=False) as session:
+        routed = route_scored(session, with_reasons(), tier=tier).model_dump()
+    return {"imported": imported, "routed": routed}
+
+
+def run_sweep(
+    settings: Settings,
+    data: str,
+    out: str,
+    champion: ChampionModel,
+    *,
+    as_of: pd.Timestamp | None = None,
+    route: bool = True,
+    chunk_shops: int = 50_000,
+    work: str | None = None,
+    shops_per_partition: int = DEFAULT_SHOPS_PER_PARTITION,
+    client: Client | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every shop of the marketplace at ``data`` (any fsspec path) into ``out``; route if asked.
+
+    Without ``client``: streamed locally into the single Parquet file ``out``. With a Dask ``client``:
+    ``out`` becomes a folder of one Parquet file per partition, written by the workers."""
+    t0 = time.perf_counter()
+    parts = partition_marketplace(data, work or default_work_dir(out), shops_per_partition=shops_per_partition)
+    t_part = time.perf_counter() - t0
+    when = pd.Timestamp(as_of if as_of is not None else parts.snapshot_at)
+    engine = None
+    if route:
+        from sanctions.store import open_store
+
+        engine = open_store(settings.resolved_database_url)
+    totals: dict[str, Any] = {"tiers": {}}
+    if route:
+        totals["imported"], totals["routed"] = {}, {}
+    try:
+        if client is None:
+            _local(parts, champion, when, out, chunk_shops, engine, totals, progress)
+        else:
+            _cluster(client, parts, champion, when, out, chunk_shops, engine, totals, progress)
+    finally:
+        if engine is not None:
+            engine.dispose()
+    seconds = time.perf_counter() - t0
+    return {
+        "scores": str(out),
+        "shops": parts.shops,
+        **totals,
+        "as_of": when.isoformat(),
+        "model": champion.name,
+        "version": champion.version,
+        "partitions": parts.n_partitions,
+        "mode": "local" if client is None else "cluster",
+        "partition_seconds": round(t_part, 2),
+        "seconds": round(seconds, 2),
+        "shops_per_second": round(parts.shops / seconds, 1) if seconds > 0 else None,
+    }
+
+
+def _local(
+    parts: PartitionedMarketplace,
+    champion: ChampionModel,
+    when: pd.Timestamp,
+    out: str,
+    chunk_shops: int,
+    engine: Engine | None,
+    totals: dict[str, Any],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    from dataclasses import replace
+
+    target = Location.of(out)
+    partial = f"{target.root}.partial"
+    done = 0
+    with target.fs.open(partial, "wb") as fh, pq.ParquetWriter(fh, SCORES_SCHEMA, compression="zstd") as w:
+        for i in range(parts.n_partitions):
+            mp, ids = parts.load(i)
+            frame = score_loaded(mp, ids, champion, when, chunk_shops)
+            w.write_table(_arrow(frame))
+            _add(totals["tiers"], _tiers(frame))
+            if engine is not None:
+                own = replace(mp, shops=mp.shops.iloc[: len(ids)].reset_index(drop=True))
+                _add(totals, import_and_route(engine, own, frame))
+            done += len(ids)
+            del mp, frame
+            if progress is not None:
+                progress(done, parts.shops)
+    if target.fs.isdir(target.root):
+        target.fs.rm(target.root, recursive=True)
+    target.fs.mv(partial, target.root)
+
+
+def _cluster(
+    client: Client,
+    parts: PartitionedMarketplace,
+    champion: ChampionModel,
+    when: pd.Timestamp,
+    out: str,
+    chunk_shops: int,
+    engine: Engine | None,
+    totals: dict[str, Any],
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    from distributed import as_completed
+
+    target = Location.of(out)
+    if target.exists() and not target.fs.isdir(target.root):
+        target.fs.rm(target.root)
+    target.remove()
+    target.makedirs()
+    model = client.scatter(champion, broadcast=True)
+    futures = [
+        client.submit(score_partition_task, parts.url, i, model, when, target.url, chunk_shops, pure=False)
+        for i in range(parts.n_partitions)
+    ]
+    done = 0
+    for fut in as_completed(futures):
+        result = fut.result()
+        fut.release()
+        i = int(result["partition"])
+        _add(totals["tiers"], result["tiers"])
+        if engine is not None:
+            frame = target.read_parquet(f"{part_name(i)}.parquet").to_pandas()
+            _add(totals, import_and_route(engine, parts.load_own(i), frame))
+        done += int(result["shops"])
+        if progress is not None:
+            progress(done, parts.shops)

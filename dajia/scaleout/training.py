@@ -1,0 +1,360 @@
+"""``dajia train --data DIR --scheduler ADDR``: the marketplace training run with the cluster doing the
+heavy parts.
+
+What runs where, and why:
+
+- **client**: the example plan (``training.examples``) and the feature pipeline's ``fit`` (its reference
+  state — population rates, brand table, linkage index, out-of-fold text models — is learnt from the
+  labelled training examples, and ``fit_transform`` returns the training matrix as it learns);
+- **cluster**: the validation and test feature matrices (per shop partition, the same fitted pipeline's
+  ``transform_examples``) and the booster itself (``lightgbm.dask.DaskLGBMClassifier``, data-parallel
+  over the workers);
+- **client** again: the cut at the best round (early stopping's rule, applied afterwards: LightGBM's
+  Dask interface has no early stopping), then the same isotonic calibration, capacity/precision
+  thresholds, reason explainer, evaluation and MLflow logging as local training — the functions of
+  ``models`` and ``training``, not copies of their logic.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from dajia.scaleout.partition import PartitionedMarketplace, partition_of
+from marketplace.tables import Marketplace
+from models.model import ShopRiskModel
+from models.thresholds import ThresholdPolicy
+from training.booster import BoosterConfig, FitResult
+from training.examples import ExamplePlan
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from training.marketplace_run import MarketplaceRun
+
+
+def examples_task(parts_url: str, i: int, pipeline: Any, examples: pd.DataFrame, oof: bool) -> pd.DataFrame:
+    """Worker task: features of the (shop_id, as_of) rows of partition ``i`` (index kept)."""
+    mp, _ = PartitionedMarketplace.open(parts_url).load(i)
+    X: pd.DataFrame = pipeline.transform_examples(mp, examples, oof=oof)
+    return X
+
+
+def cluster_transform_examples(
+    client: Client, parts: PartitionedMarketplace, pipeline: Any, examples: pd.DataFrame, oof: bool = True
+) -> pd.DataFrame:
+    """``pipeline.transform_examples(mp, examples)`` computed partition by partition on the cluster."""
+    if len(examples) == 0:
+        raise ValueError("no examples to compute features for")
+    where = partition_of(examples["shop_id"].astype(str).to_numpy(dtype=object), parts.n_partitions)
+    pipe = client.scatter(pipeline, broadcast=True) if not _is_future(pipeline) else pipeline
+    futures = [
+        client.submit(
+            examples_task, parts.url, int(p), pipe, examples[where == p][["shop_id", "as_of"]], oof, pure=False
+        )
+        for p in np.unique(where)
+    ]
+    frames = client.gather(futures)
+    if not frames:
+        return pd.DataFrame(columns=list(pipeline.get_feature_names_out()), dtype=np.float64)
+    return pd.concat(frames).reindex(examples.index)
+
+
+def _is_future(x: Any) -> bool:
+    from distributed import Future
+
+    return isinstance(x, Future)
+
+
+def best_round(booster: lgb.Booster, X: NDArray[np.float64], y: NDArray[np.float64], patience: int) -> int:
+    """The round early stopping would have kept: lowest validation log-loss, stopping after ``patience``
+    rounds without a strict improvement (the rule of ``lightgbm.early_stopping``)."""
+    raw = np.zeros(len(y))
+    best, best_loss = 1, np.inf
+    eps = 1e-15
+    for t in range(booster.current_iteration()):
+        raw += np.asarray(booster.predict(X, raw_score=True, start_iteration=t, num_iteration=1), dtype=np.float64)
+        p = np.clip(1.0 / (1.0 + np.exp(-raw)), eps, 1 - eps)
+        loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if loss < best_loss:
+            best, best_loss = t + 1, loss
+        elif t + 1 - best >= patience:
+            break
+    return best
+
+
+def fit_booster_on_cluster(
+    client: Client,
+    X_train: pd.DataFrame,
+    y_train: NDArray[np.float64],
+    X_valid: pd.DataFrame,
+    y_valid: NDArray[np.float64],
+    config: BoosterConfig,
+    max_rounds: int | None = None,
+) -> FitResult:
+    """``training.booster.fit_booster``'s contract, with the boosting rounds run by ``lightgbm.dask``."""
+    import dask.dataframe as dd
+    from lightgbm.dask import DaskLGBMClassifier
+
+    from dajia.scaleout.cluster import n_workers
+
+    if list(X_train.columns) != list(X_valid.columns):
+        raise ValueError("training and validation feature columns differ")
+    n_pos = int(np.sum(y_train))
+    n_neg = len(y_train) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"training data needs both classes; got {n_pos} positive and {n_neg} negative rows")
+    params = config.params(n_pos, n_neg)
+    names = [str(c) for c in X_train.columns]
+    frame = X_train.reset_index(drop=True).astype(np.float64)
+    frame.columns = names
+    parts = max(1, min(n_workers(client), len(frame) // 1000 or 1))
+    X_dd = dd.from_pandas(frame, npartitions=parts)
+    y_dd = dd.from_pandas(pd.Series(y_train, name="label"), npartitions=parts)
+    X_dd, y_dd = client.persist([X_dd, y_dd])
+    rounds = int(max_rounds or config.max_rounds)
+    model = DaskLGBMClassifier(client=client, n_estimators=rounds, **params)
+    model.fit(X_dd, y_dd)
+    full = model.booster_
+    valid = X_valid.to_numpy(dtype=np.float64)
+    best = best_round(full, valid, np.asarray(y_valid, dtype=np.float64), config.early_stopping_rounds)
+    booster = lgb.Booster(model_str=full.model_to_string(num_iteration=best))
+    valid_raw = np.asarray(booster.predict(valid, num_threads=config.num_threads), dtype=np.float64)
+    return FitResult(booster=booster, best_iteration=best, params={**params, "dask": True}, valid_raw=valid_raw)
+
+
+def assemble_risk_model(
+    fit: FitResult,
+    X_fit: pd.DataFrame,
+    y_hold: NDArray[np.float64],
+    config: BoosterConfig,
+    policy: ThresholdPolicy,
+    population_scores_X: pd.DataFrame,
+    population_size: int,
+    pipeline: Any,
+    info: dict[str, Any],
+) -> ShopRiskModel:
+    """The rest of ``models.model.fit_risk_model`` after its booster: isotonic calibration and thresholds
+    on the held-out slice, the reason explainer. (A hook there taking a ready ``FitResult`` would let
+    this call it directly.)"""
+    from models.calibration import IsotonicCalibrator
+    from models.model import feature_texts
+    from models.reasons import ReasonExplainer
+    from models.thresholds import choose_thresholds
+
+    calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
+    hold_scores = calibrator.transform(fit.valid_raw)
+    pop_raw = fit.booster.predict(population_scores_X.to_numpy(dtype=np.float64), num_threads=config.num_threads)
+    pop_scores = calibrator.transform(np.asarray(pop_raw, dtype=np.float64))
+    thresholds = choose_thresholds(hold_scores, y_hold, pop_scores, population_size, policy)
+    names = [str(c) for c in X_fit.columns]
+    explainer = ReasonExplainer(fit.booster, feature_texts(pipeline, names), X_fit.to_numpy(np.float64))
+    meta = {"best_iteration": fit.best_iteration, "params": fit.params, **info}
+    return ShopRiskModel(fit.booster, calibrator, thresholds, explainer, pipeline=pipeline, info=meta)
+
+
+def train_marketplace_on_cluster(
+    client: Client,
+    mp: Marketplace,
+    parts: PartitionedMarketplace,
+    plan: ExamplePlan,
+    config: BoosterConfig,
+    policy: ThresholdPolicy,
+    ground_truth: pd.DataFrame | None = None,
+    max_rounds: int | None = None,
+) -> MarketplaceRun:
+    """``training.marketplace_run.train_marketplace`` with features and boosting on the cluster."""
+    from threadpoolctl import threadpool_limits
+
+    from features.pipeline import ShopFeaturePipeline
+    from training.baselines import KeywordRule, fit_logistic, logistic_scores
+    from training.evaluation import segment_table, truth_metrics, verdict_metrics
+    from training.examples import build_examples, check_no_leakage
+    from training.marketplace_run import MarketplaceRun, segments_frame
+
+    timings: dict[str, float] = {}
+    with threadpool_limits(limits=config.num_threads):
+        t0 = time.perf_counter()
+        exs = build_examples(mp, plan)
+        check_no_leakage(exs)
+        timings["examples_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        train = exs.training()
+        pipeline = ShopFeaturePipeline(random_state=config.seed)
+        X_train = pipeline.fit_transform(mp, train[["shop_id", "as_of", "label"]])
+        y_train = train["label"].to_numpy(dtype=np.float64)
+        pipe = client.scatter(pipeline, broadcast=True)
+        valid = exs.part("valid", labelled_only=False)
+        test = exs.part("test", labelled_only=False).copy()
+        X_valid = cluster_transform_examples(client, parts, pipe, valid[["shop_id", "as_of"]])
+        X_test = cluster_transform_examples(client, parts, pipe, test[["shop_id", "as_of"]])
+        timings["features_train_valid_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        lab = valid["labelled"].to_numpy()
+        y_hold = valid["label"].to_numpy(dtype=np.float64)[lab]
+        fit = fit_booster_on_cluster(client, X_train, y_train, X_valid[lab], y_hold, config, max_rounds)
+        valid_sizes = [exs.population[d] for d in exs.dates["valid"]]
+        model = assemble_risk_model(
+            fit,
+            X_train,
+            y_hold,
+            config,
+            policy,
+            X_valid,
+            int(np.mean(valid_sizes)),
+            pipeline,
+            {
+                "train_examples": len(train),
+                "valid_examples": int(lab.sum()),
+                "plan": plan.to_dict(),
+                "trained_on": "dask",
+            },
+        )
+        timings["fit_s"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
+        test["model"] = model.predict_proba(X_test)
+        logit = fit_logistic(X_train, y_train, config.seed)
+        test["logistic"] = logistic_scores(logit, X_test)
+        test["keyword"] = KeywordRule(mp).score_examples(test)
+        routed = policy.capacity_per_day * plan.step_days
+        n_rows = test.groupby("as_of").size().to_dict()
+        capacity = {d: routed * n_rows[d] / test_sizes[pd.Timestamp(str(d))] for d in n_rows}
+        metrics = {
+            name: verdict_metrics(test, name, capacity, probabilities=name != "keyword")
+            for name in ("model", "logistic", "keyword")
+        }
+        test = test.join(segments_frame(mp, test))
+        share = routed / float(np.mean(list(test_sizes.values())))
+        segments = segment_table(test, ["category", "shop_age", "language"], share)
+        true = None
+        if ground_truth is not None:
+            gt = ground_truth.set_index(ground_truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool)
+            test["true_label"] = gt.reindex(test["shop_id"].astype(str)).fillna(False).to_numpy().astype(float)
+            true = {name: truth_metrics(test, name, capacity) for name in ("model", "logistic", "keyword")}
+        timings["evaluate_s"] = time.perf_counter() - t0
+    return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, timings)
+
+
+def run_marketplace_on_cluster(
+    settings: Any,
+    client: Client,
+    data: str,
+    *,
+    seed: int = 0,
+    capacity_per_day: int = 50,
+    register: bool = True,
+    plan: ExamplePlan | None = None,
+    config: BoosterConfig | None = None,
+    work: str | None = None,
+    max_rounds: int | None = None,
+) -> dict[str, Any]:
+    """Train from the marketplace at ``data`` on the cluster; log and register like ``run_marketplace``."""
+    import mlflow
+
+    from dajia.scaleout.partition import partition_marketplace
+    from dajia.scaleout.storage import Location, load_marketplace_any
+    from marketplace.schema import GROUND_TRUTH_FILE
+    from training.evaluation import comparison_table
+    from training.tracking import flat_metrics, git_commit, log_and_register, setup_mlflow
+
+    mp = load_marketplace_any(data)
+    src = Location.of(data)
+    ground_truth = src.read_parquet(GROUND_TRUTH_FILE).to_pandas() if src.exists(GROUND_TRUTH_FILE) else None
+    parts = partition_marketplace(data, work or f"{data.rstrip('/')}/_partitions")
+    plan = plan or ExamplePlan(seed=seed)
+    config = config or BoosterConfig(seed=seed)
+    policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
+    run = train_marketplace_on_cluster(client, mp, parts, plan, config, policy, ground_truth, max_rounds)
+    model = run.model
+    ex = run.examples.frame
+    mlclient = setup_mlflow(settings)
+    with mlflow.start_run(run_name=f"marketplace-dask:{Path(src.root).name}") as active:
+        mlflow.set_tags({"dajia.mode": "marketplace", "dajia.engine": "dask", "dajia.source": src.url})
+        mlflow.set_tag("git_commit", git_commit() or "none")
+        mlflow.log_params(
+            {
+                "seed": seed,
+                "capacity_per_day": capacity_per_day,
+                **{f"plan.{k}": v for k, v in plan.to_dict().items()},
+                **{f"lgbm.{k}": v for k, v in config.to_dict().items() if k != "extra"},
+                "best_iteration": model.info["best_iteration"],
+                "threshold.watch": model.thresholds.watch,
+                "threshold.suspected": model.thresholds.suspected,
+                "n_features": len(model.feature_names),
+                "partitions": parts.n_partitions,
+            }
+        )
+        for name, m in run.metrics.items():
+            mlflow.log_metrics(flat_metrics(f"test_{name}_", m))
+        for name, m in (run.true_metrics or {}).items():
+            mlflow.log_metrics(flat_metrics(f"true_{name}_", m))
+        mlflow.log_metrics({k: float(v) for k, v in run.timings.items()})
+        _log_frozen_eval(run, src.url, parts.fingerprint)
+        version, champion = None, False
+        if register:
+            version, champion = log_and_register(
+                mlclient,
+                settings,
+                model,
+                _input_example(mp, run),
+                {
+                    "mode": "marketplace",
+                    "engine": "dask",
+                    "train_label_end": run.examples.dates["valid"][0].isoformat(),
+                },
+            )
+        run_id = active.info.run_id
+    return {
+        "run_id": run_id,
+        "model": settings.model_name,
+        "version": version,
+        "champion": champion,
+        "engine": "dask",
+        "examples": {p: int((ex["period"] == p).sum()) for p in ("train", "valid", "test")},
+        "best_iteration": model.info["best_iteration"],
+        "thresholds": {"watch": model.thresholds.watch, "suspected": model.thresholds.suspected},
+        "test_metrics": run.metrics["model"],
+        "comparison": comparison_table(run.metrics),
+        **({"true_comparison": comparison_table(run.true_metrics)} if run.true_metrics else {}),
+        "timings": run.timings,
+    }
+
+
+def _log_frozen_eval(run: MarketplaceRun, source: str, digest: str) -> None:
+    """The frozen evaluation set ``dajia promote`` compares versions on (as ``run_marketplace`` logs it)."""
+    import mlflow
+
+    from training import frozen as fz
+    from training.tracking import report_dir
+
+    with report_dir() as tmp:
+        fz.FrozenEval(
+            spec={
+                "kind": "marketplace",
+                "data_dir": source,
+                "digest": digest,
+                "capacity": {pd.Timestamp(d).isoformat(): float(k) for d, k in run.capacity.items()},
+                "eval_start": run.examples.dates["test"][0].isoformat(),
+            },
+            examples=run.test[["shop_id", "as_of", "label", "labelled"]].reset_index(drop=True),
+        ).write(tmp)
+        mlflow.log_artifacts(str(tmp))
+
+
+def _input_example(mp: Marketplace, run: MarketplaceRun) -> pd.DataFrame:
+    from models.pyfunc import records_frame
+    from training.marketplace_run import shop_records
+
+    row = run.test.sort_values("model", ascending=False).iloc[0]
+    ids = [str(row["shop_id"]), str(run.test.iloc[0]["shop_id"])]
+    return records_frame(shop_records(mp, ids), as_of=pd.Timestamp(row["as_of"]))
