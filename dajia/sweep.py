@@ -68,6 +68,22 @@ def _chunks(ids: list[str], size: int) -> Iterator[list[str]]:
         yield ids[i : i + size]
 
 
+def scores_frame(scored: pd.DataFrame, champion: ChampionModel, when: pd.Timestamp) -> pd.DataFrame:
+    """``score_marketplace``'s output as rows of the scores file (``SCORES_SCHEMA``)."""
+    return pd.DataFrame(
+        {
+            "shop_id": scored.index.astype(str),
+            "score": scored["score"].to_numpy(dtype="float64"),
+            "tier": scored["tier"].astype(str).to_numpy(),
+            "reasons": [list(r) for r in scored["reasons"]],
+            "model_name": champion.name,
+            "model_version": champion.version,
+            "suspected_threshold": float(champion.model.thresholds.suspected),
+            "as_of": when.as_unit("us"),
+        }
+    )
+
+
 def score_shops(
     mp: Marketplace,
     champion: ChampionModel,
@@ -87,19 +103,7 @@ def score_shops(
     done = 0
     with pq.ParquetWriter(partial, SCORES_SCHEMA, compression="zstd") as writer:
         for chunk in _chunks(ids, chunk_shops):
-            scored = champion.model.score_marketplace(mp, when, shop_ids=chunk)
-            frame = pd.DataFrame(
-                {
-                    "shop_id": scored.index.astype(str),
-                    "score": scored["score"].to_numpy(dtype="float64"),
-                    "tier": scored["tier"].astype(str).to_numpy(),
-                    "reasons": [list(r) for r in scored["reasons"]],
-                    "model_name": champion.name,
-                    "model_version": champion.version,
-                    "suspected_threshold": float(champion.model.thresholds.suspected),
-                    "as_of": when.as_unit("us"),
-                }
-            )
+            frame = scores_frame(champion.model.score_marketplace(mp, when, shop_ids=chunk), champion, when)
             writer.write_table(pa.Table.from_pandas(frame, schema=SCORES_SCHEMA, preserve_index=False))
             for tier, n in frame["tier"].value_counts().items():
                 tiers[str(tier)] = tiers.get(str(tier), 0) + int(n)
