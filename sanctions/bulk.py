@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Insert, Table, func, insert, select, text
+from sqlalchemy import JSON, ColumnElement, Insert, String, Table, any_, bindparam, func, insert, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 #: below this many rows a plain INSERT is cheaper than COPY's extra round trip
 COPY_FROM = 64
+
+
+def among(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``, one parameter instead of thousands
+    (thousands of placeholders cost more to build and parse than the query itself)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(String))))
+    return column.in_(list(values))
 
 
 def allocate_ids(session: Session, table: Table, n: int) -> list[int]:

@@ -110,14 +110,16 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
     shops = {
         r.shop_id: r
         for r in session.execute(
-            select(Shop.shop_id, Shop.status, Shop.shopkeeper_id, Shop.name).where(Shop.shop_id.in_(ids))
+            select(Shop.shop_id, Shop.status, Shop.shopkeeper_id, Shop.name).where(
+                bulk.among(session, Shop.shop_id, ids)
+            )
         )
     }
     open_cases = {
         r.shop_id: r
         for r in session.execute(
             select(Case.case_id, Case.shop_id, Case.status, Case.version, Case.route_key).where(
-                Case.shop_id.in_(ids), Case.status.in_(sorted(OPEN_STATUSES))
+                bulk.among(session, Case.shop_id, ids), Case.status.in_(sorted(OPEN_STATUSES))
             )
         )
     }
@@ -288,7 +290,10 @@ def _open_effects(
         events.append(_event_row(case_id, ch.actor, now, "open", None, CaseStatus.OPEN.value, reason, s, ev))
     bulk.insert_rows(session, _EVENTS, events)
     shop_ids = list(case_ids)
-    session.execute(update(Listing).where(Listing.shop_id.in_(shop_ids)).values(frozen=True))
+    session.execute(
+        update(Listing).where(bulk.among(session, Listing.shop_id, shop_ids)).values(frozen=True),
+        execution_options={"synchronize_session": False},
+    )
     for shop_id, case_id in case_ids.items():
         shop = shops[shop_id]
         s = scored.get(shop_id)
@@ -328,7 +333,7 @@ def find_links(session: Session, shop_ids: Sequence[str] | None = None) -> dict[
                 .where(c.status == "closed", a.status != "closed", a.shop_id != c.shop_id, getattr(c, field) != "")
             )
             if batch is not None:
-                q = q.where(a.shop_id.in_(batch))
+                q = q.where(bulk.among(session, a.shop_id, batch))
             for shop_id, closed_id in session.execute(q):
                 links.setdefault(shop_id, {}).setdefault(closed_id, []).append(field)
     return links
@@ -359,7 +364,9 @@ def detect_ban_evasion(
         for i in range(0, len(candidates), 5000):
             batch = candidates[i : i + 5000]
             for shop_id, status, origin, prior_evidence in session.execute(
-                select(Case.shop_id, Case.status, Case.origin, Case.evidence).where(Case.shop_id.in_(batch))
+                select(Case.shop_id, Case.status, Case.origin, Case.evidence).where(
+                    bulk.among(session, Case.shop_id, batch)
+                )
             ):
                 if status in OPEN_STATUSES:
                     busy.add(shop_id)
@@ -411,7 +418,9 @@ def detect_ban_evasion(
         shops = {
             r.shop_id: r
             for r in session.execute(
-                select(Shop.shop_id, Shop.shopkeeper_id, Shop.name).where(Shop.shop_id.in_(list(case_ids)))
+                select(Shop.shop_id, Shop.shopkeeper_id, Shop.name).where(
+                    bulk.among(session, Shop.shop_id, list(case_ids))
+                )
             )
         }
         ch = tx.Change(session, actor, when)

@@ -71,12 +71,20 @@ def test_an_updated_row_with_a_recomputed_hash_is_caught_at_the_next_entry(chain
     assert not report.ok and report.first_bad_seq == 3 and "prev_hash" in (report.problem or "")
 
 
-def test_a_deleted_row_is_caught(chain: int, engine: Engine, db_url: str) -> None:
+def test_a_deleted_row_is_caught(
+    chain: int, engine: Engine, db_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     with engine.begin() as conn:
         conn.execute(delete(AuditEntry).where(AuditEntry.seq == 4))
-    proc = _cli_verify(db_url)
-    assert proc.returncode == 2
-    assert "entry 4" in proc.stderr and "missing" in proc.stderr
+    # the CLI's own entry point in this process (the subprocess path is exercised above)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        assert main(["audit", "verify"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert "entry 4" in err and "missing" in err
 
 
 def test_deleting_the_last_rows_is_caught_by_the_head(chain: int, session: Session) -> None:

@@ -1,0 +1,83 @@
+"""The sanction commands end to end through ``dajia``'s own entry point (SQLite under DAJIA_HOME)."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from dajia.cli import main
+from marketplace.io import write_manifest, write_table
+from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> Any:
+    code = main([*args, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return json.loads(out)
+
+
+def fail(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    assert main(list(args)) == 2
+    return capsys.readouterr().err
+
+
+def test_the_four_steps_from_the_command_line(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    orders = [("S1", "S1-L0", "B1", 80.0, SNAPSHOT - timedelta(days=2))]
+    mp = build_marketplace([shop_row("S1"), shop_row("S2", "shoes"), shop_row("S3")], orders=orders)
+    data = home / "market"
+    for name in mp.table_names():
+        write_table(mp.table(name), data, name)
+    write_manifest(data, mp.snapshot_at)
+    assert run(capsys, "cases", "import", "--data", str(data))["shops_added"] == 3
+
+    scores = home / "scores.csv"
+    pd.DataFrame(
+        [
+            {"shop_id": s, "score": sc, "tier": t, "model_name": "m", "model_version": "2", "suspected_threshold": 0.8}
+            for s, sc, t in [("S1", 0.95, "suspected"), ("S2", 0.91, "suspected"), ("S3", 0.2, "low")]
+        ]
+    ).to_csv(scores, index=False)
+    routed = run(capsys, "cases", "route", "--scores", str(scores))
+    assert (routed["opened"], routed["below_tier"]) == (2, 1)
+    listed = run(capsys, "cases", "list", "--status", "open")["cases"]
+    ids = {c["shop_id"]: c["case_id"] for c in listed}
+    assert set(ids) == {"S1", "S2"}
+
+    assert "proof" in fail(capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "rev", "--reason", "x")
+    assert "unknown evidence kind" in fail(
+        capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "rev", "--reason", "x", "--evidence", "hunch:1"
+    )
+    closed = run(
+        capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "rev", "--reason", "test buy",
+        "--evidence", "test_buy:TB-9:fake",
+    )  # fmt: skip
+    assert closed["shop_status"] == "closed"
+    banned = run(capsys, "cases", "decide", str(ids["S1"]), "ban", "--actor", "rev", "--reason", "suspected")
+    assert banned["claims_created"] == 1 and banned["compensation_owed"] == 80.0 + 500.0
+    claim = run(capsys, "cases", "show", str(ids["S1"]))["claims"][0]
+    assert "only the shopkeeper" in fail(capsys, "cases", "pay", str(claim["claim_id"]), "--actor", "x", "--ref", "T")
+    run(capsys, "cases", "pay", str(claim["claim_id"]), "--actor", "keeper-S1", "--ref", "T-1")
+    settled = run(capsys, "cases", "confirm", str(claim["claim_id"]), "--actor", "B1")
+    assert (settled["case_status"], settled["shop_status"]) == ("settled", "active")
+
+    camp = run(capsys, "campaign", "create", "--title", "Spring crackdown", "--actor", "rev")
+    assert "admin" in fail(
+        capsys, "campaign", "approve", str(camp["campaign_id"]), "--actor", "rev", "--role", "reviewer"
+    )
+    run(capsys, "campaign", "approve", str(camp["campaign_id"]), "--actor", "boss")
+    pub = run(capsys, "campaign", "publish", str(camp["campaign_id"]), "--actor", "boss", "--key", "p1")
+    assert pub["announcement"]["totals"]["shops_closed"] == 1 and pub["warnings_sent"] == 2
+    html = home / "a.html"
+    run(capsys, "campaign", "show", str(camp["campaign_id"]), "--html", str(html))
+    assert "Spring crackdown" in html.read_text(encoding="utf-8")
+
+    run(capsys, "disclosure", "publish", "--basis", "board decision 7", "--actor", "boss")
+    public = run(capsys, "disclosure", "list")["closed_shops"]
+    assert [e["shop_id"] for e in public] == ["S2"] and public[0]["personal"]["owner_phone"] == "***"
+    assert run(capsys, "audit", "verify")["ok"] is True
