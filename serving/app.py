@@ -128,6 +128,9 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
         log.warning("sanction routes not mounted: %s", exc)
     else:
         sanctions_routes.mount(app)
+    from serving.console import mount as mount_console
+
+    mount_console(app)
     _publish_limits(app, settings.max_batch)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, max_body_bytes=opts.max_body_bytes)
     app.state.metrics = metrics
