@@ -54,7 +54,7 @@ class MarketIndex:
     def __init__(self, mp: Any) -> None:
         self.mp = mp
         self._lock = threading.Lock()
-        self._index: dict[str, dict[str, np.ndarray]] = {}
+        self._index: dict[str, dict[str, Any]] = {}
         self._brands: dict[str, float] | None = None
 
     def rows(self, table: str, shop_id: str) -> pd.DataFrame:
@@ -129,6 +129,12 @@ def _ts(v: Any) -> datetime | None:
     if pd.isna(t):
         return None
     return t.to_pydatetime()
+
+
+def _opt_str(v: Any) -> str | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return None
+    return str(v)
 
 
 def linked_shops(session: Session, shop: Shop, limit: int = 50) -> list[LinkedShop]:
@@ -212,7 +218,7 @@ def load_case_page(session: Session, case_id: int, role: str, market: MarketInde
                 "filed_at": _ts(r.filed_at),
                 "kind": str(r.kind),
                 "source": str(r.source),
-                "order_id": None if pd.isna(r.order_id) else str(r.order_id),
+                "order_id": _opt_str(r.order_id),
             }
             (page.test_buys if item["source"] == "test_buy" else page.complaints).append(item)
             t = _ts(r.filed_at)
@@ -222,7 +228,7 @@ def load_case_page(session: Session, case_id: int, role: str, market: MarketInde
         page.reviews_total = len(rev)
         page.low_reviews = int((rev["rating"] <= 2).sum()) if len(rev) else 0
         for r in rev.sort_values(["rating", "created_at"], ascending=[True, False]).head(20).itertuples(index=False):
-            page.reviews.append({"created_at": _ts(r.created_at), "rating": int(r.rating), "text": str(r.text)})
+            page.reviews.append({"created_at": _ts(r.created_at), "rating": int(str(r.rating)), "text": str(r.text)})
         review_times = [t for t in (_ts(v) for v in rev["created_at"]) if t is not None]
     markers = [Marker("case opened", case.opened_at)]
     if case.decided_at is not None:

@@ -68,7 +68,7 @@ def timeline_svg(
     start = datetime(first.year, first.month, first.day) - timedelta(days=first.weekday())
     weeks = max(2, int((last - start).total_seconds() // (7 * 86400)) + 1)
     counts = [weekly_counts(s.times, start, weeks) for s in series]
-    top = _nice_max(max((max(c) for c in counts if c), default=1))
+    top = _nice_max(float(max((max(c) for c in counts if c), default=1)))
     left, right, top_pad, bottom = 44, 12, 28, 34
     pw, ph = width - left - right, height - top_pad - bottom
 
@@ -109,9 +109,9 @@ def timeline_svg(
             f"{d.strftime('%y-%m')}</text>"
         )
     for m in markers:
-        i = (m.at - start).total_seconds() / (7 * 86400)
-        if 0 <= i <= weeks:
-            xx = x(min(i, weeks - 1))
+        pos = (m.at - start).total_seconds() / (7 * 86400)
+        if 0 <= pos <= weeks:
+            xx = x(min(pos, weeks - 1))
             parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top_pad}" y2="{top_pad + ph}" class="marker"/>')
             parts.append(f'<text x="{xx + 3:.1f}" y="{top_pad + 10}" class="marker-label">{escape(m.label)}</text>')
     for s, c in zip(series, counts, strict=True):

@@ -111,7 +111,7 @@ class QueuePage:
 def _where(f: QueueFilter, now: datetime, facets: bool = False) -> list[Any]:
     c, s = Case.__table__.c, Shop.__table__.c
     conds: list[Any] = [c.status.in_(STATUS_CHOICES[f.status])]
-    label, lo, hi = AGES[f.age]
+    _label, lo, hi = AGES[f.age]
     if lo is not None:
         conds.append(c.opened_at <= now - timedelta(days=lo))
     if hi is not None:

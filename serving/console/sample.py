@@ -156,7 +156,8 @@ def record_finding(
             "tier": latest[1] if latest else None,
             "model_version": latest[2] if latest else None,
         }
-        finding_id = int(session.execute(findings.insert().values(**values).returning(findings.c.finding_id)).scalar_one())
+        inserted = session.execute(findings.insert().values(**values).returning(findings.c.finding_id))
+        finding_id = int(inserted.scalar_one())
         ch = tx.Change(session, actor, when)
         ch.audit("audit_sample.finding", "shop", shop_id, {"finding_id": finding_id, "verdict": verdict, "note": note})
         ch.finish()
@@ -207,7 +208,7 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def miss_estimate(conn: Connection) -> MissEstimate:
-    counts = dict(
+    counts: dict[str, int] = dict(
         conn.execute(sa.select(findings.c.verdict, sa.func.count()).group_by(findings.c.verdict)).tuples().all()
     )
     cf, gen, uns = (int(counts.get(v, 0)) for v in VERDICTS)

@@ -1,0 +1,649 @@
+"""The console's pages: thin handlers that authenticate, check CSRF, call a service, render a template.
+
+Reads run on the service's plain engine in a worker thread; every change goes through the sanction
+workflow's services (``sanctions.cases``, ``sanctions.campaigns``, ``sanctions.disclosure``) or the
+console's own audited finding service, each in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import jinja2
+import sqlalchemy as sa
+from fastapi import APIRouter, FastAPI, Request
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from dajia.errors import Conflict, DajiaError, Forbidden, InvalidTransition, NotFound
+from serving.console.db import ensure_console_schema, session_secret
+from serving.console.security import (
+    LOGIN_COOKIE,
+    LOGIN_SECONDS,
+    ROLES,
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    Sessions,
+    User,
+    apply_headers,
+    clear_cookie,
+    csrf_ok,
+    same_origin,
+    set_cookie,
+)
+from serving.services import Services
+
+T = TypeVar("T")
+HERE = Path(__file__).resolve().parent
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+# --------------------------------------------------------------------------- state and rendering
+
+
+@dataclass
+class ConsoleState:
+    sessions: Sessions
+    market: Any
+    drift: Any
+
+
+_INIT_LOCK = threading.Lock()
+
+
+def _state(services: Services) -> ConsoleState:
+    st: ConsoleState | None = services.extra.get("console")
+    if st is not None:
+        return st
+    with _INIT_LOCK:
+        st = services.extra.get("console")
+        if st is None:
+            from serving.console.evidence import MarketIndex
+            from serving.console.monitor import DriftCache
+
+            ensure_console_schema(services.engine)
+            st = ConsoleState(
+                sessions=Sessions(
+                    session_secret(services.engine), services.engine, services.options.auth_cache_seconds
+                ),
+                market=MarketIndex(services.marketplace) if services.marketplace is not None else None,
+                drift=DriftCache(),
+            )
+            services.extra["console"] = st
+    return st
+
+
+async def state_of(request: Request) -> tuple[Services, ConsoleState]:
+    services: Services = request.state.services
+    st: ConsoleState | None = services.extra.get("console")
+    if st is None:
+        st = await asyncio.to_thread(_state, services)
+    return services, st
+
+
+def _fmt_time(v: Any) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    return str(v)
+
+
+def _fmt_score(v: Any) -> str:
+    return "—" if v is None else f"{float(v):.3f}"
+
+
+def _fmt_money(v: Any) -> str:
+    return "—" if v is None else f"¥{float(v):,.2f}"
+
+
+@lru_cache(maxsize=1)
+def templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(HERE / "templates")),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["t"] = _fmt_time
+    env.filters["score"] = _fmt_score
+    env.filters["money"] = _fmt_money
+    env.filters["pct"] = lambda v: "—" if v is None else f"{100 * float(v):.1f}%"
+    return env
+
+
+def render(name: str, status: int = 200, user: User | None = None, **ctx: Any) -> HTMLResponse:
+    html = templates().get_template(name).render(user=user, **ctx)
+    return apply_headers(HTMLResponse(html, status_code=status))  # type: ignore[return-value]
+
+
+class ConsoleError(Exception):
+    """Rendered as an HTML error page with the console's headers (not the API's JSON errors)."""
+
+    def __init__(self, status: int, title: str, message: str, user: User | None = None) -> None:
+        super().__init__(message)
+        self.status, self.title, self.message, self.user = status, title, message, user
+
+
+class SignInRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+async def _console_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ConsoleError)
+    return render("error.html", status=exc.status, user=exc.user, title=exc.title, message=exc.message)
+
+
+async def _sign_in_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, SignInRequired)
+    return apply_headers(RedirectResponse(f"/console/login?next={quote(exc.next_path)}", status_code=303))
+
+
+async def current_user(request: Request, admin: bool = False) -> User:
+    _, st = await state_of(request)
+    user = await asyncio.to_thread(st.sessions.user, request)
+    if user is None:
+        raise SignInRequired(request.url.path)
+    if admin and not user.is_admin:
+        raise ConsoleError(403, "Admins only", "This page is for admins; your role is reviewer.", user)
+    return user
+
+
+async def checked_form(request: Request, user: User) -> FormData:
+    """The POSTed form, refused unless it carries the session's CSRF token and comes from this origin."""
+    form = await request.form()
+    token = form.get("csrf_token")
+    if not same_origin(request) or not csrf_ok(user, token if isinstance(token, str) else None):
+        raise ConsoleError(
+            403,
+            "Form rejected",
+            "The form's security token is missing or does not match your session. Reload the page and submit it again.",
+            user,
+        )
+    return form
+
+
+def field(form: FormData, name: str, limit: int = 2000) -> str:
+    v = form.get(name)
+    return v.strip()[:limit] if isinstance(v, str) else ""
+
+
+async def read(services: Services, fn: Callable[[Session], T]) -> T:
+    """A read on the service's plain engine (no write lock on SQLite), in a worker thread."""
+
+    def work() -> T:
+        with Session(services.engine) as session:
+            return fn(session)
+
+    return await asyncio.to_thread(work)
+
+
+async def write(services: Services, fn: Callable[[Session], T]) -> T:
+    """A change through the sanction store's sessions (one unit of work inside ``fn``)."""
+    if services.sanctions is None:
+        raise ConsoleError(503, "Workflow unavailable", "The sanction workflow is not configured in this service.")
+
+    def work() -> T:
+        with services.sanctions.sessions() as session:
+            return fn(session)
+
+    return await asyncio.to_thread(work)
+
+
+def _actor(user: User) -> Any:
+    from sanctions.workflow import Actor, Role
+
+    return Actor(user.actor_id, Role(user.role))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def redirect(url: str) -> Response:
+    return apply_headers(RedirectResponse(url, status_code=303))
+
+
+# --------------------------------------------------------------------------- sign-in
+
+
+@router.get("")
+@router.get("/")
+async def home(request: Request) -> Response:
+    await current_user(request)
+    return redirect("/console/queue")
+
+
+def _safe_next(value: str) -> str:
+    return value if value.startswith("/console/") and "//" not in value and "\\" not in value else "/console/queue"
+
+
+@router.get("/login")
+async def login_form(request: Request) -> Response:
+    _, st = await state_of(request)
+    token, cookie = st.sessions.login_token()
+    resp = render("login.html", token=token, next=_safe_next(request.query_params.get("next", "")), error=None)
+    set_cookie(resp, request, LOGIN_COOKIE, cookie, LOGIN_SECONDS)
+    return resp
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    services, st = await state_of(request)
+    form = await request.form()
+    nxt = _safe_next(field(form, "next", 300))
+
+    def again(status: int, error: str) -> Response:
+        token, cookie = st.sessions.login_token()
+        resp = render("login.html", status=status, token=token, next=nxt, error=error)
+        set_cookie(resp, request, LOGIN_COOKIE, cookie, LOGIN_SECONDS)
+        return resp
+
+    if not same_origin(request) or not st.sessions.check_login_token(request, field(form, "csrf_token", 200)):
+        return again(403, "The sign-in form expired or was not sent from this page. Please try again.")
+    key = await asyncio.to_thread(services.keys.authenticate, field(form, "api_key", 200))
+    if key is None:
+        return again(401, "Unknown or revoked API key.")
+    if key.role.value not in ROLES:
+        return again(403, f"A {key.role.value} key cannot sign in to the console; use a reviewer or admin key.")
+    token, _user = st.sessions.issue(key.key_id, key.name, key.role.value)
+    resp = redirect(nxt)
+    set_cookie(resp, request, SESSION_COOKIE, token, SESSION_SECONDS)
+    clear_cookie(resp, LOGIN_COOKIE)
+    return resp
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    user = await current_user(request)
+    await checked_form(request, user)
+    resp = redirect("/console/login")
+    clear_cookie(resp, SESSION_COOKIE)
+    return resp
+
+
+@router.get("/static/{name}")
+async def static(name: str) -> Response:
+    files = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+    if name not in files:
+        raise ConsoleError(404, "Not found", "No such file.")
+    resp = Response((HERE / "static" / name).read_bytes(), media_type=files[name])
+    apply_headers(resp)
+    resp.headers["Cache-Control"] = "private, max-age=300"
+    return resp
+
+
+# --------------------------------------------------------------------------- queue and cases
+
+
+@router.get("/queue")
+async def queue(request: Request) -> Response:
+    from serving.console.queue import AGES, STATUS_CHOICES, QueueFilter, load_queue
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+    f = QueueFilter.parse(request.query_params)
+    page = await read(services, lambda s: load_queue(s.connection(), f, _now()))
+    return render("queue.html", user=user, f=f, page=page, ages=AGES, statuses=list(STATUS_CHOICES))
+
+
+def _case_id(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 2**62:
+        raise ConsoleError(404, "No such case", f"There is no case {raw[:40]!r}.")
+    return value
+
+
+async def _case_page(request: Request, user: User, case_id: int, status: int = 200, **extra: Any) -> Response:
+    from sanctions.schemas import PROOF_KINDS
+    from serving.console.evidence import DECISION_ACTIONS, load_case_page
+
+    services, st = await state_of(request)
+    try:
+        page = await read(services, lambda s: load_case_page(s, case_id, user.role, st.market))
+    except NotFound as exc:
+        raise ConsoleError(404, "No such case", str(exc), user) from exc
+    ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
+    ctx.update(extra)
+    return render(
+        "case.html",
+        status=status,
+        user=user,
+        p=page,
+        c=page.case,
+        labels={a.value: t for a, t in DECISION_ACTIONS.items()},
+        proof_kinds=PROOF_KINDS,
+        idem=secrets.token_urlsafe(16),
+        **ctx,
+    )
+
+
+@router.get("/cases/{case_id}")
+async def case(request: Request, case_id: str) -> Response:
+    user = await current_user(request)
+    done = request.query_params.get("done", "")[:40] or None
+    return await _case_page(request, user, _case_id(case_id), done=done)
+
+
+@router.post("/cases/{case_id}/decision")
+async def decide(request: Request, case_id: str) -> Response:
+    from sanctions.cases import decide as decide_case
+    from sanctions.cases import decide_appeal
+    from sanctions.schemas import PROOF_KINDS, Evidence
+    from serving.console.evidence import DECISION_ACTIONS
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    cid = _case_id(case_id)
+    services, _ = await state_of(request)
+    action = field(form, "action", 32)
+    reason = field(form, "reason", 2000)
+    kind = field(form, "evidence_kind", 48)
+    ref = field(form, "evidence_ref", 500)
+    idem = field(form, "idempotency_key", 100) or None
+    kept = {"action": action, "reason": reason, "evidence_kind": kind, "evidence_ref": ref}
+    try:
+        expected = int(field(form, "expected_version", 12))
+    except ValueError:
+        return await _case_page(request, user, cid, 400, error="The form lost the case version; reload the page.")
+    if action not in {a.value for a in DECISION_ACTIONS}:
+        return await _case_page(request, user, cid, 400, error=f"'{action}' is not a decision.", form=kept)
+    if not reason:
+        return await _case_page(request, user, cid, 400, error="Give a reason for the decision.", form=kept)
+    evidence = []
+    if kind:
+        if kind not in PROOF_KINDS and kind not in ("consumer_reports", "other"):
+            return await _case_page(request, user, cid, 400, error=f"Unknown evidence kind '{kind}'.", form=kept)
+        evidence.append(Evidence(kind=kind, ref=ref, detail=reason[:2000]))
+    actor = _actor(user)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+
+    def work(s: Session) -> Any:
+        if action in ("reverse", "reject_appeal"):
+            return decide_appeal(
+                s, cid, action == "reverse", actor, reason=reason, evidence=evidence,
+                expected_version=expected, idempotency_key=key,
+            )  # fmt: skip
+        return decide_case(
+            s, cid, action, actor, reason=reason, evidence=evidence, expected_version=expected, idempotency_key=key
+        )
+
+    try:
+        result = await write(services, work)
+    except Conflict as exc:
+        return await _case_page(request, user, cid, 409, conflict=str(exc), form=kept)
+    except Forbidden as exc:
+        return await _case_page(request, user, cid, 403, error=str(exc), form=kept)
+    except InvalidTransition as exc:
+        return await _case_page(request, user, cid, 409, conflict=str(exc), form=kept)
+    except NotFound as exc:
+        raise ConsoleError(404, "No such case", str(exc), user) from exc
+    except DajiaError as exc:
+        return await _case_page(request, user, cid, 400, error=str(exc), form=kept)
+    return redirect(f"/console/cases/{cid}?done={quote(result.action + ':' + result.new_status)}")
+
+
+# --------------------------------------------------------------------------- audit sample
+
+
+@router.get("/audit-sample")
+async def audit_sample(request: Request) -> Response:
+    from serving.console.db import VERDICTS
+    from serving.console.sample import draw_sample, miss_estimate, recent_findings
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, Any, Any]:
+        conn = s.connection()
+        return draw_sample(conn, 20), miss_estimate(conn), recent_findings(conn, 20)
+
+    sample, est, recent = await read(services, load)
+    return render(
+        "sample.html",
+        user=user,
+        sample=sample,
+        est=est,
+        recent=recent,
+        verdicts=VERDICTS,
+        idem=secrets.token_urlsafe(16),
+        saved=request.query_params.get("saved", "")[:64] or None,
+        error=None,
+    )
+
+
+@router.post("/audit-sample/findings")
+async def add_finding(request: Request) -> Response:
+    from serving.console.sample import record_finding
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    shop_id = field(form, "shop_id", 64)
+    verdict = field(form, "verdict", 16)
+    note = field(form, "note", 2000)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}:{shop_id}" if idem else None
+    try:
+        await write(services, lambda s: record_finding(s, _actor(user), shop_id, verdict, note, idempotency_key=key))
+    except NotFound as exc:
+        raise ConsoleError(404, "No such shop", str(exc), user) from exc
+    except DajiaError as exc:
+        raise ConsoleError(400, "Finding not saved", str(exc), user) from exc
+    return redirect(f"/console/audit-sample?saved={quote(shop_id)}")
+
+
+@router.get("/audit-sample/verdicts.csv")
+async def export_findings(request: Request) -> Response:
+    from serving.console.sample import export_verdicts
+
+    await current_user(request)
+    services, _ = await state_of(request)
+    frame = await asyncio.to_thread(export_verdicts, services.engine)
+    out = frame.assign(decided_at=frame["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    resp = Response(out.to_csv(index=False), media_type="text/csv; charset=utf-8")
+    apply_headers(resp)
+    resp.headers["Content-Disposition"] = 'attachment; filename="console-verdicts.csv"'
+    return resp
+
+
+# --------------------------------------------------------------------------- model monitor
+
+
+@router.get("/monitor")
+async def monitor(request: Request) -> Response:
+    from serving.console.monitor import agreement_by_version, precision_tables
+    from serving.console.plots import PALETTE, histogram_svg
+
+    user = await current_user(request)
+    services, st = await state_of(request)
+    served = services.holder.current
+    drift = None
+    drift_error = None
+    chart = ""
+    if served is not None:
+        try:
+            drift = await asyncio.to_thread(st.drift.get, served.runtime, services.marketplace)
+        except Exception as exc:  # the rest of the page stays useful
+            drift_error = f"{type(exc).__name__}: {exc}"
+        if drift is not None and drift.score.psi is not None:
+            edges = [0.0, *drift.score.edges, 1.0]
+            chart = histogram_svg(
+                edges,
+                [
+                    (f"training ({drift.score.reference_as_of})", drift.score.ref_shares, PALETTE[5]),
+                    ("now", drift.score.now_shares, PALETTE[0]),
+                ],
+                title="Score distribution per reference-decile bin: training vs now",
+            )
+
+    def load(s: Session) -> tuple[Any, Any]:
+        conn = s.connection()
+        return agreement_by_version(conn), precision_tables(conn)
+
+    agreement, (by_tier, by_band) = await read(services, load)
+    return render(
+        "monitor.html",
+        user=user,
+        served=served,
+        drift=drift,
+        drift_error=drift_error,
+        chart=chart,
+        agreement=agreement,
+        by_tier=by_tier,
+        by_band=by_band,
+    )
+
+
+# --------------------------------------------------------------------------- admin: campaigns, disclosure
+
+
+@router.get("/admin/campaigns")
+async def campaigns(request: Request) -> Response:
+    from sanctions.campaigns import ANNOUNCEABLE, list_campaigns
+    from sanctions.models import CampaignCase, Case
+
+    user = await current_user(request, admin=True)
+    services, _ = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, int]:
+        taken = sa.select(CampaignCase.case_id)
+        ready = s.execute(
+            sa.select(sa.func.count()).where(
+                Case.status.in_([x.value for x in ANNOUNCEABLE]), Case.case_id.not_in(taken)
+            )
+        ).scalar_one()
+        return list_campaigns(s), int(ready)
+
+    items, ready = await read(services, load)
+    return render(
+        "campaigns.html",
+        user=user,
+        campaigns=list(reversed(items)),
+        ready=ready,
+        idem=secrets.token_urlsafe(16),
+        done=request.query_params.get("done", "")[:64] or None,
+    )
+
+
+@router.get("/admin/campaigns/{campaign_id}")
+async def campaign(request: Request, campaign_id: str) -> Response:
+    from sanctions.campaigns import get_campaign
+
+    user = await current_user(request, admin=True)
+    services, _ = await state_of(request)
+    cid = _case_id(campaign_id)
+    try:
+        view = await read(services, lambda s: get_campaign(s, cid))
+    except NotFound as exc:
+        raise ConsoleError(404, "No such campaign", str(exc), user) from exc
+    return render("campaign.html", user=user, c=view, idem=secrets.token_urlsafe(16))
+
+
+@router.post("/admin/campaigns")
+async def create_campaign(request: Request) -> Response:
+    from sanctions.campaigns import create_campaign as create
+
+    user = await current_user(request, admin=True)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    title = field(form, "title", 300)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    try:
+        view = await write(services, lambda s: create(s, _actor(user), title=title, idempotency_key=key))
+    except DajiaError as exc:
+        status = 409 if isinstance(exc, InvalidTransition | Conflict) else 400
+        raise ConsoleError(status, "Not prepared", str(exc), user) from exc
+    return redirect(f"/console/admin/campaigns/{view.campaign_id}")
+
+
+@router.post("/admin/campaigns/{campaign_id}/{step}")
+async def campaign_step(request: Request, campaign_id: str, step: str) -> Response:
+    from sanctions.campaigns import approve_campaign, publish_campaign
+
+    user = await current_user(request, admin=True)
+    await checked_form(request, user)
+    services, _ = await state_of(request)
+    cid = _case_id(campaign_id)
+    steps = {"approve": approve_campaign, "publish": publish_campaign}
+    if step not in steps:
+        raise ConsoleError(404, "Not found", f"No campaign step '{step[:40]}'.", user)
+    fn = steps[step]
+    try:
+        await write(services, lambda s: fn(s, cid, _actor(user)))
+    except NotFound as exc:
+        raise ConsoleError(404, "No such campaign", str(exc), user) from exc
+    except DajiaError as exc:
+        raise ConsoleError(409, f"Cannot {step}", str(exc), user) from exc
+    return redirect(f"/console/admin/campaigns/{cid}")
+
+
+@router.get("/admin/disclosures")
+async def disclosures(request: Request) -> Response:
+    from sanctions.models import Case, Disclosure, DisclosurePolicy
+
+    user = await current_user(request, admin=True)
+    services, _ = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, Any, int]:
+        rows = s.execute(sa.select(Disclosure).order_by(Disclosure.disclosure_id.desc()).limit(200)).scalars().all()
+        policies = s.execute(sa.select(DisclosurePolicy).order_by(DisclosurePolicy.name)).scalars().all()
+        disclosed = sa.select(Disclosure.case_id)
+        pending = s.execute(
+            sa.select(sa.func.count()).where(Case.status == "closed", Case.case_id.not_in(disclosed))
+        ).scalar_one()
+        return list(rows), list(policies), int(pending)
+
+    rows, policies, pending = await read(services, load)
+    return render(
+        "disclosures.html",
+        user=user,
+        rows=rows,
+        policies=policies,
+        pending=pending,
+        idem=secrets.token_urlsafe(16),
+        done=request.query_params.get("done", "")[:64] or None,
+    )
+
+
+@router.post("/admin/disclosures")
+async def publish_disclosures(request: Request) -> Response:
+    from sanctions.disclosure import publish_disclosures as publish
+
+    user = await current_user(request, admin=True)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    basis = field(form, "basis", 2000)
+    policy = field(form, "policy", 200) or None
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    try:
+        result = await write(
+            services, lambda s: publish(s, _actor(user), basis=basis, policy=policy, idempotency_key=key)
+        )
+    except DajiaError as exc:
+        raise ConsoleError(400, "Not published", str(exc), user) from exc
+    return redirect(f"/console/admin/disclosures?done={len(result.published)}")
+
+
+def mount(app: FastAPI) -> None:
+    """Serve the console under ``/console`` (called once by ``serving.app.create_app``)."""
+    app.include_router(router)
+    app.add_exception_handler(ConsoleError, _console_error)
+    app.add_exception_handler(SignInRequired, _sign_in_required)
