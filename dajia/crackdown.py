@@ -41,9 +41,9 @@ STEPS = (
     "sweep",
     "route",
     "decide",
+    "evasion",
     "compensate",
     "appeals",
-    "evasion",
     "campaign",
     "disclose",
     "deliver",
@@ -237,6 +237,7 @@ class Crackdown:
         with _session(self.settings) as session:
             imported = import_marketplace(session, mp, detect_evasion=False)
         routed = route_scores(self.settings, self.folder.scores)
+        routed.pop("opened_case_ids", None)
         return {"imported": imported.model_dump(exclude={"new_shop_ids"}), "routed": routed}
 
     def step_decide(self) -> dict[str, Any]:
@@ -268,12 +269,13 @@ class Crackdown:
             return appeals(session, self._truth(), self.config.rates, self._rng("appeals"), when)
 
     def step_evasion(self) -> dict[str, Any]:
+        """New shops sharing identifiers with the shops just closed open cases; reviewers decide them."""
         from sanctions.routing import detect_ban_evasion
 
-        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 6)
+        when = self._snapshot() + timedelta(days=1)
         with _session(self.settings) as session:
             report = detect_ban_evasion(session, now=when)
-            result = report.model_dump()
+            result = report.model_dump(exclude={"opened_case_ids", "links"})
             # the reviewers then decide the evasion cases like any other
             decided = decide_cases(session, self._truth(), self.config.rates, self._rng("evasion"), when)
         result["decided"] = decided

@@ -93,8 +93,9 @@ def score_shops(
     chunk_shops: int = 50_000,
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
-    """Score every shop of ``mp`` as of ``as_of`` (default: the snapshot) into the Parquet file ``out``."""
-    when = pd.Timestamp(as_of if as_of is not None else mp.snapshot_at)
+    """Score every shop of ``mp`` as of ``as_of`` (default: the whole snapshot, ``mp.scoring_time()``,
+    as the API does for shops scored by id) into the Parquet file ``out``."""
+    when = pd.Timestamp(as_of) if as_of is not None else mp.scoring_time()
     ids = mp.shops["shop_id"].astype(str).tolist()
     tiers: dict[str, int] = {}
     t0 = time.perf_counter()

@@ -28,5 +28,10 @@ class Marketplace:
         assert isinstance(frame, pd.DataFrame)
         return frame
 
+    def scoring_time(self) -> pd.Timestamp:
+        """The as-of time that scores the snapshot as it stands: features use events strictly before
+        ``as_of``, so one second past the snapshot includes every event of the snapshot."""
+        return pd.Timestamp(self.snapshot_at) + pd.Timedelta(seconds=1)
+
     def table_names(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "snapshot_at"]
