@@ -174,7 +174,8 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         created = [(case_id, s.shop_id) for case_id, s in zip(new_ids, to_open, strict=True)]
         by_shop = {s.shop_id: s for s in to_open}
         case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
-        _open_effects(ch, case_ids, {sid: shops[sid] for sid in case_ids}, by_shop, "score", now)
+        evidence = {str(r["shop_id"]): cast(list[dict[str, Any]], r["evidence"]) for r in rows}  # once, case+event
+        _open_effects(ch, case_ids, {sid: shops[sid] for sid in case_ids}, by_shop, "score", now, evidence=evidence)
         part.opened = len(created)
         part.opened_case_ids = [int(c) for c, _ in created]
     if to_rescore:
@@ -307,7 +308,7 @@ def _open_effects(
         payload: dict[str, Any] = {"shop_id": shop_id, "origin": origin}
         if s is not None:
             payload.update(score=float(s.score), threshold=float(s.suspected_threshold), model_version=s.model_version)
-        if evidence and shop_id in evidence:
+        if origin != "score" and evidence and shop_id in evidence:
             payload["evidence"] = evidence[shop_id]
         ch.audit("case.open", "case", case_id, payload)
 
