@@ -181,7 +181,10 @@ def fit_risk_model(
     if population_scores_X is None:
         pop_scores = hold_scores
     else:
-        pop_raw = np.asarray(fit.booster.predict(population_scores_X.to_numpy(dtype=np.float64)), dtype=np.float64)
+        pop_raw = np.asarray(
+            fit.booster.predict(population_scores_X.to_numpy(dtype=np.float64), num_threads=config.num_threads),
+            dtype=np.float64,
+        )
         pop_scores = calibrator.transform(pop_raw)
     thresholds = choose_thresholds(hold_scores, y_hold, pop_scores, population_size or len(pop_scores), policy)
     names = [str(c) for c in X_fit.columns]

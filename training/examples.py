@@ -41,6 +41,10 @@ class NotEnoughHistory(DajiaError):
 @dataclass(frozen=True)
 class ExamplePlan:
     step_days: int = 7
+    #: training dates are thinned to one every ``train_step_days``: label windows of consecutive
+    #: training dates then tile time (each verdict labels about one training example, not four
+    #: near-duplicates) and feature building costs a quarter
+    train_step_days: int = 28
     horizon_days: int = 30
     warmup_days: int = 90
     test_dates: int = 4
@@ -101,6 +105,8 @@ def split_dates(dates: list[pd.Timestamp], plan: ExamplePlan) -> dict[str, list[
     if not valid:
         raise NotEnoughHistory("no as-of date left for validation after the label-delay gap")
     train = [d for d in dates if d < valid[0] - gap]
+    every = max(1, plan.train_step_days // plan.step_days)
+    train = train[::-1][::every][::-1]
     if len(train) < 2:
         raise NotEnoughHistory(
             f"only {len(train)} training as-of dates before {valid[0].date()} minus the {plan.horizon_days}-day gap"

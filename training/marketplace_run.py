@@ -69,7 +69,23 @@ def train_marketplace(
     ground_truth: pd.DataFrame | None = None,
     pipeline_params: dict[str, Any] | None = None,
 ) -> MarketplaceRun:
-    """Everything of ``dajia train --data`` except tracking (pure: same inputs → same outputs)."""
+    """Everything of ``dajia train --data`` except tracking (pure: same inputs → same outputs).
+
+    BLAS/OpenMP pools are held at ``config.num_threads`` for the whole run (see ``training.booster``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=config.num_threads):
+        return _train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params)
+
+
+def _train_marketplace(
+    mp: Marketplace,
+    plan: ExamplePlan,
+    config: BoosterConfig,
+    policy: ThresholdPolicy,
+    ground_truth: pd.DataFrame | None,
+    pipeline_params: dict[str, Any] | None,
+) -> MarketplaceRun:
     from features.pipeline import ShopFeaturePipeline
 
     timings: dict[str, float] = {}

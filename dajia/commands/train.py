@@ -42,6 +42,9 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         capacity: int = typer.Option(50, "--capacity", help="reviewer capacity, cases a day"),
         k: int = typer.Option(100, "--k", help="--table: precision@k cut"),
+        population_sample: int = typer.Option(
+            50_000, "--population-sample", help="--data: unlabelled shops kept per validation/test date"
+        ),
         no_register: bool = typer.Option(False, "--no-register", help="log the run but do not register"),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
@@ -59,7 +62,13 @@ def register(app: typer.Typer) -> None:
             result = run_table(settings, table, label, time, seed=seed, k=k, register=not no_register)
         else:
             assert data is not None
+            from training.examples import ExamplePlan
             from training.marketplace_run import run_marketplace
 
-            result = run_marketplace(settings, data, seed=seed, capacity_per_day=capacity, register=not no_register)
+            if not data.is_dir():
+                raise DajiaError(f"--data {data}: not a folder of marketplace tables")
+            plan = ExamplePlan(seed=seed, population_sample=population_sample)
+            result = run_marketplace(
+                settings, data, seed=seed, capacity_per_day=capacity, register=not no_register, plan=plan
+            )
         emit(result, as_json, _human)

@@ -1,0 +1,142 @@
+"""Model parts on their own: calibration, thresholds, Saabas reasons, metrics, the --table path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from dajia.cli import main
+from models.calibration import IsotonicCalibrator
+from models.reasons import FeatureText, ReasonExplainer
+from models.thresholds import ThresholdPolicy, choose_thresholds, precision_threshold
+from training.booster import BoosterConfig
+from training.metrics import binary_metrics, precision_at_k, recall_at_precision
+from training.table import TableError, train_table
+
+
+def _table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 6))
+    logit = 1.5 * X[:, 0] + X[:, 1] - 0.8 * X[:, 2] - 3.0
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    frame["is_fraud"] = y
+    frame["when"] = pd.date_range("2024-01-01", periods=n, freq="h")
+    return frame
+
+
+def test_calibration_is_monotone_and_keeps_ranking() -> None:
+    rng = np.random.default_rng(1)
+    raw = rng.random(2000)
+    y = (rng.random(2000) < raw**2).astype(float)
+    cal = IsotonicCalibrator().fit(raw, y)
+    grid = np.linspace(0, 1, 500)
+    p = cal.transform(grid)
+    assert np.all(np.diff(p) > 0), "calibrated scores must be strictly increasing (ties lose ranking)"
+    assert abs(cal.transform(np.array([0.9]))[0] - 0.81) < 0.1
+    with pytest.raises(ValueError, match="one class"):
+        IsotonicCalibrator().fit(raw, np.zeros_like(raw))
+
+
+def test_thresholds_respect_capacity_precision_and_floors() -> None:
+    rng = np.random.default_rng(2)
+    s = rng.random(5000)
+    y = (rng.random(5000) < s).astype(float)
+    policy = ThresholdPolicy(capacity_per_day=10, sweep_days=7, precision_target=0.8, suspected_floor=0.0)
+    th = choose_thresholds(s, y, s, population_size=5000, policy=policy)
+    # capacity: at most 70 of 5000 shops at or above suspected
+    assert (s >= th.suspected).sum() <= 71
+    # precision: what is routed reaches the target on the held-out slice
+    assert y[s >= th.suspected].mean() >= 0.8
+    assert 0.1 <= th.watch <= th.suspected
+    tiers = th.tier(np.array([0.0, th.watch, th.suspected]))
+    assert list(tiers) == ["low", "watch", "suspected"]
+    assert precision_threshold(s, np.zeros_like(s), 0.5) > 1.0  # unreachable target → never flags
+
+
+def test_metrics_on_a_known_ranking() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0, 0, 0], dtype=float)
+    s = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    assert precision_at_k(y, s, 2) == 1.0
+    assert precision_at_k(y, s, 4) == 0.75
+    assert recall_at_precision(y, s, 0.9) == pytest.approx(2 / 3)
+    m = binary_metrics(y, s, k=3)
+    assert m["roc_auc"] == pytest.approx(14 / 15)
+    assert 0 < m["brier"] < 1
+
+
+def test_saabas_credits_add_up_to_the_raw_score_and_reasons_read_in_words() -> None:
+    frame = _table(2000)
+    X = frame[[f"f{i}" for i in range(6)]].to_numpy()
+    y = frame["is_fraud"].to_numpy()
+    booster = lgb.train(
+        {
+            "objective": "binary",
+            "verbosity": -1,
+            "num_leaves": 15,
+            "seed": 0,
+            "deterministic": True,
+            "force_row_wise": True,
+            "num_threads": 1,
+        },
+        lgb.Dataset(X, y, feature_name=[f"f{i}" for i in range(6)]),
+        num_boost_round=40,
+    )
+    texts = {"f0": FeatureText("{value:.1f} counterfeit complaints in 30 days")}
+    ex = ReasonExplainer(booster, texts, X)
+    contrib = ex.contributions(booster, X[:50])
+    margin = booster.predict(X[:50], raw_score=True)
+    np.testing.assert_allclose(contrib.sum(axis=1) + ex.bias_, margin, rtol=1e-6, atol=1e-6)
+    # same total as exact TreeSHAP, and the same top feature on clearly driven rows
+    shap = booster.predict(X[:50], pred_contrib=True)
+    np.testing.assert_allclose(shap.sum(axis=1), margin, rtol=1e-6, atol=1e-6)
+    row = int(np.argmax(X[:, 0]))
+    reasons = ex.explain(booster, X[row : row + 1], top=2)[0]
+    assert reasons[0].startswith(f"{X[row, 0]:.1f} counterfeit complaints in 30 days, top ")
+    assert "of shops" in reasons[0]
+
+
+def test_table_mode_learns_and_is_reproducible() -> None:
+    frame = _table()
+    a = train_table(frame, "is_fraud", time_col="when", config=BoosterConfig(seed=3))
+    b = train_table(frame, "is_fraud", time_col="when", config=BoosterConfig(seed=3))
+    assert a.split.kind == "time"
+    assert frame["when"].iloc[a.split.train].max() < frame["when"].iloc[a.split.test].min()
+    assert a.metrics == b.metrics
+    assert a.metrics["roc_auc"] > 0.8
+    strat = train_table(frame.drop(columns=["when"]), "is_fraud", config=BoosterConfig(seed=3))
+    assert strat.split.kind == "stratified"
+
+
+def test_table_mode_rejects_bad_tables() -> None:
+    frame = _table(200)
+    with pytest.raises(TableError, match="label column 'nope'"):
+        train_table(frame, "nope")
+    bad = frame.assign(is_fraud=frame["is_fraud"].replace({1: 2}))
+    with pytest.raises(TableError, match="must be 0/1"):
+        train_table(bad, "is_fraud")
+    with pytest.raises(TableError, match="numeric"):
+        train_table(frame.assign(name="x"), "is_fraud")
+
+
+def test_train_table_cli_logs_registers_and_evaluates(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "features.csv"
+    _table().to_csv(path, index=False)
+    assert main(["train", "--table", str(path), "--label", "is_fraud", "--time", "when", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == "1" and out["champion"] is True
+    assert out["test_metrics"]["pr_auc"] > 0.3
+    assert (home / "mlruns" / "mlflow.db").exists()
+    assert any((home / "mlruns" / "artifacts").rglob("pr_curve.png"))
+    assert main(["evaluate", "--json"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["metrics"]["pr_auc"] == pytest.approx(out["test_metrics"]["pr_auc"])
+    assert main(["train", "--table", str(path), "--json"]) == 2  # --label missing
+    assert "--label" in capsys.readouterr().err
