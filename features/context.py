@@ -35,35 +35,101 @@ def to_us(ts: pd.Timestamp | str) -> int:
     return int(t.to_datetime64().astype("datetime64[us]").astype(np.int64))
 
 
-def time_array(column: pd.Series) -> np.ndarray:
-    """A timestamp column as int64 microseconds; NaT becomes ``NEVER``."""
-    values = column.to_numpy(dtype="datetime64[us]", copy=False).view(np.int64)
+def time_array(column: Any) -> np.ndarray:
+    """A timestamp column (Series or datetime64 array) as int64 microseconds; NaT becomes ``NEVER``."""
+    if isinstance(column, np.ndarray):
+        values = column.astype("datetime64[us]", copy=False).view(np.int64)
+    else:
+        values = column.to_numpy(dtype="datetime64[us]", copy=False).view(np.int64)
     nat = np.iinfo(np.int64).min
     if (values == nat).any():
         values = np.where(values == nat, NEVER, values)
     return values
 
 
-def require_columns(mp: Marketplace, needs: Mapping[str, Sequence[str]]) -> None:
+class ColumnTable:
+    """A table as plain numpy columns: the online path's stand-in for a DataFrame.
+
+    For one shop, building pandas frames and going through pandas indexing costs more than all the
+    feature arithmetic; the builders only need ``len``, ``columns`` and whole columns as arrays, which
+    this gives with no overhead. Strings are object arrays, times ``datetime64[us]`` (NaT for null).
+    """
+
+    def __init__(self, columns: Mapping[str, np.ndarray], n_rows: int) -> None:
+        self._columns = dict(columns)
+        self._n = n_rows
+
+    def __len__(self) -> int:
+        return self._n
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+
+def as_tables(source: Marketplace | Mapping[str, Any]) -> Mapping[str, Any]:
+    """Table name -> DataFrame or ColumnTable, from a ``Marketplace`` or a mapping of tables."""
+    if isinstance(source, Marketplace):
+        return {name: source.table(name) for name in source.table_names()}
+    return source
+
+
+def column_values(column: Any, dtype: Any = None) -> np.ndarray:
+    """A Series or array column as a numpy array of ``dtype`` (strings: ``object``)."""
+    if isinstance(column, np.ndarray):
+        return column if dtype is None else column.astype(dtype, copy=False)
+    out: np.ndarray = column.to_numpy(dtype=dtype) if dtype is not None else column.to_numpy()
+    return out
+
+
+def require_columns(mp: Marketplace | Mapping[str, Any], needs: Mapping[str, Sequence[str]]) -> None:
     """Refuse a marketplace whose tables lack the columns a builder reads (names table and columns)."""
+    tables = as_tables(mp)
     for table, columns in needs.items():
-        frame = getattr(mp, table, None)
-        if not isinstance(frame, pd.DataFrame):
+        frame = tables.get(table)
+        if frame is None:
             raise DataContractError(table, None, "table is missing from the marketplace")
         missing = [c for c in columns if c not in frame.columns]
         if missing:
             raise DataContractError(table, ", ".join(missing), "column(s) missing; the feature builders read them")
 
 
-def indexer(index: pd.Index, values: Any) -> np.ndarray:
-    """Positions of ``values`` in ``index`` (-1 when absent) as an intp array."""
+#: below this many values, lookups and factorisations use a Python dict: for the online path's handful
+#: of rows pandas' per-call overhead (type checks, casts to the index's string dtype) costs 100x more
+SMALL = 2048
+
+
+def indexer(index: pd.Index, values: Any, lookup: Mapping[Any, int] | None = None) -> np.ndarray:
+    """Positions of ``values`` in ``index`` (-1 when absent) as an intp array.
+
+    Few values: a dict lookup (``lookup`` if given, e.g. prepared in ``fit``, else built from a small
+    index); many: ``Index.get_indexer``. Both compare by string equality, so the results are identical.
+    """
+    n = len(values)
+    if n <= SMALL and (lookup is not None or len(index) <= SMALL):
+        table = lookup if lookup is not None else {v: i for i, v in enumerate(index.to_numpy(dtype=object))}
+        get = table.get
+        return np.fromiter((get(v, -1) for v in column_values(values, object)), dtype=np.intp, count=n)
     return np.asarray(index.get_indexer(values), dtype=np.intp)
+
+
+def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+    """Codes (order of first appearance) and distinct values, like ``pd.factorize`` (no NA sentinel)."""
+    if len(values) <= SMALL:
+        seen: dict[Any, int] = {}
+        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.intp, count=len(values))
+        return codes, list(seen)
+    codes_pd, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    return np.asarray(codes_pd, dtype=np.intp), list(uniques)
 
 
 def shop_index(shop_ids: Any) -> pd.Index:
     """The target shops as a unique string index (row order of the feature matrix)."""
-    index = pd.Index(shop_ids, dtype="string", name="shop_id")
-    if index.has_duplicates:
+    index = pd.Index(shop_ids, dtype="str", name="shop_id")
+    if (len(index) <= SMALL and len(set(index)) != len(index)) or (len(index) > SMALL and index.has_duplicates):
         dup = index[index.duplicated()].unique().tolist()
         raise DataContractError("shops", "shop_id", "duplicate shop ids asked for", dup)
     return index
@@ -71,9 +137,9 @@ def shop_index(shop_ids: Any) -> pd.Index:
 
 @dataclass
 class Snapshot:
-    """The marketplace ``mp`` seen at ``as_of`` for the shops ``index`` (see module doc)."""
+    """The marketplace ``tables`` seen at ``as_of`` for the shops ``index`` (see module doc)."""
 
-    mp: Marketplace
+    tables: Mapping[str, Any]
     as_of: pd.Timestamp
     index: pd.Index
     as_of_us: int = 0
@@ -84,7 +150,7 @@ class Snapshot:
     @classmethod
     def build(
         cls,
-        mp: Marketplace,
+        mp: Marketplace | Mapping[str, Any],
         as_of: pd.Timestamp | str,
         shop_ids: Any,
         oof: bool = False,
@@ -92,8 +158,9 @@ class Snapshot:
         ts = pd.Timestamp(as_of)
         if ts.tzinfo is not None:
             ts = ts.tz_convert("UTC").tz_localize(None)
-        index = shop_index(mp.shops["shop_id"] if shop_ids is None else shop_ids)
-        return cls(mp=mp, as_of=ts, index=index, as_of_us=to_us(ts), oof=oof)
+        tables = as_tables(mp)
+        index = shop_index(tables["shops"]["shop_id"] if shop_ids is None else shop_ids)
+        return cls(tables=tables, as_of=ts, index=index, as_of_us=to_us(ts), oof=oof)
 
     @property
     def n(self) -> int:
@@ -104,8 +171,12 @@ class Snapshot:
             self._cache[key] = make()
         return self._cache[key]
 
-    def frame(self, table: str) -> pd.DataFrame:
-        return self.mp.table(table)
+    def frame(self, table: str) -> Any:
+        """The table: a DataFrame (batch) or a :class:`ColumnTable` (online)."""
+        return self.tables[table]
+
+    def nrows(self, table: str) -> int:
+        return len(self.tables[table])
 
     def codes(self, table: str, column: str = "shop_id") -> np.ndarray:
         """Row number of each row's shop among the targets (-1: not a target shop)."""
@@ -125,8 +196,7 @@ class Snapshot:
 
     def values(self, table: str, column: str, dtype: Any = None) -> np.ndarray:
         def make() -> np.ndarray:
-            col = self.frame(table)[column]
-            return col.to_numpy(dtype=dtype) if dtype is not None else col.to_numpy()
+            return column_values(self.frame(table)[column], dtype)
 
         result: np.ndarray = self.cached(("values", table, column, dtype), make)
         return result
@@ -174,6 +244,9 @@ class Snapshot:
 
 def categorical_codes(values: pd.Series | np.ndarray, categories: Sequence[str]) -> np.ndarray:
     """Codes of a categorical string column against a fixed list of categories (-1: unknown)."""
+    if len(values) <= SMALL:
+        table = {c: i for i, c in enumerate(categories)}
+        return np.fromiter((table.get(v, -1) for v in values), dtype=np.intp, count=len(values))
     cat = pd.Categorical(values, categories=list(categories))
     return np.asarray(cat.codes, dtype=np.intp)
 

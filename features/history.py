@@ -167,37 +167,42 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         dl = state.delisted
 
         nk, ns = len(COMPLAINT_KINDS), len(COMPLAINT_SOURCES)
-        for w in self.windows:
-            start = now - int(w) * DAY_US
-            om = ot >= start
-            orders = snap.count(oc[om])
+        win = _Windows(snap, self.windows)
+        orders_w = win.counts(oc, ot)
+        gmv_w = win.counts(oc, ot, amount) / 100.0
+        refunds_w = win.counts(oc[refunded], refunded_at[refunded])
+        refunded_w = win.counts(oc, ot, refunded.astype(np.float64))
+        kind_ok, source_ok = kind >= 0, source >= 0
+        kinds_w = win.counts(cc[kind_ok], ct[kind_ok], sub=kind[kind_ok], k=nk)
+        sources_w = win.counts(cc[source_ok], ct[source_ok], sub=source[source_ok], k=ns)
+        complaints_w = win.counts(cc, ct)
+        reviews_w = win.counts(rc, rt)
+        rating_w = win.counts(rc, rt, rating)
+        low_w = win.counts(rc, rt, (rating <= 2).astype(np.float64))
+        fake_w = win.counts(rc, rt, fake.astype(np.float64))
+        created_w = win.counts(lc, state.created_at)
+        delisted_w = win.counts(lc[dl], state.delisted_at[dl])
+        edits_w = win.counts(ec, state.edit_at)
+        for w in range(len(self.windows)):
+            orders = orders_w[:, w]
+            reviews = reviews_w[:, w]
             cols += [
                 orders,
-                snap.count(oc[om], amount[om]) / 100.0,
-                snap.count(oc[(refunded_at >= start) & refunded]),
-                self._smooth(snap.count(oc[om & refunded]), orders, self.refund_rate_),
-            ]
-            cm = ct >= start
-            cols.append(snap.count(cc[cm]))
-            by_kind = _count2(cc[cm], kind[cm], n, nk)
-            cols += [by_kind[:, k] for k in range(nk)]
-            by_source = _count2(cc[cm], source[cm], n, ns)
-            cols += [by_source[:, s] for s in range(ns)]
-            cols.append(self._smooth(by_kind[:, 0], orders, self.counterfeit_complaint_rate_))
-            rm = rt >= start
-            reviews = snap.count(rc[rm])
-            rating_sum = snap.count(rc[rm], rating[rm])
-            cols += [
+                gmv_w[:, w],
+                refunds_w[:, w],
+                self._smooth(refunded_w[:, w], orders, self.refund_rate_),
+                complaints_w[:, w],
+                *(kinds_w[:, w, k] for k in range(nk)),
+                *(sources_w[:, w, k] for k in range(ns)),
+                self._smooth(kinds_w[:, w, 0], orders, self.counterfeit_complaint_rate_),
                 reviews,
-                self._smooth(rating_sum, reviews, self.rating_mean_),
-                self._smooth(snap.count(rc[rm & (rating <= 2)]), reviews, self.low_rating_share_),
-            ]
-            fakes = snap.count(rc[rm & fake])
-            cols += [fakes, self._smooth(fakes, reviews, self.fake_review_share_)]
-            cols += [
-                snap.count(lc[state.created_at >= start]),
-                snap.count(lc[dl & (state.delisted_at >= start)]),
-                snap.count(ec[state.edit_at >= start]),
+                self._smooth(rating_w[:, w], reviews, self.rating_mean_),
+                self._smooth(low_w[:, w], reviews, self.low_rating_share_),
+                fake_w[:, w],
+                self._smooth(fake_w[:, w], reviews, self.fake_review_share_),
+                created_w[:, w],
+                delisted_w[:, w],
+                edits_w[:, w],
             ]
 
         cols.append(snap.count(cc[kind == 0]))
@@ -237,6 +242,40 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         o1, o0 = snap.count(oc[last]), snap.count(oc[prev])
         g1, g0 = snap.count(oc[last], amount[last]), snap.count(oc[prev], amount[prev])
         return [(o1 + 1.0) / (o0 + 1.0), (g1 + 10_000.0) / (g0 + 10_000.0)]
+
+
+class _Windows:
+    """Counts in nested windows ending at ``as_of`` with one ``bincount`` per statistic.
+
+    Each event falls in the smallest window that holds it (or none); per-shop counts by that window
+    index, summed cumulatively over the windows sorted by length, give every window at once.
+    """
+
+    def __init__(self, snap: Snapshot, windows: tuple[int, ...]) -> None:
+        self.snap = snap
+        self.order = np.argsort(np.asarray(windows))
+        self.bounds = np.asarray(windows, dtype=np.int64)[self.order] * DAY_US
+        self.back = np.argsort(self.order)
+
+    def counts(
+        self,
+        codes: np.ndarray,
+        t: np.ndarray,
+        weights: np.ndarray | None = None,
+        sub: np.ndarray | None = None,
+        k: int = 1,
+    ) -> np.ndarray:
+        """(n, windows) sums, or (n, windows, k) by the category ``sub`` in [0, k)."""
+        n, nw = self.snap.n, len(self.bounds)
+        if len(codes) == 0:
+            out = np.zeros((n, nw, k))
+        else:
+            j = np.searchsorted(self.bounds, self.snap.as_of_us - t, side="left")
+            flat = (codes * (nw + 1) + j) * k + (sub if sub is not None else 0)
+            raw = np.bincount(flat, weights=weights, minlength=n * (nw + 1) * k).astype(np.float64, copy=False)
+            out = raw.reshape(n, nw + 1, k)[:, :nw, :].cumsum(axis=1)
+        out = out[:, self.back, :]
+        return out if sub is not None else out[:, :, 0]
 
 
 def _count2(codes: np.ndarray, sub: np.ndarray, n: int, k: int) -> np.ndarray:

@@ -10,6 +10,7 @@ A shop is never linked to itself.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from features.base import MarketplaceFeatureBuilder, stack
-from features.context import DAY_US, Snapshot, group_max, indexer, time_array
+from features.context import DAY_US, Snapshot, factorize, group_max, indexer, time_array
 from features.docs import FeatureDoc
 from features.text import normalise_many
 from marketplace.schema import LINKAGE_FIELDS
@@ -41,13 +42,15 @@ class _Index:
     ptr: np.ndarray
     shop: np.ndarray  # object array of adverse shop ids
     at: np.ndarray  # int64 µs verdict time
+    #: key -> position in ``keys``, for the online path's few lookups
+    lookup: dict[str, int]
 
 
-def _identifier_keys(shops: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(shop row, kind number, "kind\\x1fvalue") for every non-empty identifier of ``shops``."""
+def _identifier_keys(columns: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, kind number, "kind\\x1fvalue") for every non-empty identifier in ``columns`` (object arrays)."""
     rows, kinds, keys = [], [], []
     for k, col in enumerate(LINKAGE_FIELDS):
-        values = shops[col].to_numpy(dtype=object)
+        values = columns[col]
         norm = np.asarray(normalise_many(values), dtype=object)
         ok = np.flatnonzero(norm != "")
         rows.append(ok)
@@ -56,11 +59,10 @@ def _identifier_keys(shops: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.nd
     return np.concatenate(rows), np.concatenate(kinds), np.concatenate(keys)
 
 
-def _adverse_index(mp: Marketplace, cutoff_us: int | None) -> _Index:
-    v = mp.verdicts
+def _adverse_index(v: pd.DataFrame, all_shops: pd.DataFrame, cutoff_us: int | None) -> _Index:
     if len(v) == 0:
         return _Index(
-            pd.Index([], dtype=object), np.zeros(1, dtype=np.int64), np.empty(0, object), np.empty(0, np.int64)
+            pd.Index([], dtype=object), np.zeros(1, dtype=np.int64), np.empty(0, object), np.empty(0, np.int64), {}
         )
     at = time_array(v["decided_at"])
     keep = (v["outcome"] == "counterfeit").to_numpy(dtype=bool)
@@ -68,8 +70,8 @@ def _adverse_index(mp: Marketplace, cutoff_us: int | None) -> _Index:
         keep = keep & (at < cutoff_us)
     v_shop = v["shop_id"].to_numpy(dtype=object)[keep]
     v_at = at[keep]
-    shops = mp.shops[mp.shops["shop_id"].isin(pd.unique(v_shop))]
-    rows, _, keys = _identifier_keys(shops)
+    shops = all_shops[all_shops["shop_id"].isin(pd.unique(v_shop))]
+    rows, _, keys = _identifier_keys({c: shops[c].to_numpy(dtype=object) for c in LINKAGE_FIELDS})
     shop_ids = shops["shop_id"].to_numpy(dtype=object)[rows]
     # one entry per (identifier, adverse shop, verdict)
     pairs = pd.DataFrame({"key": keys, "shop": shop_ids}).merge(
@@ -83,6 +85,7 @@ def _adverse_index(mp: Marketplace, cutoff_us: int | None) -> _Index:
         ptr=ptr,
         shop=pairs["shop"].to_numpy(dtype=object),
         at=pairs["at"].to_numpy(dtype=np.int64),
+        lookup={str(k): i for i, k in enumerate(uniques)},
     )
 
 
@@ -97,7 +100,7 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
 
     def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
         # every counterfeit verdict of the fit marketplace; transform filters by its own as_of
-        self.index_ = _adverse_index(mp, None)
+        self.index_ = _adverse_index(mp.verdicts, mp.shops, None)
 
     def _docs(self) -> list[FeatureDoc]:
         g = self.group
@@ -126,15 +129,21 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
         n, k = snap.n, len(LINKAGE_FIELDS)
         codes = snap.codes("shops")
         target_rows = np.flatnonzero(codes >= 0)
-        shops = snap.frame("shops").iloc[target_rows]
-        rows, kinds, keys = _identifier_keys(shops)
+        columns = {c: snap.values("shops", c, object)[target_rows] for c in LINKAGE_FIELDS}
+        rows, kinds, keys = _identifier_keys(columns)
         tcode = codes[target_rows][rows]
-        tshop = shops["shop_id"].to_numpy(dtype=object)[rows]
+        tshop = snap.values("shops", "shop_id", object)[target_rows][rows]
         parts = [_lookup(self.index_, keys, snap.as_of_us)]
-        if len(snap.frame("verdicts")):
+        verdicts = snap.frame("verdicts")
+        if len(verdicts) and isinstance(verdicts, pd.DataFrame):
             parts.append(
                 _lookup(
-                    snap.cached("adverse_index", lambda: _adverse_index(snap.mp, snap.as_of_us)), keys, snap.as_of_us
+                    snap.cached(
+                        "adverse_index",
+                        lambda: _adverse_index(verdicts, pd.DataFrame(snap.frame("shops")), snap.as_of_us),
+                    ),
+                    keys,
+                    snap.as_of_us,
                 )
             )
         hit = np.concatenate([p[0] for p in parts])
@@ -150,7 +159,7 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
             by_kind[t, kind] = 1.0
         linked_shops = np.zeros(n)
         if len(t):
-            sc, _ = pd.factorize(adv_shop)
+            sc, _ = factorize(adv_shop)
             pair = np.unique(t.astype(np.int64) * (int(sc.max()) + 1) + sc)
             linked_shops = np.bincount(pair // (int(sc.max()) + 1), minlength=n).astype(np.float64)
         latest = group_max(t, adv_at.astype(np.float64), n)
@@ -164,7 +173,7 @@ def _lookup(index: _Index, keys: np.ndarray, as_of_us: int) -> tuple[np.ndarray,
     empty = (np.empty(0, np.intp), np.empty(0, object), np.empty(0, np.int64))
     if len(index.keys) == 0 or len(keys) == 0:
         return empty
-    found = indexer(index.keys, keys)
+    found = indexer(index.keys, keys, index.lookup)
     q = np.flatnonzero(found >= 0)
     if len(q) == 0:
         return empty

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from features.context import Snapshot
+from features.context import Snapshot, factorize, indexer
 from features.lexicon import blatant_title, says_fake
 from features.text import normalise_many
 
@@ -46,33 +46,31 @@ def listing_state(snap: Snapshot) -> ListingState:
 
 def _listing_state(snap: Snapshot) -> ListingState:
     pos = snap.before("listings", "created_at")
-    listings = snap.frame("listings")
     codes = snap.codes("listings")[pos]
     created = snap.times("listings", "created_at")[pos]
     delisted_at = snap.times("listings", "delisted_at")[pos]
     delisted = delisted_at < snap.as_of_us
     price = snap.values("listings", "price", np.float64)[pos].copy()
-    title = np.asarray(listings["title"].to_numpy(dtype=object)[pos] if len(pos) else np.empty(0, dtype=object))
+    title = snap.values("listings", "title", object)[pos] if len(pos) else np.empty(0, dtype=object)
     edit_listing = np.empty(0, dtype=np.intp)
     edit_at = np.empty(0, dtype=np.int64)
-    edits = snap.frame("listing_edits")
-    if len(pos) and len(edits):
-        listing_ids = pd.Index(listings["listing_id"].iloc[pos])
-        target = np.asarray(listing_ids.get_indexer(edits["listing_id"]), dtype=np.intp)
+    if len(pos) and snap.nrows("listing_edits"):
+        listing_ids = pd.Index(snap.values("listings", "listing_id", object)[pos])
+        target = indexer(listing_ids, snap.values("listing_edits", "listing_id", object))
         at = snap.times("listing_edits", "edited_at")
         keep = np.flatnonzero((target >= 0) & (at < snap.as_of_us))
         if len(keep):
             edit_listing, edit_at = target[keep], at[keep]
             # latest edit per listing; equal times are ordered by edit_id so the result never
             # depends on the row order of the table
-            edit_ids = edits["edit_id"].to_numpy(dtype=object)[keep]
+            edit_ids = snap.values("listing_edits", "edit_id", object)[keep]
             tie = np.argsort(np.argsort(edit_ids, kind="stable"), kind="stable")
             order = np.lexsort((tie, edit_at, edit_listing))
             last = order[np.r_[edit_listing[order][1:] != edit_listing[order][:-1], True]]
             rows = keep[last]
             title = title.copy()
-            title[edit_listing[last]] = edits["title"].to_numpy(dtype=object)[rows]
-            price[edit_listing[last]] = edits["price"].to_numpy(dtype=np.float64)[rows]
+            title[edit_listing[last]] = snap.values("listing_edits", "title", object)[rows]
+            price[edit_listing[last]] = snap.values("listing_edits", "price", np.float64)[rows]
     return ListingState(
         pos=pos,
         codes=codes,
@@ -97,11 +95,11 @@ class Texts:
 def distinct_normalised(values: np.ndarray | pd.Series) -> Texts:
     if len(values) == 0:
         return Texts([], np.empty(0, dtype=np.intp))
-    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
-    normalised = normalise_many(list(uniques))
+    codes, uniques = factorize(np.asarray(values, dtype=object))
+    normalised = normalise_many(uniques)
     # different raw texts can normalise to the same text; map them to one entry
-    ncodes, nuniques = pd.factorize(pd.Series(normalised, dtype=object))
-    return Texts(list(nuniques), np.asarray(ncodes, dtype=np.intp)[codes])
+    ncodes, nuniques = factorize(np.asarray(normalised, dtype=object))
+    return Texts(list(nuniques), ncodes[codes])
 
 
 def description_texts(snap: Snapshot) -> Texts:
@@ -109,7 +107,7 @@ def description_texts(snap: Snapshot) -> Texts:
 
     def make() -> Texts:
         state = listing_state(snap)
-        return distinct_normalised(snap.frame("listings")["description"].to_numpy(dtype=object)[state.pos])
+        return distinct_normalised(snap.values("listings", "description", object)[state.pos])
 
     result: Texts = snap.cached("description_texts", make)
     return result
@@ -125,7 +123,7 @@ def review_texts(snap: Snapshot) -> Texts:
 
     def make() -> Texts:
         pos = snap.before("reviews", "created_at")
-        return distinct_normalised(snap.frame("reviews")["text"].to_numpy(dtype=object)[pos])
+        return distinct_normalised(snap.values("reviews", "text", object)[pos])
 
     result: Texts = snap.cached("review_texts", make)
     return result

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.base import MarketplaceFeatureBuilder, stack
-from features.context import Snapshot, group_median, group_min, indexer
+from features.context import Snapshot, factorize, group_median, group_min, indexer
 from features.docs import FeatureDoc
 from features.listings import listing_state
 from marketplace.tables import Marketplace
@@ -45,7 +45,7 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
     def _brand_table(self, snap: Snapshot) -> tuple[pd.Index, np.ndarray, np.ndarray]:
         def make() -> tuple[pd.Index, np.ndarray, np.ndarray]:
             extra = snap.frame("brands")
-            if len(extra):
+            if len(extra) and isinstance(extra, pd.DataFrame):
                 new = ~extra["brand"].isin(self.brand_index_)
                 if new.any():
                     extra = extra[new].drop_duplicates("brand", keep="last")
@@ -96,13 +96,11 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
         n = snap.n
         state = listing_state(snap)
         brand_index, ref_price, premium = self._brand_table(snap)
-        brand_raw = snap.frame("listings")["brand"].iloc[state.pos] if len(state.pos) else pd.Series([], dtype="string")
-        has_brand = np.asarray(brand_raw.notna().to_numpy(dtype=bool), dtype=bool)
+        brand_raw = snap.values("listings", "brand", object)[state.pos] if len(state.pos) else np.empty(0, object)
+        has_brand = ~pd.isna(brand_raw)
         codes = state.codes[has_brand]
-        brands = brand_raw[has_brand]
-        bcode = indexer(brand_index, brands) if len(brands) else np.empty(0, np.intp)
-        # (shop, brand) pairs by name, also for brands missing from the brand table
-        names = pd.Index(brands.astype(object).to_numpy()) if len(brands) else pd.Index([], dtype=object)
+        names = brand_raw[has_brand]
+        bcode = indexer(brand_index, names) if len(names) else np.empty(0, np.intp)
         authorised = self._authorised(snap, codes, names)
         known = bcode >= 0
         prem = np.zeros(len(bcode), dtype=bool)
@@ -132,15 +130,15 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
         ]
         return stack(cols, n)
 
-    def _authorised(self, snap: Snapshot, codes: np.ndarray, names: pd.Index) -> np.ndarray:
+    def _authorised(self, snap: Snapshot, codes: np.ndarray, names: np.ndarray) -> np.ndarray:
         """Per branded listing: the shop holds an authorisation for its brand granted before as_of."""
         out = np.zeros(len(codes), dtype=bool)
         a = snap.before("authorisations", "granted_at")
         if len(a) == 0 or len(codes) == 0:
             return out
         auth_codes = snap.codes("authorisations")[a]
-        auth_brands = snap.frame("authorisations")["brand"].to_numpy(dtype=object)[a]
-        joint, _ = pd.factorize(np.concatenate([names.to_numpy(dtype=object), auth_brands]))
+        auth_brands = snap.values("authorisations", "brand", object)[a]
+        joint, _ = factorize(np.concatenate([names, auth_brands]))
         m = int(joint.max()) + 1
         listing_keys = codes.astype(np.int64) * m + joint[: len(codes)]
         auth_keys = auth_codes.astype(np.int64) * m + joint[len(codes) :]
@@ -148,11 +146,11 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
         return result
 
 
-def _distinct_pairs(codes: np.ndarray, names: pd.Index) -> np.ndarray:
+def _distinct_pairs(codes: np.ndarray, names: np.ndarray) -> np.ndarray:
     """True on the first listing of each (shop, brand) pair: counting them counts distinct brands."""
     if len(codes) == 0:
         return np.zeros(0, dtype=bool)
-    bcodes, _ = pd.factorize(names.to_numpy(dtype=object))
+    bcodes, _ = factorize(names)
     keys = codes.astype(np.int64) * (int(bcodes.max()) + 1) + bcodes
     _, first = np.unique(keys, return_index=True)
     out = np.zeros(len(codes), dtype=bool)

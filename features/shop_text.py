@@ -94,7 +94,7 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         metas: dict[str, list[np.ndarray]] = {k: [] for k in KINDS}
         matrices: dict[str, list[sp.csr_matrix]] = {k: [] for k in KINDS}
         for as_of, group in latest.groupby("as_of", sort=True):
-            snap = Snapshot.build(mp, pd.Timestamp(str(as_of)), group["shop_id"].astype("string").to_numpy())
+            snap = Snapshot.build(mp, pd.Timestamp(str(as_of)), group["shop_id"].astype("str").to_numpy())
             y = np.asarray(group["label"], dtype=np.int64)
             folds = shop_folds(snap.index.to_numpy(dtype=object), self.n_folds)
             for kind in KINDS:

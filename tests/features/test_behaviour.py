@@ -159,3 +159,29 @@ def test_folds_are_a_stable_hash_of_shop_id() -> None:
     import zlib
 
     assert [int(f) for f in shop_folds(ids, 7)] == [zlib.crc32(s.encode()) % 7 for s in ids]
+
+
+def test_window_counts_match_a_plain_pandas_count() -> None:
+    """The vectorised nested-window counts equal a direct filter-and-count per shop."""
+    mp, _, _, base = _setup()
+    o, c, r = mp.orders, mp.complaints, mp.reviews
+    for w in (7, 30, 90, 365):
+        start = AS_OF - pd.Timedelta(days=w)
+        ow = o[(o["ordered_at"] >= start) & (o["ordered_at"] < AS_OF)]
+        expect = ow.groupby("shop_id").size().reindex(base.index, fill_value=0)
+        np.testing.assert_array_equal(base[f"orders_{w}d"].to_numpy(), expect.to_numpy(dtype=float))
+        gmv = ow.groupby("shop_id")["amount"].sum().reindex(base.index, fill_value=0.0)
+        np.testing.assert_allclose(base[f"gmv_{w}d"].to_numpy(), gmv.to_numpy(), rtol=1e-12, atol=0.005)
+        refunds = o[(o["refunded_at"] >= start) & (o["refunded_at"] < AS_OF)].groupby("shop_id").size()
+        np.testing.assert_array_equal(
+            base[f"refunds_{w}d"].to_numpy(), refunds.reindex(base.index, fill_value=0).to_numpy(dtype=float)
+        )
+        cw = c[(c["filed_at"] >= start) & (c["filed_at"] < AS_OF)]
+        for kind in ("counterfeit", "quality"):
+            got = cw[cw["kind"] == kind].groupby("shop_id").size().reindex(base.index, fill_value=0)
+            np.testing.assert_array_equal(base[f"complaints_{kind}_{w}d"].to_numpy(), got.to_numpy(dtype=float))
+        got = cw[cw["source"] == "test_buy"].groupby("shop_id").size().reindex(base.index, fill_value=0)
+        np.testing.assert_array_equal(base[f"complaints_by_test_buy_{w}d"].to_numpy(), got.to_numpy(dtype=float))
+        rw = r[(r["created_at"] >= start) & (r["created_at"] < AS_OF)]
+        got = rw.groupby("shop_id").size().reindex(base.index, fill_value=0)
+        np.testing.assert_array_equal(base[f"reviews_{w}d"].to_numpy(), got.to_numpy(dtype=float))
