@@ -102,6 +102,7 @@ def scored_shops(frame: pd.DataFrame) -> Iterator[Any]:
     cols = [frame[c].to_numpy() for c in ("shop_id", "tier", "model_name", "model_version")]
     scores = frame["score"].to_numpy(dtype="float64")
     thresholds = frame["suspected_threshold"].to_numpy(dtype="float64")
+    reasons = frame["reasons"].to_numpy() if "reasons" in frame.columns else None
     for k in range(len(frame)):
         yield ScoredShop(
             shop_id=str(cols[0][k]),
@@ -110,11 +111,8 @@ def scored_shops(frame: pd.DataFrame) -> Iterator[Any]:
             model_name=str(cols[2][k]),
             model_version=str(cols[3][k]),
             suspected_threshold=float(thresholds[k]),
+            reasons=[] if reasons is None or reasons[k] is None else [str(r) for r in reasons[k]],
         )
-
-
-def _reasons(frame: pd.DataFrame) -> dict[str, list[str]]:
-    return {str(s): [str(r) for r in rs] for s, rs in zip(frame["shop_id"], frame["reasons"], strict=True) if len(rs)}
 
 
 def import_and_route(engine: Engine, own: Marketplace, frame: pd.DataFrame, tier: str = "suspected") -> dict[str, Any]:
@@ -125,15 +123,8 @@ def import_and_route(engine: Engine, own: Marketplace, frame: pd.DataFrame, tier
     from sanctions.storefront import import_marketplace
 
     imported = import_marketplace(engine, own).model_dump(exclude={"new_shop_ids"})
-    reasons = _reasons(frame)
-
-    def with_reasons() -> Iterator[Any]:
-        for s in scored_shops(frame):
-            s.reasons = reasons.get(s.shop_id, [])
-            yield s
-
     with Session(engine, expire_on_commit=False) as session:
-        routed = route_scored(session, with_reasons(), tier=tier).model_dump()
+        routed = route_scored(session, scored_shops(frame), tier=tier).model_dump()
     return {"imported": imported, "routed": routed}
 
 

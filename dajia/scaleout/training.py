@@ -114,12 +114,14 @@ def fit_booster_on_cluster(
     names = [str(c) for c in X_train.columns]
     frame = X_train.reset_index(drop=True).astype(np.float64)
     frame.columns = names
-    parts = max(1, min(n_workers(client), len(frame) // 1000 or 1))
+    parts = max(1, min(n_workers(client), len(frame) // 50 or 1))
     X_dd = dd.from_pandas(frame, npartitions=parts)
     y_dd = dd.from_pandas(pd.Series(y_train, name="label"), npartitions=parts)
     X_dd, y_dd = client.persist([X_dd, y_dd])
     rounds = int(max_rounds or config.max_rounds)
-    model = DaskLGBMClassifier(client=client, n_estimators=rounds, **params)
+    # each worker's threads come from the cluster (LightGBM's Dask interface ignores num_threads)
+    dask_params = {k: v for k, v in params.items() if k != "num_threads"}
+    model = DaskLGBMClassifier(client=client, n_estimators=rounds, **dask_params)
     model.fit(X_dd, y_dd)
     full = model.booster_
     valid = X_valid.to_numpy(dtype=np.float64)
