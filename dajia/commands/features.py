@@ -74,20 +74,38 @@ def _human(result: Mapping[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def features(
-        data: Path = typer.Option(..., "--data", help="marketplace folder (contract tables)"),
+        data: str = typer.Option(..., "--data", help="marketplace folder (or fsspec URL)"),
         as_of: str = typer.Option(..., "--as-of", help="features use only events strictly before this time"),
         out: Path = typer.Option(..., "--out", help="Parquet file to write (shop_id + features)"),
         model: Path | None = typer.Option(None, "--model", help="fitted pipeline saved with --save-pipeline"),
         no_labels: bool = typer.Option(False, "--no-labels", help="do not fit a text model (text scores NaN)"),
         save_pipeline: Path | None = typer.Option(None, "--save-pipeline", help="pickle the fitted pipeline here"),
+        scheduler: str | None = typer.Option(
+            None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
         """Compute point-in-time shop features (see docs/features.md)."""
+        from dajia.scaleout.cluster import scheduler_address
+        from dajia.settings import get_settings
         from features.pipeline import ShopFeaturePipeline
         from marketplace.loader import load_marketplace
 
         t0 = time.perf_counter()
         when = _as_of(as_of)
+        address = scheduler_address(scheduler, get_settings())
+        if address is not None:  # per shop partition on the cluster (docs/scale-out.md)
+            from dajia.scaleout.jobs import features_on_cluster
+
+            loaded = _load_pipeline(model) if model is not None else None
+            summary = features_on_cluster(address, str(data), when, str(out), pipeline=loaded, no_labels=no_labels)
+            if save_pipeline is not None:
+                save_pipeline.parent.mkdir(parents=True, exist_ok=True)
+                with save_pipeline.open("wb") as fh:
+                    pickle.dump(summary.pop("pipeline"), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            summary.pop("pipeline", None)
+            emit({**summary, "seconds": round(time.perf_counter() - t0, 2)}, as_json, _human)
+            return
         mp = load_marketplace(data)
         if model is not None:
             pipe = _load_pipeline(model)
