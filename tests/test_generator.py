@@ -120,3 +120,14 @@ def test_knobs_change_the_world(tmp_path: Path) -> None:
     short = generate(GeneratorConfig(shops=3_000, seed=4, history_months=6), tmp_path / "short")
     opened = load_marketplace(tmp_path / "short").shops["opened_at"]
     assert opened.min() >= pd.Timestamp(short["snapshot_at"]) - pd.Timedelta(days=6 * 31)
+
+
+def test_acceptance_cli_10000_shops_twice_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The issue's words: `dajia generate --shops 10000 --seed 1` twice -> identical tables; seed 2 differs."""
+    for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
+        assert main(["generate", "--shops", "10000", "--seed", seed, "--out", str(tmp_path / name)]) == 0
+    human = capsys.readouterr().out
+    assert "rows per table" in human and "counterfeit_camouflaged" in human and "re-registered" in human
+    a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
+    assert a == b
+    assert all(a[name] != c[name] for name in a if name.endswith(".parquet"))
