@@ -156,8 +156,12 @@ def run_marketplace(
     register: bool = True,
     plan: ExamplePlan | None = None,
     config: BoosterConfig | None = None,
+    feedback: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Train from a marketplace folder, log everything to MLflow, register the model."""
+    """Train from a marketplace folder, log everything to MLflow, register the model.
+
+    ``feedback``: verdict rows from reviewer decisions (``training.feedback.reviewer_verdicts``), added
+    to the marketplace's verdicts before the examples are built."""
     from marketplace.loader import load_marketplace
     from training.tracking import (
         file_digest,
@@ -171,6 +175,10 @@ def run_marketplace(
     )
 
     mp = load_marketplace(data_dir)
+    if feedback is not None and len(feedback):
+        from training.feedback import with_feedback
+
+        mp = with_feedback(mp, feedback)
     gt_path = Path(data_dir) / GROUND_TRUTH_FILE
     ground_truth = pd.read_parquet(gt_path) if gt_path.exists() else None
     plan = plan or ExamplePlan(seed=seed)
@@ -180,6 +188,8 @@ def run_marketplace(
     model = run.model
     files = sorted(p for p in Path(data_dir).glob("*.parquet") if p.name != GROUND_TRUTH_FILE)
     digest = file_digest(files)
+    if feedback is not None and len(feedback):
+        digest = f"{digest}+fb{len(feedback)}"
     client = setup_mlflow(settings)
     ex = run.examples.frame
     with mlflow.start_run(run_name=f"marketplace:{Path(data_dir).name}") as active:

@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         population_sample: int = typer.Option(
             50_000, "--population-sample", help="--data: unlabelled shops kept per validation/test date"
         ),
+        feedback: bool = typer.Option(
+            False, "--feedback", help="--data: add reviewer decisions from the sanction store as verdicts"
+        ),
         no_register: bool = typer.Option(False, "--no-register", help="log the run but do not register"),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
@@ -68,7 +71,27 @@ def register(app: typer.Typer) -> None:
             if not data.is_dir():
                 raise DajiaError(f"--data {data}: not a folder of marketplace tables")
             plan = ExamplePlan(seed=seed, population_sample=population_sample)
+            verdicts = None
+            if feedback:
+                from sanctions.store import create_store_engine
+                from training.feedback import reviewer_verdicts
+
+                engine = create_store_engine(settings.resolved_database_url)
+                try:
+                    verdicts = reviewer_verdicts(engine)
+                except Exception as exc:
+                    raise DajiaError(
+                        f"--feedback: cannot read reviewer decisions from the sanction store: {exc}"
+                    ) from exc
+                finally:
+                    engine.dispose()
             result = run_marketplace(
-                settings, data, seed=seed, capacity_per_day=capacity, register=not no_register, plan=plan
+                settings,
+                data,
+                seed=seed,
+                capacity_per_day=capacity,
+                register=not no_register,
+                plan=plan,
+                feedback=verdicts,
             )
         emit(result, as_json, _human)
