@@ -8,7 +8,7 @@ The same config gives byte-identical files; see ``docs/generator.md`` for the be
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,13 @@ GENERATOR_VERSION = 1
 _STREAMED = ("shops", "listings", "listing_edits", "orders", "complaints", "reviews")
 
 
-def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
-    """Write a synthetic marketplace into ``out_dir``; returns the summary (also in the manifest)."""
+def generate(
+    config: GeneratorConfig, out_dir: Path | str, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Write a synthetic marketplace into ``out_dir``; returns the summary (also in the manifest).
+
+    ``progress(shops_done, shops_total)`` is called after every streamed chunk.
+    """
     t0 = time.perf_counter()
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -59,6 +64,8 @@ def generate(config: GeneratorConfig, out_dir: Path | str) -> dict[str, Any]:
             for name, writer in writers.items():
                 writer.write(getattr(chunk, name))
             del chunk
+            if progress is not None:
+                progress(min(lo + config.chunk_shops, plan.n), plan.n)
     for name, writer in writers.items():
         counts[name] = writer.rows
     verdicts = verdicts_frame(plan)

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from dajia.output import console, emit
+from dajia.output import console, emit, err_console
 from marketplace.synth.config import DEFAULT_SNAPSHOT, GeneratorConfig
 
 
@@ -74,4 +74,9 @@ def register(app: typer.Typer) -> None:
             crackdown_at=crackdown_at,
             reregister_rate=reregister_rate,
         )
-        emit(run(config, out), as_json, _human)
+
+        def progress(done: int, total: int) -> None:
+            if total > config.chunk_shops:
+                err_console.print(f"generated {done:,} / {total:,} shops", highlight=False)
+
+        emit(run(config, out, progress), as_json, _human)
