@@ -319,3 +319,20 @@ def test_shops_that_leave_or_panic_take_their_listings_down(world: World) -> Non
     gap = listings["delisted_at"] - inv
     panicked = cf & (gap > pd.Timedelta(days=1)) & (gap < pd.Timedelta(days=5))
     assert listings.loc[panicked, "shop_id"].nunique() >= 10
+
+
+def test_orders_pay_the_price_of_the_moment(world: World) -> None:
+    """An order's amount follows the listing's price when it was placed (latest edit before it)."""
+    orders, listings, edits = world.mp.orders, world.mp.listings, world.mp.listing_edits
+    at_time = pd.merge_asof(
+        orders.sort_values("ordered_at"),
+        edits.sort_values("edited_at")[["listing_id", "edited_at", "price"]],
+        left_on="ordered_at",
+        right_on="edited_at",
+        by="listing_id",
+        allow_exact_matches=False,
+    )
+    assert at_time["price"].notna().sum() > 1_000  # many orders come after an edit
+    price = at_time["price"].fillna(at_time["listing_id"].map(listings.set_index("listing_id")["price"]))
+    per_unit = at_time["amount"] / price
+    assert per_unit.between(0.899, 3.0 + 1e-9).all()  # coupons down to 90%, up to three items

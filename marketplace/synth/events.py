@@ -288,6 +288,23 @@ class _Listings:
     start: np.ndarray
     count: np.ndarray
     ids: pa.Array
+    #: edits sorted by (listing, time): listing index, time, new price
+    edit_listing: np.ndarray
+    edit_at: np.ndarray
+    edit_price: np.ndarray
+
+    def price_at(self, listing: np.ndarray, at: np.ndarray) -> np.ndarray:
+        """Each listing's price at time ``at``: its latest edit before then, else its creation price."""
+        if len(self.edit_listing) == 0:
+            return self.price[listing]
+        # one sortable key per (listing, second): listing indices and seconds both fit in 31 bits
+        base = int(min(self.created.min(), at.min() if len(at) else 0))
+        edit_key = (self.edit_listing << 31) | ((self.edit_at - base) // SEC)
+        order_key = (listing << 31) | ((at - base) // SEC)
+        pos = np.searchsorted(edit_key, order_key, side="left") - 1
+        hit = pos >= 0
+        hit[hit] = self.edit_listing[pos[hit]] == listing[hit]
+        return np.where(hit, self.edit_price[np.maximum(pos, 0)], self.price[listing])
 
 
 def _title(
@@ -492,6 +509,9 @@ def _listings(
         start=start,
         count=count,
         ids=ids,
+        edit_listing=edit_rows[order].astype(np.int64),
+        edit_at=edit_at[order],
+        edit_price=edit_price[order],
     )
 
 
@@ -552,7 +572,8 @@ def _orders(plan: Plan, rng: np.random.Generator, lo: int, hi: int, lst: _Listin
     )
 
     qty = 1 + (rng.random(n) < 0.08) + (rng.random(n) < 0.02)
-    amount = np.maximum(np.round(lst.price[listing] * qty * rng.uniform(0.9, 1.0, size=n), 2), 0.01)
+    paid = lst.price_at(listing, at)
+    amount = np.maximum(np.round(paid * qty * rng.uniform(0.9, 1.0, size=n), 2), 0.01)
     refund_noise = rng.lognormal(0.0, 0.7, size=m)[shop]
     refund = ~is_judged & ~brushed & (rng.random(n) < np.minimum(REFUND_P[arche] * refund_noise, 0.9))
     refunded = _after(rng, at, HOUR, 5 * DAY)
