@@ -36,11 +36,13 @@ def _nice_max(v: float) -> float:
     return float(v)
 
 
-def weekly_counts(times: Sequence[datetime], start: datetime, weeks: int) -> list[int]:
-    counts = [0] * weeks
+def binned_counts(times: Sequence[datetime], start: datetime, bins: int, bin_days: int = 7) -> list[int]:
+    """How many of ``times`` fall in each of ``bins`` consecutive ``bin_days``-day bins from ``start``."""
+    counts = [0] * bins
+    width = bin_days * 86400
     for t in times:
-        i = int((t - start).total_seconds() // (7 * 86400))
-        if 0 <= i < weeks:
+        i = int((t - start).total_seconds() // width)
+        if 0 <= i < bins:
             counts[i] += 1
     return counts
 
@@ -49,13 +51,14 @@ def timeline_svg(
     series: Sequence[Series],
     markers: Sequence[Marker] = (),
     *,
-    title: str = "Activity per week",
-    width: int = 880,
+    title: str = "Activity over time",
+    width: int = 1000,
     height: int = 240,
     end: datetime | None = None,
     max_weeks: int = 104,
 ) -> str:
-    """Weekly counts of each series as lines over a shared time axis, with vertical event markers."""
+    """Counts of each series per week (per 2 or 4 weeks over long spans) as lines on a shared time
+    axis, with dashed vertical lines for events such as the case's opening and decision."""
     all_times = [t for s in series for t in s.times] + [m.at for m in markers]
     if not all_times:
         return (
@@ -66,14 +69,17 @@ def timeline_svg(
     last = end or max(all_times)
     first = max(min(all_times), last - timedelta(weeks=max_weeks))
     start = datetime(first.year, first.month, first.day) - timedelta(days=first.weekday())
-    weeks = max(2, int((last - start).total_seconds() // (7 * 86400)) + 1)
-    counts = [weekly_counts(s.times, start, weeks) for s in series]
+    span_weeks = (last - start).total_seconds() / (7 * 86400)
+    bin_days = 7 if span_weeks <= 40 else 14 if span_weeks <= 80 else 28
+    bins = max(2, int((last - start).total_seconds() // (bin_days * 86400)) + 1)
+    counts = [binned_counts(s.times, start, bins, bin_days) for s in series]
     top = _nice_max(float(max((max(c) for c in counts if c), default=1)))
-    left, right, top_pad, bottom = 44, 12, 28, 34
+    left, right, top_pad, bottom = 44, 16, 30, 34
     pw, ph = width - left - right, height - top_pad - bottom
+    per = "week" if bin_days == 7 else f"{bin_days // 7} weeks"
 
     def x(i: float) -> float:
-        return left + pw * i / max(1, weeks - 1)
+        return left + pw * i / max(1, bins - 1)
 
     def y(v: float) -> float:
         return top_pad + ph * (1 - v / top)
@@ -81,11 +87,11 @@ def timeline_svg(
     parts = [
         f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
         f'aria-labelledby="tl-title tl-desc">',
-        f'<title id="tl-title">{escape(title)}</title>',
+        f'<title id="tl-title">{escape(title)} (counts per {per})</title>',
         '<desc id="tl-desc">'
         + escape(
             "; ".join(f"{s.label}: {len(s.times)} in total" for s in series)
-            + f"; weekly counts from {start.date()} to {last.date()}"
+            + f"; counts per {per} from {start.date()} to {last.date()}"
         )
         + "</desc>",
     ]
@@ -94,35 +100,46 @@ def timeline_svg(
         yy = y(v)
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" class="axis" text-anchor="end">{v:g}</text>')
-    # month ticks
+    # month ticks (every month up to a year and a half, every quarter beyond)
+    step = 1 if span_weeks <= 78 else 3
     seen: set[tuple[int, int]] = set()
-    for i in range(weeks):
-        d = start + timedelta(weeks=i)
+    for i in range(bins):
+        d = start + timedelta(days=i * bin_days)
         key = (d.year, d.month)
-        if key in seen:
+        if key in seen or (d.month - 1) % step:
             continue
         seen.add(key)
-        if len(seen) % max(1, weeks // 52 + 1) and weeks > 60:
-            continue
         parts.append(
             f'<text x="{x(i):.1f}" y="{height - bottom + 16}" class="axis" text-anchor="middle">'
-            f"{d.strftime('%y-%m')}</text>"
+            f"{d.strftime('%Y-%m')}</text>"
         )
+    placed: list[float] = []
     for m in markers:
-        pos = (m.at - start).total_seconds() / (7 * 86400)
-        if 0 <= pos <= weeks:
-            xx = x(min(pos, weeks - 1))
-            parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top_pad}" y2="{top_pad + ph}" class="marker"/>')
-            parts.append(f'<text x="{xx + 3:.1f}" y="{top_pad + 10}" class="marker-label">{escape(m.label)}</text>')
+        pos = (m.at - start).total_seconds() / (bin_days * 86400)
+        if not 0 <= pos <= bins:
+            continue
+        xx = x(min(pos, bins - 1))
+        row = sum(1 for p in placed if abs(p - xx) < 90)
+        placed.append(xx)
+        anchor, dx = ("end", -4) if xx > left + pw - 90 else ("start", 4)
+        parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top_pad}" y2="{top_pad + ph}" class="marker"/>')
+        parts.append(
+            f'<text x="{xx + dx:.1f}" y="{top_pad + 12 + 13 * row}" class="marker-label" text-anchor="{anchor}">'
+            f"{escape(m.label)} {m.at.strftime('%Y-%m-%d')}</text>"
+        )
     for s, c in zip(series, counts, strict=True):
         pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(c))
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{s.colour}" stroke-width="2"/>')
+        for i, v in enumerate(c):
+            if v:
+                parts.append(f'<circle cx="{x(i):.1f}" cy="{y(v):.1f}" r="2.5" fill="{s.colour}"/>')
     lx = left
     for s in series:
-        parts.append(f'<rect x="{lx}" y="8" width="12" height="4" fill="{s.colour}"/>')
+        parts.append(f'<rect x="{lx}" y="8" width="14" height="4" fill="{s.colour}"/>')
         label = f"{s.label} ({len(s.times)})"
-        parts.append(f'<text x="{lx + 16}" y="14" class="legend">{escape(label)}</text>')
-        lx += 24 + 7 * len(label)
+        parts.append(f'<text x="{lx + 18}" y="14" class="legend">{escape(label)}</text>')
+        lx += 30 + 7 * len(label)
+    parts.append(f'<text x="{left + pw}" y="14" class="axis" text-anchor="end">per {per}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -1,0 +1,245 @@
+"""Fixtures for the console tests: a small real store served by a real uvicorn server, and Chromium.
+
+The store is built with the real services, no model training: a generated 300-shop marketplace is
+imported into the sanction store, 40 of its shops are routed as scored shops (cases opened with
+scores, tiers, model version and reasons, as the scoring API would), two of them are decided so
+the admin pages have something to publish, and API keys are made for each role. The app gets the
+marketplace object (complaints, reviews, brand prices) and a registry address that refuses
+connections, so it runs without a model, as a console may.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from dajia.settings import Settings
+from tests.conftest import IN_CI
+
+N_SHOPS = 300
+N_CASES = 40
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "console"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Console:
+    base_url: str
+    settings: Settings
+    keys: dict[str, str]
+    key_ids: dict[str, str]
+    #: shop ids routed into cases, riskiest first, with their scores and reasons
+    scored: list[Any]
+    mp: Any
+    app: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def engine(self) -> Any:
+        from sanctions.store import create_store_engine
+
+        return create_store_engine(self.settings.resolved_database_url)
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def _reasons(i: int) -> list[str]:
+    return [
+        f"{12 - i % 10} counterfeit complaints in 30 days, top 1% of shops",
+        f"prices {60 + i % 30}% below the brand's reference price",
+        "listing titles say 1:1 / 高仿",
+    ]
+
+
+@pytest.fixture(scope="session")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
+    import uvicorn
+
+    from marketplace.generator import GeneratorConfig, generate
+    from marketplace.loader import load_marketplace
+    from sanctions.cases import decide
+    from sanctions.routing import route_scored
+    from sanctions.schemas import Evidence
+    from sanctions.scored import ScoredShop
+    from sanctions.store import open_store, session_factory
+    from sanctions.storefront import import_marketplace
+    from sanctions.workflow import Actor, Role
+    from serving.app import create_app
+    from serving.auth import ApiKeyStore
+    from serving.config import ServeOptions
+    from serving.db import ensure_schema, make_engine
+
+    root = tmp_path_factory.mktemp("console")
+    data = root / "market"
+    generate(GeneratorConfig(shops=N_SHOPS, seed=11), data)
+    mp = load_marketplace(data)
+    snapshot = pd.Timestamp(mp.snapshot_at).to_pydatetime().replace(tzinfo=None)
+    home = root / "home"
+    home.mkdir()
+    dead = free_port()  # nothing listens here: "registry unreachable", fast
+    settings = Settings(
+        home=home, DATABASE_URL=f"sqlite:///{home / 'dajia.db'}", MLFLOW_TRACKING_URI=f"http://127.0.0.1:{dead}"
+    )
+    engine = open_store(settings.resolved_database_url)
+    import_marketplace(engine, mp, detect_evasion=False)
+    shop_ids = sorted(str(s) for s in mp.shops["shop_id"])[:N_CASES]
+    scored = [
+        ScoredShop(
+            shop_id=sid,
+            score=round(0.99 - i * 0.012, 4),
+            tier="suspected",
+            model_name="dajia-shop-risk",
+            model_version="3" if i % 3 else "2",
+            reasons=_reasons(i),
+            suspected_threshold=0.5,
+        )
+        for i, sid in enumerate(shop_ids)
+    ]
+    sessions = session_factory(engine)
+    with sessions() as s:
+        route_scored(s, list(reversed(scored)), now=snapshot + timedelta(days=1))
+    # two decided cases (the lowest scored ones) for the admin pages
+    boss = Actor("fixture-reviewer", Role.REVIEWER)
+    with sessions() as s:
+        from sanctions.models import Case
+
+        lowest = [s.query(Case).filter(Case.shop_id == sc.shop_id).one().case_id for sc in scored[-2:]]
+    with sessions() as s:
+        decide(
+            s,
+            lowest[0],
+            "close",
+            boss,
+            reason="test buy confirmed a counterfeit",
+            evidence=[Evidence(kind="test_buy", ref="TB-1", detail="fake")],
+        )
+        decide(s, lowest[1], "ban", boss, reason="prices and complaints")
+    engine.dispose()
+
+    sengine = make_engine(settings.resolved_database_url)
+    ensure_schema(sengine)
+    store = ApiKeyStore(sengine)
+    keys: dict[str, str] = {}
+    key_ids: dict[str, str] = {}
+    for role in ("reviewer", "admin", "scorer"):
+        k, secret = store.create(role, f"test {role}")
+        keys[role], key_ids[role] = secret, k.key_id
+    k, secret = store.create("reviewer", "second reviewer")
+    keys["reviewer2"], key_ids["reviewer2"] = secret, k.key_id
+    sengine.dispose()
+
+    env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    options = ServeOptions(
+        poll_seconds=3600, registry_timeout_seconds=3, auth_cache_seconds=0.5, cache_dir=home / "cache"
+    )
+    app = create_app(settings, options, marketplace=mp)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="console-api", daemon=True)
+    thread.start()
+    c = Console(f"http://127.0.0.1:{port}", settings, keys, key_ids, scored, mp, app)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(c.url("/healthz"), timeout=2)
+            break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    yield c
+    server.should_exit = True
+    thread.join(timeout=30)
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _chromium_missing() -> str | None:
+    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
+        return f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install -y chromium)"
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError as exc:
+        return f"playwright is not installed: {exc}"
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    reason = _chromium_missing()
+    if reason is not None:
+        if IN_CI:
+            pytest.fail(f"CI=true requires the browser: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page_for(browser: Any, console: Console) -> Iterator[Any]:
+    """``page_for(role)``: a fresh browser context (1280×800) signed in with that role's key."""
+    contexts: list[Any] = []
+
+    def make(role: str | None) -> Any:
+        ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+        ctx.set_default_timeout(15_000)
+        contexts.append(ctx)
+        page = ctx.new_page()
+        if role is not None:
+            sign_in(page, console, console.keys[role])
+        return page
+
+    yield make
+    for ctx in contexts:
+        ctx.close()
+
+
+def sign_in(page: Any, console: Console, secret: str) -> None:
+    page.goto(console.url("/console/login"))
+    page.get_by_label("API key").fill(secret)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+
+
+def screenshot(page: Any, name: str, full_page: bool = False) -> Path:
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    path = OUTPUT / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
