@@ -10,6 +10,7 @@ This keeps a 30M-row marketplace to a few hash passes instead of one per check.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -99,21 +100,10 @@ class KeyIndex:
 
     def _encode(self, members: list[tuple[str, str]]) -> None:
         arrays = [self.columns[t][c] for t, c in members]
-        chunks = [chunk for arr in arrays for chunk in arr.chunks]
-        if not chunks:
-            for m in members:
-                self.codes[m] = np.zeros(0, dtype=np.int32)
-                self.cardinality[m] = 0
-            return
-        encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=arrays[0].type))
-        size = len(encoded.chunks[0].dictionary) if encoded.num_chunks else 0
-        # int32 codes (Arrow's own index type) keep the index small: 4 bytes per id
-        all_codes = np.empty(sum(len(c) for c in encoded.chunks), dtype=np.int32)
-        at = 0
-        for c in encoded.chunks:
-            all_codes[at : at + len(c)] = pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False)
-            at += len(c)
-        del encoded
+        found = _numbered_codes(arrays)
+        if found is None:
+            found = _hashed_codes(arrays)
+        all_codes, size = found
         start = 0
         for m, arr in zip(members, arrays, strict=True):
             self.codes[m] = all_codes[start : start + len(arr)]
@@ -205,3 +195,84 @@ def _int64(arr: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
     valid = _mask(pc.is_valid(ints))
     values = pc.fill_null(ints, 0).to_numpy()
     return np.asarray(values, dtype=np.int64), valid
+
+
+def _hashed_codes(arrays: list[pa.ChunkedArray]) -> tuple[np.ndarray, int]:
+    """Codes for any strings: one Arrow dictionary encoding of all the family's values."""
+    chunks = [chunk for arr in arrays for chunk in arr.chunks]
+    if not chunks:
+        return np.zeros(0, dtype=np.int32), 0
+    encoded = pc.dictionary_encode(pa.chunked_array(chunks, type=arrays[0].type))
+    size = len(encoded.chunks[0].dictionary) if encoded.num_chunks else 0
+    # int32 codes (Arrow's own index type) keep the index small: 4 bytes per id
+    codes = np.empty(sum(len(c) for c in encoded.chunks), dtype=np.int32)
+    at = 0
+    for c in encoded.chunks:
+        codes[at : at + len(c)] = pc.fill_null(c.indices, -1).to_numpy(zero_copy_only=False)
+        at += len(c)
+    return codes, size
+
+
+_PREFIX = re.compile(r"^[^0-9]*")
+#: at most this many digits after the prefix (value * 32 + digit count stays inside int64)
+_MAX_DIGITS = 17
+
+
+def _first_value(arrays: list[pa.ChunkedArray]) -> object:
+    for arr in arrays:
+        for chunk in arr.chunks:
+            if len(chunk) > chunk.null_count:
+                head = chunk[0].as_py()
+                return head if head is not None else chunk.drop_null()[0].as_py()
+    return None
+
+
+def _numbered_codes(arrays: list[pa.ChunkedArray]) -> tuple[np.ndarray, int] | None:
+    """Fast path for ids that are one prefix plus digits (``S00000042``, ``order-17``): codes
+    without hashing strings, or None when any value does not have that shape.
+
+    ``(number, digit count)`` identifies such an id exactly (``o007`` differs from ``o7``); dense
+    numbers index an array directly, sparse ones go through an integer factorisation.
+    """
+    first = _first_value(arrays)
+    if first is None:
+        return None
+    prefix = _PREFIX.match(str(first))
+    assert prefix is not None
+    start = len(prefix.group(0))
+    numbers: list[np.ndarray] = []
+    widths: list[np.ndarray] = []
+    padded = False  # some id has a leading zero ("o07"), so the digit count matters
+    for arr in arrays:
+        if len(arr) == 0:
+            continue
+        if start and pc.all(pc.starts_with(arr, prefix.group(0))).as_py() not in (True, None):
+            return None
+        rest = pc.utf8_slice_codeunits(arr, start) if start else arr
+        digits = pc.binary_length(rest)
+        mm = pc.min_max(digits)
+        if mm["min"].as_py() is not None and (mm["min"].as_py() < 1 or mm["max"].as_py() > _MAX_DIGITS):
+            return None
+        if pc.all(pc.ascii_is_decimal(rest)).as_py() not in (True, None):
+            return None
+        padded = padded or bool(pc.any(pc.and_(pc.starts_with(rest, "0"), pc.greater(digits, 1))).as_py())
+        numbers.append(np.asarray(pc.fill_null(pc.cast(rest, pa.int64()), -1).to_numpy(), dtype=np.int64))
+        widths.append(np.asarray(pc.fill_null(digits, 0).to_numpy(), dtype=np.int64))
+    if not numbers:
+        return None
+    values = np.concatenate(numbers)
+    valid = values >= 0
+    if not valid.any():
+        return None
+    width = np.concatenate(widths)
+    if padded and width[valid].min() != width[valid].max():
+        values = np.where(valid, values * 32 + width, -1)  # (number, digit count) is the id
+    del width
+    lo, hi = int(values[valid].min()), int(values[valid].max())
+    if hi - lo < 4 * len(values) + 1024 and hi - lo < 2**31 - 1:
+        codes = np.where(valid, values - lo, -1).astype(np.int32)
+        return codes, hi - lo + 1
+    factor, uniques = pd.factorize(values[valid])
+    codes = np.full(len(values), -1, dtype=np.int32)
+    codes[valid] = factor
+    return codes, len(uniques)

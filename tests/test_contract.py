@@ -703,3 +703,52 @@ def test_duplicate_and_unknown_names(tmp_path: Path) -> None:
         load_marketplace(folder)
     with pytest.raises(DataContractError, match=r"table 'sellers': not a contract table"):
         validate_frames({"sellers": valid_frames()["shops"]}, SNAPSHOT)
+
+
+# -- key encodings: numbered ids (fast path) and any other strings (hashed) agree -----------------------
+
+
+def _rename(frames: dict[str, pd.DataFrame], column: str, mapping: dict[str, str]) -> None:
+    for frame in frames.values():
+        if column in frame.columns:
+            frame[column] = frame[column].map(lambda v: mapping.get(v, v) if isinstance(v, str) else v)
+
+
+def test_leading_zeros_make_different_ids() -> None:
+    frames = valid_frames()
+    _rename(frames, "order_id", {"o1": "o07", "o2": "o7", "o3": "o007", "o4": "o0"})
+    mp = validate_frames(frames, SNAPSHOT)
+    assert mp.orders["order_id"].tolist() == ["o07", "o7", "o007", "o0"]
+    frames["reviews"].loc[0, "order_id"] = "o7"  # the review of o07 now points at o7 (a later order)
+    with pytest.raises(DataContractError) as info:
+        validate_frames(frames, SNAPSHOT)
+    _check_message(info.value, "reviews", "created_at", "review_id='r1'", "before its order")
+
+
+@pytest.mark.parametrize("style", ["uuid", "numbered", "sparse-numbers"])
+def test_key_checks_do_not_depend_on_the_id_style(style: str) -> None:
+    import uuid
+
+    frames = valid_frames()
+    for column, ids in (("shop_id", ["s1", "s2", "s3"]), ("order_id", ["o1", "o2", "o3", "o4"])):
+        if style == "uuid":
+            new = {i: str(uuid.uuid5(uuid.NAMESPACE_URL, i)) for i in ids}
+        elif style == "numbered":
+            new = {i: f"{column[0].upper()}{int(i[1:]):08d}" for i in ids}
+        else:
+            new = {i: f"{column[0]}{int(i[1:]) * 10**15}" for i in ids}
+        _rename(frames, column, new)
+    mp = validate_frames(frames, SNAPSHOT)
+    assert len(mp.orders) == 4
+    broken = {k: v.copy() for k, v in frames.items()}
+    broken["reviews"].loc[1, "order_id"] = "X-not-an-order"  # a different shape: falls back to hashing
+    with pytest.raises(DataContractError, match=r"table 'reviews', column 'order_id': refers to a missing orders"):
+        validate_frames(broken, SNAPSHOT)
+    broken = {k: v.copy() for k, v in frames.items()}
+    broken["orders"].loc[3, "order_id"] = broken["orders"].loc[0, "order_id"]
+    with pytest.raises(DataContractError, match=r"table 'orders', column 'order_id': duplicate key"):
+        validate_frames(broken, SNAPSHOT)
+    broken = {k: v.copy() for k, v in frames.items()}
+    broken["complaints"].loc[0, "shop_id"] = broken["shops"].loc[1, "shop_id"]
+    with pytest.raises(DataContractError, match=r"table 'complaints', column 'shop_id': complaint's shop is not"):
+        validate_frames(broken, SNAPSHOT)
