@@ -1,8 +1,9 @@
 """The SQL store: engines, migrations run programmatically, sessions and units of work.
 
-SQLite (the default file) and PostgreSQL behave the same for the workflow: SQLite runs every
-transaction as ``BEGIN IMMEDIATE`` (one writer at a time, no lost updates, no busy errors in
-the middle of a transaction), PostgreSQL relies on row locks plus the audit head lock.
+SQLite (the default file) and PostgreSQL behave the same for the workflow: on SQLite every unit
+of work begins ``BEGIN IMMEDIATE`` (one writer at a time, no lost updates, no busy errors in the
+middle of a transaction) while reads stay deferred; PostgreSQL relies on optimistic versions,
+row locks and the audit head lock.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from dajia.errors import DajiaError
 
 _MIGRATED: set[str] = set()
+#: execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)
+WRITE_OPTION = "dajia_write"
 _LOCK = threading.Lock()
 #: advisory lock id serialising concurrent migrations on PostgreSQL
 MIGRATION_LOCK_ID = 7_245_001
@@ -53,7 +56,9 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # writers take the write lock up front; readers stay deferred and never block writers (WAL)
+            write = conn.get_execution_options().get(WRITE_OPTION, False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -112,4 +117,5 @@ def unit_of_work(session: Session) -> Iterator[Session]:
             raise RuntimeError("unit_of_work: the session holds uncommitted changes of its own")
         session.rollback()
     with session.begin():
+        session.connection(execution_options={WRITE_OPTION: True})
         yield session
