@@ -311,6 +311,17 @@ def build_plan(config: GeneratorConfig) -> Plan:
     lang[children] = lang[parents]
     archetype[children] = np.where(rng.random(len(children)) < 0.6, CF_CAMO, archetype[parents])
     end[children] = snapshot
+    # linkage makes a re-registered shop easier to catch: some are investigated (and closed) in turn
+    caught = (rng.random(len(children)) < min(1.0, 1.2 * config.label_coverage)) & (snapshot - child_open >= 30 * DAY)
+    kids = children[caught]
+    kid_inv = _uniform_time(rng, opened[kids] + 20 * DAY, np.full(len(kids), snapshot - DAY))
+    investigated_mask[kids] = True
+    investigated[kids] = kid_inv
+    decided[kids] = _floor_s(kid_inv + delay[kids])
+    outcome[kids] = OUTCOME_COUNTERFEIT
+    evidence[kids] = ev_cf[kids]
+    closed[kids] = decided[kids] < snapshot
+    end[kids] = np.where(closed[kids], decided[kids], snapshot)
 
     # some shops stop trading on their own (and delist everything): fly-by-night counterfeiters more
     # often; a quiet, emptied shop is therefore not by itself a sign of a ban
