@@ -77,6 +77,8 @@ def _read_table(folder: Path, spec: Table) -> RawTable | None:
             return None
         raise DataContractError(spec.name, None, f"file missing: expected {parquet.name} or {text.name} in {folder}")
     file = parquet if parquet.exists() else text
+    if file is parquet and file.is_dir():
+        return _read_parquet(file, spec)  # a partitioned export: a folder of Parquet parts
     if not file.is_file():
         raise DataContractError(spec.name, None, f"{file.name} is not a file")
     if file.stat().st_size == 0:
@@ -84,11 +86,23 @@ def _read_table(folder: Path, spec: Table) -> RawTable | None:
     return _read_parquet(file, spec) if file is parquet else _read_csv(file, spec)
 
 
+def _is_pandas_index(name: str) -> bool:
+    """``__index_level_0__``: a pandas index written by ``DataFrame.to_parquet``, not data."""
+    return name.startswith("__index_level_") and name.endswith("__")
+
+
 def _read_parquet(file: Path, spec: Table) -> RawTable:
     try:
-        names = pq.read_schema(file).names
+        if file.is_dir():
+            parts = sorted(p for p in file.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+            if not parts:
+                raise DataContractError(spec.name, None, f"{file.name} is a folder without Parquet parts")
+            schema = pq.ParquetDataset(file).schema
+        else:
+            schema = pq.read_schema(file)
+        names = [n for n in schema.names if not _is_pandas_index(n)]
         TableChecker(spec, "parquet", 0).check_columns(names)
-        table = pq.read_table(file)
+        table = pq.read_table(file, columns=names)
     except (pa.ArrowException, OSError) as exc:
         raise DataContractError(spec.name, None, f"cannot read {file.name} as Parquet: {exc}") from None
     arrays = {name: table.column(i) for i, name in enumerate(table.column_names)}

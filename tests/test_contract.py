@@ -752,3 +752,23 @@ def test_key_checks_do_not_depend_on_the_id_style(style: str) -> None:
     broken["complaints"].loc[0, "shop_id"] = broken["shops"].loc[1, "shop_id"]
     with pytest.raises(DataContractError, match=r"table 'complaints', column 'shop_id': complaint's shop is not"):
         validate_frames(broken, SNAPSHOT)
+
+
+def test_partitioned_parquet_folder_and_pandas_index_columns(tmp_path: Path) -> None:
+    frames = valid_frames()
+    folder = write_parquet_folder(frames, tmp_path / "mp")
+    (folder / "orders.parquet").unlink()
+    parts = folder / "orders.parquet"
+    parts.mkdir()
+    orders = frames["orders"]
+    for i, half in enumerate((orders.iloc[:2], orders.iloc[2:])):
+        write_table(half, tmp_path / f"part{i}", "orders")
+        (tmp_path / f"part{i}" / "orders.parquet").rename(parts / f"part-{i}.parquet")
+    frames["reviews"].set_index(pd.Index([10, 20])).to_parquet(folder / "reviews.parquet")  # writes the index
+    mp = load_marketplace(folder)
+    assert mp.orders["order_id"].tolist() == ["o1", "o2", "o3", "o4"]
+    assert list(mp.reviews.columns) == TABLES_BY_NAME["reviews"].column_names
+    for p in parts.iterdir():
+        p.unlink()
+    with pytest.raises(DataContractError, match=r"table 'orders': orders.parquet is a folder without Parquet parts"):
+        load_marketplace(folder)
