@@ -18,6 +18,7 @@ What runs where, and why:
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +123,12 @@ def fit_booster_on_cluster(
     # each worker's threads come from the cluster (LightGBM's Dask interface ignores num_threads)
     dask_params = {k: v for k, v in params.items() if k != "num_threads"}
     model = DaskLGBMClassifier(client=client, n_estimators=rounds, **dask_params)
-    model.fit(X_dd, y_dd)
+    with warnings.catch_warnings():
+        # the sklearn wrapper always sets num_threads and lightgbm.dask then says it ignores it: expected
+        warnings.filterwarnings(
+            "ignore", message="Parameter (n_jobs|num_threads) will be ignored", category=UserWarning
+        )
+        model.fit(X_dd, y_dd)
     full = model.booster_
     valid = X_valid.to_numpy(dtype=np.float64)
     best = best_round(full, valid, np.asarray(y_valid, dtype=np.float64), config.early_stopping_rounds)
