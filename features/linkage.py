@@ -129,26 +129,28 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
         n, k = snap.n, len(LINKAGE_FIELDS)
         codes = snap.codes("shops")
         target_rows = np.flatnonzero(codes >= 0)
-        columns = {c: snap.values("shops", c, object)[target_rows] for c in LINKAGE_FIELDS}
-        rows, kinds, keys = _identifier_keys(columns)
-        tcode = codes[target_rows][rows]
-        tshop = snap.values("shops", "shop_id", object)[target_rows][rows]
-        parts = [_lookup(self.index_, keys, snap.as_of_us)]
+        indexes = [self.index_]
         verdicts = snap.frame("verdicts")
         if len(verdicts) and isinstance(verdicts, pd.DataFrame):
-            parts.append(
-                _lookup(
-                    snap.cached(
-                        "adverse_index",
-                        lambda: _adverse_index(verdicts, pd.DataFrame(snap.frame("shops")), snap.as_of_us),
-                    ),
-                    keys,
-                    snap.as_of_us,
-                )
+            shops = snap.frame("shops")
+            indexes.append(
+                snap.cached("adverse_index", lambda: _adverse_index(verdicts, pd.DataFrame(shops), snap.as_of_us))
             )
-        hit = np.concatenate([p[0] for p in parts])
-        adv_shop = np.concatenate([p[1] for p in parts])
-        adv_at = np.concatenate([p[2] for p in parts])
+        found: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        for kind_no, col in enumerate(LINKAGE_FIELDS):
+            # normalise and look up each distinct identifier once, then expand the few hits to rows
+            row_codes, values = snap.factorized("shops", col, target_rows)
+            keys = np.asarray([f"{col}\x1f{v}" if v else "" for v in normalise_many(values)], dtype=object)
+            for index in indexes:
+                which, adv_shop, adv_at = _lookup(index, keys, snap.as_of_us)
+                if len(which) == 0:
+                    continue
+                hit, rows = _expand(which, row_codes, len(values))
+                found.append((codes[target_rows][rows], np.full(len(rows), kind_no), adv_shop[hit], adv_at[hit]))
+        empty = (np.empty(0, np.intp), np.empty(0, np.intp), np.empty(0, object), np.empty(0, np.int64))
+        tcode, kinds, adv_shop, adv_at = (np.concatenate(parts) for parts in zip(*(found or [empty]), strict=True))
+        tshop = np.asarray(snap.index.take(tcode), dtype=object) if len(tcode) else np.empty(0, object)
+        hit = np.arange(len(tcode))
         t = tcode[hit]
         kind = kinds[hit]
         not_self = adv_shop != tshop[hit]
@@ -168,12 +170,23 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
         return stack(cols, n)
 
 
+def _expand(which: np.ndarray, row_codes: np.ndarray, n_values: int) -> tuple[np.ndarray, np.ndarray]:
+    """For hits on distinct values (``which`` indexes the values), every (hit, row) with that value."""
+    order = np.argsort(row_codes, kind="stable")
+    counts = np.bincount(row_codes, minlength=n_values)
+    starts = np.cumsum(counts) - counts
+    lengths = counts[which]
+    hit = np.repeat(np.arange(len(which)), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return hit, order[np.repeat(starts[which], lengths) + offsets]
+
+
 def _lookup(index: _Index, keys: np.ndarray, as_of_us: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For each identifier matching the index: (position in ``keys``, adverse shop, verdict time before as_of)."""
     empty = (np.empty(0, np.intp), np.empty(0, object), np.empty(0, np.int64))
     if len(index.keys) == 0 or len(keys) == 0:
         return empty
-    found = indexer(index.keys, keys, index.lookup)
+    found = indexer(index.keys, keys, index.lookup)  # "" (no identifier) is never a key
     q = np.flatnonzero(found >= 0)
     if len(q) == 0:
         return empty

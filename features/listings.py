@@ -33,7 +33,9 @@ class ListingState:
     delisted: np.ndarray
     delisted_at: np.ndarray
     price: np.ndarray
-    title: np.ndarray
+    #: title as of as_of: code per listing into ``title_values`` (raw, not normalised)
+    title_codes: np.ndarray
+    title_values: list[object]
     #: the edits strictly before as_of: their listing (index into the arrays above) and time
     edit_listing: np.ndarray
     edit_at: np.ndarray
@@ -51,12 +53,13 @@ def _listing_state(snap: Snapshot) -> ListingState:
     delisted_at = snap.times("listings", "delisted_at")[pos]
     delisted = delisted_at < snap.as_of_us
     price = snap.values("listings", "price", np.float64)[pos].copy()
-    title = snap.values("listings", "title", object)[pos] if len(pos) else np.empty(0, dtype=object)
+    title_codes, title_values = snap.factorized("listings", "title", pos)
     edit_listing = np.empty(0, dtype=np.intp)
     edit_at = np.empty(0, dtype=np.int64)
     if len(pos) and snap.nrows("listing_edits"):
-        listing_ids = pd.Index(snap.values("listings", "listing_id", object)[pos])
-        target = indexer(listing_ids, snap.values("listing_edits", "listing_id", object))
+        listing_col = snap.frame("listings")["listing_id"]
+        listing_ids = pd.Index(listing_col[pos] if isinstance(listing_col, np.ndarray) else listing_col.take(pos))
+        target = indexer(listing_ids, snap.frame("listing_edits")["listing_id"])
         at = snap.times("listing_edits", "edited_at")
         keep = np.flatnonzero((target >= 0) & (at < snap.as_of_us))
         if len(keep):
@@ -68,8 +71,10 @@ def _listing_state(snap: Snapshot) -> ListingState:
             order = np.lexsort((tie, edit_at, edit_listing))
             last = order[np.r_[edit_listing[order][1:] != edit_listing[order][:-1], True]]
             rows = keep[last]
-            title = title.copy()
-            title[edit_listing[last]] = snap.values("listing_edits", "title", object)[rows]
+            edit_codes, edit_values = snap.factorized("listing_edits", "title", rows)
+            title_codes = title_codes.copy()
+            title_codes[edit_listing[last]] = len(title_values) + edit_codes
+            title_values = title_values + edit_values
             price[edit_listing[last]] = snap.values("listing_edits", "price", np.float64)[rows]
     return ListingState(
         pos=pos,
@@ -78,7 +83,8 @@ def _listing_state(snap: Snapshot) -> ListingState:
         delisted=delisted,
         delisted_at=delisted_at,
         price=price,
-        title=title,
+        title_codes=title_codes,
+        title_values=title_values,
         edit_listing=edit_listing,
         edit_at=edit_at,
     )
@@ -92,10 +98,10 @@ class Texts:
     inverse: np.ndarray
 
 
-def distinct_normalised(values: np.ndarray | pd.Series) -> Texts:
-    if len(values) == 0:
+def distinct_normalised(codes: np.ndarray, uniques: list[object]) -> Texts:
+    """Texts from factorised raw values: normalise each distinct raw value once."""
+    if len(codes) == 0:
         return Texts([], np.empty(0, dtype=np.intp))
-    codes, uniques = factorize(np.asarray(values, dtype=object))
     normalised = normalise_many(uniques)
     # different raw texts can normalise to the same text; map them to one entry
     ncodes, nuniques = factorize(np.asarray(normalised, dtype=object))
@@ -107,14 +113,18 @@ def description_texts(snap: Snapshot) -> Texts:
 
     def make() -> Texts:
         state = listing_state(snap)
-        return distinct_normalised(snap.values("listings", "description", object)[state.pos])
+        return distinct_normalised(*snap.factorized("listings", "description", state.pos))
 
     result: Texts = snap.cached("description_texts", make)
     return result
 
 
 def title_texts(snap: Snapshot) -> Texts:
-    result: Texts = snap.cached("title_texts", lambda: distinct_normalised(listing_state(snap).title))
+    def make() -> Texts:
+        state = listing_state(snap)
+        return distinct_normalised(state.title_codes, state.title_values)
+
+    result: Texts = snap.cached("title_texts", make)
     return result
 
 
@@ -123,7 +133,7 @@ def review_texts(snap: Snapshot) -> Texts:
 
     def make() -> Texts:
         pos = snap.before("reviews", "created_at")
-        return distinct_normalised(snap.values("reviews", "text", object)[pos])
+        return distinct_normalised(*snap.factorized("reviews", "text", pos))
 
     result: Texts = snap.cached("review_texts", make)
     return result
