@@ -79,6 +79,24 @@ def path_credit_matrix(booster: lgb.Booster) -> tuple[sp.csr_matrix, NDArray[np.
     return m, np.asarray(offsets, dtype=np.int64), bias
 
 
+def population_quantiles(
+    reference: NDArray[np.float64], qs: NDArray[np.float64], cap: int = 20_000
+) -> NDArray[np.float64]:
+    """Per-column quantiles (NaN ignored; all-NaN columns NaN) from at most ``cap`` rows (seeded sample):
+    one sort per column instead of ``nanquantile``'s 1,001 partitions."""
+    if len(reference) == 0:
+        return np.zeros((len(qs), reference.shape[1] if reference.ndim == 2 else 0))
+    if len(reference) > cap:
+        pick = np.random.default_rng(0).choice(len(reference), cap, replace=False)
+        reference = reference[np.sort(pick)]
+    ordered = np.sort(reference, axis=0)  # NaN sort last
+    n = np.sum(~np.isnan(reference), axis=0)
+    pos = np.floor(qs[:, None] * np.maximum(n - 1, 0)[None, :]).astype(np.int64)
+    out = np.take_along_axis(ordered, pos, axis=0)
+    out[:, n == 0] = np.nan
+    return out
+
+
 class ReasonExplainer:
     """Turns a booster's per-row credits and feature values into reason sentences."""
 
@@ -88,7 +106,7 @@ class ReasonExplainer:
         self.texts_ = {n: texts.get(n, FeatureText("{name} = {value:.3g}")) for n in self.feature_names_}
         # population quantiles (0..100) of each feature, for "top x% of shops"
         qs = np.linspace(0.0, 1.0, 1001)
-        self.quantiles_ = np.nanquantile(reference, qs, axis=0) if len(reference) else np.zeros((len(qs), 0))
+        self.quantiles_ = population_quantiles(reference, qs)
         self.q_levels_ = qs
 
     def contributions(self, booster: lgb.Booster, X: NDArray[np.float64], num_threads: int = 1) -> NDArray[np.float64]:
