@@ -45,6 +45,34 @@ def _table(title: str, metrics: dict[str, dict[str, float]]) -> None:
         )
 
 
+def _per_row(fn: object, rows: np.ndarray, n: int) -> float:
+    """Median seconds per call of ``fn(row)`` over ``n`` different single rows."""
+    times = []
+    for i in range(n):
+        x = rows[i % len(rows) : i % len(rows) + 1]
+        t0 = time.perf_counter()
+        fn(x)  # type: ignore[operator]
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _reason_costs(model: object, rows: np.ndarray, n: int = 300) -> None:
+    """Reasons on the hot path: one row at a time, 1 thread (as served), different rows each call."""
+    from models.model import ShopRiskModel
+
+    assert isinstance(model, ShopRiskModel)
+    b = model.booster
+    predict = _per_row(lambda x: b.predict(x, num_threads=1), rows, n)
+    shap = _per_row(lambda x: b.predict(x, pred_contrib=True, num_threads=1), rows, n)
+    saabas = _per_row(lambda x: model.explainer.contributions(b, x, 1), rows, n)
+    words = _per_row(lambda x: model.explain(x, top=3), rows, n)
+    print(f"\nreasons, one row ({b.num_trees()} trees, {len(model.feature_names)} features), median of {n} rows:")
+    print(f"  Booster.predict                 {predict * 1e6:9.0f} µs   1.0×")
+    print(f"  exact TreeSHAP (pred_contrib)   {shap * 1e6:9.0f} µs {shap / predict:6.1f}×")
+    print(f"  Saabas path credits             {saabas * 1e6:9.0f} µs {saabas / predict:6.1f}×")
+    print(f"  Saabas + top-3 sentences        {words * 1e6:9.0f} µs {words / predict:6.1f}×")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shops", type=int, default=50_000)
