@@ -1,8 +1,9 @@
 """The review queue: cases waiting for a reviewer, riskiest first, filtered, counted, paged on the server.
 
-One page costs three small queries whatever the queue's size: the page itself (``ORDER BY score DESC
-LIMIT``, cases joined to shops by primary key), the number of matching cases, and one ``GROUP BY``
-that gives every facet count (tier, category, model version) at once. Filters are bound parameters.
+One page costs three queries: one ``GROUP BY`` that gives every facet count (tier, category, model
+version) and, summed over the groups the filters keep, the number of matching cases; the page's ids
+(``ORDER BY score DESC, case_id LIMIT``: a narrow sort of two columns); the rows of those 50 ids
+(cases joined to shops by primary key). Filters are bound parameters.
 """
 
 from __future__ import annotations
@@ -131,47 +132,8 @@ def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int =
     cases, shops = Case.__table__, Shop.__table__
     c, s = cases.c, shops.c
     joined = cases.join(shops, s.shop_id == c.shop_id)
-    conds = _where(f, now)
-    total = int(conn.execute(sa.select(sa.func.count()).select_from(joined).where(*conds)).scalar_one())
-    pages = max(1, -(-total // page_size))
-    page = min(f.page, pages)
-    stmt = (
-        sa.select(
-            c.case_id,
-            c.shop_id,
-            s.name,
-            s.category,
-            c.status,
-            c.origin,
-            c.score,
-            c.tier,
-            c.model_version,
-            c.opened_at,
-            c.reasons,
-        )
-        .select_from(joined)
-        .where(*conds)
-        .order_by(c.score.desc().nulls_last(), c.case_id)
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    )
-    rows = [
-        QueueRow(
-            case_id=int(r.case_id),
-            shop_id=str(r.shop_id),
-            shop_name=str(r.name),
-            category=str(r.category),
-            status=str(r.status),
-            origin=str(r.origin),
-            score=None if r.score is None else float(r.score),
-            tier=r.tier,
-            model_version=r.model_version,
-            opened_at=r.opened_at,
-            reasons=list(r.reasons or []),
-        )
-        for r in conn.execute(stmt)
-    ]
-    # every facet count in one GROUP BY over the cases matching status and age
+    # every facet count in one GROUP BY over the cases matching status and age; the filtered total is
+    # the sum of the groups the other filters keep (tier, category and version are the group keys)
     grouped = conn.execute(
         sa.select(c.tier, s.category, c.model_version, sa.func.count())
         .select_from(joined)
@@ -181,12 +143,70 @@ def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int =
     tiers: dict[str, int] = {}
     cats: dict[str, int] = {}
     versions: dict[str, int] = {}
-    waiting = 0
+    waiting = total = 0
     for tier, cat, version, n in grouped:
-        tiers[tier or "none"] = tiers.get(tier or "none", 0) + n
+        t, v = tier or "none", version or "none"
+        tiers[t] = tiers.get(t, 0) + n
         cats[cat] = cats.get(cat, 0) + n
-        versions[version or "none"] = versions.get(version or "none", 0) + n
+        versions[v] = versions.get(v, 0) + n
         waiting += n
+        if (
+            (not f.tier or f.tier == t)
+            and (not f.category or f.category == cat)
+            and (not f.model_version or f.model_version == v)
+        ):
+            total += n
+    pages = max(1, -(-total // page_size))
+    page = min(f.page, pages)
+    # the page: first the ids (a narrow sort of score and id), then the rows of those ids only
+    ids_q = (
+        sa.select(c.case_id)
+        .select_from(joined)
+        .where(*_where(f, now))
+        .order_by(c.score.desc().nulls_last(), c.case_id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    ids = [int(i) for i in conn.execute(ids_q).scalars()]
+    rank = {cid: i for i, cid in enumerate(ids)}
+    rows: list[QueueRow] = []
+    if ids:
+        stmt = (
+            sa.select(
+                c.case_id,
+                c.shop_id,
+                s.name,
+                s.category,
+                c.status,
+                c.origin,
+                c.score,
+                c.tier,
+                c.model_version,
+                c.opened_at,
+                c.reasons,
+            )
+            .select_from(joined)
+            .where(c.case_id.in_(ids))
+        )
+        rows = sorted(
+            (
+                QueueRow(
+                    case_id=int(r.case_id),
+                    shop_id=str(r.shop_id),
+                    shop_name=str(r.name),
+                    category=str(r.category),
+                    status=str(r.status),
+                    origin=str(r.origin),
+                    score=None if r.score is None else float(r.score),
+                    tier=r.tier,
+                    model_version=r.model_version,
+                    opened_at=r.opened_at,
+                    reasons=list(r.reasons or []),
+                )
+                for r in conn.execute(stmt)
+            ),
+            key=lambda row: rank[row.case_id],
+        )
     order = {"suspected": 0, "watch": 1, "low": 2, "none": 3}
     facets = {
         "tier": sorted(tiers.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])),
