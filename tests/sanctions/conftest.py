@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
+from sanctions.audit import GENESIS
+from sanctions.models import Base
 from sanctions.store import migrate, open_store
 
 SNAPSHOT = datetime(2026, 6, 30, 12, 0, 0)
@@ -110,13 +114,40 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres_store_url(postgres_admin_url: str) -> Iterator[str]:
+    """One schema migrated to head for the whole session; tests get it emptied (see ``db_url``)."""
+    schema = f"t_sanctions_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create schema "{schema}"'))
+    sep = "&" if "?" in postgres_admin_url else "?"
+    url = f"{postgres_admin_url}{sep}options=-csearch_path%3D{schema}"
+    migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
+    admin.dispose()
+
+
+def _emptied(url: str) -> str:
+    """Every table emptied (ids restarted) and the audit head back at genesis: as freshly migrated."""
+    tables = [t.name for t in Base.metadata.sorted_tables]
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        conn.execute(sa.text("INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, :h)"), {"h": GENESIS})
+    engine.dispose()
+    return url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         target = tmp_path / "sanctions.db"
         shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
         return f"sqlite:///{target}"
-    return str(request.getfixturevalue("postgres_url"))
+    return _emptied(str(request.getfixturevalue("postgres_store_url")))
 
 
 @pytest.fixture

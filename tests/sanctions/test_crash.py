@@ -16,13 +16,15 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from dajia.cli import main
+from dajia.settings import get_settings
 from sanctions.audit import verify_chain
 from sanctions.models import Case, CaseEvent, Listing
 from sanctions.storefront import import_marketplace
 from tests.sanctions.conftest import build_marketplace, shop_row
 
-SHOPS = 600
-CHUNK = 20
+SHOPS = 300
+CHUNK = 10
 
 
 def _route(db_url: str, scores: Path, throttle: float) -> subprocess.Popen[str]:
@@ -39,7 +41,12 @@ def _cases(engine: Engine) -> int:
 
 @pytest.mark.slow
 def test_a_sweep_killed_midway_and_rerun_opens_each_case_once(
-    engine: Engine, session: Session, db_url: str, tmp_path: Path
+    engine: Engine,
+    session: Session,
+    db_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     import_marketplace(session, build_marketplace([shop_row(f"S{i:04d}") for i in range(SHOPS)], listings_per_shop=1))
     # two thirds suspected, one third low; a duplicate line for one shop
@@ -72,9 +79,15 @@ def test_a_sweep_killed_midway_and_rerun_opens_each_case_once(
     partial = _cases(engine)
     assert 0 < partial < len(expected), partial
 
-    rerun = _route(db_url, scores, throttle=0.0)
-    out, err = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, err
+    # the rerun: the same command, through the CLI's entry point in this process
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    try:
+        code = main(["cases", "route", "--scores", str(scores), "--chunk", str(CHUNK), "--json"])
+    finally:
+        get_settings.cache_clear()
+    out, err = capsys.readouterr()
+    assert code == 0, err
     assert '"opened": ' + str(len(expected) - partial) in out
     # the already-open cases, plus the duplicate line of S0001 (opened in the first chunk)
     assert f'"unchanged": {partial + 1}' in out
