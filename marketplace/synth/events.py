@@ -1,7 +1,7 @@
 """One chunk of shops: their shop rows, listings, edits, orders, complaints and reviews.
 
 Everything is vectorised over the chunk (numpy for numbers and times, Arrow kernels for text),
-so a chunk of 50,000 shops and its ~1 million orders takes about a second. Each chunk draws from
+so a chunk of 50,000 shops and its ~1 million orders takes a few seconds. Each chunk draws from
 its own random stream (seed, chunk start), so the output depends only on the config.
 
 Causality holds by construction: a listing is created after its shop opened; an order falls
@@ -21,12 +21,10 @@ from marketplace.schema import CATEGORIES, COMPLAINT_KINDS, COMPLAINT_SOURCES
 from marketplace.synth import strings as S
 from marketplace.synth import vocab as V
 from marketplace.synth.plan import (
-    AUTHORISED,
     BRUSH_ACCOUNTS_PER_SERVICE,
     CF_BLATANT,
     CF_CAMO,
     DAY,
-    HONEST,
     OUTCOME_COUNTERFEIT,
     PULL_AFTER_TEST_BUY_P,
     SEC,
@@ -745,4 +743,4 @@ def _reviews(
     )
 
 
-__all__ = ["AUTHORISED", "CF_CAMO", "HONEST", "Chunk", "Counters", "make_chunk"]
+__all__ = ["Chunk", "Counters", "make_chunk"]
