@@ -131,3 +131,24 @@ def test_acceptance_cli_10000_shops_twice_identical(tmp_path: Path, capsys: pyte
     a, b, c = _files(tmp_path / "a"), _files(tmp_path / "b"), _files(tmp_path / "c")
     assert a == b
     assert all(a[name] != c[name] for name in a if name.endswith(".parquet"))
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        {"counterfeit_rate": 0.0},
+        {"counterfeit_rate": 1.0, "camouflage_share": 1.0},
+        {"counterfeit_rate": 0.5, "camouflage_share": 0.0, "label_coverage": 1.0, "reregister_rate": 1.0},
+        {"label_coverage": 0.0, "honest_investigation_rate": 0.0},
+        {"history_months": 2, "label_delay_days": 365},
+        {"crackdown_at": "2024-07-02", "orders_per_shop": 0.5, "listings_per_shop": 1.0},
+        {"snapshot_at": "2021-02-28T12:00:00+08:00", "history_months": 120},
+    ],
+)
+def test_extreme_knobs_still_give_a_valid_marketplace(tmp_path: Path, knobs: dict[str, object]) -> None:
+    config = GeneratorConfig(shops=400, seed=13, **knobs)
+    summary = generate(config, tmp_path)
+    mp = load_marketplace(tmp_path)
+    assert len(mp.shops) == 400 and summary["counts"]["orders"] == len(mp.orders)
+    truth = pd.read_parquet(tmp_path / GROUND_TRUTH_FILE)
+    assert truth["is_counterfeiter"].mean() == pytest.approx(knobs.get("counterfeit_rate", 0.08), abs=0.05)
