@@ -64,8 +64,8 @@ def truth_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float]) -> 
 
 
 def comparison_table(metrics: dict[str, dict[str, float]]) -> list[dict[str, Any]]:
-    keys = ("pr_auc", "roc_auc", "precision_at_k", "recall_at_90_precision", "brier")
-    return [{"scorer": name, **{k: m.get(k) for k in keys}} for name, m in metrics.items()]
+    keys = ("pr_auc", "roc_auc", "precision_at_k", "recall_at_90_precision", "brier", "routed_with_verdict")
+    return [{"scorer": name, **{k: m[k] for k in keys if k in m}} for name, m in metrics.items()]
 
 
 def segment_table(

@@ -124,44 +124,57 @@ def label_examples(
     """Open, not-yet-closed shops at each date with their verdict label in (t, t + horizon].
 
     Labelled rows are all kept; of the unlabelled ones at most ``keep_unlabelled[t]`` (random, seeded;
-    None = all). Returns the rows and each date's population size (open, not closed shops).
+    None = all). Returns the rows (with ``code``, the shop's row number in ``mp.shops``) and each date's
+    population size (open, not closed shops). Works on integer shop codes throughout: set operations
+    on string ids cost 30× more at 50,000 shops.
     """
     rng = np.random.default_rng(seed)
-    shops = mp.shops[["shop_id", "opened_at"]]
-    v = mp.verdicts[["shop_id", "decided_at", "outcome"]].sort_values(["decided_at", "shop_id"], kind="stable")
-    v_shop = v["shop_id"].astype(str).to_numpy()
-    v_time = v["decided_at"].to_numpy()
-    v_bad = (v["outcome"].astype(str) == "counterfeit").to_numpy()
+    ids = mp.shops["shop_id"].astype(str).to_numpy()
+    opened = mp.shops["opened_at"].to_numpy()
+    n = len(ids)
+    v = mp.verdicts.sort_values(["decided_at", "verdict_id"], kind="stable")
+    v_code = pd.Index(ids).get_indexer(pd.Index(v["shop_id"].astype(str)))
+    known = v_code >= 0
+    v_code = v_code[known]
+    v_time = v["decided_at"].to_numpy()[known]
+    v_bad = (v["outcome"].astype(str) == "counterfeit").to_numpy()[known]
     horizon = np.timedelta64(horizon_days, "D")
-    ids = shops["shop_id"].astype(str).to_numpy()
-    opened = shops["opened_at"].to_numpy()
     parts = []
     sizes: dict[pd.Timestamp, int] = {}
     for t in dates:
         t64 = np.datetime64(t.to_datetime64())
-        sid = ids[opened < t64]
-        closed = np.unique(v_shop[v_bad & (v_time <= t64)])
-        if len(closed):
-            sid = sid[~np.isin(sid, closed)]
-        sizes[t] = len(sid)
-        window = (v_time > t64) & (v_time <= t64 + horizon)
-        w = pd.DataFrame({"shop_id": v_shop[window], "t": v_time[window], "bad": v_bad[window]})
-        agg = w.groupby("shop_id", sort=False).agg(label_at=("t", "min"), bad=("bad", "max"))
-        agg = agg[agg.index.isin(sid)]
-        unl = sid[~np.isin(sid, agg.index.to_numpy())]
+        eligible = opened < t64
+        eligible[v_code[v_bad & (v_time <= t64)]] = False  # closed: found counterfeit at or before t
+        sizes[t] = int(eligible.sum())
+        w = (v_time > t64) & (v_time <= t64 + horizon)
+        cw, tw, bw = v_code[w], v_time[w], v_bad[w]
+        first_code, first_pos = np.unique(cw, return_index=True)  # sorted by time: first = earliest
+        bad_any = np.zeros(n, dtype=bool)
+        np.logical_or.at(bad_any, cw, bw)
+        keep = eligible[first_code]
+        lab_code, lab_at = first_code[keep], tw[first_pos[keep]]
+        has_label = np.zeros(n, dtype=bool)
+        has_label[lab_code] = True
+        unl = np.flatnonzero(eligible & ~has_label)
         cap = keep_unlabelled.get(t)
         if cap is not None and len(unl) > cap:
             unl = np.sort(rng.choice(unl, cap, replace=False))
-        f = pd.DataFrame({"shop_id": np.concatenate([agg.index.to_numpy(dtype=object), unl])})
-        f["as_of"] = t
-        f["label_at"] = np.concatenate([agg["label_at"].to_numpy(), np.full(len(unl), np.datetime64("NaT"))])
-        f["labelled"] = np.r_[np.ones(len(agg), bool), np.zeros(len(unl), bool)]
-        f["label"] = np.r_[agg["bad"].to_numpy(dtype=float), np.full(len(unl), np.nan)]
-        parts.append(f)
+        codes = np.concatenate([lab_code, unl])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "code": codes,
+                    "as_of": np.full(len(codes), t64),
+                    "label_at": np.concatenate([lab_at, np.full(len(unl), np.datetime64("NaT"), dtype=lab_at.dtype)]),
+                    "labelled": np.r_[np.ones(len(lab_code), bool), np.zeros(len(unl), bool)],
+                    "label": np.r_[bad_any[lab_code].astype(float), np.full(len(unl), np.nan)],
+                }
+            )
+        )
     out = pd.concat(parts, ignore_index=True)
-    out["shop_id"] = out["shop_id"].astype(str)
-    out["as_of"] = pd.to_datetime(out["as_of"]).astype("datetime64[us]")
-    out["label_at"] = pd.to_datetime(out["label_at"]).astype("datetime64[us]")
+    out.insert(0, "shop_id", pd.array(ids[out["code"].to_numpy()], dtype="string"))
+    out["as_of"] = out["as_of"].astype("datetime64[us]")
+    out["label_at"] = out["label_at"].astype("datetime64[us]")
     return out, sizes
 
 
@@ -174,17 +187,17 @@ def build_examples(mp: Marketplace, plan: ExamplePlan) -> ExampleSet:
     keep.update({d: plan.population_sample for p in ("valid", "test") for d in periods[p]})
     used = [d for p in ("train", "valid", "test") for d in periods[p]]
     ex, sizes = label_examples(mp, used, plan.horizon_days, keep, plan.seed)
-    period_of = {d: p for p, ds in periods.items() for d in ds}
-    ex["period"] = ex["as_of"].map(lambda d: period_of[pd.Timestamp(d)])
-    test_shops = set(ex.loc[(ex["period"] == "test") & ex["labelled"], "shop_id"])
-    valid_shops = set(ex.loc[(ex["period"] == "valid") & ex["labelled"], "shop_id"]) - test_shops
-    in_test = ex["shop_id"].isin(test_shops)
-    in_valid = ex["shop_id"].isin(valid_shops)
-    keep_rows = (
-        (ex["period"] == "test")
-        | ((ex["period"] == "valid") & ~in_test)
-        | ((ex["period"] == "train") & ~in_test & ~in_valid)
-    )
+    period_of = pd.Series({d: p for p, ds in periods.items() for d in ds})
+    period_of.index = pd.DatetimeIndex(period_of.index).astype("datetime64[us]")
+    ex["period"] = period_of.reindex(ex["as_of"]).to_numpy()
+    code = ex["code"].to_numpy()
+    lab = ex["labelled"].to_numpy()
+    per = ex["period"].to_numpy()
+    test_codes = np.unique(code[(per == "test") & lab])
+    valid_codes = np.setdiff1d(np.unique(code[(per == "valid") & lab]), test_codes)
+    in_test = np.isin(code, test_codes)
+    in_valid = np.isin(code, valid_codes)
+    keep_rows = (per == "test") | ((per == "valid") & ~in_test) | ((per == "train") & ~in_test & ~in_valid)
     ex = ex[keep_rows].reset_index(drop=True)
     tr = ex[(ex["period"] == "train") & ex["labelled"]]
     if tr["label"].sum() < 5 or (tr["label"] == 0).sum() < 5:
