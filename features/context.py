@@ -128,7 +128,14 @@ def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
 
 def shop_index(shop_ids: Any) -> pd.Index:
     """The target shops as a unique string index (row order of the feature matrix)."""
-    index = pd.Index(shop_ids, dtype="str", name="shop_id")
+    index = None
+    if len(shop_ids) <= SMALL:
+        # pandas infers its "str" dtype from Python strings about twice as fast as it casts to it
+        index = pd.Index(np.asarray(shop_ids, dtype=object), name="shop_id")
+        if index.dtype != "str":
+            index = None
+    if index is None:
+        index = pd.Index(shop_ids, dtype="str", name="shop_id")
     if (len(index) <= SMALL and len(set(index)) != len(index)) or (len(index) > SMALL and index.has_duplicates):
         dup = index[index.duplicated()].unique().tolist()
         raise DataContractError("shops", "shop_id", "duplicate shop ids asked for", dup)
@@ -166,6 +173,14 @@ class Snapshot:
     def n(self) -> int:
         return len(self.index)
 
+    @property
+    def lookup(self) -> dict[Any, int]:
+        """Shop id -> row, built once per snapshot (used for small tables)."""
+        result: dict[Any, int] = self.cached(
+            "lookup", lambda: {v: i for i, v in enumerate(self.index.to_numpy(dtype=object))}
+        )
+        return result
+
     def cached(self, key: Any, make: Callable[[], Any]) -> Any:
         if key not in self._cache:
             self._cache[key] = make()
@@ -185,7 +200,7 @@ class Snapshot:
             frame = self.frame(table)
             if len(frame) == 0:
                 return np.empty(0, dtype=np.intp)
-            return indexer(self.index, frame[column])
+            return indexer(self.index, frame[column], self.lookup if len(frame) <= SMALL else None)
 
         result: np.ndarray = self.cached(("codes", table, column), make)
         return result

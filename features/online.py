@@ -11,7 +11,7 @@ empty here and the fitted pipeline's brand table and adverse-linkage index are u
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,10 +38,8 @@ _NUMPY: dict[Kind, Any] = {
 
 
 def _array(values: list[Any], kind: Kind) -> np.ndarray:
-    if kind == "timestamp":
-        return np.array(
-            [np.datetime64("NaT") if v is None else np.datetime64(v, "us") for v in values], dtype="datetime64[us]"
-        )
+    if kind == "timestamp":  # datetimes (naive UTC, as records hold them); None -> NaT
+        return np.array(values, dtype="datetime64[us]")
     if kind in ("string", "text"):
         out = np.empty(len(values), dtype=object)
         out[:] = values
@@ -60,21 +58,26 @@ def empty_table(name: str) -> ColumnTable:
     return _table(spec, {c.name: [] for c in spec.columns}, 0)
 
 
+@lru_cache(maxsize=1)
+def _specs() -> dict[str, tuple[Table, tuple[str, ...]]]:
+    return {t.name: (t, tuple(t.column_names)) for t in TABLES}
+
+
 def records_to_tables(records: Iterable[Any]) -> dict[str, ColumnTable]:
     """All nine contract tables for the records (brands and verdicts empty)."""
     recs = list(records)
-    specs = {t.name: t for t in TABLES}
-    shops = specs["shops"]
+    specs = _specs()
+    shops, shop_columns = specs["shops"]
     tables: dict[str, ColumnTable] = {
-        "shops": _table(shops, {c: [getattr(r, c) for r in recs] for c in shops.column_names}, len(recs))
+        "shops": _table(shops, {c: [getattr(r, c) for r in recs] for c in shop_columns}, len(recs))
     }
     for field, name in _CHILDREN.items():
-        spec = specs[name]
+        spec, names = specs[name]
         items = [(r.shop_id, item) for r in recs for item in getattr(r, field)]
         if not items:
             tables[name] = empty_table(name)
             continue
-        columns = {c: [shop if c == "shop_id" else getattr(item, c) for shop, item in items] for c in spec.column_names}
+        columns = {c: [shop if c == "shop_id" else getattr(item, c) for shop, item in items] for c in names}
         tables[name] = _table(spec, columns, len(items))
     tables["brands"] = empty_table("brands")
     tables["verdicts"] = empty_table("verdicts")

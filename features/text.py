@@ -160,17 +160,17 @@ class CharNgramHasher:
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         lo, hi = self.ngram_range
-        with np.errstate(over="ignore"):
-            for n in range(lo, hi + 1):
-                ok = positions + n <= end_of
-                start = positions[ok]
-                h = np.full(len(start), np.uint64(n) * _MIX, dtype=np.uint64)
-                for k in range(n):
-                    h = (h ^ cp[start + k]) * _MULT
-                h ^= h >> np.uint64(29)
-                h *= _MIX
-                rows.append(doc_of[ok])
-                cols.append((h >> self._shift).astype(np.int64))
+        # uint64 array arithmetic wraps silently (only numpy scalars warn): the seed is a Python int
+        for n in range(lo, hi + 1):
+            ok = positions + n <= end_of
+            start = positions[ok]
+            h = np.full(len(start), (n * int(_MIX)) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
+            for k in range(n):
+                h = (h ^ cp[start + k]) * _MULT
+            h ^= h >> np.uint64(29)
+            h *= _MIX
+            rows.append(doc_of[ok])
+            cols.append((h >> self._shift).astype(np.int64))
         return np.concatenate(rows), np.concatenate(cols)
 
 
