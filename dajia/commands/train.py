@@ -49,6 +49,9 @@ def register(app: typer.Typer) -> None:
             False, "--feedback", help="--data: add reviewer decisions from the sanction store as verdicts"
         ),
         no_register: bool = typer.Option(False, "--no-register", help="log the run but do not register"),
+        scheduler: str | None = typer.Option(
+            None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Train a model; log it to MLflow and register it (first version champion, later challenger)."""
@@ -71,6 +74,25 @@ def register(app: typer.Typer) -> None:
             if not data.is_dir():
                 raise DajiaError(f"--data {data}: not a folder of marketplace tables")
             plan = ExamplePlan(seed=seed, population_sample=population_sample)
+            from dajia.scaleout.cluster import scheduler_address
+
+            address = scheduler_address(scheduler, settings)
+            if address is not None:  # features and boosting on the cluster (docs/scale-out.md)
+                if feedback:
+                    raise DajiaError("--feedback is not supported with --scheduler yet; train locally")
+                from dajia.scaleout.jobs import train_on_cluster
+
+                result = train_on_cluster(
+                    settings,
+                    address,
+                    str(data),
+                    seed=seed,
+                    capacity_per_day=capacity,
+                    population_sample=population_sample,
+                    register=not no_register,
+                )
+                emit(result, as_json, _human)
+                return
             verdicts = None
             if feedback:
                 from sanctions.store import create_store_engine
