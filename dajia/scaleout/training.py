@@ -17,6 +17,8 @@ What runs where, and why:
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -123,7 +125,9 @@ def fit_booster_on_cluster(
     # each worker's threads come from the cluster (LightGBM's Dask interface ignores num_threads)
     dask_params = {k: v for k, v in params.items() if k != "num_threads"}
     model = DaskLGBMClassifier(client=client, n_estimators=rounds, **dask_params)
-    with warnings.catch_warnings():
+    # lightgbm.dask looks the client up as "the current one" in places: make it this one
+    # (and it prints "Finding random open ports" to stdout, which must stay clean for --json)
+    with client.as_current(), warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
         # the sklearn wrapper always sets num_threads and lightgbm.dask then says it ignores it: expected
         warnings.filterwarnings(
             "ignore", message="Parameter (n_jobs|num_threads) will be ignored", category=UserWarning
