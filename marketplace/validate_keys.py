@@ -241,38 +241,61 @@ def _numbered_codes(arrays: list[pa.ChunkedArray]) -> tuple[np.ndarray, int] | N
     assert prefix is not None
     start = len(prefix.group(0))
     numbers: list[np.ndarray] = []
-    widths: list[np.ndarray] = []
-    padded = False  # some id has a leading zero ("o07"), so the digit count matters
+    rests: list[pa.ChunkedArray | None] = []
+    widest, narrowest = 0, _MAX_DIGITS
     for arr in arrays:
-        if len(arr) == 0:
+        if arr.null_count == len(arr):  # empty, or nothing but nulls
+            numbers.append(np.full(len(arr), -1, dtype=np.int64))
+            rests.append(None)
             continue
         if start and pc.all(pc.starts_with(arr, prefix.group(0))).as_py() not in (True, None):
             return None
         rest = pc.utf8_slice_codeunits(arr, start) if start else arr
-        digits = pc.binary_length(rest)
-        mm = pc.min_max(digits)
-        if mm["min"].as_py() is not None and (mm["min"].as_py() < 1 or mm["max"].as_py() > _MAX_DIGITS):
+        mm = pc.min_max(pc.binary_length(rest))
+        if mm["min"].as_py() < 1 or mm["max"].as_py() > _MAX_DIGITS:
             return None
         if pc.all(pc.ascii_is_decimal(rest)).as_py() not in (True, None):
             return None
-        padded = padded or bool(pc.any(pc.and_(pc.starts_with(rest, "0"), pc.greater(digits, 1))).as_py())
-        numbers.append(np.asarray(pc.fill_null(pc.cast(rest, pa.int64()), -1).to_numpy(), dtype=np.int64))
-        widths.append(np.asarray(pc.fill_null(digits, 0).to_numpy(), dtype=np.int64))
-    if not numbers:
-        return None
-    values = np.concatenate(numbers)
-    valid = values >= 0
-    if not valid.any():
-        return None
-    width = np.concatenate(widths)
-    if padded and width[valid].min() != width[valid].max():
-        values = np.where(valid, values * 32 + width, -1)  # (number, digit count) is the id
-    del width
-    lo, hi = int(values[valid].min()), int(values[valid].max())
+        narrowest, widest = min(narrowest, mm["min"].as_py()), max(widest, mm["max"].as_py())
+        numbers.append(_int64_or_minus_one(pc.cast(rest, pa.int64())))
+        rests.append(rest)
+    values = np.concatenate(numbers) if len(numbers) > 1 else numbers[0]
+    del numbers
+    if narrowest != widest and any(r is not None and _has_leading_zero(r) for r in rests):
+        # "o07" and "o7" are different ids: the digit count becomes part of the code
+        widths = np.concatenate(
+            [
+                _int64_or_minus_one(pc.binary_length(r)) if r is not None else np.full(len(a), -1, dtype=np.int64)
+                for r, a in zip(rests, arrays, strict=True)
+            ]
+        )
+        values = np.where(values >= 0, values * 32 + widths, -1)
+    del rests
+    has_null = any(arr.null_count for arr in arrays)
+    valid = values >= 0 if has_null else None
+    present = values[valid] if valid is not None else values
+    lo, hi = int(present.min()), int(present.max())
     if hi - lo < 4 * len(values) + 1024 and hi - lo < 2**31 - 1:
-        codes = np.where(valid, values - lo, -1).astype(np.int32)
+        codes = (values - lo).astype(np.int32)
+        if valid is not None:
+            codes[~valid] = -1
         return codes, hi - lo + 1
-    factor, uniques = pd.factorize(values[valid])
+    factor, uniques = pd.factorize(present)
+    if valid is None:
+        return factor.astype(np.int32), len(uniques)
     codes = np.full(len(values), -1, dtype=np.int32)
     codes[valid] = factor
     return codes, len(uniques)
+
+
+def _int64_or_minus_one(arr: pa.ChunkedArray) -> np.ndarray:
+    """An integer column as int64 numpy, nulls as -1 (zero-copy when there are none)."""
+    if arr.null_count:
+        arr = pc.fill_null(arr, -1)
+    return np.asarray(arr.to_numpy(), dtype=np.int64)
+
+
+def _has_leading_zero(rest: pa.ChunkedArray) -> bool:
+    if not pc.any(pc.starts_with(rest, "0")).as_py():
+        return False
+    return bool(pc.any(pc.and_(pc.starts_with(rest, "0"), pc.greater(pc.binary_length(rest), 1))).as_py())

@@ -772,3 +772,13 @@ def test_partitioned_parquet_folder_and_pandas_index_columns(tmp_path: Path) -> 
         p.unlink()
     with pytest.raises(DataContractError, match=r"table 'orders': orders.parquet is a folder without Parquet parts"):
         load_marketplace(folder)
+
+
+def test_all_null_and_empty_reference_columns() -> None:
+    frames = valid_frames()
+    frames["complaints"]["order_id"] = None
+    frames["listing_edits"] = frames["listing_edits"].iloc[:0]
+    frames["reviews"] = frames["reviews"].iloc[:0]
+    mp = validate_frames(frames, SNAPSHOT)
+    assert mp.complaints["order_id"].isna().all() and len(mp.reviews) == 0
+    check_dtypes(mp)
