@@ -17,9 +17,10 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from dajia.errors import NotFound
 from marketplace.schema import LINKAGE_FIELDS
 from sanctions.cases import get_case
-from sanctions.models import Listing, Order, Shop
+from sanctions.models import Case, Listing, Order, Shop
 from sanctions.schemas import CaseView
 from sanctions.workflow import TRANSITIONS, Action, CaseStatus
 from serving.console.plots import PALETTE, Marker, Series, timeline_svg
@@ -102,8 +103,9 @@ class LinkedShop:
 
 
 @dataclass
-class CasePage:
-    case: CaseView
+class ShopEvidence:
+    """What the store and the marketplace hold about one shop, for a case page or a shop check."""
+
     shop: dict[str, Any]
     listings: list[ListingRow]
     listings_total: int
@@ -118,6 +120,13 @@ class CasePage:
     linked: list[LinkedShop] = field(default_factory=list)
     timeline_svg: str = ""
     marketplace_loaded: bool = False
+    cases: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class CasePage:
+    case: CaseView
+    ev: ShopEvidence
     actions: list[Action] = field(default_factory=list)
     other_actions: dict[str, str] = field(default_factory=dict)
 
@@ -155,11 +164,13 @@ def linked_shops(session: Session, shop: Shop, limit: int = 50) -> list[LinkedSh
     return sorted(found.values(), key=lambda s: (s.status != "closed", s.shop_id))[:limit]
 
 
-def load_case_page(session: Session, case_id: int, role: str, market: MarketIndex | None) -> CasePage:
-    """The case with its events and claims, and the shop's evidence (raises NotFound for no such case)."""
-    case = get_case(session, case_id)
-    shop = session.get(Shop, case.shop_id)
-    assert shop is not None
+def load_shop_evidence(
+    session: Session, shop_id: str, market: MarketIndex | None, markers: list[Marker] | None = None
+) -> ShopEvidence:
+    """The shop, its listings against brand prices, activity, complaints, test buys, reviews, links, timeline."""
+    shop = session.get(Shop, shop_id)
+    if shop is None:
+        raise NotFound(f"shop '{shop_id}' does not exist")
     shop_info = {
         "shop_id": shop.shop_id,
         "name": shop.name,
@@ -197,8 +208,7 @@ def load_case_page(session: Session, case_id: int, role: str, market: MarketInde
     ).all()
     ordered = [r.ordered_at for r in order_rows]
     refunded = [r.refunded_at for r in order_rows if r.refunded_at is not None]
-    page = CasePage(
-        case=case,
+    ev = ShopEvidence(
         shop=shop_info,
         listings=listings,
         listings_total=listings_total,
@@ -208,6 +218,14 @@ def load_case_page(session: Session, case_id: int, role: str, market: MarketInde
         linked=linked_shops(session, shop),
         marketplace_loaded=market is not None,
     )
+    ev.cases = [
+        {"case_id": cid, "status": st, "opened_at": at}
+        for cid, st, at in session.execute(
+            sa.select(Case.case_id, Case.status, Case.opened_at)
+            .where(Case.shop_id == shop.shop_id)
+            .order_by(Case.case_id.desc())
+        )
+    ]
     complaint_times: list[datetime] = []
     review_times: list[datetime] = []
     if market is not None:
@@ -220,26 +238,35 @@ def load_case_page(session: Session, case_id: int, role: str, market: MarketInde
                 "source": str(r.source),
                 "order_id": _opt_str(r.order_id),
             }
-            (page.test_buys if item["source"] == "test_buy" else page.complaints).append(item)
+            (ev.test_buys if item["source"] == "test_buy" else ev.complaints).append(item)
             t = _ts(r.filed_at)
             if t is not None:
                 complaint_times.append(t)
         rev = market.rows("reviews", shop.shop_id)
-        page.reviews_total = len(rev)
-        page.low_reviews = int((rev["rating"] <= 2).sum()) if len(rev) else 0
+        ev.reviews_total = len(rev)
+        ev.low_reviews = int((rev["rating"] <= 2).sum()) if len(rev) else 0
         for r in rev.sort_values(["rating", "created_at"], ascending=[True, False]).head(20).itertuples(index=False):
-            page.reviews.append({"created_at": _ts(r.created_at), "rating": int(str(r.rating)), "text": str(r.text)})
+            ev.reviews.append({"created_at": _ts(r.created_at), "rating": int(str(r.rating)), "text": str(r.text)})
         review_times = [t for t in (_ts(v) for v in rev["created_at"]) if t is not None]
-    markers = [Marker("case opened", case.opened_at)]
-    if case.decided_at is not None:
-        markers.append(Marker("decided", case.decided_at))
     series = [
         Series("orders", ordered, PALETTE[0]),
         Series("refunds", refunded, PALETTE[2]),
     ]
     if market is not None:
         series += [Series("complaints", complaint_times, PALETTE[1]), Series("reviews", review_times, PALETTE[3])]
-    page.timeline_svg = timeline_svg(series, markers, title=f"Orders, refunds, complaints and reviews of {shop.name}")
+    ev.timeline_svg = timeline_svg(
+        series, markers or [], title=f"Orders, refunds, complaints and reviews of {shop.name}"
+    )
+    return ev
+
+
+def load_case_page(session: Session, case_id: int, role: str, market: MarketIndex | None) -> CasePage:
+    """The case with its events and claims, and the shop's evidence (raises NotFound for no such case)."""
+    case = get_case(session, case_id)
+    markers = [Marker("case opened", case.opened_at)]
+    if case.decided_at is not None:
+        markers.append(Marker("decided", case.decided_at))
+    page = CasePage(case=case, ev=load_shop_evidence(session, case.shop_id, market, markers))
     page.actions = allowed_actions(case.status, role)
     for (st, action), (_new, roles) in TRANSITIONS.items():
         if st == CaseStatus(case.status) and role in {r.value for r in roles} and action in NOT_FROM_CONSOLE:

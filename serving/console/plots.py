@@ -73,7 +73,9 @@ def timeline_svg(
     bin_days = 7 if span_weeks <= 40 else 14 if span_weeks <= 80 else 28
     bins = max(2, int((last - start).total_seconds() // (bin_days * 86400)) + 1)
     counts = [binned_counts(s.times, start, bins, bin_days) for s in series]
-    top = _nice_max(float(max((max(c) for c in counts if c), default=1)))
+    # counts: a maximum that quarters into whole numbers
+    peak = max((max(c) for c in counts if c), default=1)
+    top = float(next((m for m in (4, 8, 12, 20, 40, 60, 100, 200, 400, 1000, 2000, 4000) if peak <= m), peak))
     left, right, top_pad, bottom = 44, 16, 30, 34
     pw, ph = width - left - right, height - top_pad - bottom
     per = "week" if bin_days == 7 else f"{bin_days // 7} weeks"
@@ -109,8 +111,10 @@ def timeline_svg(
         if key in seen or (d.month - 1) % step:
             continue
         seen.add(key)
+        xx = x(i)
+        anchor = "end" if xx > left + pw - 28 else "start" if xx < left + 28 else "middle"
         parts.append(
-            f'<text x="{x(i):.1f}" y="{height - bottom + 16}" class="axis" text-anchor="middle">'
+            f'<text x="{xx:.1f}" y="{height - bottom + 16}" class="axis" text-anchor="{anchor}">'
             f"{d.strftime('%Y-%m')}</text>"
         )
     placed: list[float] = []

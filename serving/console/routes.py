@@ -398,6 +398,37 @@ async def decide(request: Request, case_id: str) -> Response:
     return redirect(f"/console/cases/{cid}?done={quote(result.action + ':' + result.new_status)}")
 
 
+@router.get("/shops/{shop_id}")
+async def shop(request: Request, shop_id: str) -> Response:
+    """One shop's evidence without a case: what a reviewer checks for the audit sample."""
+    from serving.console.db import VERDICTS, findings
+    from serving.console.evidence import load_shop_evidence
+
+    user = await current_user(request)
+    services, st = await state_of(request)
+    sid = shop_id[:64]
+
+    def load(s: Session) -> tuple[Any, Any, list[Any]]:
+        ev = load_shop_evidence(s, sid, st.market)
+        latest = services.log.query(shop_id=sid, limit=1, shadow=False)
+        prior = s.execute(sa.select(findings).where(findings.c.shop_id == sid).order_by(findings.c.finding_id)).all()
+        return ev, (latest[0] if latest else None), list(prior)
+
+    try:
+        ev, latest, prior = await read(services, load)
+    except NotFound as exc:
+        raise ConsoleError(404, "No such shop", str(exc), user) from exc
+    return render(
+        "shop.html",
+        user=user,
+        ev=ev,
+        latest=latest,
+        findings=prior,
+        verdicts=VERDICTS,
+        idem=secrets.token_urlsafe(16),
+    )
+
+
 # --------------------------------------------------------------------------- audit sample
 
 
@@ -492,11 +523,13 @@ async def monitor(request: Request) -> Response:
                 title="Score distribution per reference-decile bin: training vs now",
             )
 
-    def load(s: Session) -> tuple[Any, Any]:
-        conn = s.connection()
-        return agreement_by_version(conn), precision_tables(conn)
+    def load(s: Session) -> tuple[Any, Any, Any]:
+        from serving.console.sample import miss_estimate
 
-    agreement, (by_tier, by_band) = await read(services, load)
+        conn = s.connection()
+        return agreement_by_version(conn), precision_tables(conn), miss_estimate(conn)
+
+    agreement, (by_tier, by_band), est = await read(services, load)
     return render(
         "monitor.html",
         user=user,
@@ -507,6 +540,7 @@ async def monitor(request: Request) -> Response:
         agreement=agreement,
         by_tier=by_tier,
         by_band=by_band,
+        est=est,
     )
 
 

@@ -243,10 +243,16 @@ def test_audit_sample_finding_is_stored_audited_and_exported(console: Console, p
     screenshot(page, "audit-sample")
     shop_id = rows.first.locator("input[name=shop_id]").input_value()
     assert shop_id not in {s.shop_id for s in console.scored}  # never flagged
-    rows.first.get_by_label("counterfeit").check()
-    rows.first.get_by_label("Note for").fill("replica watch in photos, test buy ordered")
-    rows.first.get_by_role("button", name="Save").click()
-    page.wait_for_load_state()
+    # open the shop to check it, and record the finding there
+    rows.first.get_by_role("link").first.click()
+    page.wait_for_url(f"**/console/shops/{shop_id}")
+    assert "the model never flagged this shop" in page.locator("#h-cases + p").inner_text()
+    assert page.locator("svg.chart").count() == 1
+    screenshot(page, "shop", full_page=True)
+    page.get_by_label("counterfeit").check()
+    page.get_by_label("Note").fill("replica watch in photos, test buy ordered")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Save finding").click()
     assert f"Finding saved for shop {shop_id}" in page.locator(".alert-ok").inner_text()
     assert "1 counterfeit" in page.locator(".estimate").inner_text()
     # the checked shop is not offered again

@@ -120,3 +120,41 @@ def test_timeline_svg_counts_bins_marks_events_and_escapes_labels() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "case opened 2026-01-26" in svg and "t &amp; t" in svg
     assert "no orders" in timeline_svg([Series("orders", [], "#000")])
+
+
+def test_monitor_page_renders_drift_of_a_real_model() -> None:
+    from datetime import UTC
+
+    from serving.console.monitor import Precision, ScoreDrift, compute_drift
+    from serving.console.routes import templates
+    from serving.console.sample import MissEstimate
+    from serving.console.security import User
+    from serving.model_holder import Served
+    from serving.runtime import ModelRuntime
+
+    rng = np.random.default_rng(2)
+    runtime = ModelRuntime(_tiny_model(rng), "dajia-shop-risk", "7")
+    runtime.X = rng.normal(0.8, 1, (500, 3))
+    report = compute_drift(runtime, None)
+    assert report.score.psi is None and "no marketplace" in report.score.note
+    assert report.features[0].band == "major shift"
+    report.score = ScoreDrift(0.31, "major shift", [0.2, 0.5], [0.5, 0.3, 0.2], [0.3, 0.3, 0.4], 100, 500, "2026-02-08")
+    served = Served(runtime, "dajia-shop-risk", "7", "champion", "registry", datetime.now(UTC))
+    html = (
+        templates()
+        .get_template("monitor.html")
+        .render(
+            user=User("k", "n", "reviewer", "t"),
+            served=served,
+            drift=report,
+            drift_error=None,
+            chart="<svg></svg>",
+            agreement=[],
+            by_tier=[Precision("suspected", 10, 8, 1)],
+            by_band=[],
+            est=MissEstimate(12, 1, 10, 1, 1 / 11, 0.01, 0.38, 250),
+        )
+    )
+    assert "dajia-shop-risk version 7" in html and "0.310" in html and "(major shift)" in html
+    assert html.index(report.features[0].name) < html.index(report.features[-1].name)
+    assert "80.0%" in html and "9.1%" in html
