@@ -374,6 +374,14 @@ BAD_CASES: list[tuple[str, Breaker, str, str, str, str]] = [
         "verdict_id='v1'",
         "after the snapshot",
     ),
+    (
+        "far future",
+        _set("reviews", "created_at", 1, T("2999-01-01")),
+        "reviews",
+        "created_at",
+        "review_id='r2'",
+        "after the snapshot",
+    ),
     ("far past", _set("shops", "opened_at", 0, T("1970-01-01")), "shops", "opened_at", "shop_id='s1'", "before 2000"),
     (
         "refund before order",
