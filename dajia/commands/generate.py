@@ -9,7 +9,12 @@ from typing import Any
 import typer
 
 from dajia.output import console, emit, err_console
-from marketplace.synth.config import DEFAULT_SNAPSHOT, GeneratorConfig
+from marketplace.synth.config import GeneratorConfig
+
+
+def _default(knob: str) -> Any:
+    """The config's own default, so the CLI and the Python API never disagree."""
+    return GeneratorConfig.__dataclass_fields__[knob].default
 
 
 def _human(result: Mapping[str, Any]) -> None:
@@ -37,25 +42,33 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def generate(
         out: Path = typer.Option(..., "--out", help="folder to write the tables into"),
-        shops: int = typer.Option(10_000, "--shops", help="number of shops"),
-        seed: int = typer.Option(0, "--seed", help="random seed: same seed and knobs give identical tables"),
-        counterfeit_rate: float = typer.Option(0.08, "--counterfeit-rate", help="share of shops selling fakes"),
+        shops: int = typer.Option(_default("shops"), "--shops", help="number of shops"),
+        seed: int = typer.Option(
+            _default("seed"), "--seed", help="random seed: same seed and knobs give identical tables"
+        ),
+        counterfeit_rate: float = typer.Option(
+            _default("counterfeit_rate"), "--counterfeit-rate", help="share of shops selling fakes"
+        ),
         camouflage_share: float = typer.Option(
-            0.55, "--camouflage-share", help="share of counterfeiters whose titles hide it"
+            _default("camouflage_share"), "--camouflage-share", help="share of counterfeiters whose titles hide it"
         ),
         label_coverage: float = typer.Option(
-            0.5, "--label-coverage", help="share of counterfeiters that get investigated (verdicts)"
+            _default("label_coverage"),
+            "--label-coverage",
+            help="share of counterfeiters that get investigated (verdicts)",
         ),
         label_delay_days: float = typer.Option(
-            35.0, "--label-delay-days", help="mean days from the judged sale to the verdict"
+            _default("label_delay_days"), "--label-delay-days", help="mean days from the judged sale to the verdict"
         ),
-        history_months: int = typer.Option(24, "--months", help="months of history before the snapshot"),
-        snapshot_at: str = typer.Option(DEFAULT_SNAPSHOT, "--snapshot", help="snapshot time: no event after it"),
+        history_months: int = typer.Option(
+            _default("history_months"), "--months", help="months of history before the snapshot"
+        ),
+        snapshot_at: str = typer.Option(_default("snapshot_at"), "--snapshot", help="snapshot time: no event after it"),
         crackdown_at: str | None = typer.Option(
             None, "--crackdown", help="crackdown date (default: 120 days before the snapshot)"
         ),
         reregister_rate: float = typer.Option(
-            0.4, "--reregister-rate", help="share of closed shopkeepers who open a new shop"
+            _default("reregister_rate"), "--reregister-rate", help="share of closed shopkeepers who open a new shop"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
