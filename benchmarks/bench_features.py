@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from features.history import WINDOWS, SellerHistoryFeatures
+from features.io import read_feature_tables
 from features.pipeline import ShopFeaturePipeline
 from marketplace.loader import load_marketplace
 from marketplace.records import records_from_frames
@@ -99,6 +100,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2,000 shops, few online repetitions")
     ap.add_argument("--fit-shops", type=int, default=20_000, help="labelled shops the pipeline is fitted on")
     ap.add_argument("--online", type=int, default=300, help="online calls (different shops, rotating)")
+    ap.add_argument(
+        "--pruned",
+        action="store_true",
+        help="read only the columns the features use (features.io.read_feature_tables) instead of load_marketplace",
+    )
     args = ap.parse_args()
     shops = 2_000 if args.quick else args.shops
     folder = args.data
@@ -111,10 +117,11 @@ def main() -> None:
         print(f"generated {shops:,} shops in {time.perf_counter() - t0:.1f} s -> {folder}")
 
     t0 = time.perf_counter()
-    mp = load_marketplace(folder)
+    mp = read_feature_tables(folder) if args.pruned else load_marketplace(folder)
     load_s = time.perf_counter() - t0
     rows = {n: len(mp.table(n)) for n in mp.table_names()}
-    print(f"loaded + validated in {load_s:.1f} s: {rows}; RSS {rss_gib():.2f} GiB, peak {peak_gib():.2f} GiB")
+    how = "read (needed columns only)" if args.pruned else "loaded + validated"
+    print(f"{how} in {load_s:.1f} s: {rows}; RSS {rss_gib():.2f} GiB, peak {peak_gib():.2f} GiB")
     as_of = pd.Timestamp(mp.snapshot_at) - pd.Timedelta(days=60)
     truth = pd.read_parquet(folder / "ground_truth.parquet")
     ex = truth.sample(n=min(args.fit_shops, len(truth)), random_state=0)

@@ -52,3 +52,23 @@ def test_bad_input_exits_2(data: Path, tmp_path: Path) -> None:
     out = str(tmp_path / "f.parquet")
     assert main(["features", "--data", str(data), "--as-of", "not-a-date", "--out", out]) == 2
     assert main(["features", "--data", str(data), "--as-of", "2026-03-01", "--out", out, "--model", "/nope.pkl"]) == 2
+
+
+def test_pruned_read_gives_the_same_features(data: Path) -> None:
+    from features.io import read_feature_tables
+    from features.pipeline import ShopFeaturePipeline
+    from marketplace.loader import load_marketplace
+
+    full = load_marketplace(data)
+    pruned = read_feature_tables(data)
+    assert pruned.snapshot_at == full.snapshot_at
+    assert "shopkeeper_id" not in pruned.shops.columns and "buyer_id" not in pruned.orders.columns
+    as_of = pd.Timestamp("2026-03-01")
+    verdicts = full.verdicts[full.verdicts["decided_at"] < as_of]
+    examples = pd.DataFrame(
+        {"shop_id": verdicts["shop_id"], "as_of": as_of, "label": (verdicts["outcome"] == "counterfeit").astype(int)}
+    ).drop_duplicates("shop_id")
+    pipe = ShopFeaturePipeline(text_n_features=2**12).fit(full, examples)
+    a = pipe.transform(full, as_of)
+    b = pipe.transform(pruned, as_of)
+    pd.testing.assert_frame_equal(a, b, check_exact=True)
