@@ -13,7 +13,22 @@ import json
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, ColumnElement, Insert, String, Table, any_, bindparam, func, insert, select, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ColumnElement,
+    Connection,
+    DateTime,
+    Insert,
+    String,
+    Table,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -52,7 +67,11 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     conn = session.connection()
-    if conn.dialect.name != "postgresql" or len(rows) < COPY_FROM:
+    dialect = conn.dialect.name
+    if dialect == "sqlite" and len(rows) >= COPY_FROM:
+        _sqlite_executemany(conn, table, rows)
+        return
+    if dialect != "postgresql" or len(rows) < COPY_FROM:
         stmt = _INSERTS.get(table.name)
         if stmt is None:
             stmt = _INSERTS[table.name] = insert(table)
@@ -67,3 +86,35 @@ def insert_rows(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
             copy.write_row(
                 [json.dumps(r[c], ensure_ascii=False) if c in json_cols and r[c] is not None else r[c] for c in cols]
             )
+
+
+def _kind(t: Any) -> str:
+    if isinstance(t, JSON):
+        return "json"
+    if isinstance(t, DateTime):
+        return "dt"
+    if isinstance(t, Boolean):
+        return "bool"
+    return ""
+
+
+def _sqlite_executemany(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """The driver's own executemany with values already in SQLAlchemy's SQLite storage format
+    (JSON text, ``YYYY-MM-DD HH:MM:SS.ffffff`` datetimes, 0/1 booleans): no per-row processing."""
+    cols = list(rows[0])
+    kinds = [_kind(table.c[c].type) for c in cols]
+
+    def convert(kind: str, v: Any) -> Any:
+        if v is None:
+            return None
+        if kind == "json":
+            return json.dumps(v, ensure_ascii=False)
+        if kind == "dt":
+            return v.strftime("%Y-%m-%d %H:%M:%S.%f")
+        if kind == "bool":
+            return int(bool(v))
+        return v
+
+    sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    params = [tuple(convert(k, r[c]) for k, c in zip(kinds, cols, strict=True)) for r in rows]
+    conn.exec_driver_sql(sql, params)

@@ -88,6 +88,29 @@ def test_import_is_idempotent_and_bulk(session: Session) -> None:
     assert len(storefront_listings(session, limit=10_000)) == 150
 
 
+def test_a_large_sweep_takes_the_bulk_path_and_reads_back_exactly(session: Session) -> None:
+    """COPY (PostgreSQL) / raw executemany (SQLite) rows read back through the ORM unchanged."""
+    s = session
+    import_marketplace(s, build_marketplace([shop_row(f"B{i:03d}") for i in range(150)], listings_per_shop=1))
+    batch = [scored(f"B{i:03d}", 0.9 + i / 10_000) for i in range(150)]
+    report = route_scored(s, batch, now=SNAPSHOT.replace(microsecond=123456))
+    assert report.opened == 150
+    view = cases.get_case(s, report.opened_case_ids[7])
+    assert (view.shop_id, view.score, view.model_version, view.reasons) == (
+        "B007",
+        0.9 + 7 / 10_000,
+        "7",
+        ["12 counterfeit complaints in 30 days"],
+    )
+    assert view.opened_at == SNAPSHOT.replace(microsecond=123456)
+    assert view.evidence[0]["data"]["reasons"] == ["12 counterfeit complaints in 30 days"]
+    assert view.events[0].simulated is False and view.events[0].evidence == view.evidence
+    assert s.execute(select(func.count()).where(Listing.frozen.is_(True))).scalar_one() == 150
+    assert s.execute(select(func.count()).where(OutboxMessage.topic == "case_opened")).scalar_one() == 150
+    assert verify_chain(s).ok and verify_chain(s).entries == 150
+    assert route_scored(s, batch, now=SNAPSHOT).unchanged == 150
+
+
 def test_routing_opens_once_freezes_listings_and_rescores(world: Session) -> None:
     s = world
     r = route_scored(
