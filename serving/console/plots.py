@@ -102,16 +102,21 @@ def timeline_svg(
         yy = y(v)
         parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>')
         parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" class="axis" text-anchor="end">{v:g}</text>')
-    # month ticks (every month up to a year and a half, every quarter beyond)
-    step = 1 if span_weeks <= 78 else 3
+    # month ticks, every ``step`` months so that labels stay about 60 px apart
+    months = max(1.0, span_weeks * 7 / 30.4)
+    step = next((k for k in (1, 2, 3, 6, 12) if pw / (months / k) >= 60), 12)
     seen: set[tuple[int, int]] = set()
+    last_tick = -1e9
     for i in range(bins):
         d = start + timedelta(days=i * bin_days)
         key = (d.year, d.month)
-        if key in seen or (d.month - 1) % step:
+        if key in seen or (d.year * 12 + d.month - 1) % step:
             continue
         seen.add(key)
         xx = x(i)
+        if xx - last_tick < 56:
+            continue
+        last_tick = xx
         anchor = "end" if xx > left + pw - 28 else "start" if xx < left + 28 else "middle"
         parts.append(
             f'<text x="{xx:.1f}" y="{height - bottom + 16}" class="axis" text-anchor="{anchor}">'
