@@ -676,6 +676,12 @@ async def publish_disclosures(request: Request) -> Response:
     return redirect(f"/console/admin/disclosures?done={len(result.published)}")
 
 
+@router.get("/{rest:path}")
+async def not_found(request: Request, rest: str) -> Response:
+    """Any other console address: an HTML 404 with the console's headers (registered last)."""
+    raise ConsoleError(404, "Not found", f"There is no console page /console/{rest[:80]}.")
+
+
 def mount(app: FastAPI) -> None:
     """Serve the console under ``/console`` (called once by ``serving.app.create_app``)."""
     app.include_router(router)

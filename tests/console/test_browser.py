@@ -168,6 +168,9 @@ def test_csrf_missing_or_wrong_is_rejected(console: Console, page_for: Any) -> N
 def test_sign_in_rules_and_security_headers(console: Console, page_for: Any) -> None:
     r = httpx.get(console.url("/console/queue"))
     assert r.status_code == 303 and r.headers["location"].startswith("/console/login")
+    missing = httpx.get(console.url("/console/nothing/here"))
+    assert missing.status_code == 404 and missing.headers["x-frame-options"] == "DENY"
+    assert "text/html" in missing.headers["content-type"]
     r = httpx.get(console.url("/console/login"))
     assert r.headers["x-frame-options"] == "DENY"
     assert r.headers["x-content-type-options"] == "nosniff"
