@@ -255,7 +255,9 @@ class _Windows:
         self.snap = snap
         self.order = np.argsort(np.asarray(windows))
         self.bounds = np.asarray(windows, dtype=np.int64)[self.order] * DAY_US
-        self.back = np.argsort(self.order)
+        back = np.argsort(self.order)
+        #: None when the windows are already sorted (the usual case: no reordering per call)
+        self.back = None if (back == np.arange(len(back))).all() else back
 
     def counts(
         self,
@@ -274,7 +276,8 @@ class _Windows:
             flat = (codes * (nw + 1) + j) * k + (sub if sub is not None else 0)
             raw = np.bincount(flat, weights=weights, minlength=n * (nw + 1) * k).astype(np.float64, copy=False)
             out = raw.reshape(n, nw + 1, k)[:, :nw, :].cumsum(axis=1)
-        out = out[:, self.back, :]
+        if self.back is not None:
+            out = out[:, self.back, :]
         return out if sub is not None else out[:, :, 0]
 
 

@@ -185,3 +185,13 @@ def test_window_counts_match_a_plain_pandas_count() -> None:
         rw = r[(r["created_at"] >= start) & (r["created_at"] < AS_OF)]
         got = rw.groupby("shop_id").size().reindex(base.index, fill_value=0)
         np.testing.assert_array_equal(base[f"reviews_{w}d"].to_numpy(), got.to_numpy(dtype=float))
+
+
+def test_unsorted_windows_give_the_same_counts() -> None:
+    from features.history import SellerHistoryFeatures
+
+    mp, truth, _, base = _setup()
+    odd = SellerHistoryFeatures(windows=(90, 7, 30)).fit(mp, examples_for(truth)).transform(mp, AS_OF)
+    for w in (7, 30, 90):
+        for name in (f"orders_{w}d", f"complaints_counterfeit_{w}d", f"reviews_{w}d", f"delistings_{w}d"):
+            np.testing.assert_array_equal(odd[name].to_numpy(), base[name].to_numpy())
