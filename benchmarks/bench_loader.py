@@ -226,6 +226,7 @@ def _measure(folder: Path, what: str, fmt: str) -> dict[str, float]:
     import pandas as pd
 
     started = time.perf_counter()
+    cpu0 = time.process_time()
     if what == "anchor":
         rows = 0
         for name in TABLES_BY_NAME:
@@ -239,8 +240,9 @@ def _measure(folder: Path, what: str, fmt: str) -> dict[str, float]:
         mp = load_marketplace(folder)
         rows = sum(len(mp.table(n)) for n in mp.table_names())
     seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu0
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"seconds": seconds, "rows": rows, "peak_gib": peak_kib / 2**20}
+    return {"seconds": seconds, "cpu_seconds": cpu, "rows": rows, "peak_gib": peak_kib / 2**20}
 
 
 def _child(folder: Path, what: str, fmt: str) -> dict[str, float]:
@@ -281,14 +283,15 @@ def main() -> None:
     anchor_name = "pandas.read_parquet" if args.format == "parquet" else "pandas.read_csv"
     print(
         f"anchor  {anchor_name:<22} {anchor['seconds']:8.2f} s  {rows / anchor['seconds']:>12,.0f} rows/s  "
-        f"peak {anchor['peak_gib']:.2f} GiB"
+        f"cpu {anchor['cpu_seconds']:7.2f} s  peak {anchor['peak_gib']:.2f} GiB"
     )
     print(
         f"ours    {'load_marketplace':<22} {ours['seconds']:8.2f} s  {rows / ours['seconds']:>12,.0f} rows/s  "
-        f"peak {ours['peak_gib']:.2f} GiB"
+        f"cpu {ours['cpu_seconds']:7.2f} s  peak {ours['peak_gib']:.2f} GiB"
     )
     print(
         f"ratio   load+validate / bare read: time {ours['seconds'] / anchor['seconds']:.2f}x, "
+        f"cpu {ours['cpu_seconds'] / anchor['cpu_seconds']:.2f}x, "
         f"peak memory {ours['peak_gib'] / anchor['peak_gib']:.2f}x"
     )
 
