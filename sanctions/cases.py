@@ -219,12 +219,13 @@ def _end_case_restoring(ch: tx.Change, case: Case, shop: Shop) -> None:
     ch.audit("listings.restore", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
 
 
-def _result(case: Case, shop: Shop, old: str, action: Action, **extra: Any) -> TransitionResult:
+def _result(case: Case, shop: Shop, old: str, action: Action, new: str | None = None, **extra: Any) -> TransitionResult:
+    """What ``action`` did: ``new`` is the status it led to (a follow-up, e.g. settling, may move on)."""
     return TransitionResult(
         case_id=case.case_id,
         action=action.value,
         old_status=old,
-        new_status=case.status,
+        new_status=new or case.status,
         version=case.version,
         shop_id=shop.shop_id,
         shop_status=shop.status,
@@ -381,7 +382,7 @@ def decide(
         }
         if act is not Action.BAN:
             changes["ended_at"] = when
-        old, _ = _transition(ch, case, act, reason=reason, evidence=evidence, changes=changes)
+        old, new = _transition(ch, case, act, reason=reason, evidence=evidence, changes=changes)
         extra: dict[str, Any] = {}
         follow: list[TransitionResult] = []
         if act is Action.CLOSE:
@@ -399,7 +400,7 @@ def decide(
             _notify_seller(ch, case, shop, "case_dismissed", {})
         session.flush()
         ch.finish()
-        return _result(case, shop, old, act, follow_up=follow, **extra)
+        return _result(case, shop, old, act, new, follow_up=follow, **extra)
 
     return tx.run(
         session,
@@ -713,9 +714,14 @@ def decide_appeal(
         else:
             case.ended_at = when if new == CaseStatus.CLOSED else None
             _notify_seller(ch, case, shop, "appeal_rejected", {"status": new})
+            session.flush()
+            # every claim may have been confirmed while the appeal was pending
+            settled = _maybe_settle(ch, case, shop)
+            if settled is not None:
+                extra = {"follow_up": [settled]}
         session.flush()
         ch.finish()
-        return _result(case, shop, old, act, **extra)
+        return _result(case, shop, old, act, new, **extra)
 
     return tx.run(
         session,

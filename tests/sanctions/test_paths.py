@@ -245,7 +245,7 @@ def test_ban_with_no_affected_consumer_settles_at_once(world: Session) -> None:
     s = world
     case_id = open_case(s, "S4")
     res = cases.decide(s, case_id, "ban", REVIEWER, reason="suspected", now=SNAPSHOT)
-    assert res.claims_created == 0 and res.follow_up[0].new_status == "settled"
+    assert (res.new_status, res.claims_created, res.follow_up[0].new_status) == ("banned", 0, "settled")
     assert s.get(Shop, "S4").status == "active"  # type: ignore[union-attr]
 
 
@@ -301,6 +301,20 @@ def test_rejected_appeal_restores_the_measure(world: Session) -> None:
     cases.appeal(s, case_id, seller("S1"), reason="no", now=SNAPSHOT)
     res = cases.decide_appeal(s, case_id, False, REVIEWER, reason="evidence stands", now=SNAPSHOT)
     assert (res.new_status, res.shop_status) == ("banned", "banned")
+
+
+def test_claims_confirmed_during_an_appeal_settle_when_it_is_rejected(world: Session) -> None:
+    s = world
+    case_id = open_case(s, "S1")
+    cases.decide(s, case_id, "ban", REVIEWER, reason="suspected", now=SNAPSHOT)
+    cases.appeal(s, case_id, seller("S1"), reason="no", now=SNAPSHOT)
+    for c in cases.claims_of(s, case_id):
+        cases.record_payment(s, c.claim_id, seller("S1"), payment_ref=f"T{c.claim_id}", now=SNAPSHOT)
+        cases.confirm_claim(s, c.claim_id, consumer(c.buyer_id), now=SNAPSHOT)
+    assert cases.get_case(s, case_id).status == "appealed_ban"  # no settling under appeal
+    res = cases.decide_appeal(s, case_id, False, REVIEWER, reason="evidence stands", now=SNAPSHOT)
+    assert res.new_status == "banned" and res.follow_up[0].new_status == "settled"
+    assert s.get(Shop, "S1").status == "active"  # type: ignore[union-attr]
 
 
 def test_ban_evasion_opens_a_case_with_the_link_as_evidence(session: Session) -> None:
