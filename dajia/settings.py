@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # serving
     max_batch: int = Field(default=1000, gt=0, le=100_000)
     lightgbm_threads: int = Field(default=1, gt=0)
+    public_rate_per_minute: float = Field(default=300.0, ge=0)  # per client IP, unkeyed endpoints; 0: off
+    public_rate_burst: int = Field(default=120, ge=1)  # requests a client may send at once before the rate applies
 
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod

@@ -29,6 +29,7 @@ from serving.model_holder import ModelHolder
 from serving.prediction_log import PredictionLog
 from serving.responses import OrjsonResponse
 from serving.runtime import ModelRuntime
+from serving.security_headers import harden
 from serving.services import Services
 
 log = logging.getLogger("dajia.serving")
@@ -132,6 +133,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
 
     mount_console(app)
     _publish_limits(app, settings.max_batch)
+    harden(app, settings)  # security headers, public rate limit (inside the request-id middleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, max_body_bytes=opts.max_body_bytes)
     app.state.metrics = metrics
     return app

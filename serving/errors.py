@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -105,7 +106,29 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(request, exc.status_code, "HTTPError", str(exc.detail), headers=headers)
 
 
+#: seconds a client is told to wait when the database is unreachable
+DB_RETRY_AFTER_SECONDS = 2
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> Response:
+    """The database cannot be reached (connection refused or lost, pool exhausted, locked): a 503 the
+    client can retry, not a 500. Every write runs in one transaction, so nothing was half-applied."""
+    if isinstance(exc, sa_exc.DBAPIError) and not (
+        isinstance(exc, sa_exc.OperationalError) or exc.connection_invalidated
+    ):
+        raise exc  # a real bug (integrity, programming error): let it be a 500 with its traceback logged
+    return error_response(
+        request,
+        503,
+        "DatabaseUnavailable",
+        "the database is unreachable right now; retry shortly",
+        headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DajiaError, _dajia_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_unavailable)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_unavailable)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
