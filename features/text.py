@@ -11,6 +11,7 @@ into half-width, casefold lowers case (also for e.g. German ß), runs of whitesp
 
 from __future__ import annotations
 
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -127,23 +128,34 @@ class CharNgramHasher:
         self._shift = np.uint64(64 - int(n_features).bit_length() + 1)
 
     def counts(self, texts: list[str]) -> tuple[sp.csr_matrix, np.ndarray]:
-        r, c = self.ngrams(texts)
-        n_docs = len(texts)
-        X = sp.csr_matrix(
-            (np.ones(len(r), dtype=np.float32), (r, c)), shape=(n_docs, self.n_features), dtype=np.float32
-        )
-        X.sum_duplicates()
-        return X, np.bincount(r, minlength=n_docs).astype(np.float64)
+        parts: list[sp.csr_matrix] = []
+        lengths: list[np.ndarray] = []
+        for lo, hi in _chunks(texts, CHUNK_CHARS):
+            r, c = self.ngrams(texts[lo:hi])
+            X = sp.csr_matrix(
+                (np.ones(len(r), dtype=np.float32), (r, c)), shape=(hi - lo, self.n_features), dtype=np.float32
+            )
+            X.sum_duplicates()
+            parts.append(X)
+            lengths.append(np.bincount(r, minlength=hi - lo).astype(np.float64))
+        if not parts:
+            return sp.csr_matrix((0, self.n_features), dtype=np.float32), np.zeros(0)
+        X_all = parts[0] if len(parts) == 1 else sp.vstack(parts, format="csr")
+        return X_all, np.concatenate(lengths)
 
     def dots(self, texts: list[str], W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(counts @ W, n-grams per text) without building the sparse matrix: one gather and one
         ``bincount`` per column of ``W`` (n_features, k)."""
-        r, c = self.ngrams(texts)
         n_docs = len(texts)
         out = np.zeros((n_docs, W.shape[1]))
-        for j in range(W.shape[1]):
-            out[:, j] = np.bincount(r, weights=W[c, j].astype(np.float64), minlength=n_docs)
-        return out, np.bincount(r, minlength=n_docs).astype(np.float64)
+        n = np.zeros(n_docs)
+        # in chunks of about CHUNK_CHARS characters: the n-gram arrays are ~50 bytes per character
+        for lo, hi in _chunks(texts, CHUNK_CHARS):
+            r, c = self.ngrams(texts[lo:hi])
+            for j in range(W.shape[1]):
+                out[lo:hi, j] = np.bincount(r, weights=W[c, j].astype(np.float64), minlength=hi - lo)
+            n[lo:hi] = np.bincount(r, minlength=hi - lo)
+        return out, n
 
     def ngrams(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """(text number, column) of every n-gram occurrence."""
@@ -172,6 +184,23 @@ class CharNgramHasher:
             rows.append(doc_of[ok])
             cols.append((h >> self._shift).astype(np.int64))
         return np.concatenate(rows), np.concatenate(cols)
+
+
+#: characters of text hashed at a time (bounds the n-gram arrays to a few hundred MB)
+CHUNK_CHARS = 4_000_000
+
+
+def _chunks(texts: list[str], max_chars: int) -> list[tuple[int, int]]:
+    """Consecutive [lo, hi) ranges of texts holding about ``max_chars`` characters each."""
+    if not texts:
+        return []
+    ends = np.cumsum(np.fromiter((len(t) + 2 for t in texts), dtype=np.int64, count=len(texts)))
+    bounds = [0]
+    while bounds[-1] < len(texts):
+        start_chars = ends[bounds[-1] - 1] if bounds[-1] else 0
+        nxt = int(np.searchsorted(ends, start_chars + max_chars, side="right"))
+        bounds.append(max(nxt, bounds[-1] + 1))
+    return list(itertools.pairwise(bounds))
 
 
 def unit_rows(X: sp.csr_matrix, n: np.ndarray) -> sp.csr_matrix:
