@@ -356,6 +356,12 @@ async def decide(request: Request, case_id: str) -> Response:
     kind = field(form, "evidence_kind", 48)
     ref = field(form, "evidence_ref", 500)
     idem = field(form, "idempotency_key", 100) or None
+    # ban: when the form listed the shop's listings, only those left ticked are suspect
+    suspects: list[str] | None = None
+    if action == "ban" and field(form, "suspects_shown", 8):
+        suspects = [v[:64] for v in form.getlist("suspect_listing") if isinstance(v, str) and v][:10_000]
+        if not suspects:
+            return await _case_page(request, user, cid, 400, error="Tick at least one suspect listing to ban.")
     kept = {"action": action, "reason": reason, "evidence_kind": kind, "evidence_ref": ref}
     try:
         expected = int(field(form, "expected_version", 12))
@@ -380,8 +386,9 @@ async def decide(request: Request, case_id: str) -> Response:
                 expected_version=expected, idempotency_key=key,
             )  # fmt: skip
         return decide_case(
-            s, cid, action, actor, reason=reason, evidence=evidence, expected_version=expected, idempotency_key=key
-        )
+            s, cid, action, actor, reason=reason, evidence=evidence, suspect_listing_ids=suspects,
+            expected_version=expected, idempotency_key=key,
+        )  # fmt: skip
 
     try:
         result = await write(services, work)

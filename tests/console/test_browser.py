@@ -105,6 +105,35 @@ def test_reviewer_opens_top_case_reads_reasons_and_decides(console: Console, pag
     engine.dispose()
 
 
+def test_ban_asks_which_listings_are_suspect(console: Console, page_for: Any) -> None:
+    engine = console.engine()
+    with engine.connect() as conn:
+        counts = dict(conn.execute(sa.text("select shop_id, count(*) from listings group by shop_id")).tuples().all())
+    # a shop with several listings among those no other test decides
+    shop_id = next(s.shop_id for s in console.scored[10:30] if counts.get(s.shop_id, 0) > 1)
+    engine.dispose()
+    case_id = case_of(console, shop_id)[0]
+    page = page_for("reviewer")
+    page.goto(console.url(f"/console/cases/{case_id}"))
+    boxes = page.locator("form.decision-ban input[name=suspect_listing]")
+    assert boxes.count() > 1 and all(boxes.nth(i).is_checked() for i in range(boxes.count()))
+    for i in range(boxes.count()):
+        boxes.nth(i).uncheck()
+    page.locator("#r-ban").fill("suspected: prices far below reference")
+    with page.expect_response(lambda r: r.request.method == "POST") as info:
+        page.get_by_role("button", name="Ban").click()
+    assert info.value.status == 400
+    assert "Tick at least one suspect listing" in page.locator("#error").inner_text()
+    assert case_of(console, shop_id)[1] == "open"
+    page.locator("form.decision-ban input[name=suspect_listing]").first.check()
+    page.locator("#r-ban").fill("suspected: prices far below reference")
+    page.get_by_role("button", name="Ban").click()
+    page.wait_for_selector("#done")
+    # banned, or settled at once when no affected consumer bought the suspect listing in the window
+    assert case_of(console, shop_id)[1] in ("banned", "settled")
+    assert [e.action for e in events_of(console, case_id)][:2] == ["open", "ban"]
+
+
 def test_reviewer_cannot_reach_admin_pages(console: Console, page_for: Any) -> None:
     page = page_for("reviewer")
     assert page.get_by_role("link", name="Campaigns").count() == 0
