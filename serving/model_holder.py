@@ -111,8 +111,11 @@ class ModelHolder:
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
         try:
             uri = self.settings.resolved_tracking_uri
+            # resolve the version's source through our client: MLflow 3 resolves a ``models:/`` URI against
+            # the process-wide registry, ignoring ``registry_uri`` (a local SQLite registry was "not found")
+            source = self._client().get_model_version_download_uri(self.name, version)
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{self.name}/{version}", dst_path=str(tmp), tracking_uri=uri, registry_uri=uri
+                artifact_uri=source, dst_path=str(tmp), tracking_uri=uri, registry_uri=uri
             )
             if target.exists():
                 shutil.rmtree(target)
