@@ -241,11 +241,13 @@ class TableChecker:
             return self._cast(col, arr, pa.float64(), "not a number")
         if col.kind == "bool":
             return self._cast(col, arr, pa.bool_(), "not a boolean (true/false/1/0)")
-        # timestamps: Arrow parses naive ISO-8601 fast; zone offsets (Z, +08:00) go through pandas
-        try:
-            return _chunked(pc.cast(arr, _TS))
-        except pa.ArrowInvalid:
-            pass
+        # timestamps: Arrow parses ISO-8601 fast when every value is naive, or every value has a
+        # zone (Z, +08:00); a mix goes through pandas, which also names the unparseable rows
+        for zone in (None, "UTC"):
+            try:
+                return _chunked(pc.cast(pc.cast(arr, pa.timestamp("us", tz=zone)), _TS))
+            except pa.ArrowInvalid:
+                pass
         text = pd.Series(arr.to_numpy(zero_copy_only=False), dtype=object)
         parsed = pd.to_datetime(text, utc=True, format="ISO8601", errors="coerce")
         bad = np.asarray(parsed.isna().to_numpy() & text.notna().to_numpy(), dtype=bool)

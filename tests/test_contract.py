@@ -790,3 +790,20 @@ def test_all_null_and_empty_reference_columns() -> None:
     mp = validate_frames(frames, SNAPSHOT)
     assert mp.complaints["order_id"].isna().all() and len(mp.reviews) == 0
     check_dtypes(mp)
+
+
+@pytest.mark.parametrize("style", ["naive", "zoned", "mixed"])
+def test_csv_time_styles(tmp_path: Path, style: str) -> None:
+    folder = write_csv_folder(valid_frames(), tmp_path / "mp")
+    path = folder / "orders.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if style != "naive":
+        # every ordered_at moved to +08:00 (same instant); "mixed" leaves the first row naive
+        for i in range(2 if style == "mixed" else 1, len(lines)):
+            cells = lines[i].split(",")
+            local = pd.Timestamp(cells[4]) + pd.Timedelta(hours=8)
+            cells[4] = local.isoformat() + "+08:00"
+            lines[i] = ",".join(cells)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    mp = load_marketplace(folder)
+    assert mp.orders["ordered_at"].tolist() == valid_frames()["orders"]["ordered_at"].tolist()
