@@ -55,6 +55,8 @@ def read_snapshot_at(folder: Path) -> object:
         return pd.Timestamp(datetime.now(UTC))
     try:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataContractError("manifest", None, f"cannot read {MANIFEST_FILE}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataContractError("manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -77,13 +79,16 @@ def _read_table(folder: Path, spec: Table) -> RawTable | None:
             return None
         raise DataContractError(spec.name, None, f"file missing: expected {parquet.name} or {text.name} in {folder}")
     file = parquet if parquet.exists() else text
-    if file is parquet and file.is_dir():
-        return _read_parquet(file, spec)  # a partitioned export: a folder of Parquet parts
-    if not file.is_file():
-        raise DataContractError(spec.name, None, f"{file.name} is not a file")
-    if file.stat().st_size == 0:
-        raise DataContractError(spec.name, None, f"{file.name} is empty (0 bytes)")
-    return _read_parquet(file, spec) if file is parquet else _read_csv(file, spec)
+    try:
+        if file is parquet and file.is_dir():
+            return _read_parquet(file, spec)  # a partitioned export: a folder of Parquet parts
+        if not file.is_file():
+            raise DataContractError(spec.name, None, f"{file.name} is not a file")
+        if file.stat().st_size == 0:
+            raise DataContractError(spec.name, None, f"{file.name} is empty (0 bytes)")
+        return _read_parquet(file, spec) if file is parquet else _read_csv(file, spec)
+    except OSError as exc:  # permissions, a file vanishing while read, a broken disk
+        raise DataContractError(spec.name, None, f"cannot read {file.name}: {exc}") from None
 
 
 def _is_pandas_index(name: str) -> bool:

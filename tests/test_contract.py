@@ -807,3 +807,27 @@ def test_csv_time_styles(tmp_path: Path, style: str) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     mp = load_marketplace(folder)
     assert mp.orders["ordered_at"].tolist() == valid_frames()["orders"]["ordered_at"].tolist()
+
+
+def test_unreadable_files_are_named(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:
+        # root reads anything: make the "file" unreadable another way (a dangling symlink)
+        folder = write_csv_folder(valid_frames(), tmp_path / "mp")
+        (folder / "orders.csv").unlink()
+        (folder / "orders.csv").symlink_to(tmp_path / "gone.csv")
+        with pytest.raises(DataContractError, match=r"table 'orders': file missing"):
+            load_marketplace(folder)
+        (folder / "manifest.json").unlink()
+        (folder / "manifest.json").mkdir()
+        write_csv_folder({"orders": valid_frames()["orders"]}, tmp_path / "other")
+        (folder / "orders.csv").unlink()
+        (tmp_path / "other" / "orders.csv").rename(folder / "orders.csv")
+        with pytest.raises(DataContractError, match=r"table 'manifest': cannot read manifest.json"):
+            load_marketplace(folder)
+        return
+    folder = write_csv_folder(valid_frames(), tmp_path / "mp")
+    (folder / "orders.csv").chmod(0)
+    with pytest.raises(DataContractError, match=r"table 'orders': cannot read orders.csv"):
+        load_marketplace(folder)
