@@ -86,6 +86,8 @@ class KeyIndex:
         #: (table, column) -> codes (int32, -1 for null) and the size of its family's dictionary
         self.codes: dict[tuple[str, str], np.ndarray] = {}
         self.cardinality: dict[tuple[str, str], int] = {}
+        #: (table, column) -> the first member of its family: codes compare only within a family
+        self.family: dict[tuple[str, str], tuple[str, str]] = {}
         families: dict[tuple[str, str], list[tuple[str, str]]] = {}
         for spec in TABLES:
             if spec.name in columns and len(spec.key) == 1:
@@ -108,6 +110,7 @@ class KeyIndex:
         for m, arr in zip(members, arrays, strict=True):
             self.codes[m] = all_codes[start : start + len(arr)]
             self.cardinality[m] = size
+            self.family[m] = members[0]
             start += len(arr)
 
     def key_codes(self, spec: Table) -> np.ndarray:
@@ -170,15 +173,16 @@ def _check_cross(
 ) -> None:
     resolved = rows >= 0
     where = np.where(resolved, rows, 0)
-    if rule.op == "eq" and (rule.table, rule.column) in index.codes and (parent, rule.parent_column) in index.codes:
+    mine, theirs = (rule.table, rule.column), (parent, rule.parent_column)
+    if rule.op == "eq" and mine in index.family and index.family[mine] == index.family.get(theirs):
         # same family (e.g. shop_id): compare integer codes, no string work
-        a = index.codes[(rule.table, rule.column)]
-        b = index.codes[(parent, rule.parent_column)][where] if len(where) else where
+        a = index.codes[mine]
+        b = index.codes[theirs][where] if len(where) else where
         bad = resolved & (a != b)
         what = f"{rule.problem} ({rule.column} != {parent}.{rule.parent_column} via {rule.via})"
     elif rule.op == "eq":
-        theirs = columns[parent][rule.parent_column].take(pa.array(where))
-        bad = resolved & _mask(pc.not_equal(columns[rule.table][rule.column], theirs))
+        taken = columns[parent][rule.parent_column].take(pa.array(where))
+        bad = resolved & _mask(pc.not_equal(columns[rule.table][rule.column], taken))
         what = f"{rule.problem} ({rule.column} != {parent}.{rule.parent_column} via {rule.via})"
     else:
         a_val, a_ok = _int64(columns[rule.table][rule.column])
