@@ -21,12 +21,12 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from dajia.errors import Conflict
+from dajia.errors import Conflict, DajiaError
 from marketplace.schema import LINKAGE_FIELDS
 from sanctions import bulk, tx
 from sanctions.models import Case, CaseEvent, Listing, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
-from sanctions.scored import ScoredShop
+from sanctions.scored import TIERS, ScoredShop
 from sanctions.store import unit_of_work
 from sanctions.workflow import OPEN_STATUSES, SYSTEM, Action, Actor, CaseStatus, Role, require_role
 
@@ -77,6 +77,8 @@ def route_scored(
     fatal. Returns counts by outcome.
     """
     require_role(actor, Role.SCORER, Role.SYSTEM, what="route scored shops into cases")
+    if tier not in TIERS:
+        raise DajiaError(f"tier must be one of {', '.join(TIERS)}, got {tier!r}")
     when = now or tx.utcnow()
     report = RoutingReport()
     for chunk in _chunks(scored, chunk_size):

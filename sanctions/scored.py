@@ -20,6 +20,12 @@ class ScoredShop:
     reasons: list[str] = field(default_factory=list)
     suspected_threshold: float = 0.5
 
+    def __post_init__(self) -> None:
+        if self.tier not in TIERS:
+            from dajia.errors import DajiaError
+
+            raise DajiaError(f"shop '{self.shop_id}': tier must be one of {', '.join(TIERS)}, got {self.tier!r}")
+
     def at_least(self, tier: str) -> bool:
         """True when this shop's tier is ``tier`` or riskier."""
         return TIERS.index(self.tier) >= TIERS.index(tier)
