@@ -31,6 +31,8 @@ from sqlalchemy.engine import Connection
 from sanctions.models import Case, CaseEvent
 
 EPS = 1e-4
+#: interior edges of the chart's ten equal score bins
+TENTHS = np.linspace(0.1, 0.9, 9)
 POSITIVE = ("closed", "banned", "settled", "appealed_close", "appealed_ban")
 NEGATIVE = ("dismissed", "reversed")
 
@@ -116,6 +118,9 @@ class ScoreDrift:
     now_n: int = 0
     reference_as_of: str | None = None
     note: str = ""
+    #: shares per tenth of the score range (0–0.1, …, 0.9–1), for the chart people read
+    ref_tenths: list[float] = field(default_factory=list)
+    now_tenths: list[float] = field(default_factory=list)
 
 
 def training_reference_scores(model: Any, mp: Any) -> tuple[NDArray[np.float64], pd.Timestamp]:
@@ -186,6 +191,8 @@ def compute_drift(runtime: Any, mp: Any) -> DriftReport:
                 ref_n=len(ref),
                 now_n=len(now_scores),
                 reference_as_of=str(as_of.date()),
+                ref_tenths=[float(v) for v in shares(ref, TENTHS)],
+                now_tenths=[float(v) for v in shares(now_scores, TENTHS)],
             )
     return DriftReport(str(runtime.version), features, score, now_scores)
 

@@ -27,15 +27,6 @@ class Marker:
     at: datetime
 
 
-def _nice_max(v: float) -> float:
-    if v <= 0:
-        return 1.0
-    for step in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000):
-        if v <= step:
-            return float(step)
-    return float(v)
-
-
 def binned_counts(times: Sequence[datetime], start: datetime, bins: int, bin_days: int = 7) -> list[int]:
     """How many of ``times`` fall in each of ``bins`` consecutive ``bin_days``-day bins from ``start``."""
     counts = [0] * bins
@@ -158,14 +149,15 @@ def histogram_svg(
     groups: Sequence[tuple[str, Sequence[float], str]],
     *,
     title: str,
-    width: int = 560,
-    height: int = 220,
+    width: int = 1000,
+    height: int = 240,
 ) -> str:
     """Side-by-side bars of shares per bin (each group's shares sum to 1), e.g. reference vs now."""
     nb = len(edges) - 1
     if nb <= 0 or not groups:
         return ""
-    top = _nice_max(max(max(g[1]) for g in groups) * 100) / 100
+    peak = max(max(g[1]) for g in groups) * 100
+    top = next((m for m in (4, 8, 12, 20, 40, 60, 80, 100) if peak <= m), 100) / 100
     left, right, top_pad, bottom = 44, 12, 28, 36
     pw, ph = width - left - right, height - top_pad - bottom
     bw = pw / nb
@@ -189,7 +181,7 @@ def histogram_svg(
         if nb <= 12 or b % 2 == 0:
             parts.append(
                 f'<text x="{left + b * bw + bw / 2:.1f}" y="{height - bottom + 14}" class="axis" '
-                f'text-anchor="middle">{edges[b]:.2g}</text>'
+                f'text-anchor="middle">{edges[b]:.2g}–{edges[b + 1]:.2g}</text>'
             )
     lx = left
     for label, _shares, colour in groups:

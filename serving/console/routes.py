@@ -520,14 +520,13 @@ async def monitor(request: Request) -> Response:
         except Exception as exc:  # the rest of the page stays useful
             drift_error = f"{type(exc).__name__}: {exc}"
         if drift is not None and drift.score.psi is not None:
-            edges = [0.0, *drift.score.edges, 1.0]
             chart = histogram_svg(
-                edges,
+                [k / 10 for k in range(11)],
                 [
-                    (f"training ({drift.score.reference_as_of})", drift.score.ref_shares, PALETTE[5]),
-                    ("now", drift.score.now_shares, PALETTE[0]),
+                    (f"training ({drift.score.reference_as_of})", drift.score.ref_tenths, PALETTE[5]),
+                    ("now", drift.score.now_tenths, PALETTE[0]),
                 ],
-                title="Score distribution per reference-decile bin: training vs now",
+                title="Share of shops per score band: training vs now",
             )
 
     def load(s: Session) -> tuple[Any, Any, Any]:
