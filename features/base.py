@@ -82,5 +82,9 @@ def fit_cutoff(mp: Marketplace, examples: pd.DataFrame | None) -> pd.Timestamp:
 def stack(columns: list[np.ndarray], n: int) -> np.ndarray:
     if not columns:
         return np.empty((n, 0))
-    # np.array over the list is a single C loop (column_stack checks every array: slow for 1 shop)
-    return np.array(columns, dtype=np.float64).reshape(len(columns), n).T
+    # one row per feature, filled by plain copies, then viewed transposed: cheaper than column_stack
+    # (which checks every array: slow for 1 shop) and than np.array of a list (slow for 1M shops)
+    out = np.empty((len(columns), n), dtype=np.float64)
+    for j, col in enumerate(columns):
+        out[j] = col
+    return out.T

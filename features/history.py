@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.base import MarketplaceFeatureBuilder, fit_cutoff, stack
-from features.context import DAY_US, Snapshot, categorical_codes, group_max, to_us
+from features.context import DAY_US, Snapshot, group_max, to_us
 from features.docs import FeatureDoc
 from features.listings import fake_review_flags, listing_state
 from features.smoothing import smooth_rate
@@ -62,7 +62,7 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         n_orders = max(len(o), 1)
         refunded = snap.times("orders", "refunded_at")[o] < snap.as_of_us
         c = snap.before("complaints", "filed_at")
-        kinds = categorical_codes(snap.values("complaints", "kind")[c], COMPLAINT_KINDS)
+        kinds = snap.category_codes("complaints", "kind", COMPLAINT_KINDS)[c]
         r = snap.before("reviews", "created_at")
         ratings = snap.values("reviews", "rating", np.float64)[r]
         state = listing_state(snap)
@@ -152,8 +152,8 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         c = snap.before("complaints", "filed_at")
         cc = snap.codes("complaints")[c]
         ct = snap.times("complaints", "filed_at")[c]
-        kind = categorical_codes(snap.values("complaints", "kind")[c], COMPLAINT_KINDS)
-        source = categorical_codes(snap.values("complaints", "source")[c], COMPLAINT_SOURCES)
+        kind = snap.category_codes("complaints", "kind", COMPLAINT_KINDS)[c]
+        source = snap.category_codes("complaints", "source", COMPLAINT_SOURCES)[c]
 
         r = snap.before("reviews", "created_at")
         rc = snap.codes("reviews")[r]
@@ -184,25 +184,25 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         delisted_w = win.counts(lc[dl], state.delisted_at[dl])
         edits_w = win.counts(ec, state.edit_at)
         for w in range(len(self.windows)):
-            orders = orders_w[:, w]
-            reviews = reviews_w[:, w]
+            orders = orders_w[w]
+            reviews = reviews_w[w]
             cols += [
                 orders,
-                gmv_w[:, w],
-                refunds_w[:, w],
-                self._smooth(refunded_w[:, w], orders, self.refund_rate_),
-                complaints_w[:, w],
-                *(kinds_w[:, w, k] for k in range(nk)),
-                *(sources_w[:, w, k] for k in range(ns)),
-                self._smooth(kinds_w[:, w, 0], orders, self.counterfeit_complaint_rate_),
+                gmv_w[w],
+                refunds_w[w],
+                self._smooth(refunded_w[w], orders, self.refund_rate_),
+                complaints_w[w],
+                *(kinds_w[w, k] for k in range(nk)),
+                *(sources_w[w, k] for k in range(ns)),
+                self._smooth(kinds_w[w, 0], orders, self.counterfeit_complaint_rate_),
                 reviews,
-                self._smooth(rating_w[:, w], reviews, self.rating_mean_),
-                self._smooth(low_w[:, w], reviews, self.low_rating_share_),
-                fake_w[:, w],
-                self._smooth(fake_w[:, w], reviews, self.fake_review_share_),
-                created_w[:, w],
-                delisted_w[:, w],
-                edits_w[:, w],
+                self._smooth(rating_w[w], reviews, self.rating_mean_),
+                self._smooth(low_w[w], reviews, self.low_rating_share_),
+                fake_w[w],
+                self._smooth(fake_w[w], reviews, self.fake_review_share_),
+                created_w[w],
+                delisted_w[w],
+                edits_w[w],
             ]
 
         cols.append(snap.count(cc[kind == 0]))
@@ -267,18 +267,19 @@ class _Windows:
         sub: np.ndarray | None = None,
         k: int = 1,
     ) -> np.ndarray:
-        """(n, windows) sums, or (n, windows, k) by the category ``sub`` in [0, k)."""
+        """(windows, n) sums, or (windows, k, n) by the category ``sub`` in [0, k): shops last, so each
+        feature is one contiguous row (stacking the feature matrix is then plain copies)."""
         n, nw = self.snap.n, len(self.bounds)
         if len(codes) == 0:
-            out = np.zeros((n, nw, k))
+            out = np.zeros((nw, k, n))
         else:
             j = np.searchsorted(self.bounds, self.snap.as_of_us - t, side="left")
-            flat = (codes * (nw + 1) + j) * k + (sub if sub is not None else 0)
-            raw = np.bincount(flat, weights=weights, minlength=n * (nw + 1) * k).astype(np.float64, copy=False)
-            out = raw.reshape(n, nw + 1, k)[:, :nw, :].cumsum(axis=1)
+            flat = (j * k + (sub if sub is not None else 0)) * n + codes
+            raw = np.bincount(flat, weights=weights, minlength=(nw + 1) * k * n).astype(np.float64, copy=False)
+            out = raw.reshape(nw + 1, k, n)[:nw].cumsum(axis=0)
         if self.back is not None:
-            out = out[:, self.back, :]
-        return out if sub is not None else out[:, :, 0]
+            out = out[self.back]
+        return out if sub is not None else out[:, 0, :]
 
 
 def _count2(codes: np.ndarray, sub: np.ndarray, n: int, k: int) -> np.ndarray:

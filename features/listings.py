@@ -33,9 +33,10 @@ class ListingState:
     delisted: np.ndarray
     delisted_at: np.ndarray
     price: np.ndarray
-    #: title as of as_of: code per listing into ``title_values`` (raw, not normalised)
-    title_codes: np.ndarray
-    title_values: list[object]
+    #: the latest edit before as_of of each edited listing: listing (index into the arrays above)
+    #: and row in ``listing_edits``; the title as of as_of comes from there (see :func:`title_texts`)
+    last_edit_listing: np.ndarray
+    last_edit_row: np.ndarray
     #: the edits strictly before as_of: their listing (index into the arrays above) and time
     edit_listing: np.ndarray
     edit_at: np.ndarray
@@ -53,7 +54,8 @@ def _listing_state(snap: Snapshot) -> ListingState:
     delisted_at = snap.times("listings", "delisted_at")[pos]
     delisted = delisted_at < snap.as_of_us
     price = snap.values("listings", "price", np.float64)[pos].copy()
-    title_codes, title_values = snap.factorized("listings", "title", pos)
+    last_edit_listing = np.empty(0, dtype=np.intp)
+    last_edit_row = np.empty(0, dtype=np.intp)
     edit_listing = np.empty(0, dtype=np.intp)
     edit_at = np.empty(0, dtype=np.int64)
     if len(pos) and snap.nrows("listing_edits"):
@@ -66,15 +68,15 @@ def _listing_state(snap: Snapshot) -> ListingState:
             edit_listing, edit_at = target[keep], at[keep]
             # latest edit per listing; equal times are ordered by edit_id so the result never
             # depends on the row order of the table
-            edit_ids = snap.values("listing_edits", "edit_id", object)[keep]
-            tie = np.argsort(np.argsort(edit_ids, kind="stable"), kind="stable")
-            order = np.lexsort((tie, edit_at, edit_listing))
+            order = np.lexsort((edit_at, edit_listing))
+            same = (edit_listing[order][1:] == edit_listing[order][:-1]) & (edit_at[order][1:] == edit_at[order][:-1])
+            if same.any():  # rare: break exact-time ties by edit_id (only then read the ids)
+                edit_ids = snap.values("listing_edits", "edit_id", object)[keep]
+                tie = np.argsort(np.argsort(edit_ids, kind="stable"), kind="stable")
+                order = np.lexsort((tie, edit_at, edit_listing))
             last = order[np.r_[edit_listing[order][1:] != edit_listing[order][:-1], True]]
             rows = keep[last]
-            edit_codes, edit_values = snap.factorized("listing_edits", "title", rows)
-            title_codes = title_codes.copy()
-            title_codes[edit_listing[last]] = len(title_values) + edit_codes
-            title_values = title_values + edit_values
+            last_edit_listing, last_edit_row = edit_listing[last], rows
             price[edit_listing[last]] = snap.values("listing_edits", "price", np.float64)[rows]
     return ListingState(
         pos=pos,
@@ -83,8 +85,8 @@ def _listing_state(snap: Snapshot) -> ListingState:
         delisted=delisted,
         delisted_at=delisted_at,
         price=price,
-        title_codes=title_codes,
-        title_values=title_values,
+        last_edit_listing=last_edit_listing,
+        last_edit_row=last_edit_row,
         edit_listing=edit_listing,
         edit_at=edit_at,
     )
@@ -122,7 +124,13 @@ def description_texts(snap: Snapshot) -> Texts:
 def title_texts(snap: Snapshot) -> Texts:
     def make() -> Texts:
         state = listing_state(snap)
-        return distinct_normalised(state.title_codes, state.title_values)
+        codes, values = snap.factorized("listings", "title", state.pos)
+        if len(state.last_edit_row):
+            edit_codes, edit_values = snap.factorized("listing_edits", "title", state.last_edit_row)
+            codes = codes.copy()
+            codes[state.last_edit_listing] = len(values) + edit_codes
+            values = values + edit_values
+        return distinct_normalised(codes, values)
 
     result: Texts = snap.cached("title_texts", make)
     return result
