@@ -79,9 +79,11 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(settings.resolved_database_url, opts.log_sync)
         await asyncio.to_thread(ensure_schema, engine)
-        pred_log = PredictionLog(engine)
+        pred_log = PredictionLog(
+            engine, observe=metrics.observe_commit, inline=opts.commit_on_loop(settings.resolved_database_url)
+        )
         pred_log.start()
         mp = marketplace
         if mp is None and opts.data_dir is not None:

@@ -28,9 +28,21 @@ class ServeOptions:
     cache_dir: Path | None = None
     #: how long an authenticated key stays cached in memory (revocation takes effect within this)
     auth_cache_seconds: float = 5.0
+    #: SQLite only: "NORMAL" (a logged score survives the process being killed) or "FULL" (also a power cut)
+    log_sync: str = "NORMAL"
+    #: where prediction-log commits run: "loop" (on the event loop: for SQLite a local commit costs less than
+    #: a thread hop), "thread" (a writer thread: for a database across the network), "auto" (by the URL)
+    log_commit: str = "thread"
     #: model alias served and the shadow alias
     alias: str = "champion"
     shadow_alias: str = "challenger"
+
+    def commit_on_loop(self, database_url: str) -> bool:
+        if self.log_commit not in ("auto", "loop", "thread"):
+            raise ValueError(f"log_commit must be auto, loop or thread, got {self.log_commit!r}")
+        if self.log_commit == "auto":
+            return database_url.startswith("sqlite")
+        return self.log_commit == "loop"
 
     def resolved_cache_dir(self, settings: Settings) -> Path:
         return (self.cache_dir or settings.home / "serving-cache").resolve()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -25,23 +26,28 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+_SCORING_ROLES = frozenset({Role.scorer, Role.admin})
+
+
+def _authorise(services: Services, secret: str | None, allowed: frozenset[Role]) -> ApiKey:
+    """401 without a valid key, 403 when its role is not in ``allowed``."""
+    if not secret:
+        raise HTTPException(401, "an API key is required (header X-API-Key)", headers={"WWW-Authenticate": "ApiKey"})
+    key = services.keys.authenticate(secret)
+    if key is None:
+        raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
+    if key.role not in allowed:
+        names = ", ".join(sorted(r.value for r in allowed))
+        raise HTTPException(403, f"this key's role {key.role.value!r} may not do this (needs: {names})")
+    return key
+
+
 def require(*roles: Role) -> Callable[[Request, str | None], Awaitable[ApiKey]]:
     """A dependency that authenticates the caller's key and checks it carries one of ``roles``."""
     allowed = frozenset(roles)
-    names = ", ".join(r.value for r in roles)
 
     async def _check(request: Request, secret: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-        if not secret:
-            raise HTTPException(
-                401, "an API key is required (header X-API-Key)", headers={"WWW-Authenticate": "ApiKey"}
-            )
-        services: Services = request.state.services
-        key = services.keys.authenticate(secret)
-        if key is None:
-            raise HTTPException(401, "unknown or revoked API key", headers={"WWW-Authenticate": "ApiKey"})
-        if key.role not in allowed:
-            raise HTTPException(403, f"this key's role {key.role.value!r} may not do this (needs: {names})")
-        return key
+        return _authorise(request.state.services, secret, allowed)
 
     return _check
 
@@ -59,3 +65,24 @@ async def get_served(services: ServicesDep) -> Served:
 
 
 ServedDep = Annotated[Served, Depends(get_served)]
+
+
+@dataclass(frozen=True)
+class ScoringCall:
+    """Everything a scoring request needs, resolved by one dependency (the hot path pays per dependency)."""
+
+    services: Services
+    key: ApiKey
+    served: Served
+
+
+async def scoring_call(request: Request, secret: Annotated[str | None, Security(api_key_header)]) -> ScoringCall:
+    services: Services = request.state.services
+    key = _authorise(services, secret, _SCORING_ROLES)
+    served = services.holder.current
+    if served is None:
+        raise HTTPException(503, "no model loaded yet; see /readyz")
+    return ScoringCall(services, key, served)
+
+
+ScorerCall = Annotated[ScoringCall, Depends(scoring_call)]

@@ -50,6 +50,20 @@ class Metrics:
             "dajia_model_from_cache", "1 when the served model came from the on-disk cache", registry=self.registry
         )
 
+        self.log_commit = Histogram(
+            "dajia_prediction_log_commit_seconds",
+            "time of one prediction-log group commit",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.log_rows = Counter(
+            "dajia_prediction_log_rows_total", "rows committed to the prediction log", registry=self.registry
+        )
+
+    def observe_commit(self, seconds: float, rows: int) -> None:
+        self.log_commit.observe(seconds)
+        self.log_rows.inc(rows)
+
     def set_model(self, name: str, version: str, source: str, shadow_version: str | None) -> None:
         self.model_info.info(
             {"name": name, "version": version, "source": source, "shadow_version": shadow_version or ""}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -56,12 +58,24 @@ def _resolve(fut: asyncio.Future[None], exc: BaseException | None) -> None:
 class PredictionLog:
     """Durable, batch-efficient append of scored rows; queryable by shop."""
 
-    def __init__(self, engine: Engine, max_rows_per_commit: int = 20_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_rows_per_commit: int = 20_000,
+        observe: Callable[[float, int], None] | None = None,
+        inline: bool = False,
+    ) -> None:
+        """``observe(seconds, rows)`` is called after each commit (for metrics)."""
         self.engine = engine
+        self.observe = observe
         self.max_rows_per_commit = max_rows_per_commit
         self._queue: queue.SimpleQueue[_Batch | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self.commits = 0
+        #: commit on the event loop (no thread hop) instead of in the writer thread
+        self.inline = inline
+        self._pending: list[_Batch] = []
+        self._scheduled = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
@@ -79,8 +93,20 @@ class PredictionLog:
             return
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Batch(rows, loop, fut))
+        if self.inline:
+            self._pending.append(_Batch(rows, loop, fut))
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._flush_inline)
+        else:
+            self._queue.put(_Batch(rows, loop, fut))
         await fut
+
+    def _flush_inline(self) -> None:
+        batches, self._pending, self._scheduled = self._pending, [], False
+        error = self._commit(batches, sum(len(b.rows) for b in batches))
+        for b in batches:
+            _resolve(b.future, error)
 
     def _run(self) -> None:
         stopping = False
@@ -100,15 +126,21 @@ class PredictionLog:
                     break
                 batches.append(nxt)
                 n += len(nxt.rows)
-            error: BaseException | None = None
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(predictions.insert(), [r for b in batches for r in b.rows])
-                self.commits += 1
-            except Exception as exc:
-                error = exc
+            error = self._commit(batches, n)
             for b in batches:
                 b.loop.call_soon_threadsafe(_resolve, b.future, error)
+
+    def _commit(self, batches: list[_Batch], n: int) -> BaseException | None:
+        t0 = time.perf_counter()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(predictions.insert(), [r for b in batches for r in b.rows])
+        except Exception as exc:
+            return exc
+        self.commits += 1
+        if self.observe is not None:
+            self.observe(time.perf_counter() - t0, n)
+        return None
 
     def query(
         self, shop_id: str | None = None, limit: int = 100, before_id: int | None = None, shadow: bool | None = None

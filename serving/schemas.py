@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
-from pydantic.json_schema import SkipJsonSchema
 
 from marketplace.records import ShopRecord
 
@@ -28,11 +27,14 @@ class ScoreRequest(BaseModel):
         extra="forbid", json_schema_extra={"oneOf": [{"required": ["shop_ids"]}, {"required": ["records"]}]}
     )
 
-    shop_ids: Annotated[list[ShopId], Field(min_length=1, max_length=HARD_MAX_BATCH)] | SkipJsonSchema[None] = Field(
-        default=None, description="shops of the service's marketplace"
+    # typed as lists (not "list | None") so the schema says "array, not null" and a bad item's error path
+    # is plain (body.shop_ids[0]); absent means None (defaults are not validated)
+    shop_ids: Annotated[list[ShopId], Field(min_length=1, max_length=HARD_MAX_BATCH)] = Field(
+        default=None,  # type: ignore[arg-type]
+        description="shops of the service's marketplace",
     )
-    records: Annotated[list[ShopRecord], Field(min_length=1, max_length=HARD_MAX_BATCH)] | SkipJsonSchema[None] = Field(
-        default=None,
+    records: Annotated[list[ShopRecord], Field(min_length=1, max_length=HARD_MAX_BATCH)] = Field(
+        default=None,  # type: ignore[arg-type]
         description="shops in the data-contract shape (marketplace.records.ShopRecord), scored inline",
     )
     as_of: datetime | None = Field(

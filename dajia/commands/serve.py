@@ -19,6 +19,14 @@ def register(app: typer.Typer) -> None:
         poll_seconds: float = typer.Option(30.0, "--poll-seconds", min=0.05, help="how often the alias is checked"),
         shadow: bool = typer.Option(False, "--shadow", help="also score the challenger alias (logged, not returned)"),
         max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="larger request bodies get 413"),
+        log_sync: str = typer.Option(
+            "normal",
+            "--log-sync",
+            help="SQLite prediction log: 'normal' survives a killed process, 'full' also a power cut (fsync)",
+        ),
+        log_commit: str = typer.Option(
+            "thread", "--log-commit", help="prediction-log commits in a writer 'thread' or on the event 'loop'"
+        ),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     ) -> None:
         """Serve the dajia API (OpenAPI at /openapi.json, health at /healthz and /readyz, /metrics)."""
@@ -28,6 +36,10 @@ def register(app: typer.Typer) -> None:
         from serving.app import create_app
         from serving.config import ServeOptions
 
+        if log_sync.lower() not in ("normal", "full"):
+            raise DajiaError(f"--log-sync must be normal or full, got {log_sync!r}")
+        if log_commit not in ("auto", "loop", "thread"):
+            raise DajiaError(f"--log-commit must be auto, loop or thread, got {log_commit!r}")
         if data is not None and not data.is_dir():
             raise DajiaError(f"--data {data}: not a folder")
         # a registry that does not answer must not hold a poll (or the shutdown) for minutes
@@ -40,6 +52,8 @@ def register(app: typer.Typer) -> None:
             poll_seconds=poll_seconds,
             shadow=shadow,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            log_sync=log_sync.upper(),
+            log_commit=log_commit,
         )
         api = create_app(settings, options)
         uvicorn.run(

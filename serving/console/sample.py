@@ -30,7 +30,7 @@ from dajia.errors import DajiaError, NotFound
 from sanctions import tx
 from sanctions.models import Case, Listing, Shop
 from sanctions.workflow import Actor
-from serving.console.db import VERDICTS, findings
+from serving.console.db import VERDICTS, ensure_console_schema, findings
 from serving.db import predictions
 
 VERDICT_COLUMNS = ("verdict_id", "shop_id", "decided_at", "outcome", "evidence_kind")
@@ -233,6 +233,7 @@ def export_verdicts(engine: Engine, since: datetime | None = None) -> pd.DataFra
     pandas string dtype, ``decided_at`` naive UTC ``datetime64[us]``); ``verdict_id`` is
     ``console-<finding id>`` so a re-export never collides with itself or with generated verdicts.
     """
+    ensure_console_schema(engine)  # a store the console never ran on simply has no findings
     f = findings.c
     stmt = sa.select(f.finding_id, f.shop_id, f.created_at, f.verdict).where(f.verdict.in_(("counterfeit", "genuine")))
     if since is not None:

@@ -20,7 +20,12 @@ router = APIRouter(prefix="/v1", tags=["predictions"])
     "/predictions",
     response_model=PredictionPage,
     summary="logged scores, newest first (reviewer or admin)",
-    responses={401: {"model": ErrorBody}, 403: {"model": ErrorBody}, 422: {"model": ErrorBody}},
+    responses={
+        400: {"model": ErrorBody},
+        401: {"model": ErrorBody},
+        403: {"model": ErrorBody},
+        422: {"model": ErrorBody},
+    },
 )
 async def list_predictions(
     services: ServicesDep,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from serving.deps import ScorerKey, ServedDep, ServicesDep
+from serving.deps import ScorerCall
 from serving.errors import request_id_of
 from serving.responses import OrjsonResponse
 from serving.schemas import ErrorBody, ScoreRequest, ScoreResponse
@@ -28,16 +28,16 @@ router = APIRouter(prefix="/v1", tags=["scoring"])
         "second case."
     ),
     responses={
+        400: {"model": ErrorBody, "description": "the body is not JSON, or the request is refused"},
         401: {"model": ErrorBody},
         403: {"model": ErrorBody},
         404: {"model": ErrorBody, "description": "unknown shop id"},
         413: {"model": ErrorBody, "description": "body larger than the limit"},
         422: {"model": ErrorBody, "description": "invalid field; `errors[].path` names each one"},
+        503: {"model": ErrorBody, "description": "no model loaded yet (see /readyz)"},
     },
 )
-async def create_scores(
-    body: ScoreRequest, request: Request, services: ServicesDep, key: ScorerKey, served: ServedDep
-) -> Response:
-    check_batch(body, services.settings.max_batch)
-    result = await score_request(services, served, key, body, request_id_of(request))
+async def create_scores(body: ScoreRequest, request: Request, call: ScorerCall) -> Response:
+    check_batch(body, call.services.settings.max_batch)
+    result = await score_request(call.services, call.served, call.key, body, request_id_of(request))
     return OrjsonResponse(result)
