@@ -74,7 +74,7 @@ def child(args: argparse.Namespace) -> None:
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=args.workers, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=args.workers, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):
         result = run_sweep(settings, args.data, args.out, champion, route=args.route, work=args.work, client=client)

@@ -100,6 +100,7 @@ def fit_booster_on_cluster(
     y_valid: NDArray[np.float64],
     config: BoosterConfig,
     max_rounds: int | None = None,
+    weight: NDArray[np.float64] | None = None,
 ) -> FitResult:
     """``training.booster.fit_booster``'s contract, with the boosting rounds run by ``lightgbm.dask``."""
     import dask.dataframe as dd
@@ -113,14 +114,16 @@ def fit_booster_on_cluster(
     n_neg = len(y_train) - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"training data needs both classes; got {n_pos} positive and {n_neg} negative rows")
-    params = config.params(n_pos, n_neg)
+    params = config.params_for(y_train, weight)
     names = [str(c) for c in X_train.columns]
     frame = X_train.reset_index(drop=True).astype(np.float64)
     frame.columns = names
     parts = max(1, min(n_workers(client), len(frame) // 50 or 1))
     X_dd = dd.from_pandas(frame, npartitions=parts)
     y_dd = dd.from_pandas(pd.Series(y_train, name="label"), npartitions=parts)
-    X_dd, y_dd = client.persist([X_dd, y_dd])
+    w = np.ones(len(y_train)) if weight is None else np.asarray(weight, dtype=np.float64)
+    w_dd = dd.from_pandas(pd.Series(w, name="weight"), npartitions=parts)
+    X_dd, y_dd, w_dd = client.persist([X_dd, y_dd, w_dd])
     rounds = int(max_rounds or config.max_rounds)
     # each worker's threads come from the cluster (LightGBM's Dask interface ignores num_threads)
     dask_params = {k: v for k, v in params.items() if k != "num_threads"}
@@ -132,7 +135,7 @@ def fit_booster_on_cluster(
         warnings.filterwarnings(
             "ignore", message="Parameter (n_jobs|num_threads) will be ignored", category=UserWarning
         )
-        model.fit(X_dd, y_dd)
+        model.fit(X_dd, y_dd, sample_weight=w_dd)
     full = model.booster_
     valid = X_valid.to_numpy(dtype=np.float64)
     best = best_round(full, valid, np.asarray(y_valid, dtype=np.float64), config.early_stopping_rounds)
@@ -202,6 +205,8 @@ def train_marketplace_on_cluster(
         pipeline = ShopFeaturePipeline(random_state=config.seed)
         X_train = pipeline.fit_transform(mp, train[["shop_id", "as_of", "label"]])
         y_train = train["label"].to_numpy(dtype=np.float64)
+        # per-row training weights (unlabelled negatives down-weighted) when the example plan gives them
+        weight = train["weight"].to_numpy(dtype=np.float64) if "weight" in train.columns else None
         pipe = client.scatter(pipeline, broadcast=True)
         valid = exs.part("valid", labelled_only=False)
         test = exs.part("test", labelled_only=False).copy()
@@ -212,7 +217,7 @@ def train_marketplace_on_cluster(
         t0 = time.perf_counter()
         lab = valid["labelled"].to_numpy()
         y_hold = valid["label"].to_numpy(dtype=np.float64)[lab]
-        fit = fit_booster_on_cluster(client, X_train, y_train, X_valid[lab], y_hold, config, max_rounds)
+        fit = fit_booster_on_cluster(client, X_train, y_train, X_valid[lab], y_hold, config, max_rounds, weight)
         valid_sizes = [exs.population[d] for d in exs.dates["valid"]]
         model = assemble_risk_model(
             fit,
@@ -235,7 +240,7 @@ def train_marketplace_on_cluster(
         t0 = time.perf_counter()
         test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
         test["model"] = model.predict_proba(X_test)
-        logit = fit_logistic(X_train, y_train, config.seed)
+        logit = fit_logistic(X_train, y_train, config.seed, weight=weight)
         test["logistic"] = logistic_scores(logit, X_test)
         test["keyword"] = KeywordRule(mp).score_examples(test)
         routed = policy.capacity_per_day * plan.step_days

@@ -53,7 +53,7 @@ def client() -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster,
+        LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=":0") as cluster,
         Client(cluster) as c,
     ):
         yield c
@@ -190,6 +190,9 @@ def test_cluster_model_reaches_the_local_pr_auc(trained: tuple[MarketplaceRun, M
     assert 1 <= remote.model.info["best_iteration"] <= 400
     # same examples, same test rows: the comparison is like for like
     pd.testing.assert_frame_equal(local.examples.frame, remote.examples.frame)
+    # the logistic baseline is fitted on the same training matrix and scored on the test matrix the
+    # cluster computed: identical metrics mean the cluster's test features are the local ones
+    assert remote.metrics["logistic"] == local.metrics["logistic"]
     lp, rp = local.metrics["model"]["pr_auc"], remote.metrics["model"]["pr_auc"]
     assert rp >= lp - PR_AUC_TOLERANCE, f"cluster PR-AUC {rp:.4f} vs local {lp:.4f}"
     assert local.true_metrics is not None and remote.true_metrics is not None
