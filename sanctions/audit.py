@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from dajia.errors import DajiaError
@@ -63,7 +63,6 @@ class AuditRecord:
 
 
 _HEAD = cast(Table, AuditHead.__table__)
-_ENTRIES = cast(Table, AuditEntry.__table__)
 #: built once: these run in every workflow transaction
 _LOCK_HEAD = select(_HEAD.c.seq, _HEAD.c.hash).where(_HEAD.c.id == 1).with_for_update()
 _MOVE_HEAD = update(_HEAD).where(_HEAD.c.id == 1).values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
@@ -76,20 +75,9 @@ def _lock_head(session: Session) -> tuple[int, str]:
     return int(head[0]), str(head[1])
 
 
-def append(
-    session: Session,
-    records: Sequence[AuditRecord],
-    also_insert: Sequence[tuple[Table, Sequence[dict[str, Any]]]] = (),
-) -> list[int]:
-    """Append ``records`` in order inside the caller's transaction; returns their sequence numbers.
-
-    ``also_insert`` are other small inserts of the same transaction (the outbox rows): on
-    PostgreSQL they, the entries and the head move go out as ONE statement (data-modifying CTEs),
-    so a workflow change pays two round trips for outbox and audit instead of four.
-    """
+def append(session: Session, records: Sequence[AuditRecord]) -> list[int]:
+    """Append ``records`` in order inside the caller's transaction; returns their sequence numbers."""
     if not records:
-        for table, extra in also_insert:
-            bulk.insert_rows(session, table, extra)
         return []
     seq, prev = _lock_head(session)
     rows: list[dict[str, Any]] = []
@@ -109,17 +97,8 @@ def append(
         row["prev_hash"] = prev
         row["hash"] = prev = entry_hash(prev, row)
         rows.append(row)
-    small = len(rows) < bulk.COPY_FROM and all(len(r) < bulk.COPY_FROM for _, r in also_insert)
-    if session.get_bind().dialect.name == "postgresql" and small:
-        ctes = [insert(t).values(list(extra)).cte(f"ins_{i}") for i, (t, extra) in enumerate(also_insert) if extra]
-        ctes.append(insert(_ENTRIES).values(rows).cte("ins_audit"))
-        stmt = update(_HEAD).where(_HEAD.c.id == 1).values(seq=seq, hash=prev).add_cte(*ctes)
-        session.connection().execute(stmt)
-    else:
-        for table, extra in also_insert:
-            bulk.insert_rows(session, table, extra)
-        bulk.insert_rows(session, _ENTRIES, rows)
-        session.connection().execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
+    bulk.insert_rows(session, cast(Table, AuditEntry.__table__), rows)
+    session.connection().execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
     return [r["seq"] for r in rows]
 
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from dajia.errors import Conflict, InvalidTransition
-from sanctions import audit
+from sanctions import audit, bulk
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
 from sanctions.store import unit_of_work
 from sanctions.workflow import Actor
@@ -95,9 +95,10 @@ class Change:
 
     def finish(self) -> None:
         """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
-        outbox = [(cast(Table, OutboxMessage.__table__), self._outbox)] if self._outbox else []
-        audit.append(self.session, self._audit, also_insert=outbox)
-        self._outbox = []
+        if self._outbox:
+            bulk.insert_rows(self.session, cast(Table, OutboxMessage.__table__), self._outbox)
+            self._outbox = []
+        audit.append(self.session, self._audit)
         self._audit = []
 
 
