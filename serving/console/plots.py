@@ -113,19 +113,25 @@ def timeline_svg(
             f'<text x="{xx:.1f}" y="{height - bottom + 16}" class="axis" text-anchor="{anchor}">'
             f"{d.strftime('%Y-%m')}</text>"
         )
-    placed: list[float] = []
+    rows: list[list[tuple[float, float]]] = []  # label extents already used, per text row
     for m in markers:
         pos = (m.at - start).total_seconds() / (bin_days * 86400)
         if not 0 <= pos <= bins:
             continue
         xx = x(min(pos, bins - 1))
-        row = sum(1 for p in placed if abs(p - xx) < 90)
-        placed.append(xx)
-        anchor, dx = ("end", -4) if xx > left + pw - 90 else ("start", 4)
+        text = f"{m.label} {m.at.strftime('%Y-%m-%d')}"
+        w = 6.6 * len(text) + 4
+        anchor, x0 = ("end", xx - 4 - w) if xx > left + pw - w - 4 else ("start", xx + 4)
+        span = (x0, x0 + w)
+        row = next((i for i, used in enumerate(rows) if all(span[1] < a or span[0] > b for a, b in used)), len(rows))
+        if row == len(rows):
+            rows.append([])
+        rows[row].append(span)
+        tx = xx - 4 if anchor == "end" else xx + 4
         parts.append(f'<line x1="{xx:.1f}" x2="{xx:.1f}" y1="{top_pad}" y2="{top_pad + ph}" class="marker"/>')
         parts.append(
-            f'<text x="{xx + dx:.1f}" y="{top_pad + 12 + 13 * row}" class="marker-label" text-anchor="{anchor}">'
-            f"{escape(m.label)} {m.at.strftime('%Y-%m-%d')}</text>"
+            f'<text x="{tx:.1f}" y="{top_pad + 12 + 13 * row}" class="marker-label" text-anchor="{anchor}">'
+            f"{escape(text)}</text>"
         )
     for s, c in zip(series, counts, strict=True):
         pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(c))
