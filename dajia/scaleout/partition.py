@@ -163,7 +163,7 @@ class PartitionedMarketplace:
         if doc.get("version") != LAYOUT_VERSION:
             raise PartitionError(f"{url}: layout version {doc.get('version')!r}, expected {LAYOUT_VERSION}")
         return cls(
-            url=url,
+            url=loc.url,
             n_partitions=int(doc["n_partitions"]),
             snapshot_at=pd.Timestamp(doc["snapshot_at"]),
             shops=int(doc["shops"]),

@@ -36,7 +36,9 @@ class Location:
     def of(cls, url: str | Path) -> Location:
         text = str(url)
         fs, root = url_to_fs(text)
-        return cls(fs=fs, root=str(root).rstrip("/") or "/", url=text.rstrip("/"))
+        root = str(root).rstrip("/") or "/"
+        # a local path travels to workers absolute (a relative one means another folder on each machine)
+        return cls(fs=fs, root=root, url=root if "://" not in text else text.rstrip("/"))
 
     def path(self, *names: str) -> str:
         return "/".join([self.root, *names])

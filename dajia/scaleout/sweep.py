@@ -196,6 +196,7 @@ def _local(
 
     target = Location.of(out)
     partial = f"{target.root}.partial"
+    target.fs.makedirs(target.fs._parent(target.root), exist_ok=True)
     done = 0
     with target.fs.open(partial, "wb") as fh, pq.ParquetWriter(fh, SCORES_SCHEMA, compression="zstd") as w:
         for i in range(parts.n_partitions):
