@@ -56,9 +56,11 @@ def read_snapshot_at(folder: Path) -> object:
     try:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise DataContractError("manifest", None, f"cannot read {MANIFEST_FILE}: {exc}") from None
+        raise DataContractError("manifest", None, f"cannot read {MANIFEST_FILE}: {_one_line(exc)}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataContractError("manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {exc}") from None
+        raise DataContractError(
+            "manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {_one_line(exc)}"
+        ) from None
     if not isinstance(doc, dict):
         raise DataContractError("manifest", None, f"{MANIFEST_FILE} must hold a JSON object")
     value = doc.get("snapshot_at")
@@ -67,6 +69,12 @@ def read_snapshot_at(folder: Path) -> object:
     if not isinstance(value, str):
         raise DataContractError("manifest", "snapshot_at", f"expected an ISO-8601 time string, got {value!r}")
     return value
+
+
+def _one_line(exc: BaseException) -> str:
+    """A library's error text on one line (messages are printed as a single line)."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _read_table(folder: Path, spec: Table) -> RawTable | None:
@@ -88,7 +96,7 @@ def _read_table(folder: Path, spec: Table) -> RawTable | None:
             raise DataContractError(spec.name, None, f"{file.name} is empty (0 bytes)")
         return _read_parquet(file, spec) if file is parquet else _read_csv(file, spec)
     except OSError as exc:  # permissions, a file vanishing while read, a broken disk
-        raise DataContractError(spec.name, None, f"cannot read {file.name}: {exc}") from None
+        raise DataContractError(spec.name, None, f"cannot read {file.name}: {_one_line(exc)}") from None
 
 
 def _is_pandas_index(name: str) -> bool:
@@ -109,7 +117,7 @@ def _read_parquet(file: Path, spec: Table) -> RawTable:
         TableChecker(spec, "parquet", 0).check_columns(names)
         table = pq.read_table(file, columns=names)
     except (pa.ArrowException, OSError) as exc:
-        raise DataContractError(spec.name, None, f"cannot read {file.name} as Parquet: {exc}") from None
+        raise DataContractError(spec.name, None, f"cannot read {file.name} as Parquet: {_one_line(exc)}") from None
     arrays = {name: table.column(i) for i, name in enumerate(table.column_names)}
     return RawTable(spec.name, list(table.column_names), arrays, table.num_rows, "parquet")
 
@@ -121,7 +129,10 @@ def _csv_header(file: Path, spec: Table) -> list[str]:
         line = first.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise DataContractError(spec.name, None, f"{file.name}: header line is not UTF-8 text") from None
-    header = next(csv.reader(io.StringIO(line)), [])
+    try:
+        header = next(csv.reader(io.StringIO(line, newline="")), [])
+    except csv.Error as exc:
+        raise DataContractError(spec.name, None, f"{file.name}: unreadable header line ({exc})") from None
     if not header or all(not h.strip() for h in header):
         raise DataContractError(spec.name, None, f"{file.name}: no header line (expected column names)")
     return header
@@ -146,7 +157,7 @@ def _read_csv(file: Path, spec: Table) -> RawTable:
             whole = pacsv.ReadOptions(block_size=min(file.stat().st_size + 1, (1 << 31) - 1))
             table = pacsv.read_csv(file, read_options=whole, convert_options=options)
     except (pa.ArrowException, OSError) as exc:
-        raise DataContractError(spec.name, None, f"cannot read {file.name} as CSV: {exc}") from None
+        raise DataContractError(spec.name, None, f"cannot read {file.name} as CSV: {_one_line(exc)}") from None
     names = list(table.column_names)
     arrays: dict[str, pa.ChunkedArray] = {}
     for i, name in enumerate(names):

@@ -69,6 +69,11 @@ def as_utc_naive(value: object, what: str = "snapshot_at") -> pd.Timestamp:
     return ts.as_unit("us")
 
 
+def _printable(name: str) -> str:
+    """A column name as it can be printed on one line (escapes for control characters)."""
+    return name if name.isprintable() else repr(name)[1:-1]
+
+
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -167,15 +172,15 @@ class TableChecker:
         seen: set[str] = set()
         dupes = sorted({n for n in names if n in seen or seen.add(n)})  # type: ignore[func-returns-value]
         if dupes:
-            self.fail(dupes[0], f"column appears more than once: {dupes}")
+            self.fail(_printable(dupes[0]), f"column appears more than once: {dupes}")
         expected = self.spec.column_names
         missing = [c for c in expected if c not in names]
         if missing:
-            found = ", ".join(names[:20]) + (" ..." if len(names) > 20 else "")
+            found = ", ".join(_short(n) for n in names[:20]) + (" ..." if len(names) > 20 else "")
             self.fail(missing[0], f"missing required column(s) {missing}; the file has: {found or 'no columns'}")
         extra = [c for c in names if c not in expected]
         if extra:
-            self.fail(extra[0], f"unknown column(s) {extra} (the contract has: {', '.join(expected)})")
+            self.fail(_printable(extra[0]), f"unknown column(s) {extra} (the contract has: {', '.join(expected)})")
 
     # -- coercion ------------------------------------------------------------------------------
     def coerce(self, col: Column, arr: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -58,3 +58,43 @@ def test_junk_in_a_column_is_accepted_or_refused_cleanly(table: str, column: str
     got = mp.table(table)[column].iloc[0]
     assert not (isinstance(got, float) and math.isinf(got))
     assert not pd.isna(got)  # every target column is required
+
+
+_BASE: dict[str, bytes] = {}
+
+
+def _csv_base() -> dict[str, bytes]:
+    """The valid marketplace as CSV bytes per table (built once)."""
+    if not _BASE:
+        import tempfile
+        from pathlib import Path
+
+        from tests.test_contract import write_csv_folder
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = write_csv_folder(valid_frames(), Path(tmp) / "mp")
+            _BASE.update({p.name: p.read_bytes() for p in folder.iterdir()})
+    return _BASE
+
+
+@pytest.mark.parametrize("table", ["orders", "shops", "reviews"])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(junk_bytes=st.binary(max_size=40), at=st.integers(min_value=0, max_value=10_000))
+def test_junk_bytes_in_a_csv_file_load_or_fail_cleanly(table: str, junk_bytes: bytes, at: int) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from marketplace.loader import load_marketplace
+
+    files = dict(_csv_base())
+    data = files[f"{table}.csv"]
+    cut = at % (len(data) + 1)
+    files[f"{table}.csv"] = data[:cut] + junk_bytes + data[cut:]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, content in files.items():
+            (Path(tmp) / name).write_bytes(content)
+        try:
+            load_marketplace(tmp)
+        except DataContractError as exc:
+            assert "\n" not in str(exc) and "\r" not in str(exc), str(exc)
+            assert exc.table in (*TABLES_BY_NAME, "manifest"), str(exc)
