@@ -61,7 +61,8 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # no pool_pre_ping: it costs a round trip per transaction; a dropped connection is invalidated
+    # on its first error and the pool opens a new one
     return create_engine(url, **kwargs)
 
 
