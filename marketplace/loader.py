@@ -116,7 +116,7 @@ def _read_parquet(file: Path, spec: Table) -> RawTable:
         names = [n for n in schema.names if not _is_pandas_index(n)]
         TableChecker(spec, "parquet", 0).check_columns(names)
         table = pq.read_table(file, columns=names)
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, ValueError) as exc:  # a corrupt footer can fail to decode names
         raise DataContractError(spec.name, None, f"cannot read {file.name} as Parquet: {_one_line(exc)}") from None
     arrays = {name: table.column(i) for i, name in enumerate(table.column_names)}
     return RawTable(spec.name, list(table.column_names), arrays, table.num_rows, "parquet")

@@ -98,3 +98,30 @@ def test_junk_bytes_in_a_csv_file_load_or_fail_cleanly(table: str, junk_bytes: b
         except DataContractError as exc:
             assert "\n" not in str(exc) and "\r" not in str(exc), str(exc)
             assert exc.table in (*TABLES_BY_NAME, "manifest"), str(exc)
+
+
+def test_corrupted_parquet_bytes_load_or_fail_cleanly(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Random byte flips in Parquet files (footer, pages, names): a clean error or a load, nothing else."""
+    import random
+    import shutil
+
+    from marketplace.loader import load_marketplace
+    from tests.test_contract import write_parquet_folder
+
+    base = write_parquet_folder(valid_frames(), tmp_path_factory.mktemp("base") / "mp")
+    rng = random.Random(20260630)
+    refused = 0
+    for i in range(40):
+        folder = tmp_path_factory.mktemp(f"bad{i}") / "mp"
+        shutil.copytree(base, folder)
+        path = folder / f"{rng.choice(['orders', 'shops', 'reviews', 'listings'])}.parquet"
+        data = bytearray(path.read_bytes())
+        for _ in range(rng.randint(1, 4)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        path.write_bytes(bytes(data))
+        try:
+            load_marketplace(folder)
+        except DataContractError as exc:
+            refused += 1
+            assert "\n" not in str(exc) and exc.table in TABLES_BY_NAME, str(exc)
+    assert refused >= 20  # most flips break the file; some land where Parquet cannot notice
