@@ -29,6 +29,7 @@ from serving.model_holder import ModelHolder
 from serving.prediction_log import PredictionLog
 from serving.responses import OrjsonResponse
 from serving.runtime import ModelRuntime
+from serving.schemas import ScoreRequest
 from serving.security_headers import harden
 from serving.services import Services
 
@@ -63,9 +64,16 @@ def _publish_limits(app: FastAPI, max_batch: int) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = build()
-            props = spec["components"]["schemas"]["ScoreRequest"]["properties"]
+            schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+            # POST /v1/scores parses its body itself (see routes/scores.py): publish ScoreRequest here
+            body = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in body.pop("$defs", {}).items():
+                schemas.setdefault(name, sub)
+            schemas["ScoreRequest"] = body
+            props = schemas["ScoreRequest"]["properties"]
             for name in ("shop_ids", "records"):
                 props[name]["maxItems"] = max_batch
+                props[name].pop("default", None)  # absent, not null
             app.openapi_schema = spec
         return app.openapi_schema
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security
@@ -26,10 +25,10 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-_SCORING_ROLES = frozenset({Role.scorer, Role.admin})
+SCORING_ROLES = frozenset({Role.scorer, Role.admin})
 
 
-def _authorise(services: Services, secret: str | None, allowed: frozenset[Role]) -> ApiKey:
+def authorise(services: Services, secret: str | None, allowed: frozenset[Role]) -> ApiKey:
     """401 without a valid key, 403 when its role is not in ``allowed``."""
     if not secret:
         raise HTTPException(401, "an API key is required (header X-API-Key)", headers={"WWW-Authenticate": "ApiKey"})
@@ -47,7 +46,7 @@ def require(*roles: Role) -> Callable[[Request, str | None], Awaitable[ApiKey]]:
     allowed = frozenset(roles)
 
     async def _check(request: Request, secret: Annotated[str | None, Security(api_key_header)]) -> ApiKey:
-        return _authorise(request.state.services, secret, allowed)
+        return authorise(request.state.services, secret, allowed)
 
     return _check
 
@@ -65,24 +64,3 @@ async def get_served(services: ServicesDep) -> Served:
 
 
 ServedDep = Annotated[Served, Depends(get_served)]
-
-
-@dataclass(frozen=True)
-class ScoringCall:
-    """Everything a scoring request needs, resolved by one dependency (the hot path pays per dependency)."""
-
-    services: Services
-    key: ApiKey
-    served: Served
-
-
-async def scoring_call(request: Request, secret: Annotated[str | None, Security(api_key_header)]) -> ScoringCall:
-    services: Services = request.state.services
-    key = _authorise(services, secret, _SCORING_ROLES)
-    served = services.holder.current
-    if served is None:
-        raise HTTPException(503, "no model loaded yet; see /readyz")
-    return ScoringCall(services, key, served)
-
-
-ScorerCall = Annotated[ScoringCall, Depends(scoring_call)]

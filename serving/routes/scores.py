@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from starlette.responses import Response
 
-from serving.deps import ScorerCall
+from serving.deps import SCORING_ROLES, authorise
 from serving.errors import request_id_of
 from serving.responses import OrjsonResponse
 from serving.schemas import ErrorBody, ScoreRequest, ScoreResponse
 from serving.scoring import check_batch, score_request
+from serving.services import Services
 
 router = APIRouter(prefix="/v1", tags=["scoring"])
+
+#: the request body and security as FastAPI would have published them for a declared parameter
+OPENAPI_EXTRA = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
+    },
+    "security": [{"APIKeyHeader": []}],
+}
 
 
 @router.post(
     "/scores",
     response_model=ScoreResponse,
+    openapi_extra=OPENAPI_EXTRA,
     summary="score shops by id or from inline records",
     description=(
         "Give exactly one of `shop_ids` (shops of the marketplace the service was started with) or `records` "
@@ -37,7 +50,28 @@ router = APIRouter(prefix="/v1", tags=["scoring"])
         503: {"model": ErrorBody, "description": "no model loaded yet (see /readyz)"},
     },
 )
-async def create_scores(body: ScoreRequest, request: Request, call: ScorerCall) -> Response:
-    check_batch(body, call.services.settings.max_batch)
-    result = await score_request(call.services, call.served, call.key, body, request_id_of(request))
+async def create_scores(request: Request) -> Response:
+    # The hot path skips FastAPI's dependency solver and body handling (about a third of a request's CPU):
+    # the key is checked from the header, the body parsed and validated in one pass by pydantic-core.
+    # The OpenAPI operation still documents the body (ScoreRequest) and the API-key security.
+    services: Services = request.state.services
+    key = authorise(services, request.headers.get("x-api-key"), SCORING_ROLES)
+    served = services.holder.current
+    if served is None:
+        raise HTTPException(503, "no model loaded yet; see /readyz")
+    body = parse_score_request(await request.body())
+    check_batch(body, services.settings.max_batch)
+    result = await score_request(services, served, key, body, request_id_of(request))
     return OrjsonResponse(result)
+
+
+def parse_score_request(raw: bytes) -> ScoreRequest:
+    """The body as a ``ScoreRequest``; errors as FastAPI's (422, each path under ``body``)."""
+    try:
+        return ScoreRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        errors = [
+            {"loc": ("body", *e["loc"]), "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_context=False, include_input=False)
+        ]
+        raise RequestValidationError(errors) from None
