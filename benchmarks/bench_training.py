@@ -118,6 +118,7 @@ def main() -> None:
         train = run.examples.training()
         X_train = pipeline.transform_examples(mp, train[["shop_id", "as_of"]], oof=False)
         y_train = train["label"].to_numpy(dtype=np.float64)
+        w_train = train["weight"].to_numpy(dtype=np.float64)
         valid = run.examples.part("valid", labelled_only=False)
         X_valid = pipeline.transform_examples(mp, valid[["shop_id", "as_of"]], oof=False)
         lab = valid["labelled"].to_numpy()
@@ -136,12 +137,17 @@ def main() -> None:
                 population_scores_X=X_valid,
                 population_size=len(valid),
                 pipeline=pipeline,
+                weight=w_train,
             )
             ours.append(time.perf_counter() - t0)
             rounds = min(config.max_rounds, m.info["best_iteration"] + config.early_stopping_rounds)
-            params = config.params(int(y_train.sum()), int(len(y_train) - y_train.sum()))
+            params = config.params_for(y_train, w_train)
             t0 = time.perf_counter()
-            lgb.train(params, lgb.Dataset(X_train.to_numpy(dtype=np.float64), label=y_train), num_boost_round=rounds)
+            lgb.train(
+                params,
+                lgb.Dataset(X_train.to_numpy(dtype=np.float64), label=y_train, weight=w_train),
+                num_boost_round=rounds,
+            )
             bare.append(time.perf_counter() - t0)
         print(
             f"\ntraining call on {X_train.shape[0]:,} × {X_train.shape[1]} features, {rounds} rounds: "

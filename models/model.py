@@ -166,6 +166,7 @@ def fit_risk_model(
     pipeline: Any | None = None,
     texts: dict[str, FeatureText] | None = None,
     info: dict[str, Any] | None = None,
+    weight: NDArray[np.float64] | None = None,
 ) -> ShopRiskModel:
     """Booster with early stopping on the held-out slice, then calibrator and thresholds on that slice.
 
@@ -175,7 +176,7 @@ def fit_risk_model(
     """
     from training.booster import fit_booster
 
-    fit = fit_booster(X_fit, y_fit, X_hold, y_hold, config)
+    fit = fit_booster(X_fit, y_fit, X_hold, y_hold, config, weight=weight)
     calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
     hold_scores = calibrator.transform(fit.valid_raw)
     if population_scores_X is None:

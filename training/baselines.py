@@ -59,13 +59,16 @@ class KeywordRule:
         return out
 
 
-def fit_logistic(X: pd.DataFrame, y: NDArray[np.float64], seed: int) -> Pipeline:
+def fit_logistic(
+    X: pd.DataFrame, y: NDArray[np.float64], seed: int, weight: NDArray[np.float64] | None = None
+) -> Pipeline:
+    """Fitted on the booster's training examples with the same example weights."""
     model = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
         StandardScaler(),
         LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed),
     )
-    model.fit(X.to_numpy(dtype=np.float64), y)
+    model.fit(X.to_numpy(dtype=np.float64), y, logisticregression__sample_weight=weight)
     return model
 
 

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 
 @dataclass(frozen=True)
 class BoosterConfig:
-    learning_rate: float = 0.05
+    learning_rate: float = 0.02
     num_leaves: int = 31
     min_child_samples: int = 20
     feature_fraction: float = 0.8
@@ -44,7 +44,12 @@ class BoosterConfig:
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def params(self, n_pos: int, n_neg: int) -> dict[str, Any]:
+    def params_for(self, y: NDArray[np.float64], weight: NDArray[np.float64] | None = None) -> dict[str, Any]:
+        """Parameters for labels ``y`` (imbalance from the weighted class totals)."""
+        w = np.ones(len(y)) if weight is None else np.asarray(weight, dtype=np.float64)
+        return self.params(float(np.sum(w * y)), float(np.sum(w * (1.0 - y))))
+
+    def params(self, n_pos: float, n_neg: float) -> dict[str, Any]:
         if self.imbalance not in ("sqrt", "full", "none"):
             raise ValueError(f"imbalance must be sqrt, full or none, got {self.imbalance!r}")
         ratio = n_neg / max(n_pos, 1)
@@ -91,19 +96,23 @@ def fit_booster(
     X_valid: pd.DataFrame,
     y_valid: NDArray[np.float64],
     config: BoosterConfig,
+    weight: NDArray[np.float64] | None = None,
 ) -> FitResult:
-    """Train with early stopping on ``(X_valid, y_valid)``; returns the booster cut at its best round."""
+    """Train with early stopping on ``(X_valid, y_valid)``; returns the booster cut at its best round.
+
+    ``weight``: optional per-row training weights (e.g. unlabelled negatives down-weighted)."""
     if list(X_train.columns) != list(X_valid.columns):
         raise ValueError("training and validation feature columns differ")
     n_pos = int(np.sum(y_train))
     n_neg = len(y_train) - n_pos
     if n_pos == 0 or n_neg == 0:
         raise ValueError(f"training data needs both classes; got {n_pos} positive and {n_neg} negative rows")
-    params = config.params(n_pos, n_neg)
+    params = config.params_for(y_train, weight)
     names = [str(c) for c in X_train.columns]
     train_ds = lgb.Dataset(
         X_train.to_numpy(dtype=np.float64),
         label=y_train,
+        weight=weight,
         feature_name=names,
         free_raw_data=True,
         params={"verbosity": -1},

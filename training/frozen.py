@@ -64,8 +64,26 @@ def load_frozen(run_id: str) -> FrozenEval:
     return FrozenEval(spec=spec, features=feats, examples=ex)
 
 
-def score_frozen(model: ShopRiskModel, frozen: FrozenEval) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """(labels, calibrated scores) of ``model`` on the frozen set (labels NaN where unlabelled)."""
+def frozen_marketplace(frozen: FrozenEval) -> Any:
+    """The marketplace a frozen set refers to, after checking it is unchanged (digest)."""
+    from marketplace.loader import load_marketplace
+    from training.tracking import file_digest
+
+    data_dir = Path(frozen.spec["data_dir"])
+    files = sorted(p for p in data_dir.glob("*.parquet") if p.name != GROUND_TRUTH_FILE) if data_dir.exists() else []
+    if not files:
+        raise DajiaError(f"the frozen evaluation set's marketplace {data_dir} is gone; cannot compare")
+    if file_digest(files) != frozen.spec["digest"].split("+")[0]:
+        raise DajiaError(f"the marketplace {data_dir} changed since the evaluation set was frozen (digest differs)")
+    return load_marketplace(data_dir)
+
+
+def score_frozen(
+    model: ShopRiskModel, frozen: FrozenEval, mp: Any | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(labels, calibrated scores) of ``model`` on the frozen set (labels NaN where unlabelled).
+
+    ``mp``: the frozen set's marketplace when the caller already loaded it (``frozen_marketplace``)."""
     if frozen.spec["kind"] == "table":
         assert frozen.features is not None
         missing = [c for c in model.feature_names if c not in frozen.features.columns]
@@ -76,23 +94,15 @@ def score_frozen(model: ShopRiskModel, frozen: FrozenEval) -> tuple[NDArray[np.f
     assert frozen.examples is not None
     if model.pipeline is None:
         raise DajiaError("a feature-table model cannot be evaluated on a marketplace evaluation set")
-    from marketplace.loader import load_marketplace
-    from training.tracking import file_digest
-
-    data_dir = Path(frozen.spec["data_dir"])
-    files = sorted(p for p in data_dir.glob("*.parquet") if p.name != GROUND_TRUTH_FILE) if data_dir.exists() else []
-    if not files:
-        raise DajiaError(f"the frozen evaluation set's marketplace {data_dir} is gone; cannot compare")
-    if file_digest(files) != frozen.spec["digest"]:
-        raise DajiaError(f"the marketplace {data_dir} changed since the evaluation set was frozen (digest differs)")
-    mp = load_marketplace(data_dir)
+    if mp is None:
+        mp = frozen_marketplace(frozen)
     ex = frozen.examples.reset_index(drop=True)
     X = model.pipeline.transform_examples(mp, ex[["shop_id", "as_of"]], oof=False)
     return ex["label"].to_numpy(dtype=np.float64), model.predict_proba(X[model.feature_names])
 
 
-def frozen_metrics(model: ShopRiskModel, frozen: FrozenEval) -> dict[str, float]:
-    y, s = score_frozen(model, frozen)
+def frozen_metrics(model: ShopRiskModel, frozen: FrozenEval, mp: Any | None = None) -> dict[str, float]:
+    y, s = score_frozen(model, frozen, mp)
     if frozen.spec["kind"] == "table":
         return binary_metrics(y, s, int(frozen.spec.get("k", 100)))
     from training.evaluation import verdict_metrics

@@ -116,6 +116,7 @@ def _train_marketplace(
         population_scores_X=X_valid,
         population_size=int(np.mean(valid_sizes)),
         pipeline=pipeline,
+        weight=train["weight"].to_numpy(dtype=np.float64),
         info={"train_examples": len(train), "valid_examples": int(lab.sum()), "plan": plan.to_dict()},
     )
     timings["fit_s"] = time.perf_counter() - t0
@@ -125,7 +126,7 @@ def _train_marketplace(
     test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
     X_test = pipeline.transform_examples(mp, test[["shop_id", "as_of"]], oof=True)
     test["model"] = model.predict_proba(X_test)
-    logit = fit_logistic(X_train, y_train, config.seed)
+    logit = fit_logistic(X_train, y_train, config.seed, weight=train["weight"].to_numpy(dtype=np.float64))
     test["logistic"] = logistic_scores(logit, X_test)
     test["keyword"] = KeywordRule(mp).score_examples(test)
     routed = policy.capacity_per_day * plan.step_days
@@ -157,6 +158,7 @@ def run_marketplace(
     plan: ExamplePlan | None = None,
     config: BoosterConfig | None = None,
     feedback: pd.DataFrame | None = None,
+    pipeline_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train from a marketplace folder, log everything to MLflow, register the model.
 
@@ -184,7 +186,7 @@ def run_marketplace(
     plan = plan or ExamplePlan(seed=seed)
     config = config or BoosterConfig(seed=seed)
     policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
-    run = train_marketplace(mp, plan, config, policy, ground_truth)
+    run = train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params=pipeline_params)
     model = run.model
     files = sorted(p for p in Path(data_dir).glob("*.parquet") if p.name != GROUND_TRUTH_FILE)
     digest = file_digest(files)

@@ -92,10 +92,11 @@ def compare(client: MlflowClient, settings: Settings, version: str) -> Compariso
     champion = current_alias_version(client, name, CHAMPION)
     ref_run = frozen_run(client, name, champion or version)
     frozen = fz.load_frozen(ref_run)
-    cand_metrics = fz.frozen_metrics(load_version(settings, version), frozen)
+    mp = fz.frozen_marketplace(frozen) if frozen.spec["kind"] == "marketplace" else None
+    cand_metrics = fz.frozen_metrics(load_version(settings, version), frozen, mp)
     if champion is None or champion == version:
         return Comparison(version, champion, cand_metrics, None, champion is None, ref_run)
-    champ_metrics = fz.frozen_metrics(load_version(settings, champion), frozen)
+    champ_metrics = fz.frozen_metrics(load_version(settings, champion), frozen, mp)
     return Comparison(version, champion, cand_metrics, champ_metrics, gate(cand_metrics, champ_metrics), ref_run)
 
 

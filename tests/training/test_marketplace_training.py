@@ -8,8 +8,6 @@ same seed to show the metrics repeat. Time leakage is checked on the examples th
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import socket
@@ -38,11 +36,13 @@ from models.reasons import ReasonExplainer
 from models.thresholds import ThresholdPolicy
 from training.booster import BoosterConfig
 from training.examples import ExamplePlan, build_examples, check_no_leakage
-from training.marketplace_run import shop_records, train_marketplace
+from training.marketplace_run import run_marketplace, shop_records, train_marketplace
 
 SHOPS = 2_500
 SEED = 11
-POPULATION = 1_500
+#: a lighter plan than the default (fewer as-of dates, a smaller population sample) keeps the module fast
+PLAN = ExamplePlan(seed=0, train_step_days=56, valid_dates=3, test_dates=2, population_sample=600)
+PIPELINE = {"text_folds": 3}
 
 pytestmark = pytest.mark.slow
 
@@ -54,13 +54,6 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _run_cli(args: list[str]) -> tuple[int, str]:
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(args)
-    return rc, buf.getvalue()
-
-
 @pytest.fixture(scope="module")
 def trained(market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("home")
@@ -69,11 +62,7 @@ def trained(market: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             mp.delenv(var, raising=False)
         mp.setenv("DAJIA_HOME", str(home))
         get_settings.cache_clear()
-        rc, out = _run_cli(
-            ["train", "--data", str(market), "--seed", "0", "--population-sample", str(POPULATION), "--json"]
-        )
-        assert rc == 0, out
-        result = json.loads(out)
+        result = run_marketplace(get_settings(), market, seed=0, plan=PLAN, pipeline_params=PIPELINE)
         yield {"home": home, "result": result, "uri": get_settings().resolved_tracking_uri}
     get_settings.cache_clear()
 
@@ -217,9 +206,21 @@ def _serve_and_score(
         proc.wait(timeout=30)
 
 
+def test_train_data_cli_rejects_a_folder_that_is_not_a_marketplace(
+    trained: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["train", "--data", str(tmp_path / "missing"), "--json"]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["train", "--data", str(tmp_path / "empty"), "--json"]) == 2
+    assert capsys.readouterr().err.strip()
+    assert main(["train", "--data", str(tmp_path), "--table", "x.csv"]) == 2
+    assert "exactly one" in capsys.readouterr().err
+
+
 def test_no_time_leakage(market: Path) -> None:
     mp = load_marketplace(market)
-    plan = ExamplePlan(population_sample=POPULATION)
+    plan = ExamplePlan(population_sample=600)
     ex = build_examples(mp, plan)
     check_no_leakage(ex)
     f = ex.frame
@@ -302,8 +303,8 @@ def _market_of(client: MlflowClient, trained: dict[str, Any]) -> Path:
 def test_same_data_and_seed_give_the_same_metrics(trained: dict[str, Any], market: Path) -> None:
     mp = load_marketplace(market)
     gt = pd.read_parquet(market / GROUND_TRUTH_FILE)
-    plan = ExamplePlan(seed=0, population_sample=POPULATION)
-    again = train_marketplace(mp, plan, BoosterConfig(seed=0), ThresholdPolicy(sweep_days=plan.step_days), gt)
+    policy = ThresholdPolicy(sweep_days=PLAN.step_days)
+    again = train_marketplace(mp, PLAN, BoosterConfig(seed=0), policy, gt, pipeline_params=PIPELINE)
     first = {row["scorer"]: row for row in trained["result"]["comparison"]}
     for name, m in again.metrics.items():
         for key in ("pr_auc", "roc_auc", "precision_at_k"):
