@@ -154,6 +154,7 @@ def main() -> None:
             f"ours {min(ours):.3f} s, bare lightgbm.train {min(bare):.3f} s, ratio {min(ours) / min(bare):.2f}× "
             "(target ≤ 1.3×)"
         )
+        _reason_costs(run.model, X_valid.to_numpy(dtype=np.float64))
         _table(
             "test period, verdict-based (labelled examples; precision@k among routed shops with a verdict)", run.metrics
         )

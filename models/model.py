@@ -28,6 +28,8 @@ from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds
 if TYPE_CHECKING:
     from training.booster import BoosterConfig
 
+#: population rows scored to place the capacity threshold (seeded sample beyond this)
+POPULATION_SAMPLE = 20_000
 #: tiers that get reasons by default on the hot path
 EXPLAINED_TIERS = ("watch", "suspected")
 
@@ -182,10 +184,10 @@ def fit_risk_model(
     if population_scores_X is None:
         pop_scores = hold_scores
     else:
-        pop_raw = np.asarray(
-            fit.booster.predict(population_scores_X.to_numpy(dtype=np.float64), num_threads=config.num_threads),
-            dtype=np.float64,
-        )
+        pop = population_scores_X.to_numpy(dtype=np.float64)
+        if len(pop) > POPULATION_SAMPLE:  # a quantile needs no more rows; predicting all cost 20% of the fit
+            pop = pop[np.sort(np.random.default_rng(config.seed).choice(len(pop), POPULATION_SAMPLE, replace=False))]
+        pop_raw = np.asarray(fit.booster.predict(pop, num_threads=config.num_threads), dtype=np.float64)
         pop_scores = calibrator.transform(pop_raw)
     thresholds = choose_thresholds(hold_scores, y_hold, pop_scores, population_size or len(pop_scores), policy)
     names = [str(c) for c in X_fit.columns]
