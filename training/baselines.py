@@ -25,13 +25,18 @@ from marketplace.tables import Marketplace
 class KeywordRule:
     """Share of listings with blatant copy wording, as of a time (event times strictly before it)."""
 
-    def __init__(self, mp: Marketplace) -> None:
+    def __init__(self, mp: Marketplace, shop_ids: pd.Series | None = None) -> None:
+        """``shop_ids``: only these shops will be scored (reads only their listings: the regex is the cost)."""
         lst = mp.listings
+        edits = mp.listing_edits
+        if shop_ids is not None:
+            wanted = pd.Index(pd.unique(shop_ids.astype(str)))
+            lst = lst[pd.Index(lst["shop_id"].astype(str)).isin(wanted)]
+            edits = edits[pd.Index(edits["listing_id"].astype(str)).isin(pd.Index(lst["listing_id"].astype(str)))]
         text = lst["title"].astype(str).fillna("") + " " + lst["description"].astype(str).fillna("")
         self._l_shop = lst["shop_id"].astype(str).to_numpy()
         self._l_time = lst["created_at"].to_numpy()
         self._l_hit = np.fromiter((blatant_title(t.lower()) for t in text), dtype=bool, count=len(text))
-        edits = mp.listing_edits
         shop_of = pd.Series(self._l_shop, index=lst["listing_id"].astype(str).to_numpy())
         self._e_shop = shop_of.reindex(edits["listing_id"].astype(str).to_numpy()).to_numpy()
         self._e_time = edits["edited_at"].to_numpy()

@@ -55,6 +55,7 @@ def segments_frame(mp: Marketplace, frame: pd.DataFrame) -> pd.DataFrame:
     age = (frame["as_of"] - shops["opened_at"].reindex(ids).to_numpy()).dt.days
     out["shop_age"] = np.where(age < NEW_SHOP_DAYS, "new", "established")
     titles = mp.listings[["shop_id", "title"]]
+    titles = titles[pd.Index(titles["shop_id"].astype(str)).isin(pd.Index(ids.unique()))]
     zh = titles["title"].astype(str).str.contains(_CJK, regex=True)
     share = zh.groupby(titles["shop_id"].astype(str)).mean()
     out["language"] = np.where(share.reindex(ids).fillna(0.0).to_numpy() >= 0.5, "chinese", "english")
@@ -128,7 +129,7 @@ def _train_marketplace(
     test["model"] = model.predict_proba(X_test)
     logit = fit_logistic(X_train, y_train, config.seed, weight=train["weight"].to_numpy(dtype=np.float64))
     test["logistic"] = logistic_scores(logit, X_test)
-    test["keyword"] = KeywordRule(mp).score_examples(test)
+    test["keyword"] = KeywordRule(mp, test["shop_id"]).score_examples(test)
     routed = policy.capacity_per_day * plan.step_days
     n_rows = test.groupby("as_of").size().to_dict()
     # a sweep routes `routed` of the whole population; on the sampled rows that is a proportional share
