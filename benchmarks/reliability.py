@@ -1,0 +1,163 @@
+"""Reliability figures: bad inputs tried and rejected cleanly, requests under load (wrk, mixed scoring
+and reviewer traffic on loopback) with errors and p50/p99, and data lost.
+
+    .venv/bin/python benchmarks/reliability.py --run <crackdown folder> [--seconds 60] [--quick]
+
+``--run`` reuses a finished ``dajia crackdown --out`` folder (its model, marketplace and database);
+without it a 1,500-shop crackdown is made first. Faults (database cut, kill and rerun, registry down)
+are exercised by tests/reliability and tests/serving, tests/sanctions; see docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+LUA = r"""
+local n = 0
+request = function()
+  n = n + 1
+  if n %% 4 == 0 then
+    return wrk.format("GET", "/v1/cases?limit=20", {["X-API-Key"] = "%(reviewer)s"})
+  end
+  return wrk.format("POST", "/v1/scores", {["X-API-Key"] = "%(scorer)s", ["Content-Type"] = "application/json"},
+                    '{"shop_ids": ["%(shop)s"]}')
+end
+"""
+
+
+def bad_file_figures() -> tuple[int, int]:
+    import pandas as pd
+
+    from dajia.errors import DataContractError
+    from marketplace.loader import validate_frames
+    from tests.test_contract import BAD_CASES, SNAPSHOT, valid_frames
+
+    tried = clean = 0
+    for _case, breaker, table, column, _row, _words in BAD_CASES:
+        frames: dict[str, pd.DataFrame] = {k: v.copy() for k, v in valid_frames().items()}
+        breaker(frames)
+        tried += 1
+        try:
+            validate_frames(frames, SNAPSHOT)
+        except DataContractError as exc:
+            clean += int(table in str(exc) and (not column or column in str(exc)))
+    return tried, clean
+
+
+def bad_request_figures(base: str, keys: dict[str, str], shop: str, case_id: int, db: str) -> tuple[int, int, bool]:
+    from tests.reliability.test_bad_requests import bad_requests
+
+    def state() -> list[int]:
+        with sqlite3.connect(db) as conn:
+            return [
+                conn.execute(f"select count(*) from {t}").fetchone()[0]
+                for t in ("cases", "audit_log", "serving_predictions")
+            ]
+
+    before = state()
+    tried = clean = 0
+    with httpx.Client(base_url=base, headers={"X-API-Key": keys["admin"]}, timeout=60) as c:
+        for _label, method, path, kwargs, expected in bad_requests(shop, case_id):
+            r = c.request(method, path, **kwargs)
+            tried += 1
+            ok = (r.status_code == expected or (expected, r.status_code) == (400, 422)) and r.status_code < 500
+            clean += int(ok)
+            if not ok:
+                print(f"  not as expected: {_label}: {r.status_code} (expected {expected}) {r.text[:120]}")
+    return tried, clean, state() == before
+
+
+def wrk_run(base: str, keys: dict[str, str], shop: str, seconds: int, connections: int) -> dict[str, float]:
+    script = Path(tempfile.mkdtemp()) / "mixed.lua"
+    script.write_text(LUA % {"reviewer": keys["reviewer"], "scorer": keys["scorer"], "shop": shop})
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), base],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", out)
+        assert m, out
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    sock = sum(int(g) for g in errors.groups()) if errors else 0
+    return {
+        "requests": total,
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "errors": (int(non2xx.group(1)) if non2xx else 0) + sock,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--run", type=Path, default=None)
+    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--quick", action="store_true", help="10 s of load")
+    args = ap.parse_args()
+    seconds = 10 if args.quick else args.seconds
+
+    from dajia.crackdown import Crackdown, CrackdownConfig, RunFolder, run_settings
+    from dajia.settings import Settings
+    from serving.auth import ApiKeyStore
+    from serving.db import ensure_schema, make_engine
+    from tests.reliability.conftest import SEED, SHOPS, start_server
+
+    root = args.run or Path(tempfile.mkdtemp()) / "run"
+    settings = run_settings(Settings(), RunFolder(root))
+    if args.run is None:
+        Crackdown(settings, RunFolder(root), CrackdownConfig(shops=SHOPS, seed=SEED)).run()
+    settings = settings.model_copy(update={"public_rate_per_minute": 0.0})
+    engine = make_engine(settings.resolved_database_url)
+    ensure_schema(engine)
+    store = ApiKeyStore(engine)
+    keys = {r: store.create(r, f"bench {r}")[1] for r in ("scorer", "reviewer", "admin")}
+    engine.dispose()
+    db = settings.resolved_database_url.removeprefix("sqlite:///")
+    with sqlite3.connect(db) as conn:
+        case_id, shop = conn.execute("select case_id, shop_id from cases order by case_id limit 1").fetchone()
+
+    t0 = time.perf_counter()
+    files_tried, files_clean = bad_file_figures()
+    server = start_server(settings, root / "data", keys)
+    try:
+        req_tried, req_clean, unchanged = bad_request_figures(server.base_url, keys, shop, case_id, db)
+        with sqlite3.connect(db) as conn:
+            logged_before = conn.execute("select count(*) from serving_predictions").fetchone()[0]
+        load = wrk_run(server.base_url, keys, shop, seconds, args.connections)
+        time.sleep(1)
+        with sqlite3.connect(db) as conn:
+            logged = conn.execute("select count(*) from serving_predictions").fetchone()[0] - logged_before
+    finally:
+        server.stop()
+    scored = round(load["requests"] * 3 / 4)
+    print(f"bad marketplace inputs: {files_tried} tried, {files_clean} rejected naming table and column")
+    print(f"bad API requests: {req_tried} tried, {req_clean} clean 4xx, database unchanged: {unchanged}")
+    print(
+        f"load ({seconds} s, {args.connections} connections, 3 scores : 1 case list): {load['requests']:.0f} requests, "
+        f"{load['rps']:.0f}/s, errors {load['errors']:.0f}, p50 {load['p50_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms"
+    )
+    print(f"prediction rows logged during load: {logged} (~{scored} scoring requests sent; all answered are logged)")
+    print(f"wall time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
