@@ -80,6 +80,11 @@ def register(app: typer.Typer) -> None:
         model: Path | None = typer.Option(None, "--model", help="fitted pipeline saved with --save-pipeline"),
         no_labels: bool = typer.Option(False, "--no-labels", help="do not fit a text model (text scores NaN)"),
         save_pipeline: Path | None = typer.Option(None, "--save-pipeline", help="pickle the fitted pipeline here"),
+        no_validate: bool = typer.Option(
+            False,
+            "--no-validate",
+            help="read only the columns features use, without validation (data already validated; less memory)",
+        ),
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
         ),
@@ -106,7 +111,14 @@ def register(app: typer.Typer) -> None:
             summary.pop("pipeline", None)
             emit({**summary, "seconds": round(time.perf_counter() - t0, 2)}, as_json, _human)
             return
-        mp = load_marketplace(data)
+        if no_validate:
+            from features.io import read_feature_tables
+
+            if not (Path(data) / "shops.parquet").is_file():
+                raise FeaturesInputError(f"--data {data}: no shops.parquet (--no-validate reads local Parquet folders)")
+            mp = read_feature_tables(data)
+        else:
+            mp = load_marketplace(data)
         if model is not None:
             pipe = _load_pipeline(model)
             X = pipe.transform(mp, when)

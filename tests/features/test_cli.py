@@ -45,6 +45,10 @@ def test_no_labels_gives_nan_text_scores(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "f.parquet"
     assert main(["features", "--data", str(data), "--as-of", "2026-03-01", "--out", str(out), "--no-labels"]) == 0
     X = pd.read_parquet(out)
+    pruned = tmp_path / "p.parquet"
+    argv = ["features", "--data", str(data), "--as-of", "2026-03-01", "--out", str(pruned), "--no-labels"]
+    assert main([*argv, "--no-validate"]) == 0
+    pd.testing.assert_frame_equal(X, pd.read_parquet(pruned), check_exact=True)
     assert X["listing_text_max"].isna().all() and np.isfinite(X["orders_30d"]).all()
 
 
