@@ -146,6 +146,31 @@ def test_frozen_listings_refuse_edits_and_delists(world: Session) -> None:
         edit_listing(s, seller("S2"), "S1-L0", title="not mine", now=SNAPSHOT)
 
 
+def test_seller_edits_and_delists_show_on_the_storefront_and_are_audited(world: Session) -> None:
+    from sanctions.models import AuditEntry
+
+    s = world
+    edit_listing(s, seller("S3"), "S3-L0", title="正品 genuine bag", price=88.0, now=SNAPSHOT)
+    delist(s, seller("S3"), "S3-L1", now=SNAPSHOT)
+    shown = {li.listing_id: li for li in storefront_listings(s, shop_id="S3")}
+    assert set(shown) == {"S3-L0"} and (shown["S3-L0"].title, shown["S3-L0"].price) == ("正品 genuine bag", 88.0)
+    actions = s.execute(select(AuditEntry.action).order_by(AuditEntry.seq)).scalars().all()
+    assert actions == ["listing.edit", "listing.delist"]
+    with pytest.raises(InvalidTransition, match="price"):
+        edit_listing(s, seller("S3"), "S3-L0", price=0.0, now=SNAPSHOT)
+
+
+def test_only_scorers_route_and_tiers_are_checked(world: Session) -> None:
+    from dajia.errors import DajiaError
+
+    with pytest.raises(Forbidden):
+        route_scored(world, [scored("S1")], actor=REVIEWER, now=SNAPSHOT)
+    with pytest.raises(DajiaError, match="tier"):
+        route_scored(world, [scored("S1")], tier="high", now=SNAPSHOT)
+    with pytest.raises(DajiaError, match="tier"):
+        scored("S1", tier="severe")
+
+
 def test_step1_close_with_proof_withdraws_shop_and_keeps_data(world: Session) -> None:
     s = world
     case_id = open_case(s, "S1")
