@@ -92,11 +92,14 @@ def main() -> None:
         mp = load_marketplace(data)
         gt = pd.read_parquet(data / GROUND_TRUTH_FILE) if (data / GROUND_TRUTH_FILE).exists() else None
         load_s = time.perf_counter() - t0
+        print(f"loaded {len(mp.shops):,} shops in {load_s:.1f} s", flush=True)
         plan = ExamplePlan(seed=args.seed)
         config = BoosterConfig(seed=args.seed)
         policy = ThresholdPolicy(sweep_days=plan.step_days)
         t0 = time.perf_counter()
-        run = train_marketplace(mp, plan, config, policy, gt)
+        run = train_marketplace(
+            mp, plan, config, policy, gt, progress=lambda stage, s: print(f"  ... {stage} {s:.1f} s", flush=True)
+        )
         train_s = time.perf_counter() - t0
         n_shops = len(mp.shops)
         print(

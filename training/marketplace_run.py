@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,19 @@ from training.examples import ExamplePlan, ExampleSet, build_examples, check_no_
 
 NEW_SHOP_DAYS = 90
 _CJK = r"[\u4e00-\u9fff]"
+
+
+class _Timings(dict[str, float]):
+    """Stage timings that also report each stage as it is recorded."""
+
+    def __init__(self, progress: Callable[[str, float], None] | None) -> None:
+        super().__init__()
+        self._progress = progress
+
+    def __setitem__(self, key: str, value: float) -> None:
+        super().__setitem__(key, value)
+        if self._progress is not None:
+            self._progress(key, value)
 
 
 @dataclass
@@ -69,14 +83,16 @@ def train_marketplace(
     policy: ThresholdPolicy,
     ground_truth: pd.DataFrame | None = None,
     pipeline_params: dict[str, Any] | None = None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> MarketplaceRun:
     """Everything of ``dajia train --data`` except tracking (pure: same inputs → same outputs).
 
-    BLAS/OpenMP pools are held at ``config.num_threads`` for the whole run (see ``training.booster``)."""
+    BLAS/OpenMP pools are held at ``config.num_threads`` for the whole run (see ``training.booster``).
+    ``progress(stage, seconds)`` is called as each stage ends (benchmarks print it)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=config.num_threads):
-        return _train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params)
+        return _train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params, progress)
 
 
 def _train_marketplace(
@@ -86,10 +102,11 @@ def _train_marketplace(
     policy: ThresholdPolicy,
     ground_truth: pd.DataFrame | None,
     pipeline_params: dict[str, Any] | None,
+    progress: Callable[[str, float], None] | None = None,
 ) -> MarketplaceRun:
     from features.pipeline import ShopFeaturePipeline
 
-    timings: dict[str, float] = {}
+    timings = _Timings(progress)
     t0 = time.perf_counter()
     exs = build_examples(mp, plan)
     check_no_leakage(exs)
@@ -147,7 +164,7 @@ def _train_marketplace(
         test["true_label"] = gt.reindex(test["shop_id"].astype(str)).fillna(False).to_numpy().astype(float)
         true = {name: truth_metrics(test, name, capacity) for name in ("model", "logistic", "keyword")}
     timings["evaluate_s"] = time.perf_counter() - t0
-    return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, timings)
+    return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, dict(timings))
 
 
 def run_marketplace(
