@@ -236,3 +236,34 @@ def test_registry_down_keeps_last_good_model(api: Api, registry: Registry, shop_
     while time.monotonic() < deadline and api.client().get("/readyz").json()["last_error"]:
         time.sleep(0.1)
     assert api.client().get("/readyz").json()["last_error"] is None
+
+
+def test_case_endpoints_and_public_reads(api: Api, all_scores: dict[str, dict[str, Any]]) -> None:
+    suspected = [k for k, v in all_scores.items() if v["tier"] == "suspected"]
+    sid = suspected[-1]
+    routed = api.client("scorer").post("/v1/scores", json={"shop_ids": [sid], "route": True}).json()
+    case_id = routed["results"][0]["case"]["case_id"]
+    reviewer = api.client("reviewer")
+    case = reviewer.get(f"/v1/cases/{case_id}")
+    assert case.status_code == 200, case.text
+    body = case.json()
+    assert body["shop_id"] == sid and body["status"] == "open"
+    assert body["model_version"] == "1" and body["score"] == pytest.approx(routed["results"][0]["score"])
+    listed = reviewer.get("/v1/cases", params={"shop_id": sid}).json()
+    assert [c["case_id"] for c in listed] == [int(case_id)]
+    decided = reviewer.post(
+        f"/v1/cases/{case_id}/decisions",
+        json={"action": "dismiss", "reason": "reviewed: listings match the brand's authorised catalogue"},
+        headers={"Idempotency-Key": f"dismiss-{case_id}"},
+    )
+    assert decided.status_code == 200, decided.text
+    assert decided.json()["new_status"] == "dismissed"
+    again = reviewer.post(f"/v1/cases/{case_id}/decisions", json={"action": "dismiss", "reason": "twice"})
+    assert again.status_code == 409, again.text
+    assert reviewer.get("/v1/cases/999999999").status_code == 404
+    assert api.client("scorer").get("/v1/cases").status_code == 403
+    assert api.client("reviewer").post("/v1/campaigns/1/approval").status_code == 403
+    anon = api.client()
+    assert anon.get("/v1/cases").status_code == 401
+    assert anon.get("/v1/public/closed-shops").status_code == 200
+    assert isinstance(anon.get("/v1/public/announcements").json(), list)
