@@ -153,7 +153,7 @@ def main() -> None:
     print(
         f"batch transform: {n:,} shops x {X.shape[1]} features in {batch_s:.1f} s "
         f"({n / batch_s:,.0f} shops/s; 1M shops ~ {batch_s * 1e6 / n / 60:.1f} min at this rate); "
-        f"RSS {rss_gib():.2f} GiB (the loaded marketplace {base_rss:.2f} GiB of it), peak so far {peak_gib():.2f} GiB"
+        f"RSS {rss_gib():.2f} GiB (after fit: {base_rss:.2f} GiB), peak so far {peak_gib():.2f} GiB"
     )
 
     # online: different shops each call (records built beforehand, as the API receives them)
