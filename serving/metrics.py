@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -39,6 +41,7 @@ class Metrics:
             buckets=_SCORE_BUCKETS,
             registry=self.registry,
         )
+        self._score_children: dict[str, Any] = {}
         self.model_info = Info("dajia_model", "the model being served", registry=self.registry)
         self.model_reloads = Counter(
             "dajia_model_reloads_total", "model swaps after the alias moved", registry=self.registry
@@ -59,6 +62,13 @@ class Metrics:
         self.log_rows = Counter(
             "dajia_prediction_log_rows_total", "rows committed to the prediction log", registry=self.registry
         )
+
+    def score_hist(self, tier: str) -> Any:
+        """The score histogram's child for ``tier`` (cached: tiers are few)."""
+        child = self._score_children.get(tier)
+        if child is None:
+            child = self._score_children[tier] = self.scores.labels(tier)
+        return child
 
     def observe_commit(self, seconds: float, rows: int) -> None:
         self.log_commit.observe(seconds)

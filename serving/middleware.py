@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
+from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
@@ -71,6 +72,22 @@ class RequestMetricsMiddleware:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        #: labelled metric children by (route, method, status): ``labels()`` is not free on the hot path
+        self._cache: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
+
+    def _children(self, path: str, method: str, status: int) -> tuple[Any, Any, Any]:
+        key = (path, method, status)
+        hit = self._cache.get(key)
+        if hit is None:
+            m = self.metrics
+            hit = (
+                m.latency.labels(path, method),
+                m.responses.labels(path, str(status)),
+                m.errors.labels(path, str(status)) if status >= 400 else None,
+            )
+            if len(self._cache) < 10_000:
+                self._cache[key] = hit
+        return hit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -117,8 +134,8 @@ class RequestMetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "")
-            self.metrics.latency.labels(path, method).observe(time.perf_counter() - t0)
-            self.metrics.responses.labels(path, str(status)).inc()
-            if status >= 400:
-                self.metrics.errors.labels(path, str(status)).inc()
+            latency, responses, errors = self._children(path, scope.get("method", ""), status)
+            latency.observe(time.perf_counter() - t0)
+            responses.inc()
+            if errors is not None:
+                errors.inc()

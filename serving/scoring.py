@@ -151,10 +151,10 @@ async def score_request(
                 key,
             )
 
-    hist = services.metrics.scores
+    score_hist = services.metrics.score_hist
     results = []
     for sid, s, t, r in zip(ids, score_list, tiers, reasons, strict=True):
-        hist.labels(t).observe(s)
+        score_hist(t).observe(s)
         results.append(
             {
                 "shop_id": sid,
