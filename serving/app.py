@@ -8,6 +8,7 @@ hands them to requests as ``request.state.services``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 from collections.abc import AsyncIterator
@@ -110,6 +111,10 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
             sanctions=await asyncio.to_thread(_sanctions_adapter, settings, mp),
         )
         await holder.start()
+        # the heap now holds MLflow, pandas, the model and the feature matrix: move it out of the cyclic
+        # GC's reach so a full collection does not stall requests (tail latency) scanning it again
+        gc.collect()
+        gc.freeze()
         try:
             yield {"services": services}
         finally:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import shutil
@@ -242,6 +243,7 @@ class ModelHolder:
                 log.warning(self.last_error)
                 return False
             self.current = new  # atomic swap: in-flight requests keep the runtime they took
+            gc.freeze()  # the new model's objects join the frozen heap (see app.lifespan)
             if current is not None and current.version != new.version:
                 self.metrics.model_reloads.inc()
             swapped = True
