@@ -107,7 +107,7 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
         docs = [
             FeatureDoc(
                 f"linked_by_{k}",
-                f"shares its {_KIND_WORDS[k]} with a shop found selling counterfeits (1 = yes): {{value:.0f}}",
+                f"shares its {_KIND_WORDS[k]} with a shop found selling counterfeits",
                 True,
                 g,
             )
