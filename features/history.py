@@ -54,8 +54,8 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
     def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
         if self.prior_strength < 0:
             raise ValueError(f"prior_strength must be >= 0, got {self.prior_strength}")
-        if not self.windows or any(int(w) <= 0 for w in self.windows):
-            raise ValueError(f"windows must be positive day counts, got {self.windows}")
+        if not self.windows or len(self.windows) > 100 or any(int(w) <= 0 for w in self.windows):
+            raise ValueError(f"windows must be 1 to 100 positive day counts, got {self.windows}")
         cutoff = fit_cutoff(mp, examples)
         snap = Snapshot.build(mp, cutoff, None)
         o = snap.before("orders", "ordered_at")
@@ -168,21 +168,24 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
 
         nk, ns = len(COMPLAINT_KINDS), len(COMPLAINT_SOURCES)
         win = _Windows(snap, self.windows)
-        orders_w = win.counts(oc, ot)
-        gmv_w = win.counts(oc, ot, amount) / 100.0
-        refunds_w = win.counts(oc[refunded], refunded_at[refunded])
-        refunded_w = win.counts(oc, ot, refunded.astype(np.float64))
+        # each event's window index once per time column, shared by every statistic over it
+        jo, jc, jr = win.index(ot), win.index(ct), win.index(rt)
+        orders_w = win.counts(oc, jo)
+        gmv_w = win.counts(oc, jo, amount) / 100.0
+        refunds_w = win.counts(oc[refunded], win.index(refunded_at[refunded]))
+        refunded_w = win.counts(oc, jo, refunded.astype(np.float64))
         kind_ok, source_ok = kind >= 0, source >= 0
-        kinds_w = win.counts(cc[kind_ok], ct[kind_ok], sub=kind[kind_ok], k=nk)
-        sources_w = win.counts(cc[source_ok], ct[source_ok], sub=source[source_ok], k=ns)
-        complaints_w = win.counts(cc, ct)
-        reviews_w = win.counts(rc, rt)
-        rating_w = win.counts(rc, rt, rating)
-        low_w = win.counts(rc, rt, (rating <= 2).astype(np.float64))
-        fake_w = win.counts(rc, rt, fake.astype(np.float64))
-        created_w = win.counts(lc, state.created_at)
-        delisted_w = win.counts(lc[dl], state.delisted_at[dl])
-        edits_w = win.counts(ec, state.edit_at)
+        kinds_w = win.counts(cc[kind_ok], jc[kind_ok], sub=kind[kind_ok], k=nk)
+        sources_w = win.counts(cc[source_ok], jc[source_ok], sub=source[source_ok], k=ns)
+        complaints_w = win.counts(cc, jc)
+        reviews_w = win.counts(rc, jr)
+        rating_w = win.counts(rc, jr, rating)
+        low_w = win.counts(rc, jr, (rating <= 2).astype(np.float64))
+        fake_w = win.counts(rc, jr, fake.astype(np.float64))
+        del jo, jc, jr
+        created_w = win.counts(lc, win.index(state.created_at))
+        delisted_w = win.counts(lc[dl], win.index(state.delisted_at[dl]))
+        edits_w = win.counts(ec, win.index(state.edit_at))
         for w in range(len(self.windows)):
             orders = orders_w[w]
             reviews = reviews_w[w]
@@ -259,10 +262,14 @@ class _Windows:
         #: None when the windows are already sorted (the usual case: no reordering per call)
         self.back = None if (back == np.arange(len(back))).all() else back
 
+    def index(self, t: np.ndarray) -> np.ndarray:
+        """Per event: the smallest window holding it (len(windows): none), as int8."""
+        return np.searchsorted(self.bounds, self.snap.as_of_us - t, side="left").astype(np.int8)
+
     def counts(
         self,
         codes: np.ndarray,
-        t: np.ndarray,
+        j: np.ndarray,
         weights: np.ndarray | None = None,
         sub: np.ndarray | None = None,
         k: int = 1,
@@ -273,8 +280,7 @@ class _Windows:
         if len(codes) == 0:
             out = np.zeros((nw, k, n))
         else:
-            j = np.searchsorted(self.bounds, self.snap.as_of_us - t, side="left")
-            flat = (j * k + (sub if sub is not None else 0)) * n + codes
+            flat = (j.astype(np.int64) * k + (sub if sub is not None else 0)) * n + codes
             raw = np.bincount(flat, weights=weights, minlength=(nw + 1) * k * n).astype(np.float64, copy=False)
             out = raw.reshape(nw + 1, k, n)[:nw].cumsum(axis=0)
         if self.back is not None:

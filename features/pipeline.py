@@ -89,6 +89,7 @@ class ShopFeaturePipeline(BaseEstimator):
         text_threshold: float = 0.5,
         text_max_train_texts: int = 200_000,
         random_state: int = 0,
+        batch_shops: int = 250_000,
     ) -> None:
         self.windows = windows
         self.prior_strength = prior_strength
@@ -101,6 +102,7 @@ class ShopFeaturePipeline(BaseEstimator):
         self.text_threshold = text_threshold
         self.text_max_train_texts = text_max_train_texts
         self.random_state = random_state
+        self.batch_shops = batch_shops
 
     def _make_builders(self) -> list[MarketplaceFeatureBuilder]:
         return [
@@ -173,6 +175,12 @@ class ShopFeaturePipeline(BaseEstimator):
         for b in self.builders_:
             require_columns(mp, b.needs)
         snap = Snapshot.build(mp, as_of, shop_ids, oof=oof)
+        batch = int(getattr(self, "batch_shops", 250_000))  # pipelines pickled before this knob existed
+        if snap.n > batch > 0:
+            # shops in batches: a row depends only on its own shop (partition safety, tested), so the
+            # result is identical and the per-event working arrays are a batch's, not all shops'
+            parts = [self.transform(mp, as_of, snap.index[lo : lo + batch], oof=oof) for lo in range(0, snap.n, batch)]
+            return pd.concat(parts)
         snap.check_shops_exist()
         blocks = [b.block(snap) for b in self.builders_]
         values = np.concatenate(blocks, axis=1) if blocks else np.empty((snap.n, 0))

@@ -149,7 +149,7 @@ class CharNgramHasher:
         n_docs = len(texts)
         out = np.zeros((n_docs, W.shape[1]))
         n = np.zeros(n_docs)
-        # in chunks of about CHUNK_CHARS characters: the n-gram arrays are ~50 bytes per character
+        # in chunks of about CHUNK_CHARS characters: bounded memory whatever the number of texts
         for lo, hi in _chunks(texts, CHUNK_CHARS):
             r, c = self.ngrams(texts[lo:hi])
             for j in range(W.shape[1]):
@@ -186,8 +186,8 @@ class CharNgramHasher:
         return np.concatenate(rows), np.concatenate(cols)
 
 
-#: characters of text hashed at a time (bounds the n-gram arrays to a few hundred MB)
-CHUNK_CHARS = 4_000_000
+#: characters of text hashed at a time (the n-gram arrays take ~100 bytes per character: ~100 MB)
+CHUNK_CHARS = 1_000_000
 
 
 def _chunks(texts: list[str], max_chars: int) -> list[tuple[int, int]]:

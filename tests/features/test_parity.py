@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from functools import lru_cache
 
 import pandas as pd
@@ -58,6 +59,16 @@ def test_subset_equals_rows_of_the_full_run() -> None:
         part_oof = pipe.transform(mp, AS_OF, subset, oof=True)
         full_oof = pipe.transform(mp, AS_OF, oof=True)
         pd.testing.assert_frame_equal(part_oof, full_oof.loc[subset], check_exact=True)
+
+
+def test_batches_of_shops_give_the_full_run_exactly() -> None:
+    mp, pipe, batch = _setup()
+    small = pickle.loads(pickle.dumps(pipe))
+    small.set_params(batch_shops=7)
+    pd.testing.assert_frame_equal(small.transform(mp, AS_OF), batch, check_exact=True)
+    pd.testing.assert_frame_equal(
+        small.transform(mp, AS_OF, oof=True), pipe.transform(mp, AS_OF, oof=True), check_exact=True
+    )
 
 
 def test_row_order_of_tables_does_not_matter() -> None:
