@@ -35,7 +35,9 @@ def connect(address: str, timeout: float = 30.0) -> Iterator[Client]:
     except (OSError, TimeoutError) as exc:
         raise ClusterError(f"cannot reach the Dask scheduler at {address!r}: {exc}") from None
     try:
-        yield client
+        # Dask helpers (as_completed, wait, lightgbm.dask) look up "the current client": make it this one
+        with client.as_current():
+            yield client
     finally:
         client.close()
 

@@ -50,7 +50,7 @@ def cluster_features(
     schema = pa.schema([("shop_id", pa.string()), *[(n, pa.float64()) for n in names[1:]]])
     rows = 0
     with target.fs.open(target.root, "wb") as fh, pq.ParquetWriter(fh, schema, compression="zstd") as w:
-        for fut in as_completed(futures):
+        for fut in as_completed(futures, loop=client.loop):
             X = fut.result()
             fut.release()
             frame = X.reset_index()

@@ -240,7 +240,7 @@ def _cluster(
         for i in range(parts.n_partitions)
     ]
     done = 0
-    for fut in as_completed(futures):
+    for fut in as_completed(futures, loop=client.loop):
         result = fut.result()
         fut.release()
         i = int(result["partition"])
