@@ -110,3 +110,66 @@ def test_a_non_empty_foreign_folder_is_refused(tmp_path: Path) -> None:
     (tmp_path / "something.txt").write_text("not a run")
     with pytest.raises(DajiaError, match="not empty"):
         RunFolder(tmp_path).claim(CrackdownConfig(shops=SHOPS))
+
+
+def test_the_mlflow_ui_on_the_run_store_lists_the_run_and_the_champion(
+    run: tuple[Settings, RunFolder, dict[str, Any]],
+) -> None:
+    """What the summary's `mlflow ui` command shows: a real MLflow UI server on the run's store."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    settings, folder, summary = run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    command = [str(mlflow_bin), "ui", "--backend-store-uri", settings.resolved_tracking_uri]
+    proc = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        cwd=folder.root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None, "mlflow ui exited"
+            assert time.monotonic() < deadline, "mlflow ui did not come up in 120 s"
+            time.sleep(0.5)
+        assert "<html" in httpx.get(base + "/", timeout=10).text.lower()
+        model = httpx.get(
+            f"{base}/api/2.0/mlflow/registered-models/get", params={"name": settings.model_name}, timeout=10
+        ).json()["registered_model"]
+        aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
+        assert aliases.get("champion") == str(summary["model"]["version"])
+        champion_run = next(v["run_id"] for v in model["latest_versions"] if v["version"] == aliases["champion"])
+        runs = httpx.post(
+            f"{base}/api/2.0/mlflow/runs/search",
+            json={"experiment_ids": [e["experiment_id"] for e in _experiments(base)]},
+            timeout=10,
+        ).json()["runs"]
+        assert champion_run in {r["info"]["run_id"] for r in runs}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _experiments(base: str) -> list[dict[str, Any]]:
+    import httpx
+
+    return list(
+        httpx.post(f"{base}/api/2.0/mlflow/experiments/search", json={"max_results": 100}, timeout=10).json()[
+            "experiments"
+        ]
+    )
