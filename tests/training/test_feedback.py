@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from marketplace.generator import GeneratorConfig, generate
 from marketplace.loader import load_marketplace
-from sanctions.cases import decide
+from sanctions.cases import appeal, decide, decide_appeal
 from sanctions.models import Case
 from sanctions.routing import route_scored
 from sanctions.schemas import Evidence
@@ -63,6 +63,24 @@ def test_reviewer_decisions_become_verdicts_for_the_next_run(market: Path, tmp_p
         ids[2]: ("genuine", "reviewer"),
     }
     assert reviewer_verdicts(engine)["verdict_id"].tolist() == v["verdict_id"].tolist()  # idempotent ids
+
+    # an upheld appeal withdraws the earlier counterfeit verdict and records a genuine one
+    keeper = str(mp.shops.set_index(mp.shops["shop_id"].astype(str)).loc[ids[1], "shopkeeper_id"])
+    with Session(engine) as session:
+        appeal(
+            session,
+            cases[ids[1]],
+            Actor(keeper, Role.SELLER),
+            reason="authorised reseller, invoices attached",
+            now=when - pd.Timedelta(days=7),
+        )
+        decide_appeal(
+            session, cases[ids[1]], True, reviewer, reason="invoices check out", now=when - pd.Timedelta(days=6)
+        )
+    after = reviewer_verdicts(engine)
+    ids1 = after[after["shop_id"] == ids[1]]
+    assert ids1["outcome"].tolist() == ["genuine"]
+    assert len(after) == 3
 
     merged = with_feedback(mp, v)
     assert len(merged.verdicts) == len(mp.verdicts) + 3
