@@ -287,7 +287,7 @@ def run_marketplace(
                 {
                     "mode": "marketplace",
                     "data_digest": digest,
-                    "train_label_end": run.examples.dates["valid"][0].isoformat(),
+                    "fit_label_end": run.examples.dates["test"][0].isoformat(),
                 },
             )
         run_id = active.info.run_id

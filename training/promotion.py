@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from dajia.errors import DajiaError, PromotionRefused
@@ -87,11 +88,31 @@ def gate(candidate: dict[str, float], champion: dict[str, float]) -> bool:
     return not_worse and better
 
 
+class FittedOnFrozenPeriod(DajiaError):
+    """The candidate learnt from labels of the frozen evaluation period: no fair comparison there."""
+
+
+def check_not_fitted_on(client: MlflowClient, name: str, version: str, spec: dict[str, Any]) -> None:
+    """Refuse to compare a version on a frozen period whose labels it was fitted on.
+
+    A model trained on a newer snapshot may have learnt from verdicts of the frozen evaluation period;
+    scoring it there would flatter it. ``fit_label_end`` (a version tag) is when its fitting labels end."""
+    fitted_until = client.get_model_version(name, version).tags.get("fit_label_end")
+    start = spec.get("eval_start")
+    if fitted_until and start and pd.Timestamp(fitted_until) > pd.Timestamp(start):
+        raise FittedOnFrozenPeriod(
+            f"version {version} was fitted on verdicts up to {fitted_until}, after the frozen evaluation set "
+            f"starts ({start}): comparing there would flatter it. Promote with --force --reason, stating how it "
+            "was evaluated instead."
+        )
+
+
 def compare(client: MlflowClient, settings: Settings, version: str) -> Comparison:
     name = settings.model_name
     champion = current_alias_version(client, name, CHAMPION)
     ref_run = frozen_run(client, name, champion or version)
     frozen = fz.load_frozen(ref_run)
+    check_not_fitted_on(client, name, version, frozen.spec)
     mp = fz.frozen_marketplace(frozen) if frozen.spec["kind"] == "marketplace" else None
     cand_metrics = fz.frozen_metrics(load_version(settings, version), frozen, mp)
     if champion is None or champion == version:
@@ -112,7 +133,13 @@ def promote(
     run_of_version(client, name, version)  # exists?
     if force and not (reason and reason.strip()):
         raise DajiaError("--force needs --reason TEXT (it is recorded in the registry)")
-    comparison = compare(client, settings, version)
+    try:
+        comparison = compare(client, settings, version)
+    except FittedOnFrozenPeriod as exc:
+        if not force:
+            raise
+        champion = current_alias_version(client, name, CHAMPION)
+        comparison = Comparison(version, champion, {}, None, False, f"not compared: {exc}")
     result: dict[str, Any] = {
         "model": name,
         "version": version,

@@ -294,6 +294,12 @@ def test_promotion_gate_refuses_worse_forces_with_reason_and_promotes_better(
     ev = json.loads(capsys.readouterr().out)
     assert ev["metrics"]["pr_auc"] == pytest.approx(rows["pr_auc"]["champion"])
 
+    # a version fitted on verdicts from the frozen evaluation period is never compared there
+    client.set_model_version_tag(settings.model_name, "2", "fit_label_end", "2099-01-01T00:00:00")
+    assert main(["promote", "--version", "2"]) == 2
+    assert "fitted on verdicts up to 2099-01-01" in capsys.readouterr().err
+    assert str(client.get_model_version_by_alias(settings.model_name, "champion").version) == "1"
+
 
 def _market_of(client: MlflowClient, trained: dict[str, Any]) -> Path:
     run = client.get_run(trained["result"]["run_id"])
