@@ -212,3 +212,74 @@ def publish_disclosures(
         result_type=DisclosureResult,
         work=work,
     )
+
+
+class WithdrawalResult(BaseModel):
+    disclosure_id: int
+    case_id: int
+    shop_id: str
+    status: str
+    withdrawn_by: str
+    reason: str
+
+
+def withdraw_disclosure(
+    session: Session,
+    disclosure_id: int,
+    actor: Actor,
+    *,
+    reason: str,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> WithdrawalResult:
+    """An admin takes a published entry off the public list (a court order, an error found), with a reason.
+
+    The entry is kept (status ``withdrawn``) with who, when and why; the public list no longer shows it.
+    An upheld appeal withdraws entries the same way (``cases.decide_appeal``)."""
+    require_role(actor, Role.ADMIN, what="withdraw a disclosure")
+    if not reason.strip():
+        raise InvalidTransition("withdrawing a disclosure needs a reason")
+    when = now or tx.utcnow()
+
+    def work() -> WithdrawalResult:
+        tx.ensure_actor(session, actor, when)
+        d = session.get(Disclosure, disclosure_id, with_for_update=True)
+        if d is None:
+            raise NotFound(f"disclosure {disclosure_id} does not exist")
+        if d.status != "published":
+            raise Conflict(f"disclosure {disclosure_id} is {d.status}; only a published entry can be withdrawn")
+        d.status = "withdrawn"
+        d.withdrawn_at = when
+        d.withdrawn_reason = reason
+        ch = tx.Change(session, actor, when)
+        ch.audit(
+            "disclosure.withdraw",
+            "disclosure",
+            d.disclosure_id,
+            {"case_id": d.case_id, "shop_id": d.shop_id, "reason": reason},
+        )
+        ch.outbox(
+            dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
+            kind="publication",
+            recipient="public",
+            topic="disclosure_withdrawn",
+            payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
+        )
+        ch.finish()
+        return WithdrawalResult(
+            disclosure_id=d.disclosure_id,
+            case_id=d.case_id,
+            shop_id=d.shop_id,
+            status=d.status,
+            withdrawn_by=actor.actor_id,
+            reason=reason,
+        )
+
+    return tx.run(
+        session,
+        operation="disclosure.withdraw",
+        request={"disclosure_id": disclosure_id, "reason": reason, "actor": actor.actor_id},
+        idempotency_key=idempotency_key,
+        result_type=WithdrawalResult,
+        work=work,
+    )

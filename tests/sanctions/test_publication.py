@@ -167,3 +167,33 @@ def test_every_public_read_model_is_masked_under_the_default_policy(session: Ses
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.kind == "publication")
     ).scalar_one()
     assert n == 2  # the disclosure and the announcement
+
+
+def test_an_admin_withdraws_a_published_entry_with_a_reason(session: Session, decided: dict[str, int]) -> None:
+    from sanctions.disclosure import withdraw_disclosure
+    from sanctions.models import Disclosure
+
+    s = session
+    publish_disclosures(s, ADMIN, basis="Art. 34 E-Commerce Law", now=SNAPSHOT)
+    (entry,) = closed_shops(s)
+    with pytest.raises(Forbidden):
+        withdraw_disclosure(s, entry.disclosure_id, REVIEWER, reason="not mine to withdraw")
+    with pytest.raises(InvalidTransition, match="reason"):
+        withdraw_disclosure(s, entry.disclosure_id, ADMIN, reason="  ")
+    res = withdraw_disclosure(
+        s, entry.disclosure_id, ADMIN, reason="court order 2026-17", idempotency_key="w-1", now=SNAPSHOT
+    )
+    assert res.status == "withdrawn" and res.withdrawn_by == ADMIN.actor_id
+    assert closed_shops(s) == []  # off the public list
+    kept = s.get(Disclosure, entry.disclosure_id)
+    assert kept is not None and kept.withdrawn_reason == "court order 2026-17"  # kept, with why
+    # a retry with the same key returns the same result; a second withdrawal is a conflict
+    again = withdraw_disclosure(
+        s, entry.disclosure_id, ADMIN, reason="court order 2026-17", idempotency_key="w-1", now=SNAPSHOT
+    )
+    assert again == res
+    with pytest.raises(Conflict):
+        withdraw_disclosure(s, entry.disclosure_id, ADMIN, reason="again", now=SNAPSHOT)
+    topics = set(s.execute(select(OutboxMessage.topic)).scalars())
+    assert "disclosure_withdrawn" in topics
+    assert verify_chain(s).ok
