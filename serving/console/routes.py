@@ -578,6 +578,7 @@ async def campaigns(request: Request) -> Response:
         ready=ready,
         idem=secrets.token_urlsafe(16),
         done=request.query_params.get("done", "")[:64] or None,
+        withdrawn=request.query_params.get("withdrawn") == "1",
     )
 
 
@@ -659,6 +660,7 @@ async def disclosures(request: Request) -> Response:
         pending=pending,
         idem=secrets.token_urlsafe(16),
         done=request.query_params.get("done", "")[:64] or None,
+        withdrawn=request.query_params.get("withdrawn") == "1",
     )
 
 
@@ -680,6 +682,26 @@ async def publish_disclosures(request: Request) -> Response:
     except DajiaError as exc:
         raise ConsoleError(400, "Not published", str(exc), user) from exc
     return redirect(f"/console/admin/disclosures?done={len(result.published)}")
+
+
+@router.post("/admin/disclosures/{disclosure_id}/withdraw")
+async def withdraw_disclosure(request: Request, disclosure_id: int) -> Response:
+    """An admin takes an entry off the public list, with a recorded reason."""
+    from sanctions.disclosure import withdraw_disclosure as withdraw
+
+    user = await current_user(request, admin=True)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    reason = field(form, "reason", 2000)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    try:
+        await write(services, lambda s: withdraw(s, disclosure_id, _actor(user), reason=reason, idempotency_key=key))
+    except NotFound as exc:
+        raise ConsoleError(404, "No such entry", str(exc), user) from exc
+    except DajiaError as exc:
+        raise ConsoleError(409, "Not withdrawn", str(exc), user) from exc
+    return redirect("/console/admin/disclosures?withdrawn=1")
 
 
 @router.get("/{rest:path}")

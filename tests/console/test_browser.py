@@ -260,9 +260,22 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     assert f"Published {pending} entr" in page.locator(".alert-ok").inner_text()
     with engine.connect() as conn:
         basis = conn.execute(sa.text("select basis, status, approved_by from disclosures")).all()
-    engine.dispose()
     admin = f"api-key:{console.key_ids['admin']}"
     assert [tuple(b) for b in basis] == [("closure proven by test buy TB-1", "published", admin)] * pending
+
+    # withdraw one entry again, with a recorded reason: off the public list, kept in the table
+    with engine.connect() as conn:
+        first = conn.execute(sa.text("select min(disclosure_id) from disclosures")).scalar_one()
+    page.locator(f"#reason-{first}").fill("court order 2026-17")
+    page.get_by_role("button", name=f"Withdraw #{first}").click()
+    page.wait_for_load_state()
+    assert "withdrawn" in page.locator(".alert-ok").first.inner_text()
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text("select status, withdrawn_reason from disclosures where disclosure_id = :d"), {"d": first}
+        ).one()
+    engine.dispose()
+    assert tuple(row) == ("withdrawn", "court order 2026-17")
 
 
 def test_audit_sample_finding_is_stored_audited_and_exported(console: Console, page_for: Any) -> None:
