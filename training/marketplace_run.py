@@ -141,10 +141,35 @@ def _train_marketplace(
 
     t0 = time.perf_counter()
     test = exs.part("test", labelled_only=False).copy()
-    test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
     X_test = pipeline.transform_examples(mp, test[["shop_id", "as_of"]], oof=True)
+    weight = train["weight"].to_numpy(dtype=np.float64)
+    test, capacity, metrics, true, segments = evaluate_test_period(
+        mp, exs, plan, policy, model, X_train, y_train, weight, test, X_test, ground_truth, config.seed
+    )
+    timings["evaluate_s"] = time.perf_counter() - t0
+    return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, dict(timings))
+
+
+def evaluate_test_period(
+    mp: Marketplace,
+    exs: ExampleSet,
+    plan: ExamplePlan,
+    policy: ThresholdPolicy,
+    model: ShopRiskModel,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    weight: np.ndarray | None,
+    test: pd.DataFrame,
+    X_test: pd.DataFrame,
+    ground_truth: pd.DataFrame | None,
+    seed: int,
+) -> tuple[pd.DataFrame, dict[Any, float], dict[str, dict[str, float]], dict[str, dict[str, float]] | None, list]:
+    """Score the test period with the model and the baselines trained in the same run (the keyword
+    rule, a logistic regression on the same features) and measure them: verdict-based, per segment,
+    and against the generator's ground truth when there is one. Shared by local and Dask training."""
+    test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
     test["model"] = model.predict_proba(X_test)
-    logit = fit_logistic(X_train, y_train, config.seed, weight=train["weight"].to_numpy(dtype=np.float64))
+    logit = fit_logistic(X_train, y_train, seed, weight=weight)
     test["logistic"] = logistic_scores(logit, X_test)
     test["keyword"] = KeywordRule(mp, test["shop_id"]).score_examples(test)
     routed = policy.capacity_per_day * plan.step_days
@@ -163,8 +188,7 @@ def _train_marketplace(
         gt = ground_truth.set_index(ground_truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool)
         test["true_label"] = gt.reindex(test["shop_id"].astype(str)).fillna(False).to_numpy().astype(float)
         true = {name: truth_metrics(test, name, capacity) for name in ("model", "logistic", "keyword")}
-    timings["evaluate_s"] = time.perf_counter() - t0
-    return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, dict(timings))
+    return test, capacity, metrics, true, segments
 
 
 def run_marketplace(

@@ -188,10 +188,8 @@ def train_marketplace_on_cluster(
     from threadpoolctl import threadpool_limits
 
     from features.pipeline import ShopFeaturePipeline
-    from training.baselines import KeywordRule, fit_logistic, logistic_scores
-    from training.evaluation import segment_table, truth_metrics, verdict_metrics
     from training.examples import build_examples, check_no_leakage
-    from training.marketplace_run import MarketplaceRun, segments_frame
+    from training.marketplace_run import MarketplaceRun, evaluate_test_period
 
     timings: dict[str, float] = {}
     with threadpool_limits(limits=config.num_threads):
@@ -238,26 +236,9 @@ def train_marketplace_on_cluster(
         timings["fit_s"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        test_sizes = {d: exs.population[pd.Timestamp(d)] for d in exs.dates["test"]}
-        test["model"] = model.predict_proba(X_test)
-        logit = fit_logistic(X_train, y_train, config.seed, weight=weight)
-        test["logistic"] = logistic_scores(logit, X_test)
-        test["keyword"] = KeywordRule(mp).score_examples(test)
-        routed = policy.capacity_per_day * plan.step_days
-        n_rows = test.groupby("as_of").size().to_dict()
-        capacity = {d: routed * n_rows[d] / test_sizes[pd.Timestamp(str(d))] for d in n_rows}
-        metrics = {
-            name: verdict_metrics(test, name, capacity, probabilities=name != "keyword")
-            for name in ("model", "logistic", "keyword")
-        }
-        test = test.join(segments_frame(mp, test))
-        share = routed / float(np.mean(list(test_sizes.values())))
-        segments = segment_table(test, ["category", "shop_age", "language"], share)
-        true = None
-        if ground_truth is not None:
-            gt = ground_truth.set_index(ground_truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool)
-            test["true_label"] = gt.reindex(test["shop_id"].astype(str)).fillna(False).to_numpy().astype(float)
-            true = {name: truth_metrics(test, name, capacity) for name in ("model", "logistic", "keyword")}
+        test, capacity, metrics, true, segments = evaluate_test_period(
+            mp, exs, plan, policy, model, X_train, y_train, weight, test, X_test, ground_truth, config.seed
+        )
         timings["evaluate_s"] = time.perf_counter() - t0
     return MarketplaceRun(model, exs, test, capacity, metrics, true, segments, timings)
 
