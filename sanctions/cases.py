@@ -561,6 +561,60 @@ def refuse_compensation(
     )
 
 
+def escalate_case(
+    session: Session,
+    case_id: int,
+    actor: Actor,
+    *,
+    reason: str,
+    expected_version: int | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> TransitionResult:
+    """A reviewer escalates one banned case to closure (step 1) once a claim is unpaid past its deadline.
+
+    The same rule as the deadline job (:func:`escalate_overdue`), for one case, by a person with a
+    reason: before the deadline the seller still has time to compensate, and the escalation is refused."""
+    require_role(actor, Role.REVIEWER, Role.ADMIN, what="escalate a case")
+    if not reason.strip():
+        raise InvalidTransition("an escalation needs a reason")
+    when = now or tx.utcnow()
+
+    def work() -> TransitionResult:
+        tx.ensure_actor(session, actor, when)
+        ch = tx.Change(session, actor, when)
+        case, shop = _case_and_shop(session, case_id)
+        _check_version(case, expected_version)
+        if case.status == CaseStatus.BANNED:
+            overdue = session.execute(
+                select(func.count()).where(Claim.case_id == case_id, Claim.status == "owed", Claim.deadline_at < when)
+            ).scalar_one()
+            if not overdue:
+                raise InvalidTransition(
+                    f"case {case_id}: no claim is unpaid past its deadline; the seller still has time to compensate"
+                )
+        old, _ = _transition(
+            ch,
+            case,
+            Action.ESCALATE,
+            reason=reason,
+            evidence=[Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {when.isoformat()}")],
+        )
+        _close(ch, case, shop)
+        session.flush()
+        ch.finish()
+        return _result(case, shop, old, Action.ESCALATE)
+
+    return tx.run(
+        session,
+        operation="case.escalate",
+        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason, "expected_version": expected_version},
+        idempotency_key=idempotency_key,
+        result_type=TransitionResult,
+        work=work,
+    )
+
+
 def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Actor = SYSTEM) -> list[TransitionResult]:
     """Escalate to closure every banned case with a claim still unpaid after its deadline."""
     when = now or tx.utcnow()

@@ -343,7 +343,7 @@ async def case(request: Request, case_id: str) -> Response:
 @router.post("/cases/{case_id}/decision")
 async def decide(request: Request, case_id: str) -> Response:
     from sanctions.cases import decide as decide_case
-    from sanctions.cases import decide_appeal
+    from sanctions.cases import decide_appeal, escalate_case
     from sanctions.schemas import PROOF_KINDS, Evidence
     from serving.console.evidence import DECISION_ACTIONS
 
@@ -380,6 +380,8 @@ async def decide(request: Request, case_id: str) -> Response:
     key = f"console:{user.key_id}:{idem}" if idem else None
 
     def work(s: Session) -> Any:
+        if action == "escalate":
+            return escalate_case(s, cid, actor, reason=reason, expected_version=expected, idempotency_key=key)
         if action in ("reverse", "reject_appeal"):
             return decide_appeal(
                 s, cid, action == "reverse", actor, reason=reason, evidence=evidence,

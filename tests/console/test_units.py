@@ -96,6 +96,7 @@ def test_reviewer_buttons_on_open_and_appealed_cases() -> None:
     assert allowed_actions("open", "reviewer") == [Action.CLOSE, Action.BAN, Action.DISMISS]
     assert allowed_actions("appealed_ban", "admin") == [Action.REJECT_APPEAL, Action.REVERSE]
     assert allowed_actions("closed", "reviewer") == []
+    assert allowed_actions("banned", "reviewer") == [Action.ESCALATE]
     assert allowed_actions("open", "scorer") == []
 
 

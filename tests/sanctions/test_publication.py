@@ -197,3 +197,23 @@ def test_an_admin_withdraws_a_published_entry_with_a_reason(session: Session, de
     topics = set(s.execute(select(OutboxMessage.topic)).scalars())
     assert "disclosure_withdrawn" in topics
     assert verify_chain(s).ok
+
+
+def test_a_reviewer_escalates_one_banned_case_only_after_its_deadline(
+    session: Session, decided: dict[str, int]
+) -> None:
+    s = session
+    b1 = decided["B1"]  # banned; buyer u2's claim is still owed
+    with pytest.raises(Forbidden):
+        cases.escalate_case(s, b1, Actor("keeper-B1", Role.SELLER), reason="x", now=SNAPSHOT)
+    with pytest.raises(InvalidTransition, match="still has time"):
+        cases.escalate_case(s, b1, REVIEWER, reason="seller is stalling", now=SNAPSHOT + timedelta(days=1))
+    late = SNAPSHOT + timedelta(days=365)
+    version = cases.get_case(s, b1).version
+    with pytest.raises(Conflict):
+        cases.escalate_case(s, b1, REVIEWER, reason="deadline missed", expected_version=version - 1, now=late)
+    res = cases.escalate_case(s, b1, REVIEWER, reason="deadline missed", expected_version=version, now=late)
+    assert (res.old_status, res.new_status, res.shop_status) == ("banned", "closed", "closed")
+    with pytest.raises(InvalidTransition):  # a closed case cannot be escalated again
+        cases.escalate_case(s, b1, REVIEWER, reason="again", now=late)
+    assert verify_chain(s).ok
