@@ -561,6 +561,36 @@ def refuse_compensation(
     )
 
 
+def _escalate(
+    session: Session, actor: Actor, case_id: int, reason: str, when: datetime, expected_version: int | None = None
+) -> TransitionResult:
+    """Step 2 → step 1 for one case, inside the caller's transaction: only while a claim is still unpaid
+    past its deadline (checked again here, so a payment that lands meanwhile wins)."""
+    tx.ensure_actor(session, actor, when)
+    ch = tx.Change(session, actor, when)
+    case, shop = _case_and_shop(session, case_id)
+    _check_version(case, expected_version)
+    if case.status == CaseStatus.BANNED:
+        overdue = session.execute(
+            select(func.count()).where(Claim.case_id == case_id, Claim.status == "owed", Claim.deadline_at < when)
+        ).scalar_one()
+        if not overdue:
+            raise InvalidTransition(
+                f"case {case_id}: no claim is unpaid past its deadline; the seller still has time to compensate"
+            )
+    old, _ = _transition(
+        ch,
+        case,
+        Action.ESCALATE,
+        reason=reason,
+        evidence=[Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {when.isoformat()}")],
+    )
+    _close(ch, case, shop)
+    session.flush()
+    ch.finish()
+    return _result(case, shop, old, Action.ESCALATE)
+
+
 def escalate_case(
     session: Session,
     case_id: int,
@@ -581,29 +611,7 @@ def escalate_case(
     when = now or tx.utcnow()
 
     def work() -> TransitionResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
-        case, shop = _case_and_shop(session, case_id)
-        _check_version(case, expected_version)
-        if case.status == CaseStatus.BANNED:
-            overdue = session.execute(
-                select(func.count()).where(Claim.case_id == case_id, Claim.status == "owed", Claim.deadline_at < when)
-            ).scalar_one()
-            if not overdue:
-                raise InvalidTransition(
-                    f"case {case_id}: no claim is unpaid past its deadline; the seller still has time to compensate"
-                )
-        old, _ = _transition(
-            ch,
-            case,
-            Action.ESCALATE,
-            reason=reason,
-            evidence=[Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {when.isoformat()}")],
-        )
-        _close(ch, case, shop)
-        session.flush()
-        ch.finish()
-        return _result(case, shop, old, Action.ESCALATE)
+        return _escalate(session, actor, case_id, reason, when, expected_version)
 
     return tx.run(
         session,
@@ -633,22 +641,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Ac
     for case_id in ids:
 
         def work(case_id: int = case_id) -> TransitionResult:
-            tx.ensure_actor(session, actor, when)
-            ch = tx.Change(session, actor, when)
-            case, shop = _case_and_shop(session, case_id)
-            old, _ = _transition(
-                ch,
-                case,
-                Action.ESCALATE,
-                reason="compensation deadline missed",
-                evidence=[
-                    Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {when.isoformat()}")
-                ],
-            )
-            _close(ch, case, shop)
-            session.flush()
-            ch.finish()
-            return _result(case, shop, old, Action.ESCALATE)
+            return _escalate(session, actor, case_id, "compensation deadline missed", when)
 
         try:
             done.append(
