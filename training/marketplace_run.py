@@ -207,16 +207,7 @@ def run_marketplace(
     ``feedback``: verdict rows from reviewer decisions (``training.feedback.reviewer_verdicts``), added
     to the marketplace's verdicts before the examples are built."""
     from marketplace.loader import load_marketplace
-    from training.tracking import (
-        file_digest,
-        flat_metrics,
-        git_commit,
-        log_and_register,
-        log_dataset,
-        report_dir,
-        setup_mlflow,
-        write_report_artifacts,
-    )
+    from training.tracking import file_digest
 
     mp = load_marketplace(data_dir)
     if feedback is not None and len(feedback):
@@ -229,44 +220,76 @@ def run_marketplace(
     config = config or BoosterConfig(seed=seed)
     policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
     run = train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params=pipeline_params)
-    model = run.model
     files = sorted(p for p in Path(data_dir).glob("*.parquet") if p.name != GROUND_TRUTH_FILE)
     digest = file_digest(files)
     if feedback is not None and len(feedback):
         digest = f"{digest}+fb{len(feedback)}"
+    return track_marketplace_run(
+        settings,
+        mp,
+        run,
+        source=str(Path(data_dir).resolve()),
+        run_name=f"marketplace:{Path(data_dir).name}",
+        digest=digest,
+        params={"seed": seed, "capacity_per_day": capacity_per_day, "plan": plan, "config": config},
+        register=register,
+    )
+
+
+def track_marketplace_run(
+    settings: Settings,
+    mp: Marketplace,
+    run: MarketplaceRun,
+    *,
+    source: str,
+    run_name: str,
+    digest: str,
+    params: dict[str, Any],
+    register: bool = True,
+    tags: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Log a trained marketplace run to MLflow (parameters, data digest, metrics, report artifacts, the
+    frozen evaluation set ``dajia promote`` compares on) and register its model; returns the summary.
+
+    The one tracking path of local and Dask training. ``params`` holds ``seed``, ``capacity_per_day``,
+    ``plan`` (ExamplePlan), ``config`` (BoosterConfig) and any extra scalar parameters; ``tags`` are
+    added to the run and to the registered version."""
+    from training.tracking import (
+        flat_metrics,
+        git_commit,
+        log_and_register,
+        log_dataset,
+        report_dir,
+        setup_mlflow,
+        write_report_artifacts,
+    )
+
+    model = run.model
+    extra = dict(params)
+    plan: ExamplePlan = extra.pop("plan")
+    config: BoosterConfig = extra.pop("config")
     client = setup_mlflow(settings)
     ex = run.examples.frame
-    with mlflow.start_run(run_name=f"marketplace:{Path(data_dir).name}") as active:
+    dates = run.examples.dates
+    with mlflow.start_run(run_name=run_name) as active:
         mlflow.set_tags(
-            {
-                "dajia.mode": "marketplace",
-                "dajia.source": str(Path(data_dir).resolve()),
-                "git_commit": git_commit() or "none",
-            }
+            {"dajia.mode": "marketplace", "dajia.source": source, "git_commit": git_commit() or "none", **(tags or {})}
         )
         mlflow.log_params(
             {
-                "seed": seed,
-                "capacity_per_day": capacity_per_day,
+                **extra,
                 **{f"plan.{k}": v for k, v in plan.to_dict().items()},
                 **{f"lgbm.{k}": v for k, v in config.to_dict().items() if k != "extra"},
                 "best_iteration": model.info["best_iteration"],
                 "threshold.watch": model.thresholds.watch,
                 "threshold.suspected": model.thresholds.suspected,
-                "train_dates": f"{run.examples.dates['train'][0].date()}..{run.examples.dates['train'][-1].date()}",
-                "valid_dates": f"{run.examples.dates['valid'][0].date()}..{run.examples.dates['valid'][-1].date()}",
-                "test_dates": f"{run.examples.dates['test'][0].date()}..{run.examples.dates['test'][-1].date()}",
+                "train_dates": f"{dates['train'][0].date()}..{dates['train'][-1].date()}",
+                "valid_dates": f"{dates['valid'][0].date()}..{dates['valid'][-1].date()}",
+                "test_dates": f"{dates['test'][0].date()}..{dates['test'][-1].date()}",
                 "n_features": len(model.feature_names),
             }
         )
-        log_dataset(
-            ex[["shop_id", "as_of", "label", "period"]],
-            str(Path(data_dir).resolve()),
-            Path(data_dir).name,
-            digest,
-            "training",
-            "label",
-        )
+        log_dataset(ex[["shop_id", "as_of", "label", "period"]], source, Path(source).name, digest, "training", "label")
         for name, m in run.metrics.items():
             mlflow.log_metrics(flat_metrics(f"test_{name}_", m))
         for name, m in (run.true_metrics or {}).items():
@@ -292,26 +315,26 @@ def run_marketplace(
             fz.FrozenEval(
                 spec={
                     "kind": "marketplace",
-                    "data_dir": str(Path(data_dir).resolve()),
+                    "data_dir": source,
                     "digest": digest,
                     "capacity": {pd.Timestamp(d).isoformat(): float(k) for d, k in run.capacity.items()},
-                    "eval_start": run.examples.dates["test"][0].isoformat(),
+                    "eval_start": dates["test"][0].isoformat(),
                 },
                 examples=frozen_ex,
             ).write(tmp)
             mlflow.log_artifacts(str(tmp))
         version, champion = None, False
         if register:
-            example = _input_example(mp, run)
             version, champion = log_and_register(
                 client,
                 settings,
                 model,
-                example,
+                _input_example(mp, run),
                 {
                     "mode": "marketplace",
                     "data_digest": digest,
-                    "fit_label_end": run.examples.dates["test"][0].isoformat(),
+                    "fit_label_end": dates["test"][0].isoformat(),
+                    **(tags or {}),
                 },
             )
         run_id = active.info.run_id

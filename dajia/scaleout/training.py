@@ -257,13 +257,10 @@ def run_marketplace_on_cluster(
     max_rounds: int | None = None,
 ) -> dict[str, Any]:
     """Train from the marketplace at ``data`` on the cluster; log and register like ``run_marketplace``."""
-    import mlflow
-
     from dajia.scaleout.partition import partition_marketplace
     from dajia.scaleout.storage import Location, load_marketplace_any
     from marketplace.schema import GROUND_TRUTH_FILE
-    from training.evaluation import comparison_table
-    from training.tracking import flat_metrics, git_commit, log_and_register, setup_mlflow
+    from training.marketplace_run import track_marketplace_run
 
     mp = load_marketplace_any(data)
     src = Location.of(data)
@@ -273,86 +270,21 @@ def run_marketplace_on_cluster(
     config = config or BoosterConfig(seed=seed)
     policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
     run = train_marketplace_on_cluster(client, mp, parts, plan, config, policy, ground_truth, max_rounds)
-    model = run.model
-    ex = run.examples.frame
-    mlclient = setup_mlflow(settings)
-    with mlflow.start_run(run_name=f"marketplace-dask:{Path(src.root).name}") as active:
-        mlflow.set_tags({"dajia.mode": "marketplace", "dajia.engine": "dask", "dajia.source": src.url})
-        mlflow.set_tag("git_commit", git_commit() or "none")
-        mlflow.log_params(
-            {
-                "seed": seed,
-                "capacity_per_day": capacity_per_day,
-                **{f"plan.{k}": v for k, v in plan.to_dict().items()},
-                **{f"lgbm.{k}": v for k, v in config.to_dict().items() if k != "extra"},
-                "best_iteration": model.info["best_iteration"],
-                "threshold.watch": model.thresholds.watch,
-                "threshold.suspected": model.thresholds.suspected,
-                "n_features": len(model.feature_names),
-                "partitions": parts.n_partitions,
-            }
-        )
-        for name, m in run.metrics.items():
-            mlflow.log_metrics(flat_metrics(f"test_{name}_", m))
-        for name, m in (run.true_metrics or {}).items():
-            mlflow.log_metrics(flat_metrics(f"true_{name}_", m))
-        mlflow.log_metrics({k: float(v) for k, v in run.timings.items()})
-        _log_frozen_eval(run, src.url, parts.fingerprint)
-        version, champion = None, False
-        if register:
-            version, champion = log_and_register(
-                mlclient,
-                settings,
-                model,
-                _input_example(mp, run),
-                {
-                    "mode": "marketplace",
-                    "engine": "dask",
-                    "train_label_end": run.examples.dates["valid"][0].isoformat(),
-                },
-            )
-        run_id = active.info.run_id
-    return {
-        "run_id": run_id,
-        "model": settings.model_name,
-        "version": version,
-        "champion": champion,
-        "engine": "dask",
-        "examples": {p: int((ex["period"] == p).sum()) for p in ("train", "valid", "test")},
-        "best_iteration": model.info["best_iteration"],
-        "thresholds": {"watch": model.thresholds.watch, "suspected": model.thresholds.suspected},
-        "test_metrics": run.metrics["model"],
-        "comparison": comparison_table(run.metrics),
-        **({"true_comparison": comparison_table(run.true_metrics)} if run.true_metrics else {}),
-        "timings": run.timings,
-    }
-
-
-def _log_frozen_eval(run: MarketplaceRun, source: str, digest: str) -> None:
-    """The frozen evaluation set ``dajia promote`` compares versions on (as ``run_marketplace`` logs it)."""
-    import mlflow
-
-    from training import frozen as fz
-    from training.tracking import report_dir
-
-    with report_dir() as tmp:
-        fz.FrozenEval(
-            spec={
-                "kind": "marketplace",
-                "data_dir": source,
-                "digest": digest,
-                "capacity": {pd.Timestamp(d).isoformat(): float(k) for d, k in run.capacity.items()},
-                "eval_start": run.examples.dates["test"][0].isoformat(),
-            },
-            examples=run.test[["shop_id", "as_of", "label", "labelled"]].reset_index(drop=True),
-        ).write(tmp)
-        mlflow.log_artifacts(str(tmp))
-
-
-def _input_example(mp: Marketplace, run: MarketplaceRun) -> pd.DataFrame:
-    from models.pyfunc import records_frame
-    from training.marketplace_run import shop_records
-
-    row = run.test.sort_values("model", ascending=False).iloc[0]
-    ids = [str(row["shop_id"]), str(run.test.iloc[0]["shop_id"])]
-    return records_frame(shop_records(mp, ids), as_of=pd.Timestamp(row["as_of"]))
+    result = track_marketplace_run(
+        settings,
+        mp,
+        run,
+        source=src.url,
+        run_name=f"marketplace-dask:{Path(src.root).name}",
+        digest=parts.fingerprint,
+        params={
+            "seed": seed,
+            "capacity_per_day": capacity_per_day,
+            "plan": plan,
+            "config": config,
+            "partitions": parts.n_partitions,
+        },
+        register=register,
+        tags={"dajia.engine": "dask"},
+    )
+    return {**result, "engine": "dask", "test_metrics": run.metrics["model"]}
