@@ -6,8 +6,8 @@ array ``X``: none of sklearn's array checks can be fed to them. They keep the co
 tested for it below (hyperparameters only in ``__init__``, ``get_params``/``set_params``/``clone``,
 unfitted transform refused, names out).
 
-``SmoothedShares`` takes a numeric array and passes every check. The text components
-(``HashedTextClassifier``, ``TextNormaliser``) take arrays of *strings*: sklearn's data checks feed
+The only array components are the text ones (``HashedTextClassifier``, ``TextNormaliser``); they take
+arrays of *strings*: sklearn's data checks feed
 numeric blobs and multi-class targets, which do not apply to a binary text model (char n-grams of
 "0.4967" carry none of the blobs' geometry; the model is binary by design), so they run only the
 checks that need no data, plus a behaviour test of the classifier API on real texts.
@@ -26,7 +26,6 @@ from sklearn.utils.estimator_checks import (
     check_no_attributes_set_in_init,
     check_parameters_default_constructible,
     check_set_params,
-    parametrize_with_checks,
 )
 
 from features.history import SellerHistoryFeatures
@@ -34,7 +33,6 @@ from features.linkage import LinkedShopFeatures
 from features.pipeline import ShopFeaturePipeline
 from features.price import BrandPriceFeatures
 from features.shop_text import ShopTextFeatures
-from features.smoothing import SmoothedShares
 from features.text import HashedTextClassifier, TextNormaliser
 from tests.features.factory import AS_OF, make_marketplace
 
@@ -45,11 +43,6 @@ DATA_FREE_CHECKS = (
     check_set_params,
     check_parameters_default_constructible,
 )
-
-
-@parametrize_with_checks([SmoothedShares(), SmoothedShares(prior_strength=0.0)])
-def test_sklearn_estimator_checks(estimator: Any, check: Any) -> None:
-    check(estimator)
 
 
 @pytest.mark.parametrize("estimator", [HashedTextClassifier(n_features=2**10), TextNormaliser()], ids=repr)
