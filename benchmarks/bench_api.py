@@ -316,10 +316,11 @@ def main() -> None:
     from dajia.settings import Settings
     from marketplace.loader import load_marketplace
     from marketplace.records import records_from_frames
+    from marketplace.tables import scoring_time
     from models.pyfunc import records_frame
     from serving.auth import ApiKeyStore
     from serving.db import ensure_schema, make_engine
-    from serving.runtime import ModelRuntime, snapshot_as_of
+    from serving.runtime import ModelRuntime
 
     settings = Settings(home=home, DATABASE_URL=env["DATABASE_URL"], MLFLOW_TRACKING_URI=env["MLFLOW_TRACKING_URI"])
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
@@ -340,7 +341,7 @@ def main() -> None:
         flush=True,
     )
     frames = {n: mp.table(n) for n in mp.table_names()}
-    as_of = snapshot_as_of(mp.snapshot_at)
+    as_of = scoring_time(mp.snapshot_at)
     reason_costs(rt, pick)
 
     # a JSON array of the feature values (missing values as null, which numpy reads back as NaN)

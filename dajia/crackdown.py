@@ -7,7 +7,8 @@ audit chain verified → summary.
 
 A run lives in one folder (``runs/crackdown-<time>`` by default) that holds everything it made:
 ``data/`` (the marketplace), ``dajia.db`` (the sanction store), ``mlruns/`` (the MLflow store),
-``scores.parquet``, ``published/`` (announcement, warnings, disclosure list), ``state.json``
+``scores.parquet`` (+ ``scores.parquet.partitions/``), ``published/`` (announcement, warnings,
+disclosure list), ``state.json``
 (steps done) and ``summary.json``. Re-running with ``--out`` on the same folder resumes after
 the last finished step; a folder made with other parameters is refused, so two runs never mix.
 With ``DATABASE_URL`` / ``MLFLOW_TRACKING_URI`` set, those stores are used instead and must not
@@ -221,12 +222,15 @@ class Crackdown:
         return promote(client, self.settings, version)
 
     def step_sweep(self) -> dict[str, Any]:
-        from dajia.sweep import load_champion, score_shops
-        from marketplace.loader import load_marketplace
+        """Score every shop with the champion: the same streamed sweep as ``dajia sweep`` (no routing here)."""
+        from dajia.scaleout.sweep import run_sweep
+        from dajia.sweep import load_champion
 
-        mp = load_marketplace(self.folder.data)
         champion = load_champion(self.settings)
-        return score_shops(mp, champion, self.folder.scores, progress=self._p("sweep"))
+        return run_sweep(
+            self.settings, str(self.folder.data), str(self.folder.scores), champion, route=False,
+            progress=self._p("sweep"),
+        )  # fmt: skip
 
     def step_route(self) -> dict[str, Any]:
         from dajia.sweep import route_scores

@@ -7,6 +7,13 @@ from dataclasses import dataclass, fields
 import pandas as pd
 
 
+def scoring_time(snapshot_at: pd.Timestamp | str) -> pd.Timestamp:
+    """The as-of time that scores a snapshot as it stands. Features use events strictly before
+    ``as_of``, so one second past the snapshot includes every event of the snapshot. The one rule of
+    the API (shops scored by id), the sweep and the crackdown."""
+    return pd.Timestamp(snapshot_at) + pd.Timedelta(seconds=1)
+
+
 @dataclass
 class Marketplace:
     """All contract tables of one marketplace snapshot, validated (see ``load_marketplace``)."""
@@ -29,9 +36,8 @@ class Marketplace:
         return frame
 
     def scoring_time(self) -> pd.Timestamp:
-        """The as-of time that scores the snapshot as it stands: features use events strictly before
-        ``as_of``, so one second past the snapshot includes every event of the snapshot."""
-        return pd.Timestamp(self.snapshot_at) + pd.Timedelta(seconds=1)
+        """``scoring_time(self.snapshot_at)``: the as-of that scores the whole snapshot."""
+        return scoring_time(self.snapshot_at)
 
     def table_names(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "snapshot_at"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from pydantic import ValidationError
@@ -13,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from dajia.errors import DajiaError
 from sanctions.schemas import Evidence
-from sanctions.scored import TIERS, ScoredShop
+from sanctions.scored import TIERS, ScoredShop, scored_from_frame
 from sanctions.store import open_store
 from sanctions.workflow import Actor, Role
 
@@ -69,21 +68,4 @@ def read_scores(path: Path) -> Iterator[ScoredShop]:
         raise DajiaError(
             f"scores file {path}, column 'tier': values must be one of {TIERS}; rows with shop_id {bad_tier[:5]}"
         )
-    has_reasons = "reasons" in frame.columns
-    records: list[dict[Any, Any]] = frame.to_dict("records")
-    for row in records:
-        reasons: list[str] = []
-        raw = row.get("reasons") if has_reasons else None
-        if isinstance(raw, str):
-            reasons = [r.strip() for r in raw.split(" | ") if r.strip()]
-        elif raw is not None and not (isinstance(raw, float) and raw != raw):
-            reasons = [str(r) for r in raw]
-        yield ScoredShop(
-            shop_id=str(row["shop_id"]),
-            score=float(row["score"]),
-            tier=str(row["tier"]),
-            model_name=str(row["model_name"]),
-            model_version=str(row["model_version"]),
-            reasons=reasons,
-            suspected_threshold=float(row["suspected_threshold"]),
-        )
+    yield from scored_from_frame(frame)

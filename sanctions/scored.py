@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 #: risk tiers, lowest to highest
 TIERS: tuple[str, ...] = ("low", "watch", "suspected")
@@ -29,3 +31,30 @@ class ScoredShop:
     def at_least(self, tier: str) -> bool:
         """True when this shop's tier is ``tier`` or riskier."""
         return TIERS.index(self.tier) >= TIERS.index(tier)
+
+
+def scored_from_frame(frame: Any) -> Iterator[ScoredShop]:
+    """Rows of a scores frame (``dajia.sweep.SCORES_SCHEMA`` columns; ``reasons`` optional, a list per
+    row or ``' | '``-joined text) as ``ScoredShop``, the shape ``route_scored`` takes."""
+    cols = [frame[c].to_numpy() for c in ("shop_id", "tier", "model_name", "model_version")]
+    scores = frame["score"].to_numpy(dtype="float64")
+    thresholds = frame["suspected_threshold"].to_numpy(dtype="float64")
+    reasons = frame["reasons"].to_numpy() if "reasons" in frame.columns else None
+    for k in range(len(frame)):
+        yield ScoredShop(
+            shop_id=str(cols[0][k]),
+            score=float(scores[k]),
+            tier=str(cols[1][k]),
+            model_name=str(cols[2][k]),
+            model_version=str(cols[3][k]),
+            suspected_threshold=float(thresholds[k]),
+            reasons=_reasons(None if reasons is None else reasons[k]),
+        )
+
+
+def _reasons(raw: Any) -> list[str]:
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return []
+    if isinstance(raw, str):
+        return [r.strip() for r in raw.split(" | ") if r.strip()]
+    return [str(r) for r in raw]

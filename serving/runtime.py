@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from dajia.errors import NotFound
+from marketplace.tables import scoring_time
 
 EXPLAINED_TIERS = frozenset({"watch", "suspected"})
 _REASON_CACHE_SIZE = 200_000
@@ -58,11 +59,6 @@ def digest_rows(X: NDArray[np.float64]) -> list[str]:
     return [hashlib.sha256(a[i].tobytes()).hexdigest()[:32] for i in range(len(a))]
 
 
-def snapshot_as_of(snapshot_at: pd.Timestamp) -> pd.Timestamp:
-    """Features use events strictly before ``as_of``; one second past the snapshot includes them all."""
-    return pd.Timestamp(snapshot_at) + pd.Timedelta(seconds=1)
-
-
 class ModelRuntime:
     """Score, tier and reasons for feature rows, plus the cached feature rows of the marketplace's shops."""
 
@@ -81,7 +77,7 @@ class ModelRuntime:
         self.digests: list[str] = []
         self.as_of: pd.Timestamp | None = None
         if marketplace is not None and getattr(model, "pipeline", None) is not None:
-            self.as_of = snapshot_as_of(marketplace.snapshot_at)
+            self.as_of = scoring_time(marketplace.snapshot_at)
             frame = model.pipeline.transform(marketplace, self.as_of)
             frame = frame[self.feature_names]
             self.X = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))

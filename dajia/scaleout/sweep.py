@@ -15,7 +15,7 @@ model, and a partition holds about ``shops_per_partition`` shops whatever the ma
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from dajia.scaleout.partition import (
 from dajia.scaleout.storage import Location
 from dajia.settings import Settings
 from dajia.sweep import SCORES_SCHEMA, ChampionModel, scores_frame
-from marketplace.tables import Marketplace
+from marketplace.tables import Marketplace, scoring_time
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -95,36 +95,17 @@ def _add(total: dict[str, Any], part: dict[str, Any]) -> None:
             _add(total.setdefault(k, {}), v)
 
 
-def scored_shops(frame: pd.DataFrame) -> Iterator[Any]:
-    """Rows of a scores frame as ``ScoredShop`` (what ``route_scored`` takes)."""
-    from sanctions.scored import ScoredShop
-
-    cols = [frame[c].to_numpy() for c in ("shop_id", "tier", "model_name", "model_version")]
-    scores = frame["score"].to_numpy(dtype="float64")
-    thresholds = frame["suspected_threshold"].to_numpy(dtype="float64")
-    reasons = frame["reasons"].to_numpy() if "reasons" in frame.columns else None
-    for k in range(len(frame)):
-        yield ScoredShop(
-            shop_id=str(cols[0][k]),
-            score=float(scores[k]),
-            tier=str(cols[1][k]),
-            model_name=str(cols[2][k]),
-            model_version=str(cols[3][k]),
-            suspected_threshold=float(thresholds[k]),
-            reasons=[] if reasons is None or reasons[k] is None else [str(r) for r in reasons[k]],
-        )
-
-
 def import_and_route(engine: Engine, own: Marketplace, frame: pd.DataFrame, tier: str = "suspected") -> dict[str, Any]:
     """Import one partition's shops (their listings and orders) into the store, then route its scores."""
     from sqlalchemy.orm import Session
 
     from sanctions.routing import route_scored
+    from sanctions.scored import scored_from_frame
     from sanctions.storefront import import_marketplace
 
     imported = import_marketplace(engine, own).model_dump(exclude={"new_shop_ids"})
     with Session(engine, expire_on_commit=False) as session:
-        routed = route_scored(session, scored_shops(frame), tier=tier).model_dump()
+        routed = route_scored(session, scored_from_frame(frame), tier=tier).model_dump()
     return {"imported": imported, "routed": routed}
 
 
@@ -149,7 +130,7 @@ def run_sweep(
     t0 = time.perf_counter()
     parts = partition_marketplace(data, work or default_work_dir(out), shops_per_partition=shops_per_partition)
     t_part = time.perf_counter() - t0
-    when = pd.Timestamp(as_of if as_of is not None else parts.snapshot_at)
+    when = pd.Timestamp(as_of) if as_of is not None else scoring_time(parts.snapshot_at)
     engine = None
     if route:
         from sanctions.store import open_store
