@@ -31,6 +31,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from dajia import atomic
 from dajia.errors import DajiaError
 from dajia.settings import Settings
 from dajia.simulation import ADMIN, SimulationRates, appeals, decide_cases, settle_claims
@@ -91,9 +92,9 @@ class RunFolder:
         return dict(json.loads(self.state_path.read_text(encoding="utf-8")))
 
     def save_state(self, state: dict[str, Any]) -> None:
-        tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2, default=str), encoding="utf-8")
-        tmp.replace(self.state_path)
+        """Replace state.json atomically (temporary + fsync + rename): a kill or a full disk leaves the
+        previous state, never a truncated one (a full disk raises ``DiskFull``)."""
+        atomic.write_text(self.state_path, json.dumps(state, indent=2, default=str))
 
     def claim(self, config: CrackdownConfig) -> dict[str, Any]:
         """Start a new run here, or resume the run this folder already holds (same config only)."""
@@ -161,8 +162,8 @@ class Crackdown:
             if self._announce is not None:
                 self._announce(step, result)
         summary = self.summary()
-        (self.folder.root / "summary.json").write_text(
-            json.dumps(summary, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+        atomic.write_text(
+            self.folder.root / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False, default=str)
         )
         return summary
 
@@ -322,38 +323,35 @@ class Crackdown:
         return {"disclosed": len(result.published), "policy": result.policy, "approved_by": result.approved_by}
 
     def step_deliver(self) -> dict[str, Any]:
-        """Deliver the outbox to files under published/ (stand-in for mail, SMS and the public site)."""
+        """Deliver the outbox to files under published/ (stand-in for mail, SMS and the public site).
+
+        Each message is marked delivered right after it is filed and the mailbox files a dedupe_key
+        once, so a run killed here and resumed files every message exactly once."""
         from sanctions.campaigns import campaign_html
-        from sanctions.outbox import OutboxItem, counts, deliver
+        from sanctions.outbox import FileMailbox, counts, deliver
         from sanctions.public import closed_shops
 
         out = self.folder.published
-        out.mkdir(parents=True, exist_ok=True)
-        handles: dict[str, Any] = {}
-
-        def send(item: OutboxItem) -> None:
-            if item.kind not in handles:
-                handles[item.kind] = (out / f"outbox-{item.kind}.jsonl").open("a", encoding="utf-8")
-            handles[item.kind].write(json.dumps(item.model_dump(), ensure_ascii=False, default=str) + "\n")
-
         delivered = 0
         with _session(self.settings) as session:
-            try:
-                while n := deliver(session, send, limit=5000):
+            with FileMailbox(out) as mailbox:
+                while n := deliver(session, mailbox, limit=5000):
                     delivered += n
-            finally:
-                for h in handles.values():
-                    h.close()
             campaign_id = int(self._done("campaign")["campaign_id"])
-            (out / "announcement.html").write_text(campaign_html(session, campaign_id), encoding="utf-8")
-            (out / "announcement.json").write_text(
+            atomic.write_text(out / "announcement.html", campaign_html(session, campaign_id))
+            atomic.write_text(
+                out / "announcement.json",
                 json.dumps(self._done("campaign")["announcement"], indent=2, ensure_ascii=False, default=str),
-                encoding="utf-8",
             )
             entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
-            (out / "closed-shops.json").write_text(json.dumps(entries, indent=2, ensure_ascii=False), encoding="utf-8")
+            atomic.write_text(out / "closed-shops.json", json.dumps(entries, indent=2, ensure_ascii=False))
             by_kind = counts(session)
-        return {"delivered": delivered, "outbox": by_kind, "files": sorted(p.name for p in out.iterdir())}
+        return {
+            "delivered": delivered,
+            "resent_absorbed": mailbox.duplicates,
+            "outbox": by_kind,
+            "files": sorted(p.name for p in out.iterdir()),
+        }
 
     def step_verify(self) -> dict[str, Any]:
         from sanctions.audit import verify_chain

@@ -42,3 +42,47 @@ class InvalidTransition(DajiaError):
 
 class PromotionRefused(DajiaError):
     """The candidate model does not beat the champion through the gate."""
+
+
+class DiskFull(DajiaError):
+    """A write failed because the disk (or the database's disk) is full; nothing half-written is left.
+
+    The CLI prints it on one line (exit 2); the API answers 507 (503 for the database)."""
+
+
+#: SQLite's extended error codes for a full disk: writing the database or its WAL (SQLITE_FULL),
+#: creating or growing the WAL index "-shm" file when a connection opens (SQLITE_IOERR_SHMSIZE)
+SQLITE_FULL_CODES = {
+    "SQLITE_FULL": "database or disk is full",
+    "SQLITE_IOERR_SHMSIZE": "no room to create its shared-memory file",
+}
+
+
+def disk_full(exc: BaseException, path: object = None) -> DiskFull | None:
+    """``exc`` (or one of its causes) as a :class:`DiskFull` when it is a full disk, else None.
+
+    Recognises ``OSError`` with ``ENOSPC`` (Python and pyarrow writers) and SQLite's full-disk
+    errors (raised by ``sqlite3``, wrapped by SQLAlchemy). ``path`` names what was being written.
+    """
+    import errno
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, DiskFull):
+            return cur
+        if isinstance(cur, OSError) and cur.errno == errno.ENOSPC:
+            target = path if path is not None else cur.filename
+            return DiskFull(f"no space left on device writing {target}" if target else "no space left on device")
+        name = getattr(cur, "sqlite_errorname", None) or (
+            "SQLITE_FULL" if "database or disk is full" in str(cur) else None
+        )
+        if name in SQLITE_FULL_CODES:
+            where = f" ({path})" if path is not None else ""
+            return DiskFull(
+                f"no space left on device for the SQLite database{where}: {SQLITE_FULL_CODES[name]} ({name}); "
+                "the failed change was not applied; free space and retry"
+            )
+        cur = getattr(cur, "orig", None) or cur.__cause__ or cur.__context__
+    return None
