@@ -35,13 +35,29 @@ from training.marketplace_run import train_marketplace
 
 def _table(title: str, metrics: dict[str, dict[str, float]]) -> None:
     print(f"\n{title}")
-    print(f"  {'scorer':<10}{'PR-AUC':>9}{'ROC-AUC':>9}{'prec@k':>9}{'rec@90%p':>10}{'Brier':>8}")
+    print(
+        f"  {'scorer':<10}{'PR-AUC':>9}{'ROC-AUC':>9}{'prec@k':>9}{'@2k':>8}{'@4k':>8}{'@8k':>8}"
+        f"{'rec@90%p':>10}{'Brier':>8}"
+    )
     for name, m in metrics.items():
         brier = m.get("brier")
         b = f"{brier:>8.4f}" if brier is not None and np.isfinite(brier) else f"{'-':>8}"
         print(
             f"  {name:<10}{m['pr_auc']:>9.4f}{m['roc_auc']:>9.4f}{m['precision_at_k']:>9.4f}"
+            f"{m['precision_at_2k']:>8.4f}{m['precision_at_4k']:>8.4f}{m['precision_at_8k']:>8.4f}"
             f"{m['recall_at_90_precision']:>10.4f}{b}"
+        )
+
+
+def _misses(verdict: dict[str, dict[str, float]], true: dict[str, dict[str, float]]) -> None:
+    """The verdict-based precision@k's 'errors' of each scorer, judged by ground truth."""
+    print("\nrouted test examples with a genuine verdict (what verdict-based precision@k counts as errors):")
+    for name, m in true.items():
+        routed = int(verdict[name]["routed_with_verdict"])
+        print(
+            f"  {name:<10}{int(m['routed_genuine_verdicts']):>4} examples of {routed:>4}"
+            f" with a verdict ({int(m['routed_genuine_verdict_shops'])} shops); "
+            f"counterfeiters by ground truth: {int(m['routed_genuine_verdicts_counterfeit'])}"
         )
 
 
@@ -163,6 +179,7 @@ def main() -> None:
         )
         if run.true_metrics:
             _table("test period, ground truth (all shops; precision@k of routed shops)", run.true_metrics)
+            _misses(run.metrics, run.true_metrics)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from numpy.typing import NDArray
 from training.metrics import binary_metrics, recall_at_precision
 
 SCORERS = ("model", "logistic", "keyword")
+#: precision is also reported at these multiples of reviewer capacity (``precision_at_2k`` …): the
+#: 1× figure of a good scorer sits near 1.0, where a few investigator errors decide the order
+CAPACITY_MULTIPLES = (2, 4, 8)
 
 
 def routed_mask(frame: pd.DataFrame, col: str, capacity: dict[Any, float], seed: int = 0) -> NDArray[np.bool_]:
@@ -40,24 +43,53 @@ def routed_mask(frame: pd.DataFrame, col: str, capacity: dict[Any, float], seed:
     return mask
 
 
+def _scaled(capacity: dict[Any, float], multiple: int) -> dict[Any, float]:
+    return {d: k * multiple for d, k in capacity.items()}
+
+
 def verdict_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float], probabilities: bool) -> dict[str, float]:
     lab = frame[frame["labelled"]]
     m = binary_metrics(lab["label"].to_numpy(), lab[col].to_numpy(), k=1, probabilities=probabilities)
-    routed = routed_mask(frame, col, capacity) & frame["labelled"].to_numpy()
-    y = frame["label"].to_numpy()[routed]
-    m["precision_at_k"] = float(np.mean(y)) if len(y) else float("nan")
+    labelled = frame["labelled"].to_numpy()
+    label = frame["label"].to_numpy()
+    for multiple in (1, *CAPACITY_MULTIPLES):
+        routed = routed_mask(frame, col, _scaled(capacity, multiple)) & labelled
+        y = label[routed]
+        m["precision_at_k" if multiple == 1 else f"precision_at_{multiple}k"] = (
+            float(np.mean(y)) if len(y) else float("nan")
+        )
+        if multiple == 1:
+            m["routed_with_verdict"] = float(len(y))
     m["k"] = float(np.mean(list(capacity.values()))) if capacity else float("nan")
-    m["routed_with_verdict"] = float(len(y))
     return m
+
+
+def investigator_misses(frame: pd.DataFrame, col: str, capacity: dict[Any, float]) -> dict[str, float]:
+    """What the verdict-based precision@k counts as the scorer's errors, judged by ground truth.
+
+    Among the routed test examples whose verdict was "genuine", how many are counterfeiters by the
+    generator's ground truth (an investigation that missed the fake). Needs ``true_label``."""
+    routed = routed_mask(frame, col, capacity) & frame["labelled"].to_numpy()
+    genuine = routed & (frame["label"].to_numpy() == 0)
+    fooled = genuine & (frame["true_label"].to_numpy() == 1)
+    return {
+        "routed_genuine_verdicts": float(genuine.sum()),
+        "routed_genuine_verdicts_counterfeit": float(fooled.sum()),
+        "routed_genuine_verdict_shops": float(frame.loc[genuine, "shop_id"].nunique()),
+    }
 
 
 def truth_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float]) -> dict[str, float]:
     y = frame["true_label"].to_numpy(dtype=np.float64)
     s = frame[col].to_numpy(dtype=np.float64)
     m = binary_metrics(y, s, k=1, probabilities=False)
-    routed = routed_mask(frame, col, capacity)
-    per_date = [float(np.mean(y[routed & (frame["as_of"] == d).to_numpy()])) for d in capacity if capacity[d] > 0]
-    m["precision_at_k"] = float(np.nanmean(per_date)) if per_date else float("nan")
+    for multiple in (1, *CAPACITY_MULTIPLES):
+        routed = routed_mask(frame, col, _scaled(capacity, multiple))
+        per_date = [float(np.mean(y[routed & (frame["as_of"] == d).to_numpy()])) for d in capacity if capacity[d] > 0]
+        m["precision_at_k" if multiple == 1 else f"precision_at_{multiple}k"] = (
+            float(np.nanmean(per_date)) if per_date else float("nan")
+        )
+    m.update(investigator_misses(frame, col, capacity))
     m["k"] = float(np.mean(list(capacity.values()))) if capacity else float("nan")
     m["recall_at_90_precision"] = recall_at_precision(y, s, 0.9)
     return m

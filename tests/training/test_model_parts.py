@@ -15,6 +15,7 @@ from models.calibration import IsotonicCalibrator
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import ThresholdPolicy, choose_thresholds, precision_threshold
 from training.booster import BoosterConfig
+from training.evaluation import truth_metrics, verdict_metrics
 from training.metrics import binary_metrics, precision_at_k, recall_at_precision
 from training.table import TableError, train_table
 
@@ -68,6 +69,33 @@ def test_metrics_on_a_known_ranking() -> None:
     m = binary_metrics(y, s, k=3)
     assert m["roc_auc"] == pytest.approx(14 / 15)
     assert 0 < m["brier"] < 1
+
+
+def test_verdict_precision_counts_investigator_misses_that_ground_truth_reveals() -> None:
+    """One as-of date, capacity 2 (so 2k = 4, 4k = 8, 8k = 16 of the 16 rows). The top two shops are
+    counterfeiters; the second was cleared by a missed investigation ("genuine" verdict): the verdict
+    precision@k calls it an error, ground truth does not, and investigator_misses names it."""
+    n = 16
+    frame = pd.DataFrame(
+        {
+            "shop_id": [f"S{i}" for i in range(n)],
+            "as_of": pd.Timestamp("2026-05-01"),
+            "score": np.linspace(1.0, 0.0, n),
+            "labelled": [True, True, True, False] + [True] * 4 + [False] * 8,
+            "label": [1.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * 8,
+            "true_label": [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0] + [0.0] * 8,
+        }
+    )
+    capacity = {pd.Timestamp("2026-05-01"): 2.0}
+    v = verdict_metrics(frame, "score", capacity, probabilities=True)
+    assert v["precision_at_k"] == 0.5 and v["routed_with_verdict"] == 2
+    assert v["precision_at_2k"] == 2 / 3  # S0..S3 routed, S3 has no verdict
+    assert v["precision_at_4k"] == 3 / 7
+    t = truth_metrics(frame, "score", capacity)
+    assert t["precision_at_k"] == 1.0 and t["precision_at_2k"] == 1.0 and t["precision_at_4k"] == 5 / 8
+    assert t["precision_at_8k"] == 5 / 16
+    assert t["routed_genuine_verdicts"] == 1 and t["routed_genuine_verdicts_counterfeit"] == 1
+    assert t["routed_genuine_verdict_shops"] == 1
 
 
 def test_saabas_credits_add_up_to_the_raw_score_and_reasons_read_in_words() -> None:
