@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from dajia.errors import DajiaError
+from dajia.errors import DajiaError, disk_full
 from dajia.output import err_console
 
 app = typer.Typer(
@@ -80,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         # typer ships its own copy of click; its usage errors carry show() and exit_code
         if hasattr(exc, "show") and getattr(exc, "exit_code", None) == 2:
             exc.show()
+            return 2
+        full = disk_full(exc)  # a writer or the SQLite store hit a full disk: one line, not a traceback
+        if full is not None:
+            err_console.print(f"[red]error:[/red] {full}", soft_wrap=True, highlight=False)
             return 2
         raise
     return 0

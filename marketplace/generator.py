@@ -16,10 +16,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from marketplace.io import TableWriter, write_manifest, write_table
-from marketplace.schema import CATEGORIES, EVIDENCE_KINDS, GROUND_TRUTH_FILE, TABLES_BY_NAME, VERDICT_OUTCOMES
+from marketplace.io import TableWriter, write_arrow, write_manifest, write_table
+from marketplace.schema import (
+    CATEGORIES,
+    EVIDENCE_KINDS,
+    GROUND_TRUTH_FILE,
+    MANIFEST_FILE,
+    TABLES_BY_NAME,
+    VERDICT_OUTCOMES,
+)
 from marketplace.synth import strings as S
 from marketplace.synth import vocab as V
 from marketplace.synth.config import GeneratorConfig, InvalidGeneratorConfig
@@ -50,6 +56,8 @@ def generate(
             "those tables; choose an empty folder"
         )
     out.mkdir(parents=True, exist_ok=True)
+    # the manifest, written last, marks a whole marketplace: withdraw an older one before rewriting
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
     plan = build_plan(config)
     vocab = V.build_vocabulary()
 
@@ -72,7 +80,7 @@ def generate(
     write_table(verdicts, out, "verdicts")
     counts["verdicts"] = len(verdicts)
     truth = ground_truth_frame(plan)
-    pq.write_table(pa.Table.from_pandas(truth, preserve_index=False), out / GROUND_TRUTH_FILE, compression="zstd")
+    write_arrow(pa.Table.from_pandas(truth, preserve_index=False), out / GROUND_TRUTH_FILE)
 
     summary = _summary(config, plan, counts, verdicts)
     write_manifest(

@@ -14,7 +14,16 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
-from dajia.errors import Conflict, DajiaError, DataContractError, Forbidden, InvalidTransition, NotFound
+from dajia.errors import (
+    Conflict,
+    DajiaError,
+    DataContractError,
+    DiskFull,
+    Forbidden,
+    InvalidTransition,
+    NotFound,
+    disk_full,
+)
 from serving.responses import OrjsonResponse
 
 #: most specific first; the first isinstance match wins
@@ -24,6 +33,7 @@ STATUS_OF: tuple[tuple[type[DajiaError], int], ...] = (
     (Forbidden, 403),
     (InvalidTransition, 409),
     (DataContractError, 422),
+    (DiskFull, 507),
     (DajiaError, 400),
 )
 
@@ -117,6 +127,11 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
         isinstance(exc, sa_exc.OperationalError) or exc.connection_invalidated
     ):
         raise exc  # a real bug (integrity, programming error): let it be a 500 with its traceback logged
+    full = disk_full(exc)
+    if full is not None:  # SQLite on a full disk: the write was rolled back; retry once space is freed
+        return error_response(
+            request, 503, "DatabaseFull", str(full), headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
+        )
     return error_response(
         request,
         503,
