@@ -4,13 +4,18 @@ and reviewer traffic on loopback) with errors and p50/p99, and data lost.
     .venv/bin/python benchmarks/reliability.py --run <crackdown folder> [--seconds 60] [--quick]
 
 ``--run`` reuses a finished ``dajia crackdown --out`` folder (its model, marketplace and database);
-without it a 1,500-shop crackdown is made first. Faults (database cut, kill and rerun, registry down)
-are exercised by tests/reliability and tests/serving, tests/sanctions; see docs/reliability.md.
+without it a 1,500-shop crackdown is made first. Two faults are injected here too (``--faults-only``:
+just those): campaign publishing and outbox delivery SIGKILLed at random points and rerun
+(``tests/reliability/test_kill_rerun.py``'s scenario, more kills), and a disk filling up under every
+writer (``tests/reliability/test_disk_full.py``, needs root to mount a tmpfs). The other faults
+(database cut, registry down) are exercised by tests/reliability and tests/serving; see
+docs/reliability.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import sqlite3
 import subprocess
@@ -106,14 +111,106 @@ def wrk_run(base: str, keys: dict[str, str], shop: str, seconds: int, connection
     }
 
 
+def kill_rerun_figures(kills: int, seed: int) -> dict[str, int]:
+    """Publishing killed before its commit, delivery SIGKILLed ``kills`` times at random sends (most inside
+    a send, before its delivered mark commits; some anywhere), rerun to the end; what the receiver got."""
+    from sqlalchemy.orm import Session
+
+    from sanctions.store import open_store
+    from tests.reliability import test_kill_rerun as k
+
+    folder = Path(tempfile.mkdtemp())
+    db = f"sqlite:///{folder / 'store.db'}"
+    engine = open_store(db)
+    try:
+        with Session(engine, expire_on_commit=False) as s:
+            campaign_id = k.approved_campaign(s)
+        before = len(k.outbox(engine))
+        k.kill_publication(db, folder, campaign_id)
+        after_kill = len(k.outbox(engine))
+        k.publish(db, folder, campaign_id)
+        rng = random.Random(seed)
+        inside = kills - kills // 3
+        killed = k.kill_deliveries(
+            engine,
+            db,
+            folder,
+            hang_after=[rng.randint(1, 15) for _ in range(inside)],
+            anywhere=[rng.randint(3, 15) for _ in range(kills - inside)],
+        )
+        k.finish_delivery(engine, folder)
+        t = k.tally(engine, folder)
+    finally:
+        engine.dispose()
+    return {
+        "messages": len(t.messages),
+        "publish_kills": 1,
+        "publish_half_written": after_kill - before,
+        "delivery_kills": killed.count,
+        "raw_sends": sum(t.raw.values()),
+        "resent": sum(t.resent.values()),
+        "max_resent_per_message": max(t.resent.values(), default=0),
+        "undelivered": sum(1 for v in t.messages.values() if v != "delivered"),
+        "lost": t.lost,
+        "filed_twice": t.filed_twice,
+    }
+
+
+def disk_full_figures() -> tuple[dict[str, int], str]:
+    """Runs tests/reliability/test_disk_full.py: each test fills a real tmpfs under one writer."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests/reliability/test_disk_full.py", "-q", "-rs", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+    ).stdout
+    counts = {w: int(n) for n, w in re.findall(r"(\d+) (passed|failed|skipped|error)", out)}
+    skipped = re.findall(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", out)
+    figures = {
+        "scenarios": sum(counts.values()),
+        "survived": counts.get("passed", 0),
+        "failed": counts.get("failed", 0) + counts.get("error", 0),
+        "skipped": counts.get("skipped", 0),
+    }
+    return figures, (skipped[0] if skipped else "")
+
+
+def print_fault_figures(kills: int) -> int:
+    """Prints the two fault figures; returns the data lost (messages lost or filed twice, failed scenarios)."""
+    t0 = time.perf_counter()
+    kr = kill_rerun_figures(kills, seed=kills)
+    print(
+        f"kill and rerun: publishing killed before its commit {kr['publish_kills']}x "
+        f"(messages left by it: {kr['publish_half_written']}); delivery SIGKILLed {kr['delivery_kills']}x "
+        f"over {kr['messages']} messages: {kr['raw_sends']} raw sends, {kr['resent']} re-sent "
+        f"(at most {kr['max_resent_per_message']} per message), filed twice after dedup {kr['filed_twice']}, "
+        f"lost {kr['lost']}, left undelivered {kr['undelivered']} ({time.perf_counter() - t0:.0f} s)"
+    )
+    t0 = time.perf_counter()
+    df, skip_reason = disk_full_figures()
+    print(
+        f"disk full (real tmpfs filled under each writer): {df['scenarios']} scenarios, {df['survived']} survived "
+        f"(clear error, nothing truncated, store intact), {df['failed']} failed, {df['skipped']} skipped"
+        + (f" ({skip_reason})" if skip_reason else "")
+        + f" ({time.perf_counter() - t0:.0f} s)"
+    )
+    return kr["lost"] + kr["filed_twice"] + kr["undelivered"] + kr["publish_half_written"] + df["failed"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", type=Path, default=None)
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="10 s of load")
+    ap.add_argument("--kills", type=int, default=12, help="delivery processes SIGKILLed in the kill-and-rerun fault")
+    ap.add_argument("--faults-only", action="store_true", help="only the kill-and-rerun and disk-full faults")
     args = ap.parse_args()
     seconds = 10 if args.quick else args.seconds
+    if args.faults_only:
+        print(f"data lost: {print_fault_figures(args.kills)}")
+        return
 
     from dajia.crackdown import Crackdown, CrackdownConfig, RunFolder, run_settings
     from dajia.settings import Settings
@@ -156,6 +253,8 @@ def main() -> None:
         f"{load['rps']:.0f}/s, errors {load['errors']:.0f}, p50 {load['p50_ms']:.2f} ms, p99 {load['p99_ms']:.2f} ms"
     )
     print(f"prediction rows logged during load: {logged} (~{scored} scoring requests sent; all answered are logged)")
+    lost = print_fault_figures(args.kills)
+    print(f"data lost: {lost}")
     print(f"wall time {time.perf_counter() - t0:.0f} s")
 
 

@@ -21,6 +21,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -85,7 +87,7 @@ class RecordingMailbox:
         os.close(self.raw)
 
 
-def _child(argv: list[str]) -> None:
+def child_main(argv: list[str]) -> None:
     from sanctions.store import open_store
 
     ap = argparse.ArgumentParser()
@@ -121,14 +123,25 @@ def _child(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    _child(sys.argv[1:])
+    child_main(sys.argv[1:])
     sys.exit(0)
 
 
-# -- the test -------------------------------------------------------------------------------------
+# -- the scenario (also run by benchmarks/reliability.py) -------------------------------------------
 def _spawn(db: str, folder: Path, *args: str) -> subprocess.Popen[str]:
     cmd = [sys.executable, "-m", "tests.reliability.test_kill_rerun", *args, "--db", db, "--folder", str(folder)]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@contextmanager
+def _child(db: str, folder: Path, *args: str) -> Iterator[subprocess.Popen[str]]:
+    proc = _spawn(db, folder, *args)
+    try:
+        yield proc
+    finally:  # a failure must not leave a child sleeping
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate(timeout=30)
 
 
 def _wait(proc: subprocess.Popen[str], done: Callable[[], bool], what: str, timeout: float = 60) -> None:
@@ -136,7 +149,7 @@ def _wait(proc: subprocess.Popen[str], done: Callable[[], bool], what: str, time
     while not done():
         if proc.poll() is not None:
             out, err = proc.communicate()
-            pytest.fail(f"the child ended before {what}: rc {proc.returncode}\n{out}\n{err[-3000:]}")
+            raise AssertionError(f"the child ended before {what}: rc {proc.returncode}\n{out}\n{err[-3000:]}")
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.01)
 
@@ -152,22 +165,13 @@ def _raw(folder: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def _outbox(eng: Engine) -> dict[str, str]:
+def outbox(eng: Engine) -> dict[str, str]:
+    """{dedupe_key: status} of every outbox message."""
     with Session(eng) as s:
         return dict(s.execute(select(OutboxMessage.dedupe_key, OutboxMessage.status)).tuples().all())
 
 
-@pytest.fixture
-def children() -> Iterator[list[subprocess.Popen[str]]]:
-    procs: list[subprocess.Popen[str]] = []
-    yield procs
-    for p in procs:  # a failed test must not leave a child sleeping
-        if p.poll() is None:
-            p.kill()
-            p.communicate(timeout=30)
-
-
-def _approved_campaign(session: Session) -> int:
+def approved_campaign(session: Session) -> int:
     """Shops on the marketplace, a few banned (cases, claims, messages), a campaign approved."""
     s = session
     orders = [(f"S{i:03d}", f"S{i:03d}-L0", f"u{i}", 120.0, SNAPSHOT - timedelta(days=3)) for i in range(BANNED)]
@@ -181,62 +185,54 @@ def _approved_campaign(session: Session) -> int:
     return camp.campaign_id
 
 
-@pytest.mark.slow
-def test_publish_and_delivery_killed_at_any_point_then_rerun_deliver_each_message_once(
-    db_url: str,  # noqa: F811
-    engine: Engine,  # noqa: F811
-    tmp_path: Path,
-    children: list[subprocess.Popen[str]],
-) -> None:
-    with Session(engine, expire_on_commit=False) as s:
-        campaign_id = _approved_campaign(s)
-    before = _outbox(engine)
-    assert before and set(before.values()) == {"pending"}
-    marker = tmp_path / "marker"
-
-    # 1. publishing killed after writing the publication and every warning, before its commit
-    proc = _spawn(db_url, tmp_path, "publish", "--campaign", str(campaign_id), "--hang")
-    children.append(proc)
-    _wait(proc, marker.exists, "the publication hangs before its commit")
-    _kill(proc)
+def kill_publication(db: str, folder: Path, campaign_id: int) -> None:
+    """Publishing SIGKILLed after writing the publication and every warning, before its commit."""
+    marker = folder / "marker"
+    with _child(db, folder, "publish", "--campaign", str(campaign_id), "--hang") as proc:
+        _wait(proc, marker.exists, "the publication hangs before its commit")
+        _kill(proc)
     marker.unlink()
-    assert _outbox(engine) == before, "a killed publication left messages behind"
-    with Session(engine) as s:
-        assert s.get(Campaign, campaign_id).status == "approved"  # type: ignore[union-attr]
-        assert not s.execute(select(AuditEntry).where(AuditEntry.action == "campaign.publish")).first()
 
-    # 2. the rerun publishes one complete set; a second rerun (same key) adds nothing
-    for _ in range(2):
-        proc = _spawn(db_url, tmp_path, "publish", "--campaign", str(campaign_id))
-        children.append(proc)
+
+def publish(db: str, folder: Path, campaign_id: int) -> None:
+    with _child(db, folder, "publish", "--campaign", str(campaign_id)) as proc:
         _out, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err[-3000:]
-    published = _outbox(engine)
-    warnings = {k for k in published if k.startswith(f"warning:{campaign_id}:")}
-    assert warnings == {f"warning:{campaign_id}:S{i:03d}" for i in range(SHOPS)}  # banned shops are not closed
-    assert set(published) == set(before) | warnings | {f"campaign:{campaign_id}:announcement"}
 
-    # 3. delivery killed inside a send (filed, not yet marked) three times, then once anywhere
-    kills = 0
-    in_flight: list[str] = []
-    for hang_after in (1, 40, 75):
-        proc = _spawn(db_url, tmp_path, "deliver", "--hang-after", str(hang_after))
-        children.append(proc)
-        _wait(proc, marker.exists, f"send {hang_after}")
-        _kill(proc)
-        kills += 1
-        in_flight.append(marker.read_text())
+
+@dataclass
+class Kills:
+    """What the delivery kills did: how many, and the messages in flight (filed, not marked) at each."""
+
+    count: int = 0
+    in_flight: list[str] = field(default_factory=list)
+
+
+def kill_deliveries(engine: Engine, db: str, folder: Path, hang_after: list[int], anywhere: list[int]) -> Kills:  # noqa: F811
+    """Delivery SIGKILLed inside its N-th send (after filing, before the mark commits) for each N of
+    ``hang_after``, then, for each N of ``anywhere``, after N more sends at whatever point it is at."""
+    marker = folder / "marker"
+    kills = Kills()
+    for n in hang_after:
+        with _child(db, folder, "deliver", "--hang-after", str(n)) as proc:
+            _wait(proc, marker.exists, f"send {n}")
+            _kill(proc)
+        kills.count += 1
+        kills.in_flight.append(marker.read_text())
         marker.unlink()
-        assert _outbox(engine)[in_flight[-1]] == "pending"  # filed by the receiver, mark not committed
-    sent_before = len(_raw(tmp_path))
-    proc = _spawn(db_url, tmp_path, "deliver", "--throttle", "0.003")
-    children.append(proc)
-    _wait(proc, lambda: len(_raw(tmp_path)) >= sent_before + 30, "30 more sends")
-    _kill(proc)
-    kills += 1
+        assert outbox(engine)[kills.in_flight[-1]] == "pending"  # filed by the receiver, mark not committed
+    for n in anywhere:
+        sent_before = len(_raw(folder))
+        with _child(db, folder, "deliver", "--throttle", "0.003") as proc:
+            _wait(proc, lambda: len(_raw(folder)) >= sent_before + n, f"{n} more sends")  # noqa: B023
+            _kill(proc)
+        kills.count += 1
+    return kills
 
-    # 4. the rerun, here, delivers the rest
-    receiver = RecordingMailbox(tmp_path)
+
+def finish_delivery(engine: Engine, folder: Path) -> None:  # noqa: F811
+    """The rerun, in this process, to the end."""
+    receiver = RecordingMailbox(folder)
     with Session(engine) as s:
         try:
             while deliver(s, receiver, limit=1000):
@@ -244,19 +240,74 @@ def test_publish_and_delivery_killed_at_any_point_then_rerun_deliver_each_messag
         finally:
             receiver.close()
 
-    final = _outbox(engine)
-    assert set(final) == set(published) and set(final.values()) == {"delivered"}
-    raw = Counter(_raw(tmp_path))
-    assert set(raw) == set(final), "a message was never sent"
-    resent = {k: n - 1 for k, n in raw.items() if n > 1}
-    assert set(in_flight) <= set(resent), "a message killed in flight was not sent again"
-    assert sum(resent.values()) <= kills and max(resent.values()) == 1, resent
+
+@dataclass
+class Tally:
+    """Messages in the store against what the receiver got: raw sends and, after dedup, filed."""
+
+    messages: dict[str, str]
+    raw: Counter[str]
+    filed: Counter[str]
+
+    @property
+    def resent(self) -> dict[str, int]:
+        return {k: n - 1 for k, n in self.raw.items() if n > 1}
+
+    @property
+    def lost(self) -> int:
+        return len(set(self.messages) - set(self.filed))
+
+    @property
+    def filed_twice(self) -> int:
+        return sum(1 for n in self.filed.values() if n > 1)
+
+
+def tally(engine: Engine, folder: Path) -> Tally:  # noqa: F811
     filed = Counter(
         json.loads(line)["dedupe_key"]
-        for path in (tmp_path / "mailbox").glob("outbox-*.jsonl")
+        for path in (folder / "mailbox").glob("outbox-*.jsonl")
         for line in path.read_text().splitlines()
     )
-    assert set(filed) == set(final) and set(filed.values()) == {1}, "the receiver filed a message twice"
+    return Tally(outbox(engine), Counter(_raw(folder)), filed)
+
+
+# -- the tests ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_publish_and_delivery_killed_at_any_point_then_rerun_deliver_each_message_once(
+    db_url: str,  # noqa: F811
+    engine: Engine,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    with Session(engine, expire_on_commit=False) as s:
+        campaign_id = approved_campaign(s)
+    before = outbox(engine)
+    assert before and set(before.values()) == {"pending"}
+
+    # 1. publishing killed after writing the publication and every warning, before its commit
+    kill_publication(db_url, tmp_path, campaign_id)
+    assert outbox(engine) == before, "a killed publication left messages behind"
+    with Session(engine) as s:
+        assert s.get(Campaign, campaign_id).status == "approved"  # type: ignore[union-attr]
+        assert not s.execute(select(AuditEntry).where(AuditEntry.action == "campaign.publish")).first()
+
+    # 2. the rerun publishes one complete set; a second rerun (same key) adds nothing
+    publish(db_url, tmp_path, campaign_id)
+    publish(db_url, tmp_path, campaign_id)
+    published = outbox(engine)
+    warnings = {k for k in published if k.startswith(f"warning:{campaign_id}:")}
+    assert warnings == {f"warning:{campaign_id}:S{i:03d}" for i in range(SHOPS)}  # banned shops are not closed
+    assert set(published) == set(before) | warnings | {f"campaign:{campaign_id}:announcement"}
+
+    # 3. delivery killed inside a send (filed, not yet marked) three times, then once anywhere; 4. rerun
+    kills = kill_deliveries(engine, db_url, tmp_path, hang_after=[1, 40, 75], anywhere=[30])
+    finish_delivery(engine, tmp_path)
+
+    t = tally(engine, tmp_path)
+    assert set(t.messages) == set(published) and set(t.messages.values()) == {"delivered"}
+    assert set(t.raw) == set(t.messages), "a message was never sent"
+    assert set(kills.in_flight) <= set(t.resent), "a message killed in flight was not sent again"
+    assert sum(t.resent.values()) <= kills.count and max(t.resent.values()) == 1, t.resent
+    assert t.lost == 0 and t.filed_twice == 0 and set(t.filed) == set(t.messages), "the receiver lost or doubled"
     with Session(engine) as s:
         attempts = set(s.execute(select(OutboxMessage.attempts)).scalars())
         assert attempts == {1}  # a killed attempt rolled back with its mark
@@ -266,7 +317,7 @@ def test_publish_and_delivery_killed_at_any_point_then_rerun_deliver_each_messag
 def test_concurrent_relays_never_send_one_message_twice(engine: Engine) -> None:  # noqa: F811
     """Two relays at once (SQLite: the write lock makes them take turns; PostgreSQL: SKIP LOCKED)."""
     with Session(engine, expire_on_commit=False) as s:
-        campaign_id = _approved_campaign(s)
+        campaign_id = approved_campaign(s)
         publish_campaign(s, campaign_id, ADMIN, now=SNAPSHOT)
         total = s.execute(select(func.count()).select_from(OutboxMessage)).scalar_one()
     sent: list[tuple[int, str]] = []
@@ -296,4 +347,4 @@ def test_concurrent_relays_never_send_one_message_twice(engine: Engine) -> None:
     assert len(keys) == total and set(keys.values()) == {1}, "a message was sent twice or not at all"
     if engine.dialect.name == "postgresql":  # row locks: both relays work at once, each skipping the other's
         assert {n for n, _ in sent} == {0, 1}, "one relay did all the work: the test proved nothing"
-    assert set(_outbox(engine).values()) == {"delivered"}
+    assert set(outbox(engine).values()) == {"delivered"}
