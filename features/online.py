@@ -79,6 +79,18 @@ def records_to_tables(records: Iterable[Any]) -> dict[str, ColumnTable]:
             continue
         columns = {c: [shop if c == "shop_id" else getattr(item, c) for shop, item in items] for c in names}
         tables[name] = _table(spec, columns, len(items))
+    return _with_reference(tables)
+
+
+def tables_from_columns(
+    columns: Mapping[str, Mapping[str, np.ndarray]], rows: Mapping[str, int]
+) -> dict[str, ColumnTable]:
+    """All nine contract tables from columns already built and checked (``marketplace.records.record_columns``:
+    the same arrays as :func:`records_to_tables` makes from ``ShopRecord`` objects; brands and verdicts empty)."""
+    return _with_reference({name: ColumnTable(cols, rows[name]) for name, cols in columns.items()})
+
+
+def _with_reference(tables: dict[str, ColumnTable]) -> dict[str, ColumnTable]:
     tables["brands"] = empty_table("brands")
     tables["verdicts"] = empty_table("verdicts")
     return tables

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Annotated, Any
 
 import numpy as np
@@ -32,14 +34,18 @@ from marketplace.schema import (
     ORDERS,
     REVIEWS,
     SHOPS,
+    Column,
     Table,
 )
 from marketplace.validate import EARLIEST, string_dtype
 
-#: ``string`` columns (ids, codes, categories): no control characters at all
-STRING_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
-#: ``text`` columns (names, titles, descriptions, reviews): tab and line breaks allowed
-TEXT_PATTERN = "^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f]*$"
+#: the control characters ``string`` columns (ids, codes, categories) may not hold: all of them
+STRING_CONTROLS = "\\x00-\\x1f\\x7f-\\x9f"
+#: the control characters ``text`` columns (names, titles, descriptions, reviews) may not hold: all
+#: but tab and line breaks
+TEXT_CONTROLS = "\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f-\\x9f"
+STRING_PATTERN = f"^[^{STRING_CONTROLS}]*$"
+TEXT_PATTERN = f"^[^{TEXT_CONTROLS}]*$"
 #: clock skew tolerated for event times in records (they are checked against "now")
 CLOCK_SKEW = timedelta(days=1)
 
@@ -309,3 +315,227 @@ def records_from_frames(frames: Mapping[str, pd.DataFrame], shop_ids: Sequence[s
             data[field] = children[field].get(data["shop_id"], [])
         out.append(ShopRecord.model_validate(data))
     return out
+
+
+# -- inline records checked column by column ----------------------------------------------------------------
+#
+# ``ShopRecord`` builds one Python object per record and item and runs a Python validator per string and
+# time: about a second for a thousand shops with their history. ``record_columns`` checks the same rules
+# over whole columns (one ``join`` and one regex search per string column, numpy for numbers and times)
+# and builds the contract columns directly. It is a fast path, never the judge: it accepts only input that
+# ``ShopRecord`` accepts, with the same values, and gives up (None) on anything else, from a bad field to
+# a merely unusual spelling (a number sent as a string, a time without seconds). The caller then validates
+# with ``ShopRecord``, which names each bad field's JSON path: errors and values stay the model's.
+
+#: a forbidden control character of each string kind (searched in the concatenated column)
+_FORBIDDEN = {"string": re.compile(f"[{STRING_CONTROLS}]"), "text": re.compile(f"[{TEXT_CONTROLS}]")}
+_DATE = "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+_CLOCK = "(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+_OFFSET = "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+#: the ISO 8601 spellings the fast path reads (a subset of pydantic's), one time per line
+_NAIVE_TIMES = re.compile(f"(?:{_DATE}T{_CLOCK}\\n)*", re.ASCII)
+_ANY_TIMES = re.compile(f"(?:{_DATE}T{_CLOCK}{_OFFSET}?\\n)*", re.ASCII)
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class RecordColumns:
+    """Inline records as contract columns: ``shops`` and the six child tables (``CHILD_TABLES``), each
+    column name -> numpy array (strings ``object``, times ``datetime64[us]`` naive UTC with NaT for null,
+    ``float64``, ``int64``) in contract order, child rows in record order, their ``shop_id`` the record's."""
+
+    columns: dict[str, dict[str, np.ndarray]]
+    rows: dict[str, int]
+
+
+class _Unproven(Exception):
+    """The fast check cannot prove a value valid: ``ShopRecord`` decides."""
+
+
+def _strings(values: list[Any], col: Column) -> np.ndarray:
+    try:
+        joined = "".join(values)  # a TypeError unless every value is a str
+    except TypeError:
+        raise _Unproven from None
+    # printable text holds no control character at all; otherwise look for a forbidden one
+    if not joined.isprintable() and _FORBIDDEN[col.kind].search(joined):
+        raise _Unproven
+    if values:
+        if col.max_len is not None and len(joined) > col.max_len and max(map(len, values)) > col.max_len:
+            raise _Unproven
+        if col.kind == "string" and not all(values):  # min_length=1
+            raise _Unproven
+        if col.choices is not None and not set(values) <= set(col.choices):
+            raise _Unproven
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
+    return out
+
+
+#: positions and characters of the separators in YYYY-MM-DDTHH:MM:SS, and of the digits
+_SEPARATORS = np.array([4, 7, 10, 13, 16])
+_SEPARATOR_BYTES = np.frombuffer(b"--T::", dtype=np.uint8)
+_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18])
+#: (first digit, lowest, highest) of month, day, hour, minute, second in ``_DIGITS`` order
+_FIELDS = ((4, 1, 12), (6, 1, 31), (8, 0, 23), (10, 0, 59), (12, 0, 59))
+
+
+def _plain_times(values: list[str]) -> bool:
+    """Whether every value is spelled exactly YYYY-MM-DDTHH:MM:SS with fields in range (checked as one
+    byte matrix; the day of the month is left to numpy's parser, which refuses 30 February)."""
+    if set(map(len, values)) != {19}:
+        return False
+    joined = "".join(values)
+    if not joined.isascii():
+        return False
+    b = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, 19)
+    if not (b[:, _SEPARATORS] == _SEPARATOR_BYTES).all():
+        return False
+    d = b[:, _DIGITS].astype(np.int16) - ord("0")
+    if ((d < 0) | (d > 9)).any():
+        return False
+    for first, lo, hi in _FIELDS:
+        v = d[:, first] * 10 + d[:, first + 1]
+        if v.min() < lo or v.max() > hi:
+            return False
+    return True
+
+
+def _times(values: list[Any], now: datetime) -> np.ndarray:
+    if not values:
+        return np.array([], dtype="datetime64[us]")
+    if not set(map(type, values)) <= {str}:
+        raise _Unproven
+    try:
+        if _plain_times(values):
+            out = np.array(values, dtype="datetime64[us]")
+        else:
+            joined = "\n".join(values) + "\n"
+            if _NAIVE_TIMES.fullmatch(joined):
+                out = np.array(values, dtype="datetime64[us]")
+            elif _ANY_TIMES.fullmatch(joined):  # with UTC offsets: as naive UTC, like ``_event_time``
+                aware = pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", utc=True)
+                out = aware.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+            else:
+                raise _Unproven
+    except ValueError:  # a day the month does not have
+        raise _Unproven from None
+    if out.min() < EARLIEST.to_datetime64() or out.max() > np.datetime64(now + CLOCK_SKEW, "us"):
+        raise _Unproven
+    return out
+
+
+def _numbers(values: list[Any], col: Column) -> np.ndarray:
+    allowed = {int} if col.kind == "int" else {int, float}  # never bool (pydantic's lax forms: the slow path)
+    if not set(map(type, values)) <= allowed:
+        raise _Unproven
+    try:
+        out = np.array(values, dtype=np.int64 if col.kind == "int" else np.float64)
+    except (OverflowError, ValueError):
+        raise _Unproven from None
+    if col.kind == "float" and not np.isfinite(out).all():
+        raise _Unproven
+    if len(out) and ((col.min is not None and out.min() < col.min) or (col.max is not None and out.max() > col.max)):
+        raise _Unproven
+    return out
+
+
+def _convert(values: list[Any], col: Column, now: datetime) -> np.ndarray:
+    if col.kind in ("string", "text"):
+        return _strings(values, col)
+    if col.kind == "timestamp":
+        return _times(values, now)
+    if col.kind in ("int", "float"):
+        return _numbers(values, col)
+    raise _Unproven
+
+
+def _with_nulls(values: list[Any], col: Column, now: datetime) -> np.ndarray:
+    """A nullable string or time column: the non-null values checked, nulls as None / NaT."""
+    if None not in values:
+        return _convert(values, col, now)
+    if col.kind not in ("string", "text", "timestamp"):
+        raise _Unproven
+    given = np.empty(len(values), dtype=object)
+    given[:] = values
+    mask = given != None  # noqa: E711 (elementwise)
+    null: Any = np.datetime64("NaT") if col.kind == "timestamp" else None
+    out = np.full(len(values), null, dtype="datetime64[us]" if col.kind == "timestamp" else object)
+    out[mask] = _convert(given[mask].tolist(), col, now)
+    return out
+
+
+def _values(items: list[Any], name: str) -> tuple[list[Any], int]:
+    """``name`` of every item (None where absent) and how many items hold the key."""
+    try:
+        return list(map(itemgetter(name), items)), len(items)
+    except KeyError:
+        values = [it.get(name, _ABSENT) for it in items]
+        held = len(items) - values.count(_ABSENT)
+        return [None if v is _ABSENT else v for v in values], held
+
+
+def _table_columns(
+    items: list[Any], table: Table, now: datetime, owners: np.ndarray | None = None, extra: int = 0
+) -> dict[str, np.ndarray]:
+    """The columns of ``table`` from ``items`` (JSON objects). Nullable columns may be absent or null.
+    ``owners``: the record's shop id of each item, which an item's own ``shop_id`` (optional) must
+    equal. ``extra`` keys beyond the table's columns are allowed in all (a record's child lists)."""
+    if not set(map(type, items)) <= {dict}:
+        raise _Unproven
+    out: dict[str, np.ndarray] = {}
+    held = 0
+    for col in table.columns:
+        values, n = _values(items, col.name)
+        held += n
+        if owners is not None and col.name == "shop_id":
+            # the record's id (checked with the shops); a child may repeat it or leave it out, nothing else
+            expected = owners.tolist()
+            if values != expected and not all(v is None or v == o for v, o in zip(values, expected, strict=True)):
+                raise _Unproven
+            out[col.name] = owners
+        elif col.nullable:
+            out[col.name] = _with_nulls(values, col, now)
+        else:  # a null or absent value fails the conversion
+            out[col.name] = _convert(values, col, now)
+    if sum(map(len, items)) != held + extra:  # a key that is no column (extra="forbid")
+        raise _Unproven
+    return out
+
+
+def _max_items(field: str) -> int:
+    for m in ShopRecord.model_fields[field].metadata:
+        if getattr(m, "max_length", None) is not None:
+            return int(m.max_length)
+    raise RuntimeError(f"ShopRecord.{field} has no length limit")
+
+
+#: the most items ``ShopRecord`` takes in each child list
+_CHILD_LIMITS = {field: _max_items(field) for field in CHILD_TABLES}
+
+
+def record_columns(records: Sequence[Any], now: datetime | None = None) -> RecordColumns | None:
+    """Inline records (parsed JSON objects in the ``ShopRecord`` shape) as contract columns, when every
+    field provably passes ``ShopRecord``'s rules; None otherwise (validate with ``ShopRecord`` then)."""
+    try:
+        return _record_columns(list(records), now or datetime.now(UTC).replace(tzinfo=None))
+    except _Unproven:
+        return None
+
+
+def _record_columns(records: list[Any], now: datetime) -> RecordColumns:
+    if not set(map(type, records)) <= {dict}:
+        raise _Unproven
+    child_keys = sum(1 for r in records for f in CHILD_TABLES if f in r)
+    columns = {"shops": _table_columns(records, SHOPS, now, extra=child_keys)}
+    rows = {"shops": len(records)}
+    shop_ids = columns["shops"]["shop_id"]
+    for field, table in CHILD_TABLES.items():
+        lists = [r.get(field, []) for r in records]
+        if not set(map(type, lists)) <= {list} or max(map(len, lists), default=0) > _CHILD_LIMITS[field]:
+            raise _Unproven
+        items = [it for lst in lists for it in lst]
+        owners = np.repeat(shop_ids, list(map(len, lists))) if "shop_id" in table.column_names else None
+        columns[table.name] = _table_columns(items, table, now, owners)
+        rows[table.name] = len(items)
+    return RecordColumns(columns, rows)

@@ -112,6 +112,25 @@ class ModelRuntime:
         frame = frame.loc[ids]
         return ids, np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
 
+    def features_for_columns(
+        self, cols: Any, raw: list[dict[str, Any]], as_of: pd.Timestamp
+    ) -> tuple[list[str], NDArray[np.float64]]:
+        """Feature rows of inline records already checked and built as contract columns (``cols``, from
+        ``marketplace.records.record_columns(raw)``) through the same fitted pipeline's ``transform``."""
+        pipeline = getattr(self.model, "pipeline", None)
+        if pipeline is None:
+            raise NotFound("this model was trained from a feature table and cannot score raw records")
+        try:
+            from features.online import tables_from_columns
+        except ImportError:  # the feature code shipped with this model predates the column path
+            from marketplace.records import ShopRecord
+
+            return self.features_for_records([ShopRecord.model_validate(r) for r in raw], as_of)
+        frame = pipeline.transform(tables_from_columns(cols.columns, cols.rows), as_of)
+        ids = cols.columns["shops"]["shop_id"].tolist()
+        frame = frame[self.feature_names].loc[ids]
+        return ids, np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+
     # -- scoring ------------------------------------------------------------------------------------
     def score(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[str]]:
         scores = np.asarray(self.model.predict_proba(X), dtype=np.float64)

@@ -19,7 +19,29 @@ ShopId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Tier = Literal["low", "watch", "suspected"]
 
 
-class ScoreRequest(BaseModel):
+class ScoreOptions(BaseModel):
+    """The options of a scoring request (``ScoreRequest`` without the shops)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    as_of: datetime | None = Field(
+        default=None, description="records only: features use events strictly before this time (default: now, UTC)"
+    )
+    route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
+    top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
+
+    @field_validator("as_of")
+    @classmethod
+    def _plausible(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return v
+        naive = v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo is not None else v
+        if not EARLIEST_AS_OF <= naive <= LATEST_AS_OF:
+            raise ValueError(f"as_of must lie between {EARLIEST_AS_OF:%Y-%m-%d} and {LATEST_AS_OF:%Y-%m-%d}")
+        return v
+
+
+class ScoreRequest(ScoreOptions):
     """Score shops given either their ids (features from the service's marketplace) or raw records."""
 
     # exactly one of the two lists, and each not null when given: said in the schema too
@@ -37,21 +59,6 @@ class ScoreRequest(BaseModel):
         default=None,  # type: ignore[arg-type]
         description="shops in the data-contract shape (marketplace.records.ShopRecord), scored inline",
     )
-    as_of: datetime | None = Field(
-        default=None, description="records only: features use events strictly before this time (default: now, UTC)"
-    )
-    route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
-    top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
-
-    @field_validator("as_of")
-    @classmethod
-    def _plausible(cls, v: datetime | None) -> datetime | None:
-        if v is None:
-            return v
-        naive = v.astimezone(UTC).replace(tzinfo=None) if v.tzinfo is not None else v
-        if not EARLIEST_AS_OF <= naive <= LATEST_AS_OF:
-            raise ValueError(f"as_of must lie between {EARLIEST_AS_OF:%Y-%m-%d} and {LATEST_AS_OF:%Y-%m-%d}")
-        return v
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ScoreRequest:

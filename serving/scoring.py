@@ -8,6 +8,7 @@ that builds features from raw records run in a worker thread so the loop keeps s
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from numpy.typing import NDArray
 
 from dajia.errors import DajiaError
+from marketplace.records import RecordColumns
 from serving.auth import ApiKey
 from serving.model_holder import Served
 from serving.runtime import ModelRuntime
@@ -27,7 +29,7 @@ from serving.services import Services
 INLINE_ROWS = 32
 
 
-def _too_large(field: str, size: int, limit: int) -> RequestValidationError:
+def too_large(field: str, size: int, limit: int) -> RequestValidationError:
     msg = f"{field} holds {size} shops; the limit is {limit} per request (settings.max_batch)"
     return RequestValidationError([{"loc": ("body", field), "msg": msg, "type": "too_long"}])
 
@@ -45,20 +47,41 @@ def _as_of(value: datetime | None) -> pd.Timestamp:
     return ts
 
 
-def _features(runtime: ModelRuntime, req: ScoreRequest) -> tuple[list[str], NDArray[np.float64], list[str]]:
+@dataclass(frozen=True)
+class InlineRecords:
+    """A request with inline records that passed the column-wise check (``record_columns``): the
+    records as parsed JSON, their contract columns, and the request's options."""
+
+    records: list[dict[str, Any]]
+    columns: RecordColumns
+    as_of: datetime | None = None
+    route: bool = False
+    top: int = 3
+    shop_ids: None = None
+
+
+#: what a scoring request can be: by id or with records validated as ``ShopRecord`` objects
+#: (``ScoreRequest``), or with records checked column by column (``InlineRecords``)
+ScoreInput = ScoreRequest | InlineRecords
+
+
+def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str]]:
     """(shop ids, feature rows, digests) for the request, by id or from records."""
     if req.shop_ids is not None:
         rows = runtime.rows_for_ids(req.shop_ids)
         return list(req.shop_ids), runtime.X[rows], [runtime.digests[i] for i in rows.tolist()]
-    assert req.records is not None
     from serving.runtime import digest_rows
 
-    ids, X = runtime.features_for_records(req.records, _as_of(req.as_of))
+    if isinstance(req, InlineRecords):
+        ids, X = runtime.features_for_columns(req.columns, req.records, _as_of(req.as_of))
+    else:
+        assert req.records is not None
+        ids, X = runtime.features_for_records(req.records, _as_of(req.as_of))
     return ids, X, digest_rows(X)
 
 
 def _compute(
-    runtime: ModelRuntime, req: ScoreRequest
+    runtime: ModelRuntime, req: ScoreInput
 ) -> tuple[list[str], list[str], NDArray[np.float64], list[str], list[list[str]]]:
     ids, X, digests = _features(runtime, req)
     scores, tiers = runtime.score(X)
@@ -66,21 +89,21 @@ def _compute(
     return ids, digests, scores, tiers, reasons
 
 
-def _shadow(runtime: ModelRuntime, req: ScoreRequest) -> tuple[list[str], list[str], NDArray[np.float64], list[str]]:
+def _shadow(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], list[str], NDArray[np.float64], list[str]]:
     ids, X, digests = _features(runtime, req)
     scores, tiers = runtime.score(X)
     return ids, digests, scores, tiers
 
 
-def check_batch(req: ScoreRequest, limit: int) -> None:
+def check_batch(req: ScoreInput, limit: int) -> None:
     if req.shop_ids is not None and len(req.shop_ids) > limit:
-        raise _too_large("shop_ids", len(req.shop_ids), limit)
+        raise too_large("shop_ids", len(req.shop_ids), limit)
     if req.records is not None and len(req.records) > limit:
-        raise _too_large("records", len(req.records), limit)
+        raise too_large("records", len(req.records), limit)
 
 
 async def score_request(
-    services: Services, served: Served, key: ApiKey, req: ScoreRequest, request_id: str
+    services: Services, served: Served, key: ApiKey, req: ScoreInput, request_id: str
 ) -> dict[str, Any]:
     """Score, log durably, route if asked; the response body as plain data."""
     if req.route and services.sanctions is None:
