@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class DajiaError(Exception):
     """Base of every error dajia raises on purpose (bad input, refused action)."""
@@ -64,8 +66,6 @@ def disk_full(exc: BaseException, path: object = None) -> DiskFull | None:
     Recognises ``OSError`` with ``ENOSPC`` (Python and pyarrow writers) and SQLite's full-disk
     errors (raised by ``sqlite3``, wrapped by SQLAlchemy). ``path`` names what was being written.
     """
-    import errno
-
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
