@@ -27,6 +27,7 @@ from serving.errors import install_error_handlers
 from serving.metrics import Metrics
 from serving.middleware import RequestMetricsMiddleware
 from serving.model_holder import ModelHolder
+from serving.openapi import declare_errors_and_links
 from serving.prediction_log import PredictionLog
 from serving.responses import OrjsonResponse
 from serving.runtime import ModelRuntime
@@ -58,8 +59,9 @@ def _sanctions_adapter(settings: Settings, mp: Any) -> Any:
     return bridge
 
 
-def _publish_limits(app: FastAPI, max_batch: int) -> None:
-    """The schema states this service's batch limit (``settings.max_batch``), not the model's hard ceiling."""
+def _publish_limits(app: FastAPI, max_batch: int, rate_limited: bool) -> None:
+    """The schema states this service's batch limit (``settings.max_batch``), not the model's hard ceiling,
+    and the error answers and links of ``serving.openapi``."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -75,6 +77,7 @@ def _publish_limits(app: FastAPI, max_batch: int) -> None:
             for name in ("shop_ids", "records"):
                 props[name]["maxItems"] = max_batch
                 props[name].pop("default", None)  # absent, not null
+            declare_errors_and_links(spec, rate_limited)
             app.openapi_schema = spec
         return app.openapi_schema
 
@@ -147,7 +150,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
     from serving.console import mount as mount_console
 
     mount_console(app)
-    _publish_limits(app, settings.max_batch)
+    _publish_limits(app, settings.max_batch, settings.public_rate_per_minute > 0)
     harden(app, settings)  # security headers, public rate limit (inside the request-id middleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, max_body_bytes=opts.max_body_bytes)
     app.state.metrics = metrics
