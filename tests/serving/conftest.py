@@ -149,13 +149,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
             os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
-def keys(registry: Registry) -> dict[str, str]:
+def create_keys(database_url: str) -> dict[str, str]:
     """One secret per role (plus a revoked one), created through the key store of the service's database."""
     from serving.auth import ApiKeyStore
     from serving.db import ensure_schema, make_engine
 
-    engine = make_engine(home_settings(registry.home).resolved_database_url)
+    engine = make_engine(database_url)
     ensure_schema(engine)
     store = ApiKeyStore(engine)
     out = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
@@ -164,6 +163,11 @@ def keys(registry: Registry) -> dict[str, str]:
     out["revoked"] = secret
     engine.dispose()
     return out
+
+
+@pytest.fixture(scope="session")
+def keys(registry: Registry) -> dict[str, str]:
+    return create_keys(home_settings(registry.home).resolved_database_url)
 
 
 @dataclass
@@ -192,20 +196,31 @@ class Api:
             time.sleep(0.1)
         raise TimeoutError(f"model version {version} not served after {timeout:.0f}s: {body}")
 
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        if self._server is not None:
+            self._server.should_exit = True
+            assert self._thread is not None
+            self._thread.join(timeout=30)
 
-@pytest.fixture(scope="session")
-def api(registry: Registry, keys: dict[str, str]) -> Iterator[Api]:
-    """The dajia app on a real uvicorn server in a thread, pointed at the MLflow REST registry."""
+
+def start_api(registry: Registry, keys: dict[str, str], home: Path | None = None, **settings: Any) -> Api:
+    """The dajia app on a real uvicorn server in a thread, pointed at the MLflow REST registry.
+
+    ``home`` (default: the registry's) holds the SQLite database; ``settings`` override the rest."""
     import uvicorn
 
     from serving.app import create_app
     from serving.config import ServeOptions
 
-    settings = Settings(
-        home=registry.home,
-        DATABASE_URL=f"sqlite:///{registry.home / 'dajia.db'}",
+    home = home or registry.home
+    config = Settings(
+        home=home,
+        DATABASE_URL=f"sqlite:///{home / 'dajia.db'}",
         MLFLOW_TRACKING_URI=registry.url,
         max_batch=MAX_BATCH,
+        **settings,
     )
     options = ServeOptions(
         data_dir=registry.data,
@@ -215,18 +230,21 @@ def api(registry: Registry, keys: dict[str, str]) -> Iterator[Api]:
         registry_timeout_seconds=5.0,
         auth_cache_seconds=0.5,
     )
-    app = create_app(settings, options)
+    app = create_app(config, options)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="dajia-api", daemon=True)
     thread.start()
-    a = Api(base_url=f"http://127.0.0.1:{port}", keys=keys, registry=registry, app=app)
+    a = Api(base_url=f"http://127.0.0.1:{port}", keys=keys, registry=registry, app=app, _server=server, _thread=thread)
     wait_http(f"{a.base_url}/healthz", timeout=180)
+    return a
+
+
+@pytest.fixture(scope="session")
+def api(registry: Registry, keys: dict[str, str]) -> Iterator[Api]:
+    a = start_api(registry, keys)
     yield a
-    for c in a.clients:
-        c.close()
-    server.should_exit = True
-    thread.join(timeout=30)
+    a.stop()
 
 
 def dajia_cmd() -> list[str]:
