@@ -151,6 +151,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
 
     mount_console(app)
     _publish_limits(app, settings.max_batch, settings.public_rate_per_minute > 0)
+    app.add_middleware(scores.ScoresFastPath, api=app)  # innermost: POST /v1/scores past the router
     harden(app, settings)  # security headers, public rate limit (inside the request-id middleware)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics, max_body_bytes=opts.max_body_bytes)
     app.state.metrics = metrics

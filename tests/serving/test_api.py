@@ -113,6 +113,57 @@ def test_score_inline_records_match_by_id(api: Api, market: Any, all_scores: dic
         assert got[sid]["reasons"] == all_scores[sid]["reasons"]
 
 
+def test_inline_fast_path_and_model_path_agree(api: Api, market: Any, all_scores: dict[str, dict[str, Any]]) -> None:
+    """Records the column check proves valid, and records in spellings only ShopRecord reads (a price
+    sent as a string, a time without seconds), score identically: one validation, two routes to it."""
+    import orjson
+
+    from marketplace.records import records_from_frames
+    from serving.routes.scores import inline_records
+
+    chosen = [k for k, v in all_scores.items() if v["tier"] != "low"][:2] + [k for k in list(all_scores)[:2]]
+    chosen = list(dict.fromkeys(chosen))
+    frames = {name: market.table(name) for name in market.table_names()}
+    records = [r.model_dump(mode="json") for r in records_from_frames(frames, chosen)]
+    as_of = (pd.Timestamp(market.snapshot_at) + pd.Timedelta(seconds=1)).isoformat()
+    plain = {"records": records, "as_of": as_of}
+    lax = orjson.loads(orjson.dumps(plain))
+    listing = next(r for r in lax["records"] if r["listings"])["listings"][0]
+    listing["price"] = str(listing["price"])  # pydantic's lax mode reads it; the column check leaves it
+    opened = lax["records"][0]["opened_at"]
+    if opened.endswith(":00"):
+        lax["records"][0]["opened_at"] = opened[:-3]  # "YYYY-MM-DDTHH:MM": the model's path only
+    assert inline_records(orjson.dumps(plain), MAX_BATCH) is not None
+    assert inline_records(orjson.dumps(lax), MAX_BATCH) is None
+    c = api.client("scorer")
+    fast, slow = c.post("/v1/scores", json=plain), c.post("/v1/scores", json=lax)
+    assert fast.status_code == 200 and slow.status_code == 200, (fast.text, slow.text)
+    strip = ("request_id",)
+    assert [{k: v for k, v in x.items() if k not in strip} for x in fast.json()["results"]] == [
+        {k: v for k, v in x.items() if k not in strip} for x in slow.json()["results"]
+    ]
+    for x in fast.json()["results"]:
+        assert x["score"] == pytest.approx(all_scores[x["shop_id"]]["score"], abs=1e-9)
+
+
+def test_scoring_fast_path_keeps_headers_metrics_and_routing(api: Api, shop_ids: list[str]) -> None:
+    """POST /v1/scores skips the router (serving.routes.scores.ScoresFastPath): the answer still carries
+    the request id and security headers, is counted under its route, and other methods still route."""
+    c = api.client("scorer")
+    r = c.post("/v1/scores", json={"shop_ids": shop_ids[:1]}, headers={"X-Request-ID": "fast-path-1"})
+    assert r.status_code == 200
+    assert r.headers["x-request-id"] == "fast-path-1" and r.headers["x-content-type-options"] == "nosniff"
+    assert r.json()["request_id"] == "fast-path-1"
+    bad = c.post("/v1/scores", json={"shop_ids": ["no-such-shop"]})
+    assert bad.status_code == 404 and bad.json()["error"] == "NotFound" and bad.json()["request_id"]
+    assert bad.headers["x-content-type-options"] == "nosniff"
+    wrong_method = c.get("/v1/scores")
+    assert wrong_method.status_code == 405 and wrong_method.json()["error"] == "HTTPError"
+    metrics = api.client().get("/metrics").text
+    assert 'dajia_http_responses_total{route="/v1/scores",status="200"}' in metrics
+    assert 'dajia_http_errors_total{route="/v1/scores",status="404"}' in metrics
+
+
 def _paths(r: Any) -> list[str]:
     assert r.status_code == 422, r.text
     return [e["path"] for e in r.json()["errors"]]
