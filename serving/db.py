@@ -1,8 +1,11 @@
 """The serving tables (API keys, prediction log) in the service's database.
 
-They live in their own SQLAlchemy metadata, created with ``create_all`` when the service starts
-(``ensure_schema``): the sanction store's Alembic migrations own the workflow tables, these two are
-owned by the service and are additive.
+The service's database is one schema with one migration history: these tables are declared on the
+sanction store's metadata (``sanctions.models.Base.metadata``, its naming convention included) and
+created and evolved by the Alembic migrations in ``sanctions/migrations`` (revision ``0002``), like
+the workflow tables. ``ensure_schema`` brings a database to the head revision; a database whose
+serving tables were made by the ``create_all`` of earlier versions upgrades in place (the migration
+creates only what is missing).
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-metadata = sa.MetaData()
+from sanctions.models import Base
+
+metadata = Base.metadata
 
 api_keys = sa.Table(
     "serving_api_keys",
@@ -70,5 +75,9 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
 
 
 def ensure_schema(engine: Engine) -> None:
-    """Create the serving tables if they are missing (idempotent)."""
-    metadata.create_all(engine, checkfirst=True)
+    """Migrate the database behind ``engine`` to the head revision: every table of the service (the
+    sanction workflow's, these, the console's). Idempotent; concurrent starts are serialised on
+    PostgreSQL by the migration's advisory lock."""
+    from sanctions.store import migrate
+
+    migrate(engine.url.render_as_string(hide_password=False))

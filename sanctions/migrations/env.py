@@ -6,9 +6,15 @@ from alembic import context
 from sqlalchemy import create_engine
 
 from sanctions.models import Base
+from serving import db as serving_tables
+from serving.console import db as console_tables
 
 config = context.config
+#: every table of the service's database: the workflow's, the serving tables (API keys, prediction log)
+#: and the console's, all declared on the one metadata (importing their modules declares them)
 target_metadata = Base.metadata
+if serving_tables.metadata is not target_metadata or console_tables.metadata is not target_metadata:
+    raise RuntimeError("the serving and console tables must be declared on sanctions.models.Base.metadata")
 
 
 def _run(connection: object) -> None:

@@ -5,7 +5,8 @@
 * ``console_findings`` — what reviewers found when they checked a shop of the audit sample (shops the
   model did not flag). Exported as verdict rows for training by :func:`serving.console.sample.export_verdicts`.
 
-Additive and owned by the console: created with ``create_all`` on first use, like ``serving.db``.
+Declared on the service database's one metadata and created by its Alembic migrations, like the
+serving tables (see ``serving.db``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-metadata = sa.MetaData()
+from serving.db import ensure_schema, metadata
 
 console_settings = sa.Table(
     "console_settings",
@@ -46,7 +47,8 @@ VERDICTS = ("counterfeit", "genuine", "unsure")
 
 
 def ensure_console_schema(engine: Engine) -> None:
-    metadata.create_all(engine, checkfirst=True)
+    """The console's tables exist (the database migrated to head; see ``serving.db.ensure_schema``)."""
+    ensure_schema(engine)
 
 
 def session_secret(engine: Engine) -> str:
