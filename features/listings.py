@@ -18,7 +18,20 @@ import pandas as pd
 
 from features.context import Snapshot, factorize, indexer
 from features.lexicon import blatant_title, says_fake
-from features.text import normalise_many
+from features.text import TextMemo, normalise_many
+
+#: raw text -> normalised text, and normalised text -> lexicon flags, kept across transforms (TextMemo)
+_NORMALISED = TextMemo()
+_BLATANT = TextMemo()
+_SAYS_FAKE = TextMemo()
+
+
+def _blatant_many(texts: list[str]) -> list[bool]:
+    return [blatant_title(t) for t in texts]
+
+
+def _says_fake_many(texts: list[str]) -> list[bool]:
+    return [says_fake(t) for t in texts]
 
 
 @dataclass
@@ -104,7 +117,7 @@ def distinct_normalised(codes: np.ndarray, uniques: list[object]) -> Texts:
     """Texts from factorised raw values: normalise each distinct raw value once."""
     if len(codes) == 0:
         return Texts([], np.empty(0, dtype=np.intp))
-    normalised = normalise_many(uniques)
+    normalised = _NORMALISED.map(uniques, normalise_many)
     # different raw texts can normalise to the same text; map them to one entry
     ncodes, nuniques = factorize(np.asarray(normalised, dtype=object))
     return Texts(list(nuniques), ncodes[codes])
@@ -152,7 +165,7 @@ def blatant_title_flags(snap: Snapshot) -> np.ndarray:
 
     def make() -> np.ndarray:
         texts = title_texts(snap)
-        flags = np.fromiter((blatant_title(t) for t in texts.unique), dtype=bool, count=len(texts.unique))
+        flags = np.fromiter(_BLATANT.map(texts.unique, _blatant_many), dtype=bool, count=len(texts.unique))
         return flags[texts.inverse]
 
     result: np.ndarray = snap.cached("blatant_title_flags", make)
@@ -164,7 +177,7 @@ def fake_review_flags(snap: Snapshot) -> np.ndarray:
 
     def make() -> np.ndarray:
         texts = review_texts(snap)
-        flags = np.fromiter((says_fake(t) for t in texts.unique), dtype=bool, count=len(texts.unique))
+        flags = np.fromiter(_SAYS_FAKE.map(texts.unique, _says_fake_many), dtype=bool, count=len(texts.unique))
         return flags[texts.inverse]
 
     result: np.ndarray = snap.cached("fake_review_flags", make)

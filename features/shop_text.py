@@ -13,7 +13,7 @@ counts of :mod:`features.lexicon`.
 from __future__ import annotations
 
 import zlib
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,7 @@ from features.base import MarketplaceFeatureBuilder, stack
 from features.context import Snapshot, group_max
 from features.docs import FeatureDoc
 from features.listings import Texts, blatant_title_flags, description_texts, listing_state, review_texts, title_texts
-from features.text import CharNgramHasher, fit_hashed_logistic, sigmoid, unit_rows
+from features.text import CharNgramHasher, TextMemo, fit_hashed_logistic, sigmoid, unit_rows
 from marketplace.tables import Marketplace
 
 KINDS = ("listing", "review")
@@ -34,6 +34,12 @@ def shop_folds(shop_ids: np.ndarray | pd.Index | list[str], n_folds: int) -> np.
     return np.fromiter(
         (zlib.crc32(str(s).encode("utf-8")) % n_folds for s in shop_ids), dtype=np.intp, count=len(shop_ids)
     )
+
+
+def _dot_pairs(hasher: CharNgramHasher, texts: list[str], W: np.ndarray) -> list[tuple[float, float]]:
+    """(counts . w, n-grams) of each text for a one-column ``W`` (each text's own n-grams only)."""
+    dots, n = hasher.dots(texts, W)
+    return list(zip(dots[:, 0].tolist(), n.tolist(), strict=True))
 
 
 def _documents(snap: Snapshot, kind: str) -> tuple[np.ndarray, list[Texts]]:
@@ -76,6 +82,7 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
 
     # -- fit -----------------------------------------------------------------------------------------------
     def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
+        self.__dict__.pop("_dot_memos", None)  # kept dots belong to the coefficients being replaced
         if self.n_folds < 2:
             raise ValueError(f"n_folds must be >= 2, got {self.n_folds}")
         if examples is None or len(examples) == 0 or examples["label"].nunique() < 2:
@@ -188,7 +195,12 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         dots = np.zeros((len(owner), Wc.shape[1]))
         n = np.zeros(len(owner))
         for part in parts:
-            part_dots, lengths = hasher.dots(part.unique, Wc)
+            if full_only:  # the full model's (dot, n-grams) of a text never change: kept per text
+                pairs = self._memo(kind).map(part.unique, lambda texts: _dot_pairs(hasher, texts, Wc))
+                part_dots = np.fromiter((p[0] for p in pairs), dtype=np.float64, count=len(pairs))[:, None]
+                lengths = np.fromiter((p[1] for p in pairs), dtype=np.float64, count=len(pairs))
+            else:
+                part_dots, lengths = hasher.dots(part.unique, Wc)
             dots += part_dots[part.inverse]
             n += lengths[part.inverse]
         z = dots / np.sqrt(np.maximum(n, 1.0))[:, None]
@@ -197,6 +209,16 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
             return out
         rows = np.arange(len(owner))
         return sigmoid(z[rows, col] + b[col])
+
+    def _memo(self, kind: str) -> TextMemo:
+        """The kept full-model (dot, n-grams) per text of ``kind`` (not pickled: see ``__getstate__``)."""
+        memos: dict[str, TextMemo] = self.__dict__.setdefault("_dot_memos", {})
+        return memos.setdefault(kind, TextMemo())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())
+        state.pop("_dot_memos", None)
+        return state
 
     def block(self, snap: Snapshot) -> np.ndarray:
         n = snap.n

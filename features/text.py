@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,54 @@ def normalise_text(text: object) -> str:
 
 def normalise_many(texts: Iterable[object]) -> list[str]:
     return [normalise_text(t) for t in texts]
+
+
+_ABSENT = object()
+
+
+class TextMemo:
+    """The results of a pure function of one text, kept across calls.
+
+    A scoring service sees the same listing and review texts again and again (a shop rescored as its
+    history grows, templated listings across shops), and normalising, matching and hashing texts are
+    the costly part of the text features. A value is exactly what ``compute`` returns for that text
+    (``compute`` must give each text's result independently of the others), so a hit changes nothing.
+    Bounded by the characters of the texts held: emptied when a new batch would go over the bound, and
+    a batch larger than the bound is computed without being kept (a whole marketplace in training does
+    not churn it). Shared by threads: a race can at worst compute a value twice.
+    """
+
+    def __init__(self, max_chars: int = 4_000_000) -> None:
+        self.max_chars = max_chars
+        self._values: dict[str, Any] = {}
+        self._chars = 0
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def clear(self) -> None:
+        self._values, self._chars = {}, 0
+
+    def map(self, texts: Sequence[Any], compute: Callable[[list[Any]], Sequence[Any]]) -> list[Any]:
+        """``compute(texts)`` for the texts not seen before, the kept values for the others."""
+        get = self._values.get
+        out = [get(t, _ABSENT) if type(t) is str else _ABSENT for t in texts]
+        todo = [i for i, v in enumerate(out) if v is _ABSENT]
+        if not todo:
+            return out
+        fresh = compute([texts[i] for i in todo])
+        new: list[tuple[str, Any]] = []
+        for i, v in zip(todo, fresh, strict=True):
+            out[i] = v
+            if type(texts[i]) is str:
+                new.append((texts[i], v))
+        chars = sum(len(t) for t, _ in new)
+        if chars <= self.max_chars:
+            if self._chars + chars > self.max_chars:
+                self.clear()
+            self._values.update(new)
+            self._chars += chars
+        return out
 
 
 def _as_text_list(X: Any) -> list[object]:
