@@ -282,6 +282,62 @@ def reason_costs(rt: Any, pick: list[str]) -> None:
     )
 
 
+#: the text fields of a record's child tables (listing titles and descriptions, edited titles, reviews)
+TEXT_FIELDS = {"listings": ("title", "description"), "listing_edits": ("title",), "reviews": ("text",)}
+
+
+def inline_batches(
+    url: str, headers: dict[str, str], frames: dict[str, Any], ids: list[str], as_of: Any
+) -> tuple[list[float], list[float]]:
+    """One request of 1,000 inline shop records, timed two ways: the same body repeated (the first post
+    warms the process and is dropped), and the same shops with every listing and review text changed
+    and as of a later day, each sent once: no text was seen before and every feature row differs, so
+    nothing kept from earlier requests (normalised texts, text-model dot products, reasons) applies."""
+    import pandas as pd
+
+    from marketplace.records import records_from_frames
+    from marketplace.schema import TABLES_BY_NAME
+
+    size = min(1000, len(ids))
+    recs = [r.model_dump(mode="json") for r in records_from_frames(frames, ids[:size])]
+
+    def body(records: list[dict[str, Any]], when: Any) -> bytes:
+        return json.dumps({"records": records, "as_of": when.isoformat()}).encode()
+
+    def new_texts(k: int) -> list[dict[str, Any]]:
+        out = json.loads(json.dumps(recs))
+        for r in out:
+            for table, fields in TEXT_FIELDS.items():
+                for f in fields:
+                    limit = TABLES_BY_NAME[table].column(f).max_len or 10**6
+                    for item in r[table]:
+                        item[f] = f"#{k} {item[f]}"[:limit]
+        return out
+
+    payload = body(recs, as_of)
+    fresh = [body(new_texts(k), as_of + pd.Timedelta(days=k)) for k in (1, 2, 3)]
+    # the request body limit of the dajia server is raised for this (--max-body-mb 64)
+    hdrs = {"Content-Type": "application/json", **headers}
+
+    def post(c: httpx.Client, content: bytes) -> float:
+        t = time.perf_counter()
+        rr = c.post(url, content=content, headers=hdrs)
+        if rr.status_code != 200:
+            raise RuntimeError(f"batch: {rr.status_code} {rr.text[:300]}")
+        return (time.perf_counter() - t) * 1000
+
+    with httpx.Client(timeout=120) as c:
+        repeated = [post(c, payload) for _ in range(6)][1:]  # the first one warms the process
+        cold = [post(c, b) for b in fresh]
+    print(
+        f"  batch of {size} inline shops ({len(payload) / 1e6:.1f} MB JSON): repeated: median "
+        f"{statistics.median(repeated):.0f} ms, min {min(repeated):.0f} ms; new texts, later day (nothing "
+        f"kept applies): {', '.join(f'{v:.0f}' for v in cold)} ms",
+        flush=True,
+    )
+    return repeated, cold
+
+
 def start(cmd: list[str], env: dict[str, str], health: str, log: Path) -> subprocess.Popen[bytes]:
     fh = open(log, "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT)
@@ -447,6 +503,7 @@ def main() -> None:
     )
 
     batch_ms: list[float] = []
+    cold_ms: list[float] = []
     for name, cmd, senv, health, url, bodies, headers in servers:
         print(f"starting {name} ...", flush=True)
         proc = start(cmd, senv, health, work / f"{name}.log")
@@ -465,23 +522,7 @@ def main() -> None:
                     flush=True,
                 )
             if name == "c_dajia":
-                recs = [r.model_dump(mode="json") for r in records_from_frames(frames, ids[:1000])]
-                payload = json.dumps({"records": recs, "as_of": as_of.isoformat()}).encode()
-                # the request body limit of the dajia server below is raised for this (--max-body-mb 64)
-                hdrs = {"Content-Type": "application/json", **headers}
-                with httpx.Client(timeout=120) as c:
-                    for _ in range(6):
-                        t = time.perf_counter()
-                        rr = c.post(url, content=payload, headers=hdrs)
-                        batch_ms.append((time.perf_counter() - t) * 1000)
-                        if rr.status_code != 200:
-                            raise RuntimeError(f"batch: {rr.status_code} {rr.text[:300]}")
-                batch_ms = batch_ms[1:]  # first one warms caches
-                print(
-                    f"  batch of {len(recs)} inline shops ({len(payload) / 1e6:.1f} MB JSON): median "
-                    f"{statistics.median(batch_ms):.0f} ms, min {min(batch_ms):.0f} ms",
-                    flush=True,
-                )
+                batch_ms, cold_ms = inline_batches(url, headers, frames, ids, as_of)
         finally:
             stop(proc)
 
@@ -504,7 +545,8 @@ def main() -> None:
         "c >= 20x a at c=8": ("a_mlflow" in results and c8["rps"] >= 20 * results["a_mlflow"][8]["rps"]),
         "c >= 40% of b at c=8": c8["rps"] >= 0.4 * results["b_bare"][8]["rps"],
         "p99 of c <= 15 ms at c=8": c8["p99_ms"] <= 15.0,
-        "batch of 1,000 inline <= 300 ms": bool(batch_ms) and statistics.median(batch_ms) <= 300.0,
+        "batch of 1,000 inline <= 300 ms (repeated shops)": bool(batch_ms) and statistics.median(batch_ms) <= 300.0,
+        "batch of 1,000 inline <= 300 ms (new texts)": bool(cold_ms) and statistics.median(cold_ms) <= 300.0,
     }
     for k, v in verdicts.items():
         print(f"  {'PASS' if v else 'MISS'}  {k}")
