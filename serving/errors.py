@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import Scope
 
 from dajia.errors import (
     Conflict,
@@ -60,6 +61,21 @@ def request_id_of(request: Request) -> str:
     return str(request.scope.get("dajia.request_id", ""))
 
 
+def scope_error_response(
+    scope: Scope,
+    status: int,
+    kind: str,
+    message: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The error body for a raw ASGI ``scope``; pure-ASGI middleware sends it with ``await r(scope, receive, send)``."""
+    body: dict[str, Any] = {"error": kind, "message": message, "request_id": str(scope.get("dajia.request_id", ""))}
+    if errors is not None:
+        body["errors"] = errors
+    return OrjsonResponse(body, status_code=status, headers=headers)
+
+
 def error_response(
     request: Request,
     status: int,
@@ -68,10 +84,7 @@ def error_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body: dict[str, Any] = {"error": kind, "message": message, "request_id": request_id_of(request)}
-    if errors is not None:
-        body["errors"] = errors
-    return OrjsonResponse(body, status_code=status, headers=headers)
+    return scope_error_response(request.scope, status, kind, message, errors, headers)
 
 
 def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:

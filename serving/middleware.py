@@ -10,10 +10,10 @@ import os
 import time
 from typing import Any
 
-import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from serving.errors import scope_error_response
 from serving.metrics import Metrics
 
 _MAX_ID = 64
@@ -109,24 +109,13 @@ class RequestMetricsMiddleware:
         try:
             length = _content_length(scope) if self.max_body_bytes is not None else None
             if length is not None and self.max_body_bytes is not None and length > self.max_body_bytes:
-                body = orjson.dumps(
-                    {
-                        "error": "ContentTooLarge",
-                        "message": f"request body of {length} bytes is above the limit of {self.max_body_bytes}",
-                        "request_id": rid,
-                    }
+                response = scope_error_response(
+                    scope,
+                    413,
+                    "ContentTooLarge",
+                    f"request body of {length} bytes is above the limit of {self.max_body_bytes}",
                 )
-                await send_wrapper(
-                    {
-                        "type": "http.response.start",
-                        "status": 413,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send_wrapper({"type": "http.response.body", "body": body})
+                await response(scope, receive, send_wrapper)
                 return
             if self.max_body_bytes is not None and length is None:
                 receive = _counting(receive, self.max_body_bytes)

@@ -20,8 +20,9 @@ import math
 import time
 from collections.abc import Callable
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving.errors import scope_error_response
 
 #: path prefixes limited per client IP (GET and POST alike)
 LIMITED_PREFIXES: tuple[str, ...] = ("/v1/public/", "/console/login", "/openapi.json", "/docs", "/redoc")
@@ -86,23 +87,11 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry_after = max(1, math.ceil(wait))
-        body = orjson.dumps(
-            {
-                "error": "TooManyRequests",
-                "message": f"rate limit of {self.buckets.rate * 60:g} requests a minute per client exceeded; "
-                f"retry in {retry_after} s",
-                "request_id": str(scope.get("dajia.request_id", "")),
-            }
+        response = scope_error_response(
+            scope,
+            429,
+            "TooManyRequests",
+            f"rate limit of {self.buckets.rate * 60:g} requests a minute per client exceeded; retry in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 429,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"retry-after", str(retry_after).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await response(scope, receive, send)
