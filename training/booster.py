@@ -107,6 +107,16 @@ class FitResult:
     valid_raw: NDArray[np.float64]
 
 
+def check_training_data(X_train: pd.DataFrame, y_train: NDArray[np.float64], X_valid: pd.DataFrame) -> None:
+    """What every fit needs (local or on a cluster): the same feature columns, and both classes."""
+    if list(X_train.columns) != list(X_valid.columns):
+        raise ValueError("training and validation feature columns differ")
+    n_pos = int(np.sum(y_train))
+    n_neg = len(y_train) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"training data needs both classes; got {n_pos} positive and {n_neg} negative rows")
+
+
 def fit_booster(
     X_train: pd.DataFrame,
     y_train: NDArray[np.float64],
@@ -118,12 +128,7 @@ def fit_booster(
     """Train with early stopping on ``(X_valid, y_valid)``; returns the booster cut at its best round.
 
     ``weight``: optional per-row training weights (e.g. unlabelled negatives down-weighted)."""
-    if list(X_train.columns) != list(X_valid.columns):
-        raise ValueError("training and validation feature columns differ")
-    n_pos = int(np.sum(y_train))
-    n_neg = len(y_train) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"training data needs both classes; got {n_pos} positive and {n_neg} negative rows")
+    check_training_data(X_train, y_train, X_valid)
     params = config.params_for(y_train, weight)
     names = [str(c) for c in X_train.columns]
     train_ds = lgb.Dataset(

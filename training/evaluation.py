@@ -47,6 +47,10 @@ def _scaled(capacity: dict[Any, float], multiple: int) -> dict[Any, float]:
     return {d: k * multiple for d, k in capacity.items()}
 
 
+def _precision_key(multiple: int) -> str:
+    return "precision_at_k" if multiple == 1 else f"precision_at_{multiple}k"
+
+
 def verdict_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float], probabilities: bool) -> dict[str, float]:
     lab = frame[frame["labelled"]]
     m = binary_metrics(lab["label"].to_numpy(), lab[col].to_numpy(), k=1, probabilities=probabilities)
@@ -55,22 +59,20 @@ def verdict_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float], p
     for multiple in (1, *CAPACITY_MULTIPLES):
         routed = routed_mask(frame, col, _scaled(capacity, multiple)) & labelled
         y = label[routed]
-        m["precision_at_k" if multiple == 1 else f"precision_at_{multiple}k"] = (
-            float(np.mean(y)) if len(y) else float("nan")
-        )
+        m[_precision_key(multiple)] = float(np.mean(y)) if len(y) else float("nan")
         if multiple == 1:
             m["routed_with_verdict"] = float(len(y))
     m["k"] = float(np.mean(list(capacity.values()))) if capacity else float("nan")
     return m
 
 
-def investigator_misses(frame: pd.DataFrame, col: str, capacity: dict[Any, float]) -> dict[str, float]:
+def investigator_misses(frame: pd.DataFrame, routed: NDArray[np.bool_]) -> dict[str, float]:
     """What the verdict-based precision@k counts as the scorer's errors, judged by ground truth.
 
-    Among the routed test examples whose verdict was "genuine", how many are counterfeiters by the
-    generator's ground truth (an investigation that missed the fake). Needs ``true_label``."""
-    routed = routed_mask(frame, col, capacity) & frame["labelled"].to_numpy()
-    genuine = routed & (frame["label"].to_numpy() == 0)
+    Among the ``routed`` test examples (a scorer's ``routed_mask`` at capacity) whose verdict was
+    "genuine", how many are counterfeiters by the generator's ground truth (an investigation that
+    missed the fake). Needs ``true_label``."""
+    genuine = routed & frame["labelled"].to_numpy() & (frame["label"].to_numpy() == 0)
     fooled = genuine & (frame["true_label"].to_numpy() == 1)
     return {
         "routed_genuine_verdicts": float(genuine.sum()),
@@ -86,10 +88,9 @@ def truth_metrics(frame: pd.DataFrame, col: str, capacity: dict[Any, float]) -> 
     for multiple in (1, *CAPACITY_MULTIPLES):
         routed = routed_mask(frame, col, _scaled(capacity, multiple))
         per_date = [float(np.mean(y[routed & (frame["as_of"] == d).to_numpy()])) for d in capacity if capacity[d] > 0]
-        m["precision_at_k" if multiple == 1 else f"precision_at_{multiple}k"] = (
-            float(np.nanmean(per_date)) if per_date else float("nan")
-        )
-    m.update(investigator_misses(frame, col, capacity))
+        m[_precision_key(multiple)] = float(np.nanmean(per_date)) if per_date else float("nan")
+        if multiple == 1:
+            m.update(investigator_misses(frame, routed))
     m["k"] = float(np.mean(list(capacity.values()))) if capacity else float("nan")
     m["recall_at_90_precision"] = recall_at_precision(y, s, 0.9)
     return m

@@ -28,7 +28,7 @@ from models.thresholds import ThresholdPolicy
 from training import frozen as fz
 from training.baselines import KeywordRule, fit_logistic, logistic_scores
 from training.booster import BoosterConfig
-from training.evaluation import comparison_table, segment_table, truth_metrics, verdict_metrics
+from training.evaluation import SCORERS, comparison_table, segment_table, truth_metrics, verdict_metrics
 from training.examples import ExamplePlan, ExampleSet, build_examples, check_no_leakage
 
 NEW_SHOP_DAYS = 90
@@ -176,10 +176,7 @@ def evaluate_test_period(
     n_rows = test.groupby("as_of").size().to_dict()
     # a sweep routes `routed` of the whole population; on the sampled rows that is a proportional share
     capacity = {d: routed * n_rows[d] / test_sizes[pd.Timestamp(str(d))] for d in n_rows}
-    metrics = {
-        name: verdict_metrics(test, name, capacity, probabilities=name != "keyword")
-        for name in ("model", "logistic", "keyword")
-    }
+    metrics = {name: verdict_metrics(test, name, capacity, probabilities=name != "keyword") for name in SCORERS}
     test = test.join(segments_frame(mp, test))
     share = routed / float(np.mean(list(test_sizes.values())))
     segments = segment_table(test, ["category", "shop_age", "language"], share)
@@ -187,7 +184,7 @@ def evaluate_test_period(
     if ground_truth is not None:
         gt = ground_truth.set_index(ground_truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool)
         test["true_label"] = gt.reindex(test["shop_id"].astype(str)).fillna(False).to_numpy().astype(float)
-        true = {name: truth_metrics(test, name, capacity) for name in ("model", "logistic", "keyword")}
+        true = {name: truth_metrics(test, name, capacity) for name in SCORERS}
     return test, capacity, metrics, true, segments
 
 

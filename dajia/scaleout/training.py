@@ -33,7 +33,7 @@ from dajia.scaleout.partition import PartitionedMarketplace, partition_of
 from marketplace.tables import Marketplace
 from models.model import ShopRiskModel
 from models.thresholds import ThresholdPolicy
-from training.booster import BoosterConfig, FitResult
+from training.booster import BoosterConfig, FitResult, check_training_data
 from training.examples import ExamplePlan
 
 if TYPE_CHECKING:
@@ -108,12 +108,7 @@ def fit_booster_on_cluster(
 
     from dajia.scaleout.cluster import n_workers
 
-    if list(X_train.columns) != list(X_valid.columns):
-        raise ValueError("training and validation feature columns differ")
-    n_pos = int(np.sum(y_train))
-    n_neg = len(y_train) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"training data needs both classes; got {n_pos} positive and {n_neg} negative rows")
+    check_training_data(X_train, y_train, X_valid)
     params = config.params_for(y_train, weight)
     names = [str(c) for c in X_train.columns]
     frame = X_train.reset_index(drop=True).astype(np.float64)
