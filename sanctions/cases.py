@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from dajia.errors import Forbidden, InvalidTransition, NotFound
 from dajia.settings import Settings, get_settings
-from sanctions import bulk, tx
+from sanctions import bulk, disclosure, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
     PROOF_KINDS,
@@ -745,17 +745,7 @@ def decide_appeal(
                 ).scalars()
             )
             for d in withdrawn:
-                d.status = "withdrawn"
-                d.withdrawn_at = when
-                d.withdrawn_reason = f"appeal upheld: {reason}"
-                ch.audit("disclosure.withdraw", "disclosure", d.disclosure_id, {"case_id": case_id})
-                ch.outbox(
-                    dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
-                    kind="publication",
-                    recipient="public",
-                    topic="disclosure_withdrawn",
-                    payload={"disclosure_id": d.disclosure_id, "shop_id": shop.shop_id},
-                )
+                disclosure.withdraw(ch, d, f"appeal upheld: {reason}")
             extra = {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
             _notify_seller(ch, case, shop, "appeal_upheld", {})
         else:

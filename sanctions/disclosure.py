@@ -223,6 +223,28 @@ class WithdrawalResult(BaseModel):
     reason: str
 
 
+def withdraw(ch: tx.Change, d: Disclosure, reason: str) -> None:
+    """Take one published entry off the public list inside ``ch``'s transaction: kept with status
+    ``withdrawn``, when and why, audited, and announced through the outbox. Shared by
+    :func:`withdraw_disclosure` and an upheld appeal (``cases.decide_appeal``)."""
+    d.status = "withdrawn"
+    d.withdrawn_at = ch.now
+    d.withdrawn_reason = reason
+    ch.audit(
+        "disclosure.withdraw",
+        "disclosure",
+        d.disclosure_id,
+        {"case_id": d.case_id, "shop_id": d.shop_id, "reason": reason},
+    )
+    ch.outbox(
+        dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
+        kind="publication",
+        recipient="public",
+        topic="disclosure_withdrawn",
+        payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
+    )
+
+
 def withdraw_disclosure(
     session: Session,
     disclosure_id: int,
@@ -248,23 +270,8 @@ def withdraw_disclosure(
             raise NotFound(f"disclosure {disclosure_id} does not exist")
         if d.status != "published":
             raise Conflict(f"disclosure {disclosure_id} is {d.status}; only a published entry can be withdrawn")
-        d.status = "withdrawn"
-        d.withdrawn_at = when
-        d.withdrawn_reason = reason
         ch = tx.Change(session, actor, when)
-        ch.audit(
-            "disclosure.withdraw",
-            "disclosure",
-            d.disclosure_id,
-            {"case_id": d.case_id, "shop_id": d.shop_id, "reason": reason},
-        )
-        ch.outbox(
-            dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
-            kind="publication",
-            recipient="public",
-            topic="disclosure_withdrawn",
-            payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
-        )
+        withdraw(ch, d, reason)
         ch.finish()
         return WithdrawalResult(
             disclosure_id=d.disclosure_id,

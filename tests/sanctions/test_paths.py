@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from dajia.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sanctions import cases
 from sanctions.audit import verify_chain
-from sanctions.models import Case, CaseEvent, Claim, Listing, OutboxMessage, Shop
+from sanctions.models import AuditEntry, Case, CaseEvent, Claim, Disclosure, Listing, OutboxMessage, Shop
 from sanctions.routing import detect_ban_evasion, route_scored
 from sanctions.schemas import Evidence
 from sanctions.scored import ScoredShop
@@ -147,8 +148,6 @@ def test_frozen_listings_refuse_edits_and_delists(world: Session) -> None:
 
 
 def test_seller_edits_and_delists_show_on_the_storefront_and_are_audited(world: Session) -> None:
-    from sanctions.models import AuditEntry
-
     s = world
     edit_listing(s, seller("S3"), "S3-L0", title="正品 genuine bag", price=88.0, now=SNAPSHOT)
     delist(s, seller("S3"), "S3-L1", now=SNAPSHOT)
@@ -301,6 +300,13 @@ def test_appeal_and_reversal_of_a_closure_withdraws_disclosure(world: Session) -
     res = cases.decide_appeal(s, case_id, True, REVIEWER, reason="sample mix-up confirmed", now=SNAPSHOT)
     assert (res.new_status, res.shop_status, res.disclosures_withdrawn) == ("reversed", "active", 1)
     assert closed_shops(s) == []
+    # kept with why, audited with the reason, announced: the same withdrawal as an admin's
+    why = "appeal upheld: sample mix-up confirmed"
+    (d,) = s.execute(select(Disclosure)).scalars()
+    assert (d.status, d.withdrawn_reason) == ("withdrawn", why)
+    (payload,) = s.execute(select(AuditEntry.payload).where(AuditEntry.action == "disclosure.withdraw")).scalars()
+    assert json.loads(payload) == {"case_id": case_id, "shop_id": "S1", "reason": why}
+    assert s.execute(select(OutboxMessage.topic).where(OutboxMessage.topic == "disclosure_withdrawn")).scalar_one()
     assert {li.listing_id for li in storefront_listings(s, shop_id="S1")} == {"S1-L0", "S1-L1"}
     assert [e.action for e in cases.get_case(s, case_id).events] == ["open", "close", "appeal", "reverse"]
     assert verify_chain(s).ok
