@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from marketplace.tables import Marketplace
 from sanctions.audit import GENESIS
 from sanctions.models import Base
 from sanctions.store import migrate, open_store
+from tests.conftest import postgres_schema
 
 SNAPSHOT = datetime(2026, 6, 30, 12, 0, 0)
 
@@ -117,17 +117,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def postgres_store_url(postgres_admin_url: str) -> Iterator[str]:
     """One schema migrated to head for the whole session; tests get it emptied (see ``db_url``)."""
-    schema = f"t_sanctions_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create schema "{schema}"'))
-    sep = "&" if "?" in postgres_admin_url else "?"
-    url = f"{postgres_admin_url}{sep}options=-csearch_path%3D{schema}"
-    migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'drop schema "{schema}" cascade'))
-    admin.dispose()
+    with postgres_schema(postgres_admin_url, prefix="t_sanctions_") as url:
+        migrate(url)
+        yield url
 
 
 def _emptied(url: str) -> str:
