@@ -11,22 +11,15 @@ empty here and the fitted pipeline's brand table and adverse-linkage index are u
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from functools import cache, lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
 
 from features.context import ColumnTable
-from marketplace.schema import TABLES, Kind, Table
+from marketplace.records import record_lists
+from marketplace.schema import TABLES_BY_NAME, Kind, Table
 
-_CHILDREN = {
-    "authorisations": "authorisations",
-    "listings": "listings",
-    "listing_edits": "listing_edits",
-    "orders": "orders",
-    "complaints": "complaints",
-    "reviews": "reviews",
-}
 _NUMPY: dict[Kind, Any] = {
     "string": object,
     "text": object,
@@ -54,31 +47,16 @@ def _table(spec: Table, columns: Mapping[str, list[Any]], n: int) -> ColumnTable
 @cache
 def empty_table(name: str) -> ColumnTable:
     """An empty contract table as columns (shared; never mutated)."""
-    spec = next(t for t in TABLES if t.name == name)
+    spec = TABLES_BY_NAME[name]
     return _table(spec, {c.name: [] for c in spec.columns}, 0)
 
 
-@lru_cache(maxsize=1)
-def _specs() -> dict[str, tuple[Table, tuple[str, ...]]]:
-    return {t.name: (t, tuple(t.column_names)) for t in TABLES}
-
-
 def records_to_tables(records: Iterable[Any]) -> dict[str, ColumnTable]:
-    """All nine contract tables for the records (brands and verdicts empty)."""
-    recs = list(records)
-    specs = _specs()
-    shops, shop_columns = specs["shops"]
-    tables: dict[str, ColumnTable] = {
-        "shops": _table(shops, {c: [getattr(r, c) for r in recs] for c in shop_columns}, len(recs))
+    """All nine contract tables for the records (``ShopRecord``; brands and verdicts empty)."""
+    tables = {
+        spec.name: _table(spec, columns, n) if n else empty_table(spec.name)
+        for spec, columns, n in record_lists(list(records))
     }
-    for field, name in _CHILDREN.items():
-        spec, names = specs[name]
-        items = [(r.shop_id, item) for r in recs for item in getattr(r, field)]
-        if not items:
-            tables[name] = empty_table(name)
-            continue
-        columns = {c: [shop if c == "shop_id" else getattr(item, c) for shop, item in items] for c in names}
-        tables[name] = _table(spec, columns, len(items))
     return _with_reference(tables)
 
 

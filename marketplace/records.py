@@ -257,21 +257,24 @@ def _frame(table: Table, columns: dict[str, list[Any]]) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def record_lists(recs: Sequence[ShopRecord]) -> list[tuple[Table, dict[str, list[Any]], int]]:
+    """(table, column name -> values, rows) of ``shops`` and the six child tables from validated records,
+    columns in contract order; child rows take the record's ``shop_id``."""
+    out = [(SHOPS, {c: [getattr(r, c) for r in recs] for c in SHOPS.column_names}, len(recs))]
+    for field, table in CHILD_TABLES.items():
+        items = [(r.shop_id, item) for r in recs for item in getattr(r, field)]
+        columns = {
+            c: [shop if c == "shop_id" else getattr(item, c) for shop, item in items] for c in table.column_names
+        }
+        out.append((table, columns, len(items)))
+    return out
+
+
 def records_to_frames(records: Iterable[ShopRecord | Mapping[str, Any]]) -> dict[str, pd.DataFrame]:
     """The records as contract-typed frames: ``shops`` plus the six child tables (brands and
     verdicts are not in records). Child rows take the record's ``shop_id``. Pass the result to
     ``marketplace.loader.validate_frames`` to check keys and references across records."""
-    recs = _coerce_records(records)
-    shops: dict[str, list[Any]] = {c: [getattr(r, c) for r in recs] for c in SHOPS.column_names}
-    frames = {"shops": _frame(SHOPS, shops)}
-    for field, table in CHILD_TABLES.items():
-        columns: dict[str, list[Any]] = {c: [] for c in table.column_names}
-        for r in recs:
-            for item in getattr(r, field):
-                for c in table.column_names:
-                    columns[c].append(r.shop_id if c == "shop_id" else getattr(item, c))
-        frames[table.name] = _frame(table, columns)
-    return frames
+    return {table.name: _frame(table, columns) for table, columns, _ in record_lists(_coerce_records(records))}
 
 
 def _py(value: Any) -> Any:
