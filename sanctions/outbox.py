@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from dajia.errors import disk_full
 from sanctions.models import OutboxMessage
-from sanctions.store import WRITE_OPTION
+from sanctions.store import WRITE_OPTION, end_read_transaction
 from sanctions.tx import utcnow
 
 
@@ -93,10 +93,7 @@ def deliver(session: Session, send: Callable[[OutboxItem], None], *, limit: int 
     """Send up to ``limit`` pending messages in id order, each claimed, sent and committed as delivered
     in its own transaction (see the module doc); returns how many were sent. A message another relay
     holds is skipped. Runs on a connection of its own from the session's engine."""
-    if session.in_transaction():
-        if session.new or session.dirty or session.deleted:
-            raise RuntimeError("deliver: the session holds uncommitted changes of its own")
-        session.rollback()
+    end_read_transaction(session, "deliver")
     engine = session.get_bind()
     if not isinstance(engine, Engine):
         raise TypeError("deliver: the session must be bound to an engine (it opens a connection of its own)")

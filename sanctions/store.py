@@ -106,6 +106,16 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def end_read_transaction(session: Session, what: str) -> None:
+    """End the read-only transaction ``session`` auto-began (a query before a change), so the change
+    starts a transaction of its own; pending unflushed changes are refused (``what`` names the caller)
+    rather than silently rolled back or committed."""
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError(f"{what}: the session holds uncommitted changes of its own")
+        session.rollback()
+
+
 @contextmanager
 def unit_of_work(session: Session) -> Iterator[Session]:
     """One transaction around one workflow change: commit on success, roll back on any error.
@@ -113,10 +123,7 @@ def unit_of_work(session: Session) -> Iterator[Session]:
     A read-only transaction the session auto-began (a query before the change) is ended first;
     pending unflushed changes of the caller are refused rather than silently committed.
     """
-    if session.in_transaction():
-        if session.new or session.dirty or session.deleted:
-            raise RuntimeError("unit_of_work: the session holds uncommitted changes of its own")
-        session.rollback()
+    end_read_transaction(session, "unit_of_work")
     with session.begin():
         session.connection(execution_options={WRITE_OPTION: True})
         yield session

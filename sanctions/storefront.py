@@ -25,7 +25,7 @@ from dajia.errors import Forbidden, InvalidTransition, NotFound
 from marketplace.tables import Marketplace
 from sanctions import tx
 from sanctions.models import Listing, Order, Shop
-from sanctions.store import WRITE_OPTION, unit_of_work
+from sanctions.store import WRITE_OPTION, end_read_transaction, unit_of_work
 from sanctions.workflow import Actor, Role
 
 SHOP_COLUMNS = (
@@ -115,10 +115,8 @@ def import_marketplace(target: Engine | Session, mp: Marketplace, *, detect_evas
     With ``detect_evasion`` the newly added shops are checked against closed shops at once
     (``routing.detect_ban_evasion``): a new shop sharing identifiers with a closed one opens a case.
     """
-    if isinstance(target, Session) and target.in_transaction():
-        if target.new or target.dirty or target.deleted:
-            raise RuntimeError("import_marketplace: the session holds uncommitted changes of its own")
-        target.rollback()  # end a read-only transaction: the import runs on its own connection
+    if isinstance(target, Session):
+        end_read_transaction(target, "import_marketplace")  # the import runs on its own connection
     engine = target if isinstance(target, Engine) else target.get_bind()
     assert isinstance(engine, Engine)
     shops = mp.shops
