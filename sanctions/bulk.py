@@ -37,9 +37,9 @@ COPY_FROM = 64
 
 
 def among(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
-    """``column IN (values)`` with ONE parameter instead of thousands (thousands of placeholders cost
-    more to build and parse than the query itself): ``= ANY(:array)`` on PostgreSQL,
-    ``IN (SELECT value FROM json_each(:json))`` on SQLite."""
+    """``column IN (values)``. On PostgreSQL ``column = ANY(:array)``, ONE parameter instead of
+    thousands (thousands of placeholders cost more to build and parse than the query itself); on
+    SQLite a plain ``IN`` with one placeholder a value (SQLite allows at most 32,766 in a statement)."""
     if session.get_bind().dialect.name == "postgresql":
         return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(String))))
     return column.in_(list(values))
