@@ -4,7 +4,10 @@ A sender is any callable taking one message. Each message is claimed, sent and m
 in its own short transaction (row lock ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the write lock on
 SQLite), so concurrent relays never send one message twice and a relay killed at any point re-sends
 at most the one message it had in flight: delivery is at-least-once with at most one duplicate
-per crash. Receivers deduplicate by ``dedupe_key`` (unique per message); :class:`FileMailbox`,
+per killed relay. On PostgreSQL the delivered mark alone commits with ``synchronous_commit`` off
+(saves a WAL flush a message): a crash of the database server itself (not of the relay) may lose
+the marks of its last instants (up to about three ``wal_writer_delay``), and those messages are
+sent again. Receivers deduplicate by ``dedupe_key`` (unique per message); :class:`FileMailbox`,
 the file receiver the crackdown delivers to, does.
 """
 
