@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,9 @@ class Crackdown:
     def _done(self, step: str) -> dict[str, Any]:
         return dict(self.state["done"][step])
 
+    @cached_property
     def _snapshot(self) -> datetime:
+        """The marketplace's snapshot time (naive UTC), read once a run (after ``generate``)."""
         from marketplace.loader import read_snapshot_at
 
         ts = pd.Timestamp(read_snapshot_at(self.folder.data))  # type: ignore[arg-type]
@@ -181,7 +184,13 @@ class Crackdown:
             ts = ts.tz_convert("UTC").tz_localize(None)
         return ts.to_pydatetime()
 
+    def _day(self, days: int) -> datetime:
+        """``days`` after the snapshot: the simulated clock of a step."""
+        return self._snapshot + timedelta(days=days)
+
+    @cached_property
     def _truth(self) -> pd.DataFrame:
+        """The generator's ground truth, read once a run (the steps only read it)."""
         from marketplace.schema import GROUND_TRUTH_FILE
 
         return pd.read_parquet(self.folder.data / GROUND_TRUTH_FILE)
@@ -249,10 +258,10 @@ class Crackdown:
         with _session(self.settings) as session:
             return decide_cases(
                 session,
-                self._truth(),
+                self._truth,
                 self.config.rates,
                 self._rng("decide"),
-                self._snapshot() + timedelta(days=1),
+                self._day(1),
                 progress=self._p("decide"),
             )
 
@@ -260,36 +269,36 @@ class Crackdown:
         with _session(self.settings) as session:
             return settle_claims(
                 session,
-                self._truth(),
+                self._truth,
                 self.config.rates,
                 self._rng("compensate"),
-                self._snapshot() + timedelta(days=1),
+                self._day(1),
                 self.settings.compensation_deadline_days,
                 progress=self._p("compensate"),
             )
 
     def step_appeals(self) -> dict[str, Any]:
-        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 3)
+        when = self._day(self.settings.compensation_deadline_days + 3)
         with _session(self.settings) as session:
-            return appeals(session, self._truth(), self.config.rates, self._rng("appeals"), when)
+            return appeals(session, self._truth, self.config.rates, self._rng("appeals"), when)
 
     def step_evasion(self) -> dict[str, Any]:
         """New shops sharing identifiers with the shops just closed open cases; reviewers decide them."""
         from sanctions.routing import detect_ban_evasion
 
-        when = self._snapshot() + timedelta(days=1)
+        when = self._day(1)
         with _session(self.settings) as session:
             report = detect_ban_evasion(session, now=when)
             result = report.model_dump(exclude={"opened_case_ids", "links"})
             # the reviewers then decide the evasion cases like any other
-            decided = decide_cases(session, self._truth(), self.config.rates, self._rng("evasion"), when)
+            decided = decide_cases(session, self._truth, self.config.rates, self._rng("evasion"), when)
         result["decided"] = decided
         return result
 
     def step_campaign(self) -> dict[str, Any]:
         from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
 
-        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 10)
+        when = self._day(self.settings.compensation_deadline_days + 10)
         with _session(self.settings) as session:
             draft = create_campaign(
                 session,
@@ -310,7 +319,7 @@ class Crackdown:
     def step_disclose(self) -> dict[str, Any]:
         from sanctions.disclosure import publish_disclosures
 
-        when = self._snapshot() + timedelta(days=self.settings.compensation_deadline_days + 11)
+        when = self._day(self.settings.compensation_deadline_days + 11)
         with _session(self.settings) as session:
             result = publish_disclosures(
                 session,
