@@ -138,6 +138,11 @@ def verdicts_frame(plan: Plan) -> pd.DataFrame:
     )
 
 
+def _left(plan: Plan) -> np.ndarray:
+    """Shops that stopped trading on their own before the snapshot (not closed by a verdict)."""
+    return ~plan.closed & (plan.end < plan.snapshot)
+
+
 def ground_truth_frame(plan: Plan) -> pd.DataFrame:
     """Who really sells fakes, and how the world was made (never shown to the model).
 
@@ -171,7 +176,7 @@ def ground_truth_frame(plan: Plan) -> pd.DataFrame:
             "group_kind": S.series(S.take(pa.array(GROUP_KINDS), group_kind)),
             "uses_disclaimer": plan.disclaimer.astype(bool),
             "closed_at": S.timestamps(np.where(plan.closed, plan.end, -1)),
-            "left_at": S.timestamps(np.where(~plan.closed & (plan.end < plan.snapshot), plan.end, -1)),
+            "left_at": S.timestamps(np.where(_left(plan), plan.end, -1)),
             "investigated_at": S.timestamps(plan.investigated),
             "verdict_due_at": S.timestamps(plan.decided),
             "verdict_outcome": S.series(S.take(pa.array(VERDICT_OUTCOMES), plan.outcome)),
@@ -200,6 +205,6 @@ def _summary(config: GeneratorConfig, plan: Plan, counts: Mapping[str, int], ver
         "shops_with_verdict": round(float(decided.sum()) / plan.n, 4),
         "pending_verdicts": int(((plan.investigated >= 0) & (plan.decided >= plan.snapshot)).sum()),
         "closed_shops": int(plan.closed.sum()),
-        "left_shops": int((~plan.closed & (plan.end < plan.snapshot)).sum()),
+        "left_shops": int(_left(plan).sum()),
         "reregistered_shops": int((plan.parent >= 0).sum()),
     }
