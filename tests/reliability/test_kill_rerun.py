@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
+from dajia import atomic
 from sanctions import cases
 from sanctions.audit import verify_chain
 from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
@@ -60,13 +61,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- the child: publish or deliver, optionally hanging at a chosen point --------------------------
-def _signal(marker: Path, text: str) -> None:
-    """Tell the parent where the child stopped: the marker appears whole (written aside, renamed)."""
-    aside = marker.with_suffix(".part")
-    aside.write_text(text)
-    os.replace(aside, marker)
-
-
 class RecordingMailbox:
     """The receiver of the test: every raw send goes to ``raw.log`` first, then into the mailbox."""
 
@@ -84,7 +78,7 @@ class RecordingMailbox:
         self.sends += 1
         if self.sends == self.hang_after:
             assert self.marker is not None
-            _signal(self.marker, item.dedupe_key)
+            atomic.write_text(self.marker, item.dedupe_key)  # tells the parent; appears whole
             time.sleep(600)  # killed here: filed, not yet marked delivered
         if self.throttle:
             time.sleep(self.throttle)
@@ -113,7 +107,7 @@ def child_main(argv: list[str]) -> None:
         @event.listens_for(eng, "before_cursor_execute")
         def _stop(conn: object, cursor: object, statement: str, *_: object) -> None:
             if statement.lstrip().upper().startswith(LAST_PUBLISH_STATEMENT.upper()):
-                _signal(marker, "publishing")
+                atomic.write_text(marker, "publishing")
                 time.sleep(600)
 
     with Session(eng, expire_on_commit=False) as s:
