@@ -17,7 +17,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from dajia.settings import Settings
-from tests.serving.conftest import free_port, wait_http
+from tests.serving.conftest import ThreadedServer, free_port, serve_in_thread
 
 SHOPS = 1500
 SEED = 3
@@ -125,33 +125,11 @@ def keys(run: Run) -> dict[str, str]:
     return out
 
 
-@dataclass
-class Server:
-    """A dajia app on a real uvicorn server in a thread (so its logs reach this process's handlers)."""
-
-    base_url: str
-    keys: dict[str, str]
-    app: Any
-    server: Any
-    thread: threading.Thread
-    clients: list[httpx.Client] = field(default_factory=list)
-
-    def client(self, role: str | None = None) -> httpx.Client:
-        headers = {"X-API-Key": self.keys[role]} if role else {}
-        c = httpx.Client(base_url=self.base_url, headers=headers, timeout=60.0)
-        self.clients.append(c)
-        return c
-
-    def stop(self) -> None:
-        for c in self.clients:
-            c.close()
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
+#: the dajia app on a real uvicorn server in a thread (so its logs reach this process's handlers)
+Server = ThreadedServer
 
 
 def start_server(settings: Settings, data: Path | None, keys: dict[str, str], wait_model: bool = True) -> Server:
-    import uvicorn
-
     from serving.app import create_app
     from serving.config import ServeOptions
 
@@ -164,15 +142,11 @@ def start_server(settings: Settings, data: Path | None, keys: dict[str, str], wa
         log_commit="thread",
     )
     app = create_app(settings, options)
-    port = free_port()
     # log_config=None: uvicorn's loggers (access log included) propagate to the root logger
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, log_level="info", access_log=True)
+    base_url, server, thread = serve_in_thread(
+        app, "reliability-api", log_config=None, log_level="info", access_log=True
     )
-    thread = threading.Thread(target=server.run, name="reliability-api", daemon=True)
-    thread.start()
-    s = Server(base_url=f"http://127.0.0.1:{port}", keys=keys, app=app, server=server, thread=thread)
-    wait_http(f"{s.base_url}/healthz", timeout=180)
+    s = Server(base_url, keys, app, server, thread)
     if wait_model:
         import time
 

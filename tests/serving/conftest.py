@@ -171,13 +171,15 @@ def keys(registry: Registry) -> dict[str, str]:
 
 
 @dataclass
-class Api:
+class ThreadedServer:
+    """An app on a real uvicorn server in a daemon thread of this process (see :func:`serve_in_thread`),
+    and the clients made for it, closed by ``stop``."""
+
     base_url: str
     keys: dict[str, str]
-    registry: Registry
-    app: Any = None
-    _server: Any = None
-    _thread: threading.Thread | None = None
+    app: Any
+    server: Any
+    thread: threading.Thread
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, role: str | None = None) -> httpx.Client:
@@ -185,6 +187,31 @@ class Api:
         c = httpx.Client(base_url=self.base_url, headers=headers, timeout=60.0)
         self.clients.append(c)
         return c
+
+    def stop(self) -> None:
+        for c in self.clients:
+            c.close()
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve_in_thread(app: Any, name: str, **config: Any) -> tuple[str, Any, threading.Thread]:
+    """(base URL, uvicorn server, thread) of ``app`` served on a free loopback port once ``/healthz``
+    answers; ``config`` goes to ``uvicorn.Config``."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, **config))
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    wait_http(f"{base_url}/healthz", timeout=180)
+    return base_url, server, thread
+
+
+@dataclass
+class Api(ThreadedServer):
+    registry: Registry = field(kw_only=True)
 
     def wait_version(self, version: str, timeout: float = 60.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -196,21 +223,11 @@ class Api:
             time.sleep(0.1)
         raise TimeoutError(f"model version {version} not served after {timeout:.0f}s: {body}")
 
-    def stop(self) -> None:
-        for c in self.clients:
-            c.close()
-        if self._server is not None:
-            self._server.should_exit = True
-            assert self._thread is not None
-            self._thread.join(timeout=30)
-
 
 def start_api(registry: Registry, keys: dict[str, str], home: Path | None = None, **settings: Any) -> Api:
     """The dajia app on a real uvicorn server in a thread, pointed at the MLflow REST registry.
 
     ``home`` (default: the registry's) holds the SQLite database; ``settings`` override the rest."""
-    import uvicorn
-
     from serving.app import create_app
     from serving.config import ServeOptions
 
@@ -231,13 +248,8 @@ def start_api(registry: Registry, keys: dict[str, str], home: Path | None = None
         auth_cache_seconds=0.5,
     )
     app = create_app(config, options)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="dajia-api", daemon=True)
-    thread.start()
-    a = Api(base_url=f"http://127.0.0.1:{port}", keys=keys, registry=registry, app=app, _server=server, _thread=thread)
-    wait_http(f"{a.base_url}/healthz", timeout=180)
-    return a
+    base_url, server, thread = serve_in_thread(app, "dajia-api", log_level="warning")
+    return Api(base_url, keys, app, server, thread, registry=registry)
 
 
 @pytest.fixture(scope="session")
