@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from dajia.errors import DajiaError
+
 #: risk tiers, lowest to highest
 TIERS: tuple[str, ...] = ("low", "watch", "suspected")
 
@@ -24,8 +26,6 @@ class ScoredShop:
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
-            from dajia.errors import DajiaError
-
             raise DajiaError(f"shop '{self.shop_id}': tier must be one of {', '.join(TIERS)}, got {self.tier!r}")
 
     def at_least(self, tier: str) -> bool:
