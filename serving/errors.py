@@ -61,7 +61,7 @@ def request_id_of(request: Request) -> str:
     return str(request.scope.get("dajia.request_id", ""))
 
 
-def scope_error_response(
+def error_response(
     scope: Scope,
     status: int,
     kind: str,
@@ -69,22 +69,12 @@ def scope_error_response(
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """The error body for a raw ASGI ``scope``; pure-ASGI middleware sends it with ``await r(scope, receive, send)``."""
+    """The error response for a request's ``scope`` (``request.scope`` in a handler; pure-ASGI middleware
+    sends it with ``await response(scope, receive, send)``)."""
     body: dict[str, Any] = {"error": kind, "message": message, "request_id": str(scope.get("dajia.request_id", ""))}
     if errors is not None:
         body["errors"] = errors
     return OrjsonResponse(body, status_code=status, headers=headers)
-
-
-def error_response(
-    request: Request,
-    status: int,
-    kind: str,
-    message: str,
-    errors: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    return scope_error_response(request.scope, status, kind, message, errors, headers)
 
 
 def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
@@ -114,19 +104,19 @@ async def _dajia_error(request: Request, exc: Exception) -> Response:
                 "rows": [str(r) for r in exc.rows[:20]],
             }
         ]
-    return error_response(request, status, type(exc).__name__, str(exc), errors)
+    return error_response(request.scope, status, type(exc).__name__, str(exc), errors)
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     errors = validation_errors(list(exc.errors()))
-    return error_response(request, 422, "ValidationError", f"{len(errors)} invalid field(s)", errors)
+    return error_response(request.scope, 422, "ValidationError", f"{len(errors)} invalid field(s)", errors)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
-    return error_response(request, exc.status_code, "HTTPError", str(exc.detail), headers=headers)
+    return error_response(request.scope, exc.status_code, "HTTPError", str(exc.detail), headers=headers)
 
 
 #: seconds a client is told to wait when the database is unreachable
@@ -143,10 +133,10 @@ async def _database_unavailable(request: Request, exc: Exception) -> Response:
     full = disk_full(exc)
     if full is not None:  # SQLite on a full disk: the write was rolled back; retry once space is freed
         return error_response(
-            request, 503, "DatabaseFull", str(full), headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
+            request.scope, 503, "DatabaseFull", str(full), headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)}
         )
     return error_response(
-        request,
+        request.scope,
         503,
         "DatabaseUnavailable",
         "the database is unreachable right now; retry shortly",

@@ -13,7 +13,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from serving.errors import scope_error_response
+from serving.errors import error_response
 from serving.metrics import Metrics
 
 _MAX_ID = 64
@@ -109,7 +109,7 @@ class RequestMetricsMiddleware:
         try:
             length = _content_length(scope) if self.max_body_bytes is not None else None
             if length is not None and self.max_body_bytes is not None and length > self.max_body_bytes:
-                response = scope_error_response(
+                response = error_response(
                     scope,
                     413,
                     "ContentTooLarge",

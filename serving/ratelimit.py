@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from serving.errors import scope_error_response
+from serving.errors import error_response
 
 #: path prefixes limited per client IP (GET and POST alike)
 LIMITED_PREFIXES: tuple[str, ...] = ("/v1/public/", "/console/login", "/openapi.json", "/docs", "/redoc")
@@ -87,7 +87,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         retry_after = max(1, math.ceil(wait))
-        response = scope_error_response(
+        response = error_response(
             scope,
             429,
             "TooManyRequests",
