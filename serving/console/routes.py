@@ -125,7 +125,7 @@ def templates() -> jinja2.Environment:
 
 def render(name: str, status: int = 200, user: User | None = None, **ctx: Any) -> HTMLResponse:
     html = templates().get_template(name).render(user=user, **ctx)
-    return apply_headers(HTMLResponse(html, status_code=status))  # type: ignore[return-value]
+    return apply_headers(HTMLResponse(html, status_code=status))
 
 
 class ConsoleError(Exception):
@@ -276,13 +276,11 @@ async def logout(request: Request) -> Response:
 
 @router.get("/static/{name}")
 async def static(name: str) -> Response:
-    files = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
+    files = {"console.css": "text/css; charset=utf-8"}
     if name not in files:
         raise ConsoleError(404, "Not found", "No such file.")
     resp = Response((HERE / "static" / name).read_bytes(), media_type=files[name])
-    apply_headers(resp)
-    resp.headers["Cache-Control"] = "private, max-age=300"
-    return resp
+    return apply_headers(resp, {"Cache-Control": "private, max-age=300"})
 
 
 # --------------------------------------------------------------------------- queue and cases
@@ -497,9 +495,7 @@ async def export_findings(request: Request) -> Response:
     frame = await asyncio.to_thread(export_verdicts, services.engine)
     out = frame.assign(decided_at=frame["decided_at"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
     resp = Response(out.to_csv(index=False), media_type="text/csv; charset=utf-8")
-    apply_headers(resp)
-    resp.headers["Content-Disposition"] = 'attachment; filename="console-verdicts.csv"'
-    return resp
+    return apply_headers(resp, {"Content-Disposition": 'attachment; filename="console-verdicts.csv"'})
 
 
 # --------------------------------------------------------------------------- model monitor

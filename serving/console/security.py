@@ -18,8 +18,9 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -163,7 +164,11 @@ def clear_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict")
 
 
-def apply_headers(response: Response) -> Response:
-    for k, v in SECURITY_HEADERS.items():
+_R = TypeVar("_R", bound=Response)
+
+
+def apply_headers(response: _R, extra: Mapping[str, str] | None = None) -> _R:
+    """The console's security headers on ``response``, then ``extra`` (which may override them)."""
+    for k, v in {**SECURITY_HEADERS, **(extra or {})}.items():
         response.headers[k] = v
     return response
