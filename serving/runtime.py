@@ -101,25 +101,28 @@ class ModelRuntime:
             raise NotFound(f"unknown shop id(s) {shown}{more} in {where}")
         return np.asarray(rows, dtype=np.int64)
 
-    def features_for_records(self, records: list[Any], as_of: pd.Timestamp) -> tuple[list[str], NDArray[np.float64]]:
-        """Feature rows of inline records through the same fitted pipeline (shop ids in record order)."""
+    def _pipeline(self) -> Any:
         pipeline = getattr(self.model, "pipeline", None)
         if pipeline is None:
             raise NotFound("this model was trained from a feature table and cannot score raw records")
-        frame = pipeline.transform_records(records, as_of)
-        frame = frame[self.feature_names]
+        return pipeline
+
+    def _rows(self, frame: pd.DataFrame, ids: list[str]) -> NDArray[np.float64]:
+        """The model's feature columns of ``frame`` for ``ids``, in that order."""
+        return np.ascontiguousarray(frame[self.feature_names].loc[ids].to_numpy(dtype=np.float64))
+
+    def features_for_records(self, records: list[Any], as_of: pd.Timestamp) -> tuple[list[str], NDArray[np.float64]]:
+        """Feature rows of inline records through the same fitted pipeline (shop ids in record order)."""
+        frame = self._pipeline().transform_records(records, as_of)
         ids = [str(r.shop_id) for r in records]
-        frame = frame.loc[ids]
-        return ids, np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+        return ids, self._rows(frame, ids)
 
     def features_for_columns(
         self, cols: Any, raw: list[dict[str, Any]], as_of: pd.Timestamp
     ) -> tuple[list[str], NDArray[np.float64]]:
         """Feature rows of inline records already checked and built as contract columns (``cols``, from
         ``marketplace.records.record_columns(raw)``) through the same fitted pipeline's ``transform``."""
-        pipeline = getattr(self.model, "pipeline", None)
-        if pipeline is None:
-            raise NotFound("this model was trained from a feature table and cannot score raw records")
+        pipeline = self._pipeline()
         try:
             from features.online import tables_from_columns
         except ImportError:  # the feature code shipped with this model predates the column path
@@ -128,8 +131,7 @@ class ModelRuntime:
             return self.features_for_records([ShopRecord.model_validate(r) for r in raw], as_of)
         frame = pipeline.transform(tables_from_columns(cols.columns, cols.rows), as_of)
         ids = cols.columns["shops"]["shop_id"].tolist()
-        frame = frame[self.feature_names].loc[ids]
-        return ids, np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
+        return ids, self._rows(frame, ids)
 
     # -- scoring ------------------------------------------------------------------------------------
     def score(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[str]]:
