@@ -39,10 +39,19 @@ COPY_FROM = 64
 def among(session: Session, column: Any, values: Sequence[str]) -> ColumnElement[bool]:
     """``column IN (values)``. On PostgreSQL ``column = ANY(:array)``, ONE parameter instead of
     thousands (thousands of placeholders cost more to build and parse than the query itself); on
-    SQLite a plain ``IN`` with one placeholder a value (SQLite allows at most 32,766 in a statement)."""
-    if session.get_bind().dialect.name == "postgresql":
+    SQLite a plain ``IN`` with one placeholder a value, and beyond ``SQLITE_IN_LIMIT`` values (SQLite
+    allows at most 32,766 placeholders in a statement) ``IN (SELECT value FROM json_each(:ids))``."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         return cast(ColumnElement[bool], column == any_(bindparam(None, list(values), type_=ARRAY(String))))
+    if dialect == "sqlite" and len(values) > SQLITE_IN_LIMIT:
+        ids = select(text("value")).select_from(func.json_each(bindparam(None, json.dumps(list(values)))))
+        return column.in_(ids.scalar_subquery())
     return column.in_(list(values))
+
+
+#: the most values ``among`` sends to SQLite as placeholders
+SQLITE_IN_LIMIT = 30_000
 
 
 def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
