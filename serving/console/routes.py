@@ -216,6 +216,11 @@ def redirect(url: str) -> Response:
     return apply_headers(RedirectResponse(url, status_code=303))
 
 
+def notice(request: Request, name: str) -> str | None:
+    """The short notice a redirect left in the query string (``?saved=...``), if any."""
+    return request.query_params.get(name, "")[:64] or None
+
+
 # --------------------------------------------------------------------------- sign-in
 
 
@@ -460,7 +465,7 @@ async def audit_sample(request: Request) -> Response:
         recent=recent,
         verdicts=VERDICTS,
         idem=secrets.token_urlsafe(16),
-        saved=request.query_params.get("saved", "")[:64] or None,
+        saved=notice(request, "saved"),
         error=None,
     )
 
@@ -575,7 +580,7 @@ async def campaigns(request: Request) -> Response:
         campaigns=list(reversed(items)),
         ready=ready,
         idem=secrets.token_urlsafe(16),
-        done=request.query_params.get("done", "")[:64] or None,
+        done=notice(request, "done"),
         withdrawn=request.query_params.get("withdrawn") == "1",
     )
 
@@ -657,7 +662,7 @@ async def disclosures(request: Request) -> Response:
         policies=policies,
         pending=pending,
         idem=secrets.token_urlsafe(16),
-        done=request.query_params.get("done", "")[:64] or None,
+        done=notice(request, "done"),
         withdrawn=request.query_params.get("withdrawn") == "1",
     )
 
