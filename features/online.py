@@ -20,14 +20,8 @@ from features.context import ColumnTable
 from marketplace.records import record_lists
 from marketplace.schema import TABLES_BY_NAME, Kind, Table
 
-_NUMPY: dict[Kind, Any] = {
-    "string": object,
-    "text": object,
-    "int": np.int64,
-    "float": np.float64,
-    "bool": np.bool_,
-    "timestamp": "datetime64[us]",
-}
+#: the dtype of the numeric kinds (strings and times are handled in ``_array``)
+_NUMPY: dict[Kind, Any] = {"int": np.int64, "float": np.float64, "bool": np.bool_}
 
 
 def _array(values: list[Any], kind: Kind) -> np.ndarray:
