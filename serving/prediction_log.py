@@ -186,8 +186,7 @@ class PredictionLog:
             self._queue.put(batches)
             return
         error = self._commit(batches, sum(len(b.rows) for b in batches))
-        for b in batches:
-            _resolve(b.future, error)
+        _resolve_all([b.future for b in batches], error)
 
     def _run(self) -> None:
         stopping = False
