@@ -12,21 +12,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
 
 from dajia.settings import Settings
 from tests.conftest import IN_CI
+from tests.serving.conftest import free_port, serve_in_thread
 
 N_SHOPS = 300
 N_CASES = 40
@@ -42,12 +39,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 OUTPUT = Path(__file__).resolve().parents[2] / "test-output" / "console"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -81,7 +72,6 @@ def _reasons(i: int) -> list[str]:
 
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
-    import uvicorn
 
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
@@ -163,20 +153,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         poll_seconds=3600, registry_timeout_seconds=3, auth_cache_seconds=0.5, cache_dir=home / "cache"
     )
     app = create_app(settings, options, marketplace=mp)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="console-api", daemon=True)
-    thread.start()
-    c = Console(f"http://127.0.0.1:{port}", settings, keys, key_ids, scored, mp, app)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(c.url("/healthz"), timeout=2)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    base_url, server, thread = serve_in_thread(app, "console-api", log_level="warning")
+    c = Console(base_url, settings, keys, key_ids, scored, mp, app)
     yield c
     server.should_exit = True
     thread.join(timeout=30)
