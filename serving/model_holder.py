@@ -74,8 +74,6 @@ class ModelHolder:
         self.current: Served | None = None
         self.shadow: Served | None = None
         self.last_error: str | None = None
-        #: a model was swapped in: the heap is unfrozen until the next poll collects the old one (poll_once)
-        self._refreeze = False
         self.last_poll_at: datetime | None = None
         self._task: asyncio.Task[None] | None = None
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="registry")
@@ -228,10 +226,6 @@ class ModelHolder:
 
     async def poll_once(self) -> bool:
         """Check the alias once; True when a new champion was swapped in."""
-        if self._refreeze:  # a model was swapped in at the last poll: free the old one, freeze the heap again
-            gc.collect()
-            gc.freeze()
-            self._refreeze = False
         self.last_poll_at = datetime.now(UTC)
         swapped = False
         try:
@@ -249,10 +243,7 @@ class ModelHolder:
                 log.warning(self.last_error)
                 return False
             self.current = new  # atomic swap: in-flight requests keep the runtime they took
-            # the old model leaves the frozen heap (see app.lifespan), or it could never be collected; the
-            # new one joins it at the next poll, once the requests that held the old one are done
-            gc.unfreeze()
-            self._refreeze = True
+            gc.freeze()  # the new model's objects join the frozen heap (see app.lifespan)
             if current is not None and current.version != new.version:
                 self.metrics.model_reloads.inc()
             swapped = True
