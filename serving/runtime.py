@@ -118,17 +118,19 @@ class ModelRuntime:
         return ids, self._rows(frame, ids)
 
     def features_for_columns(
-        self, cols: Any, raw: list[dict[str, Any]], as_of: pd.Timestamp
+        self, cols: Any, records_json: bytes, as_of: pd.Timestamp
     ) -> tuple[list[str], NDArray[np.float64]]:
         """Feature rows of inline records already checked and built as contract columns (``cols``, from
-        ``marketplace.records.record_columns(raw)``) through the same fitted pipeline's ``transform``."""
+        ``marketplace.records.record_columns(records_json)``) through the same fitted pipeline's ``transform``."""
         pipeline = self._pipeline()
         try:
             from features.online import tables_from_columns
         except ImportError:  # the feature code shipped with this model predates the column path
+            from pydantic import TypeAdapter
+
             from marketplace.records import ShopRecord
 
-            return self.features_for_records([ShopRecord.model_validate(r) for r in raw], as_of)
+            return self.features_for_records(TypeAdapter(list[ShopRecord]).validate_json(records_json), as_of)
         frame = pipeline.transform(tables_from_columns(cols.columns, cols.rows), as_of)
         ids = cols.columns["shops"]["shop_id"].tolist()
         return ids, self._rows(frame, ids)

@@ -50,14 +50,15 @@ def _as_of(value: datetime | None) -> pd.Timestamp:
 @dataclass(frozen=True)
 class InlineRecords:
     """A request with inline records that passed the column-wise check (``record_columns``): the
-    records as parsed JSON, their contract columns, and the request's options."""
+    records' JSON text, their contract columns, and the request's options."""
 
-    records: list[dict[str, Any]]
+    records_json: bytes
     columns: RecordColumns
     as_of: datetime | None = None
     route: bool = False
     top: int = 3
     shop_ids: None = None
+    records: None = None
 
 
 #: what a scoring request can be: by id or with records validated as ``ShopRecord`` objects
@@ -73,7 +74,7 @@ def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArra
     from serving.runtime import digest_rows
 
     if isinstance(req, InlineRecords):
-        ids, X = runtime.features_for_columns(req.columns, req.records, _as_of(req.as_of))
+        ids, X = runtime.features_for_columns(req.columns, req.records_json, _as_of(req.as_of))
     else:
         assert req.records is not None
         ids, X = runtime.features_for_records(req.records, _as_of(req.as_of))
@@ -109,8 +110,8 @@ async def score_request(
     if req.route and services.sanctions is None:
         raise DajiaError("routing is not available: the sanction workflow is not configured in this service")
     runtime: ModelRuntime = served.runtime
-    n = len(req.shop_ids) if req.shop_ids is not None else len(req.records or ())
-    if req.shop_ids is not None and n <= INLINE_ROWS:
+    on_loop = req.shop_ids is not None and len(req.shop_ids) <= INLINE_ROWS
+    if on_loop:
         ids, digests, scores, tiers, reasons = _compute(runtime, req)
     else:
         ids, digests, scores, tiers, reasons = await asyncio.to_thread(_compute, runtime, req)
@@ -136,7 +137,7 @@ async def score_request(
     shadow = services.holder.shadow
     if shadow is not None:
         try:
-            if req.shop_ids is not None and n <= INLINE_ROWS:
+            if on_loop:
                 s_ids, s_dig, s_scores, s_tiers = _shadow(shadow.runtime, req)
             else:
                 s_ids, s_dig, s_scores, s_tiers = await asyncio.to_thread(_shadow, shadow.runtime, req)
