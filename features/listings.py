@@ -17,17 +17,13 @@ import numpy as np
 import pandas as pd
 
 from features.context import Snapshot, factorize, indexer
-from features.lexicon import blatant_title, says_fake
+from features.lexicon import blatant_titles, says_fake
 from features.text import TextMemo, normalise_many
 
 #: raw text -> normalised text, and normalised text -> lexicon flags, kept across transforms (TextMemo)
 _NORMALISED = TextMemo()
 _BLATANT = TextMemo()
 _SAYS_FAKE = TextMemo()
-
-
-def _blatant_many(texts: list[str]) -> list[bool]:
-    return [blatant_title(t) for t in texts]
 
 
 def _says_fake_many(texts: list[str]) -> list[bool]:
@@ -165,7 +161,7 @@ def blatant_title_flags(snap: Snapshot) -> np.ndarray:
 
     def make() -> np.ndarray:
         texts = title_texts(snap)
-        flags = np.fromiter(_BLATANT.map(texts.unique, _blatant_many), dtype=bool, count=len(texts.unique))
+        flags = np.fromiter(_BLATANT.map(texts.unique, blatant_titles), dtype=bool, count=len(texts.unique))
         return flags[texts.inverse]
 
     result: np.ndarray = snap.cached("blatant_title_flags", make)
