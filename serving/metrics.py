@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -70,6 +71,15 @@ class Metrics:
             child = self._score_children[tier] = self.scores.labels(tier)
         return child
 
+    def observe_scores(self, tiers: list[str], scores: list[float]) -> None:
+        """``score_hist(tier).observe(score)`` for each pair, one counter update per bucket and tier
+        rather than per score (a 1,000-shop batch took ~15 ms of the event loop one by one)."""
+        by_tier: dict[str, list[float]] = {}
+        for t, s in zip(tiers, scores, strict=True):
+            by_tier.setdefault(t, []).append(s)
+        for tier, values in by_tier.items():
+            observe_many(self.score_hist(tier), values)
+
     def observe_commit(self, seconds: float, rows: int) -> None:
         self.log_commit.observe(seconds)
         self.log_rows.inc(rows)
@@ -82,3 +92,21 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+def observe_many(child: Any, values: list[float]) -> None:
+    """``child.observe(v)`` for every value (a labelled ``Histogram`` child, no exemplars): the bucket each
+    value falls in counted with numpy, then one ``inc`` per bucket and one for the sum. Reads the
+    histogram's bucket bounds and counters (``_upper_bounds``, ``_buckets``, ``_sum``: prometheus-client
+    is pinned; tests/serving/test_metrics_batch.py compares this with ``observe`` one by one)."""
+    if not values:
+        return
+    arr = np.asarray(values, dtype=np.float64)
+    arr = arr[~np.isnan(arr)]  # observe() puts a NaN in no bucket (and NaN into the sum): leave them out
+    bounds = np.asarray(child._upper_bounds, dtype=np.float64)
+    # observe() counts a value in the first bucket whose upper bound is >= the value
+    counts = np.bincount(np.searchsorted(bounds, arr, side="left"), minlength=len(bounds))
+    for i, n in enumerate(counts.tolist()):
+        if n:
+            child._buckets[i].inc(n)
+    child._sum.inc(float(arr.sum()))

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from dajia.errors import DajiaError
 from marketplace.records import RecordColumns
 from serving.auth import ApiKey
+from serving.metrics import observe_many
 from serving.model_holder import Served
 from serving.runtime import ModelRuntime
 from serving.schemas import ScoreRequest
@@ -144,8 +145,9 @@ async def score_request(
         except DajiaError:
             s_ids = []  # the challenger cannot score these shops; the champion's answer stands
         else:
-            for sid, d, s, t in zip(s_ids, s_dig, s_scores.tolist(), s_tiers, strict=True):
-                services.metrics.shadow_scores.observe(s)
+            s_list = s_scores.tolist()
+            observe_many(services.metrics.shadow_scores, s_list)
+            for sid, d, s, t in zip(s_ids, s_dig, s_list, s_tiers, strict=True):
                 rows.append(
                     {
                         "logged_at": now,
@@ -175,10 +177,9 @@ async def score_request(
                 key,
             )
 
-    score_hist = services.metrics.score_hist
+    services.metrics.observe_scores(tiers, score_list)
     results = []
     for sid, s, t, r in zip(ids, score_list, tiers, reasons, strict=True):
-        score_hist(t).observe(s)
         results.append(
             {
                 "shop_id": sid,
