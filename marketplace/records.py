@@ -551,6 +551,17 @@ def record_columns(records: bytes | Sequence[Any], now: datetime | None = None) 
         decoded = _DECODER.decode(records)
     except (msgspec.DecodeError, RecursionError):  # not JSON, or a key, type or list length out of shape
         return None
+    return columns_of(decoded, now)
+
+
+#: one record as msgspec decodes it (a struct whose types and limits are ``ShopRecord``'s, from the schema),
+#: for a decoder of a larger body that holds records; pass what it decodes to :func:`columns_of`
+RECORD_STRUCT: Any = _RECORD
+
+
+def columns_of(decoded: list[Any], now: datetime | None = None) -> RecordColumns | None:
+    """Records decoded as :data:`RECORD_STRUCT` as contract columns, when the rules msgspec does not check
+    (control characters, times, a child's shop id) hold; None otherwise (validate with ``ShopRecord``)."""
     try:
         return _record_columns(decoded, now or datetime.now(UTC).replace(tzinfo=None))
     except _Unproven:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,19 +119,16 @@ class ModelRuntime:
         return ids, self._rows(frame, ids)
 
     def features_for_columns(
-        self, cols: Any, records_json: bytes, as_of: pd.Timestamp
+        self, cols: Any, records: Callable[[], list[Any]], as_of: pd.Timestamp
     ) -> tuple[list[str], NDArray[np.float64]]:
         """Feature rows of inline records already checked and built as contract columns (``cols``, from
-        ``marketplace.records.record_columns(records_json)``) through the same fitted pipeline's ``transform``."""
+        ``marketplace.records.columns_of``) through the same fitted pipeline's ``transform``. ``records``
+        gives the records as ``ShopRecord`` objects, for a model whose feature code predates the columns."""
         pipeline = self._pipeline()
         try:
             from features.online import tables_from_columns
         except ImportError:  # the feature code shipped with this model predates the column path
-            from pydantic import TypeAdapter
-
-            from marketplace.records import ShopRecord
-
-            return self.features_for_records(TypeAdapter(list[ShopRecord]).validate_json(records_json), as_of)
+            return self.features_for_records(records(), as_of)
         frame = pipeline.transform(tables_from_columns(cols.columns, cols.rows), as_of)
         ids = cols.columns["shops"]["shop_id"].tolist()
         return ids, self._rows(frame, ids)

@@ -50,10 +50,10 @@ def _as_of(value: datetime | None) -> pd.Timestamp:
 
 @dataclass(frozen=True)
 class InlineRecords:
-    """A request with inline records that passed the column-wise check (``record_columns``): the
-    records' JSON text, their contract columns, and the request's options."""
+    """A request with inline records that passed the column-wise check (``columns_of``): the body's
+    JSON text, the records' contract columns, and the request's options."""
 
-    records_json: bytes
+    body_json: bytes
     columns: RecordColumns
     as_of: datetime | None = None
     route: bool = False
@@ -75,7 +75,9 @@ def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArra
     from serving.runtime import digest_rows
 
     if isinstance(req, InlineRecords):
-        ids, X = runtime.features_for_columns(req.columns, req.records_json, _as_of(req.as_of))
+        ids, X = runtime.features_for_columns(
+            req.columns, lambda: ScoreRequest.model_validate_json(req.body_json).records or [], _as_of(req.as_of)
+        )
     else:
         assert req.records is not None
         ids, X = runtime.features_for_records(req.records, _as_of(req.as_of))

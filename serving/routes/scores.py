@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Annotated, Any
 
 import msgspec
 import orjson
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from msgspec import UNSET, UnsetType
 from pydantic import ValidationError
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from marketplace.records import record_columns
+from marketplace.records import RECORD_STRUCT, columns_of
 from serving.deps import SCORING_ROLES, authorise
 from serving.errors import request_id_of
 from serving.responses import OrjsonResponse
@@ -94,36 +96,48 @@ def parse_score_request(raw: bytes, max_batch: int) -> ScoreInput:
 
 
 def inline_records(raw: bytes, max_batch: int) -> InlineRecords | None:
-    """The fast path for a batch of records: the body's top level split by msgspec into raw JSON slices,
-    the options through ``ScoreOptions`` (JSON mode, like ``ScoreRequest``), and the records decoded and
-    checked column by column (``marketplace.records.record_columns``) without a Python dict per record.
-    None whenever anything is not plainly valid: the caller then validates the body as a ``ScoreRequest``,
-    so every error and every accepted value is the model's."""
+    """The fast path for a batch of records: the body decoded by msgspec in one pass, the records straight
+    into typed structs (``marketplace.records.RECORD_STRUCT``) and the options as raw JSON that
+    ``ScoreOptions`` then validates (JSON mode, like ``ScoreRequest``), and the records checked column by
+    column (``marketplace.records.columns_of``) without a Python dict per record. None whenever anything is
+    not plainly valid: the caller then validates the body as a ``ScoreRequest``, so every error and every
+    accepted value is the model's."""
     if b'"records"' not in raw:
         return None
     try:
-        top = _TOP_LEVEL.decode(raw)
-    except msgspec.DecodeError:
+        body = _RECORDS_BODY.decode(raw)
+    except (msgspec.DecodeError, RecursionError):  # not JSON, a key that is no option, a field out of shape
         return None
-    records = top.pop("records", None)
-    if records is None:
-        return None
-    options_json = b"{" + b",".join(orjson.dumps(k) + b":" + bytes(v) for k, v in top.items()) + b"}"
+    given = {name: getattr(body, name) for name in _OPTIONS}
+    options_json = (
+        b"{" + b",".join(orjson.dumps(k) + b":" + bytes(v) for k, v in given.items() if v is not UNSET) + b"}"
+    )
     try:
         options = ScoreOptions.model_validate_json(options_json)
     except ValidationError:
         return None
-    records_json = bytes(records)
-    columns = record_columns(records_json)
-    if columns is None or not 1 <= columns.rows["shops"] <= HARD_MAX_BATCH:
+    if len(body.records) > max_batch:
+        raise too_large("records", len(body.records), max_batch)
+    columns = columns_of(body.records)
+    if columns is None:
         return None
-    if columns.rows["shops"] > max_batch:
-        raise too_large("records", columns.rows["shops"], max_batch)
-    return InlineRecords(records_json, columns, options.as_of, options.route, options.top)
+    return InlineRecords(raw, columns, options.as_of, options.route, options.top)
 
 
-#: a JSON object's members as raw JSON text (msgspec slices them without parsing their contents)
-_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+#: the options a body with records may hold besides them (``ScoreOptions``' fields), kept as raw JSON
+_OPTIONS = tuple(ScoreOptions.model_fields)
+#: a body with records: the records as typed structs (at most ``HARD_MAX_BATCH``), any other key refused
+_RECORDS_BODY: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+    msgspec.defstruct(
+        "records_body",
+        [
+            ("records", Annotated[list[RECORD_STRUCT], msgspec.Meta(min_length=1, max_length=HARD_MAX_BATCH)]),
+            *[(name, msgspec.Raw | UnsetType, UNSET) for name in _OPTIONS],
+        ],
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+)
 
 
 def validate_score_request(raw: bytes) -> ScoreRequest:

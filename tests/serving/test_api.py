@@ -146,6 +146,46 @@ def test_inline_fast_path_and_model_path_agree(api: Api, market: Any, all_scores
         assert x["score"] == pytest.approx(all_scores[x["shop_id"]]["score"], abs=1e-9)
 
 
+def test_inline_records_fall_back_to_shoprecord_for_older_feature_code(
+    registry: Registry, market: Any, shop_ids: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A model whose shipped feature code has no column path (no ``features.online``) scores records
+    checked column by column through ``ShopRecord`` objects made from the body: same rows either way."""
+    import sys
+    from pathlib import Path
+
+    import mlflow
+    import orjson
+
+    from marketplace.records import records_from_frames
+    from serving.routes.scores import inline_records
+    from serving.runtime import ModelRuntime
+    from serving.scoring import _features
+    from tests.serving.conftest import home_settings
+
+    name = home_settings(registry.home).model_name
+    source = registry.client().get_model_version_download_uri(name, "1")
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=source, dst_path=str(tmp_path), tracking_uri=registry.store_uri
+    )
+    rt = ModelRuntime.from_dir(Path(local), name, "1")
+    frames = {n: market.table(n) for n in market.table_names()}
+    records = [r.model_dump(mode="json") for r in records_from_frames(frames, shop_ids[:3])]
+    as_of = (pd.Timestamp(market.snapshot_at) + pd.Timedelta(seconds=1)).isoformat()
+    req = inline_records(orjson.dumps({"records": records, "as_of": as_of}), MAX_BATCH)
+    assert req is not None
+    ids, X, _ = _features(rt, req)
+    calls: list[int] = []
+    by_records = rt.features_for_records
+    monkeypatch.setattr(rt, "features_for_records", lambda recs, at: calls.append(len(recs)) or by_records(recs, at))
+    # older model code: its features.online has no tables_from_columns, so importing it fails
+    monkeypatch.delattr(sys.modules["features.online"], "tables_from_columns")
+    ids_old, X_old, _ = _features(rt, req)
+    assert calls == [3]
+    assert ids_old == ids == shop_ids[:3]
+    np.testing.assert_array_equal(X_old, X)
+
+
 def test_scoring_fast_path_keeps_headers_metrics_and_routing(api: Api, shop_ids: list[str]) -> None:
     """POST /v1/scores skips the router (serving.routes.scores.ScoresFastPath): the answer still carries
     the request id and security headers, is counted under its route, and other methods still route."""
