@@ -8,6 +8,7 @@ final name, never a truncated file; the temporary is removed on error. A full di
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,8 +32,9 @@ def fsync_dir(folder: Path) -> None:
 
 
 def temp_sibling(path: Path) -> Path:
-    """The temporary name ``path`` is written under: hidden, same folder, unique per process."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """The temporary name ``path`` is written under: hidden, same folder, unique per process and thread
+    (two threads replacing one file each write their own temporary; the last rename wins whole)."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
 class AtomicFile:
