@@ -107,15 +107,18 @@ SMALL = 2048
 def indexer(index: pd.Index, values: Any, lookup: Mapping[Any, int] | None = None) -> np.ndarray:
     """Positions of ``values`` in ``index`` (-1 when absent) as an intp array.
 
-    Few values: a dict lookup (``lookup`` if given, e.g. prepared in ``fit``, else built from a small
-    index); many: ``Index.get_indexer``. Both compare by string equality, so the results are identical.
+    Few values, or values that are Python strings (the online path's object arrays) looked up in a small
+    index: a dict lookup (``lookup`` if given, e.g. prepared in ``fit``, else built from the index; pandas
+    would first convert every value to the index's Arrow strings); many Arrow strings: Arrow's hash lookup;
+    otherwise ``Index.get_indexer``. All compare by string equality, so the results are identical.
     """
     n = len(values)
     if n > SMALL:
         found = _arrow_index_in(index, values)
         if found is not None:
             return found
-    if n <= SMALL and (lookup is not None or len(index) <= SMALL):
+    python_values = n <= SMALL or isinstance(values, np.ndarray)
+    if python_values and (lookup is not None or len(index) <= SMALL):
         table = lookup if lookup is not None else {v: i for i, v in enumerate(index.to_numpy(dtype=object))}
         get = table.get
         return np.fromiter((get(v, -1) for v in column_values(values, object)), dtype=np.intp, count=n)
