@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -120,8 +121,7 @@ def indexer(index: pd.Index, values: Any, lookup: Mapping[Any, int] | None = Non
     python_values = n <= SMALL or isinstance(values, np.ndarray)
     if python_values and (lookup is not None or len(index) <= SMALL):
         table = lookup if lookup is not None else {v: i for i, v in enumerate(index.to_numpy(dtype=object))}
-        get = table.get
-        return np.fromiter((get(v, -1) for v in column_values(values, object)), dtype=np.intp, count=n)
+        return np.fromiter(map(table.get, column_values(values, object), repeat(-1, n)), dtype=np.intp, count=n)
     return np.asarray(index.get_indexer(values), dtype=np.intp)
 
 
@@ -153,9 +153,9 @@ def _arrow_index_in(index: pd.Index, values: Any) -> np.ndarray | None:
 def factorize(values: np.ndarray) -> tuple[np.ndarray, list[Any]]:
     """Codes (order of first appearance) and distinct values, like ``pd.factorize`` (no NA sentinel)."""
     if len(values) <= SMALL:
-        seen: dict[Any, int] = {}
-        codes = np.fromiter((seen.setdefault(v, len(seen)) for v in values), dtype=np.intp, count=len(values))
-        return codes, list(seen)
+        distinct = list(dict.fromkeys(values))  # first appearance order, dict equality (as pd.factorize)
+        code = {v: i for i, v in enumerate(distinct)}
+        return np.fromiter(map(code.__getitem__, values), dtype=np.intp, count=len(values)), distinct
     codes_pd, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
     return np.asarray(codes_pd, dtype=np.intp), list(uniques)
 
