@@ -278,24 +278,29 @@ class CharNgramHasher:
         padded = [f" {t} " for t in texts]
         lengths = np.fromiter((len(t) for t in padded), dtype=np.int64, count=n_docs)
         cp = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        total = len(cp)
         ends = np.cumsum(lengths)
         doc_of = np.repeat(np.arange(n_docs), lengths)
-        end_of = np.repeat(ends, lengths)
-        positions = np.arange(len(cp))
+        # how many characters each position has left in its text (an n-gram starts where >= n are left)
+        left = np.repeat(ends, lengths) - np.arange(total)
         rows: list[np.ndarray] = []
         cols: list[np.ndarray] = []
         lo, hi = self.ngram_range
-        # uint64 array arithmetic wraps silently (only numpy scalars warn): the seed is a Python int
+        # every position's n-gram hashed with contiguous slices (no gathers), in place; then the positions
+        # whose n-gram stays inside its text are kept. uint64 arithmetic wraps (only numpy scalars warn)
         for n in range(lo, hi + 1):
-            ok = positions + n <= end_of
-            start = positions[ok]
-            h = np.full(len(start), (n * int(_MIX)) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
+            m = total - n + 1  # positions with n characters after them in the whole buffer
+            if m <= 0:
+                continue
+            h = np.full(m, (n * int(_MIX)) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
             for k in range(n):
-                h = (h ^ cp[start + k]) * _MULT
-            h ^= h >> np.uint64(29)
-            h *= _MIX
-            rows.append(doc_of[ok])
-            cols.append((h >> self._shift).astype(np.int64))
+                np.bitwise_xor(h, cp[k : k + m], out=h)
+                np.multiply(h, _MULT, out=h)
+            np.bitwise_xor(h, h >> np.uint64(29), out=h)
+            np.multiply(h, _MIX, out=h)
+            ok = left[:m] >= n
+            rows.append(doc_of[:m][ok])
+            cols.append((h[ok] >> self._shift).astype(np.int64))
         return np.concatenate(rows), np.concatenate(cols)
 
 
