@@ -94,12 +94,18 @@ class Metrics:
         return generate_latest(self.registry)
 
 
+#: up to this many values are observed one by one (a request scoring one shop by id is the hot path)
+_ONE_BY_ONE = 32
+
+
 def observe_many(child: Any, values: list[float]) -> None:
     """``child.observe(v)`` for every value (a labelled ``Histogram`` child, no exemplars): the bucket each
     value falls in counted with numpy, then one ``inc`` per bucket and one for the sum. Reads the
     histogram's bucket bounds and counters (``_upper_bounds``, ``_buckets``, ``_sum``: prometheus-client
     is pinned; tests/serving/test_metrics_batch.py compares this with ``observe`` one by one)."""
-    if not values:
+    if len(values) <= _ONE_BY_ONE:  # a few values: numpy's per-call cost exceeds observe()'s
+        for v in values:
+            child.observe(v)
         return
     arr = np.asarray(values, dtype=np.float64)
     arr = arr[~np.isnan(arr)]  # observe() puts a NaN in no bucket (and NaN into the sum): leave them out
