@@ -73,10 +73,15 @@ class _Inserter:
         self._conn: Any = None
 
     def _params(self, rows: list[dict[str, Any]]) -> list[Any]:
-        conv = self.converters
+        """The driver's parameters, column by column: a value repeated down a column (one request's time,
+        empty reasons, the shadow flag) is converted once."""
+        columns = [
+            [r[k] for r in rows] if f is None else _converted([r[k] for r in rows], f) for k, f in self.converters
+        ]
         if self.positional:
-            return [tuple(r[k] if f is None else f(r[k]) for k, f in conv) for r in rows]
-        return [{k: r[k] if f is None else f(r[k]) for k, f in conv} for r in rows]
+            return list(zip(*columns, strict=True))
+        names = [k for k, _ in self.converters]
+        return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
     def insert(self, rows: list[dict[str, Any]]) -> None:
         params = self._params(rows)
@@ -114,6 +119,27 @@ class _Inserter:
         if conn is not None:
             with contextlib.suppress(Exception):
                 conn.close()
+
+
+def _converted(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """``convert`` of each value, computed once per distinct value (keyed with its type, so 1 and True
+    and 1.0 stay apart; a list by its items); a value that cannot be a key is converted each time."""
+    done: dict[Any, Any] = {}
+    out: list[Any] = []
+    for v in values:
+        try:
+            key = (type(v), tuple(v) if type(v) is list else v)
+            hit = done.get(key, _NOT_YET)
+        except TypeError:  # unhashable
+            out.append(convert(v))
+            continue
+        if hit is _NOT_YET:
+            hit = done[key] = convert(v)
+        out.append(hit)
+    return out
+
+
+_NOT_YET = object()
 
 
 def _resolve(fut: asyncio.Future[None], exc: BaseException | None) -> None:

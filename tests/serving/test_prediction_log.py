@@ -87,3 +87,20 @@ def test_sqlite_round_trip_and_recovery(tmp_path: Path, inline: bool) -> None:
 @pytest.mark.parametrize("inline", [False, True], ids=["writer thread", "event loop"])
 def test_postgresql_round_trip_and_recovery(postgres_url: str, inline: bool) -> None:
     _check_round_trip(postgres_url, inline)
+
+
+def test_column_conversion_converts_each_distinct_value_once() -> None:
+    from serving.prediction_log import _converted
+
+    calls: list[Any] = []
+
+    def convert(v: Any) -> str:
+        calls.append(v)
+        return f"{type(v).__name__}:{v!r}"
+
+    values: list[Any] = [1, True, 1.0, 1, [], [], ["a", "b"], ["a", "b"], ("a", "b"), [{"x": 1}], [{"x": 1}], None]
+    assert _converted(values, convert) == [convert(v) for v in values]
+    calls.clear()
+    _converted(values, convert)
+    # 1, True and 1.0 apart; each list once by its items; a list holding a dict (unhashable) each time
+    assert len(calls) == 9, calls
