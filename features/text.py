@@ -94,61 +94,30 @@ class TextMemo:
         self._values, self._chars = {}, 0
 
     def map(self, texts: Sequence[Any], compute: Callable[[list[Any]], Sequence[Any]]) -> list[Any]:
-        """``compute(texts)`` for the texts not seen before, the kept values for the others."""
+        """``compute(texts)`` for the texts not seen before, the kept values for the others (non-texts:
+        None, NaN, numbers, are computed every time and never kept)."""
         texts = list(texts)
-        if not set(map(type, texts)) <= {str}:  # None, NaN, numbers: never kept
-            return self._map_mixed(texts, compute)
-        get = self._values.get
-        out = [get(t, _ABSENT) for t in texts]
-        todo = [i for i, v in enumerate(out) if v is _ABSENT]
-        if not todo:
-            return out
-        if len(todo) == len(texts):  # all new: no gathering and scattering
-            missing, fresh = texts, list(compute(texts))
-            out = fresh
-        else:
-            missing = [texts[i] for i in todo]
-            fresh = list(compute(missing))
-            for i, v in zip(todo, fresh, strict=True):
-                out[i] = v
-        if len(fresh) != len(missing):
-            raise ValueError(f"compute gave {len(fresh)} values for {len(missing)} texts")
-        self._keep(missing, fresh)
-        return out
-
-    def _keep(self, texts: list[str], values: list[Any]) -> None:
-        chars = sum(map(len, texts))
-        if chars <= self.max_chars:
-            if self._chars + chars > self.max_chars:
-                self.clear()
-            self._values.update(zip(texts, values, strict=True))
-            self._chars += chars
-
-    def _map_mixed(self, texts: list[Any], compute: Callable[[list[Any]], Sequence[Any]]) -> list[Any]:
         get = self._values.get
         out = [get(t, _ABSENT) if type(t) is str else _ABSENT for t in texts]
         todo = [i for i, v in enumerate(out) if v is _ABSENT]
         if not todo:
             return out
-        fresh = compute([texts[i] for i in todo])
-        kept: list[tuple[str, Any]] = []
-        for i, v in zip(todo, fresh, strict=True):
-            out[i] = v
-            if type(texts[i]) is str:
-                kept.append((texts[i], v))
-        self._keep([t for t, _ in kept], [v for _, v in kept])
-        return out
-        fresh = compute([texts[i] for i in todo])
-        new: list[tuple[str, Any]] = []
-        for i, v in zip(todo, fresh, strict=True):
-            out[i] = v
-            if type(texts[i]) is str:
-                new.append((texts[i], v))
-        chars = sum(len(t) for t, _ in new)
+        all_new = len(todo) == len(texts)
+        missing = texts if all_new else [texts[i] for i in todo]
+        fresh = list(compute(missing))
+        if len(fresh) != len(missing):
+            raise ValueError(f"compute gave {len(fresh)} values for {len(missing)} texts")
+        if all_new:  # no gathering and scattering
+            out = fresh
+        else:
+            for i, v in zip(todo, fresh, strict=True):
+                out[i] = v
+        kept = [(t, v) for t, v in zip(missing, fresh, strict=True) if type(t) is str]
+        chars = sum(len(t) for t, _ in kept)
         if chars <= self.max_chars:
             if self._chars + chars > self.max_chars:
                 self.clear()
-            self._values.update(new)
+            self._values.update(kept)
             self._chars += chars
         return out
 
