@@ -326,9 +326,10 @@ def records_from_frames(frames: Mapping[str, pd.DataFrame], shop_ids: Sequence[s
 #
 # ``ShopRecord`` builds one Python object per record and item and runs a Python validator per string and
 # time: about a second for a thousand shops with their history. The fast path decodes the JSON with msgspec
-# straight into typed structs (types, required and unknown keys and list lengths are checked in C, and a
-# struct is cheaper to build than a dict), then checks the remaining rules over whole columns (one ``join``
-# and one regex search per string column, numpy for numbers and times) and builds the contract columns. It
+# straight into typed structs built from the schema (types, required and unknown keys, list and string
+# lengths, allowed values and numeric ranges are checked in C, and a struct is cheaper to build than a
+# dict), then checks the remaining rules over whole columns (control characters: one ``join`` and one regex
+# search per string column; times: numpy; a child's shop id) and builds the contract columns. It
 # is a fast path, never the judge: it accepts only input that ``ShopRecord`` accepts, with the same values,
 # and gives up (None) on anything else, from a bad field to a merely unusual spelling (a number sent as a
 # string, a time without seconds). The caller then validates with ``ShopRecord``, which names each bad
@@ -414,12 +415,14 @@ def _child_field(field: str, item: Any) -> tuple[Any, ...]:
     return (field, kind, msgspec.field(default_factory=list))
 
 
-_RECORD = msgspec.defstruct(
+#: one record as msgspec decodes it (a struct whose types and limits are ``ShopRecord``'s, from the schema),
+#: also for a decoder of a larger body that holds records; pass what it decodes to :func:`columns_of`
+RECORD_STRUCT: Any = msgspec.defstruct(
     "shop_record",
     [*_item_fields(SHOPS, owned=False), *[_child_field(field, item) for field, item in _ITEMS.items()]],
     **_STRUCT,  # type: ignore[arg-type]
 )
-_DECODER = msgspec.json.Decoder(list[_RECORD])  # type: ignore[valid-type]
+_DECODER = msgspec.json.Decoder(list[RECORD_STRUCT])
 
 
 def _strings(values: list[str], col: Column) -> np.ndarray:
@@ -552,11 +555,6 @@ def record_columns(records: bytes | Sequence[Any], now: datetime | None = None) 
     except (msgspec.DecodeError, RecursionError):  # not JSON, or a key, type or list length out of shape
         return None
     return columns_of(decoded, now)
-
-
-#: one record as msgspec decodes it (a struct whose types and limits are ``ShopRecord``'s, from the schema),
-#: for a decoder of a larger body that holds records; pass what it decodes to :func:`columns_of`
-RECORD_STRUCT: Any = _RECORD
 
 
 def columns_of(decoded: list[Any], now: datetime | None = None) -> RecordColumns | None:
