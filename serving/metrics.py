@@ -99,10 +99,11 @@ _ONE_BY_ONE = 32
 
 
 def observe_many(child: Any, values: list[float]) -> None:
-    """``child.observe(v)`` for every value (a labelled ``Histogram`` child, no exemplars): the bucket each
-    value falls in counted with numpy, then one ``inc`` per bucket and one for the sum. Reads the
-    histogram's bucket bounds and counters (``_upper_bounds``, ``_buckets``, ``_sum``: prometheus-client
-    is pinned; tests/serving/test_metrics_batch.py compares this with ``observe`` one by one)."""
+    """``child.observe(v)`` for every value (a ``Histogram`` without labels, or a labelled child; no
+    exemplars): the bucket each value falls in counted with numpy, then one ``inc`` per bucket and one for
+    the sum. Reads the histogram's bucket bounds and counters (``_upper_bounds``, ``_buckets``, ``_sum``:
+    prometheus-client is pinned; tests/serving/test_metrics_batch.py compares this with ``observe`` one by
+    one)."""
     if len(values) <= _ONE_BY_ONE:  # a few values: numpy's per-call cost exceeds observe()'s
         for v in values:
             child.observe(v)

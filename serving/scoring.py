@@ -59,7 +59,6 @@ class InlineRecords:
     route: bool = False
     top: int = 3
     shop_ids: None = None
-    records: None = None
 
 
 #: what a scoring request can be: by id or with records validated as ``ShopRecord`` objects
@@ -99,7 +98,7 @@ def _shadow(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], list[str
     return ids, digests, scores, tiers
 
 
-def check_batch(req: ScoreInput, limit: int) -> None:
+def check_batch(req: ScoreRequest, limit: int) -> None:
     if req.shop_ids is not None and len(req.shop_ids) > limit:
         raise too_large("shop_ids", len(req.shop_ids), limit)
     if req.records is not None and len(req.records) > limit:
