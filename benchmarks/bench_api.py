@@ -320,22 +320,21 @@ def inline_batches(
     # the request body limit of the dajia server is raised for this (--max-body-mb 64)
     hdrs = {"Content-Type": "application/json", **headers}
 
-    cpu_ms: dict[int, float] = {}
+    cpu: list[float] = []  # server CPU of each post, in order
 
     def post(c: httpx.Client, content: bytes) -> float:
-        cpu = cpu_seconds(pid)
+        cpu0 = cpu_seconds(pid)
         t = time.perf_counter()
         rr = c.post(url, content=content, headers=hdrs)
         if rr.status_code != 200:
             raise RuntimeError(f"batch: {rr.status_code} {rr.text[:300]}")
         wall = (time.perf_counter() - t) * 1000
-        cpu_ms[len(cpu_ms)] = (cpu_seconds(pid) - cpu) * 1000
+        cpu.append((cpu_seconds(pid) - cpu0) * 1000)
         return wall
 
     with httpx.Client(timeout=120) as c:
         repeated = [post(c, payload) for _ in range(6)][1:]  # the first one warms the process
         cold = [post(c, b) for b in fresh]
-    cpu = list(cpu_ms.values())
     # the anchor, measured now on this machine: parsing the same body with orjson (no checks, no features)
     anchor = statistics.median(_timed_ms(lambda: orjson.loads(payload)) for _ in range(5))
     print(
