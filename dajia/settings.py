@@ -65,8 +65,14 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'mlruns' / 'mlflow.db').resolve()}"
 
     @property
-    def artifact_root(self) -> Path:
-        return (self.home / "mlruns" / "artifacts").resolve()
+    def artifact_root(self) -> Path | None:
+        """Where a local store keeps run artifacts and models: ``artifacts`` beside its SQLite database
+        (MLflow's own default is ``./mlruns`` under whatever folder the command runs in). None for a
+        tracking server or another database: the server decides."""
+        uri = self.resolved_tracking_uri
+        if not uri.startswith("sqlite:///"):
+            return None
+        return (Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / "artifacts").resolve()
 
 
 @lru_cache(maxsize=1)

@@ -2,7 +2,8 @@
 
 Default store: SQLite ``mlruns/mlflow.db`` under ``DAJIA_HOME`` (the model registry needs a database
 backed store; the plain file store has no registry in MLflow 3), artifacts under ``mlruns/artifacts``.
-A ``MLFLOW_TRACKING_URI`` (e.g. a tracking server) replaces both.
+A ``MLFLOW_TRACKING_URI`` replaces both: a SQLite file keeps its artifacts in ``artifacts`` beside it, a
+tracking server or another database where the server says.
 """
 
 from __future__ import annotations
@@ -41,14 +42,14 @@ CHALLENGER = "challenger"
 def setup_mlflow(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists."""
     uri = settings.resolved_tracking_uri
-    if settings.mlflow_tracking_uri is None:
-        (settings.home / "mlruns").mkdir(parents=True, exist_ok=True)
-        settings.artifact_root.mkdir(parents=True, exist_ok=True)
+    artifacts = settings.artifact_root
+    if artifacts is not None:  # a local SQLite store: its folder and its artifacts beside it
+        artifacts.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(EXPERIMENT) is None:
-        location = settings.artifact_root.as_uri() if settings.mlflow_tracking_uri is None else None
+        location = artifacts.as_uri() if artifacts is not None else None
         client.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
     return client
