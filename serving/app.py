@@ -34,6 +34,7 @@ from serving.runtime import ModelRuntime
 from serving.schemas import ScoreRequest
 from serving.security_headers import harden
 from serving.services import Services
+from serving.wal import WalCheckpointer
 
 log = logging.getLogger("dajia.serving")
 
@@ -91,8 +92,16 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        engine = make_engine(settings.resolved_database_url, opts.log_sync)
+        url = settings.resolved_database_url
+        local = url.startswith("sqlite") and ":memory:" not in url
+        engine = make_engine(url, opts.log_sync, checkpoint_in_background=local)
         await asyncio.to_thread(ensure_schema, engine)
+        checkpointer = None
+        if local:  # the WAL is checkpointed by a thread of its own, never inside a request's commit
+            checkpointer = WalCheckpointer(
+                engine, opts.wal_checkpoint_seconds, metrics.observe_checkpoint, metrics.checkpoint_failed
+            )
+            checkpointer.start()
         pred_log = PredictionLog(
             engine, observe=metrics.observe_commit, inline=opts.commit_on_loop(settings.resolved_database_url)
         )
@@ -123,6 +132,8 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
         finally:
             await holder.stop()
             pred_log.stop()
+            if checkpointer is not None:
+                checkpointer.stop()
             if services.sanctions is not None:
                 services.sanctions.close()
             engine.dispose()

@@ -33,6 +33,8 @@ class ServeOptions:
     #: where prediction-log commits run: "loop" (on the event loop: for SQLite a local commit costs less than
     #: a thread hop), "thread" (a writer thread: for a database across the network), "auto" (by the URL)
     log_commit: str = "thread"
+    #: SQLite only: seconds between the background checkpoints of the write-ahead log (``serving.wal``)
+    wal_checkpoint_seconds: float = 1.0
     #: model alias served and the shadow alias
     alias: str = "champion"
     shadow_alias: str = "challenger"

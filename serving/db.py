@@ -49,12 +49,14 @@ predictions = sa.Table(
 )
 
 
-def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
+def make_engine(url: str, sqlite_synchronous: str = "FULL", *, checkpoint_in_background: bool = False) -> Engine:
     """An engine for the service's database.
 
     SQLite runs in WAL mode. ``sqlite_synchronous``: ``NORMAL`` makes a commit survive the process being
     killed (the WAL write is in the OS before the commit returns) but not a power cut; ``FULL`` also
     fsyncs the WAL on every commit (survives a power cut; costs one fsync per group commit).
+    ``checkpoint_in_background``: the engine's connections never checkpoint the WAL inside a commit
+    (``wal_autocheckpoint=0``); run a ``serving.wal.WalCheckpointer`` beside it, or the log grows.
     PostgreSQL commits are durable by its own settings.
     """
     if sqlite_synchronous not in ("NORMAL", "FULL"):
@@ -68,6 +70,8 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA busy_timeout=30000")
+            if checkpoint_in_background:
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.close()
 
         return engine

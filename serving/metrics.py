@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
+from serving.wal import Checkpoint
+
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.004, 0.008, 0.015, 0.03, 0.06, 0.125, 0.25, 0.5, 1.0, 2.5, 5.0)
 _SCORE_BUCKETS = tuple(i / 20 for i in range(1, 21))
 
@@ -63,6 +65,17 @@ class Metrics:
         self.log_rows = Counter(
             "dajia_prediction_log_rows_total", "rows committed to the prediction log", registry=self.registry
         )
+        self.wal_checkpoints = Counter(
+            "dajia_sqlite_wal_checkpoints_total",
+            "background checkpoints of the SQLite write-ahead log, by result (done, busy, error)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.wal_frames = Gauge(
+            "dajia_sqlite_wal_frames",
+            "frames in the SQLite write-ahead log at the last background checkpoint",
+            registry=self.registry,
+        )
 
     def score_hist(self, tier: str) -> Any:
         """The score histogram's child for ``tier`` (cached: tiers are few)."""
@@ -83,6 +96,13 @@ class Metrics:
     def observe_commit(self, seconds: float, rows: int) -> None:
         self.log_commit.observe(seconds)
         self.log_rows.inc(rows)
+
+    def observe_checkpoint(self, result: Checkpoint) -> None:
+        self.wal_checkpoints.labels("busy" if result.busy else "done").inc()
+        self.wal_frames.set(result.log_frames)
+
+    def checkpoint_failed(self, _exc: BaseException) -> None:
+        self.wal_checkpoints.labels("error").inc()
 
     def set_model(self, name: str, version: str, source: str, shadow_version: str | None) -> None:
         self.model_info.info(

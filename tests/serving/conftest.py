@@ -246,6 +246,7 @@ def start_api(registry: Registry, keys: dict[str, str], home: Path | None = None
         max_body_bytes=int(MAX_BODY_MB * 1024 * 1024),
         registry_timeout_seconds=5.0,
         auth_cache_seconds=0.5,
+        wal_checkpoint_seconds=0.2,
     )
     app = create_app(config, options)
     base_url, server, thread = serve_in_thread(app, "dajia-api", log_level="warning")

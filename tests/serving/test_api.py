@@ -51,6 +51,25 @@ def test_health_ready_openapi_metrics(api: Api) -> None:
     assert 'dajia_http_request_seconds_count{method="GET",route="/healthz"}' in text
 
 
+def test_the_sqlite_log_is_checkpointed_in_the_background(api: Api, shop_ids: list[str]) -> None:
+    r = api.client("scorer").post("/v1/scores", json={"shop_ids": shop_ids[:5]})  # something in the log
+    assert r.status_code == 200, r.text
+
+    def done() -> float:
+        text = api.client().get("/metrics").text
+        line = next(
+            (ln for ln in text.splitlines() if ln.startswith('dajia_sqlite_wal_checkpoints_total{result="done"}')), ""
+        )
+        return float(line.split()[-1]) if line else 0.0
+
+    deadline = time.monotonic() + 10
+    while done() < 2 and time.monotonic() < deadline:  # every 0.2 s in these tests
+        time.sleep(0.1)
+    assert done() >= 2
+    text = api.client().get("/metrics").text
+    assert "dajia_sqlite_wal_frames " in text and 'result="error"' not in text
+
+
 def test_auth_cases(api: Api, shop_ids: list[str]) -> None:
     body = {"shop_ids": shop_ids[:1]}
     anon = api.client().post("/v1/scores", json=body)
