@@ -8,6 +8,7 @@ hands them to requests as ``request.state.services``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import importlib
 import logging
@@ -92,51 +93,49 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        url = settings.resolved_database_url
-        local = url.startswith("sqlite") and ":memory:" not in url
-        engine = make_engine(url, opts.log_sync, checkpoint_in_background=local)
-        await asyncio.to_thread(ensure_schema, engine)
-        checkpointer = None
-        if local:  # the WAL is checkpointed by a thread of its own, never inside a request's commit
-            checkpointer = WalCheckpointer(
-                engine, opts.wal_checkpoint_seconds, metrics.observe_checkpoint, metrics.checkpoint_failed
+        # every resource's stop is registered as soon as it has started, so a start-up that fails half way
+        # (a bad --data folder, a database that refuses) stops what had started; at shutdown, in reverse
+        async with contextlib.AsyncExitStack() as started:
+            url = settings.resolved_database_url
+            local = url.startswith("sqlite") and ":memory:" not in url
+            engine = make_engine(url, opts.log_sync, checkpoint_in_background=local)
+            started.callback(engine.dispose)
+            await asyncio.to_thread(ensure_schema, engine)
+            if local:  # the WAL is checkpointed by a thread of its own, never inside a request's commit
+                checkpointer = WalCheckpointer(
+                    engine, opts.wal_checkpoint_seconds, metrics.observe_checkpoint, metrics.checkpoint_failed
+                )
+                checkpointer.start()
+                started.callback(checkpointer.stop)
+            pred_log = PredictionLog(engine, observe=metrics.observe_commit, inline=opts.commit_on_loop(url))
+            pred_log.start()
+            started.callback(pred_log.stop)
+            mp = marketplace
+            if mp is None and opts.data_dir is not None:
+                mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
+            sanctions = await asyncio.to_thread(_sanctions_adapter, settings, mp)
+            if sanctions is not None:
+                started.callback(sanctions.close)
+            build = partial(ModelRuntime.from_dir, marketplace=mp, threads=settings.lightgbm_threads)
+            holder = ModelHolder(settings, opts, build, metrics)
+            services = Services(
+                settings=settings,
+                options=opts,
+                engine=engine,
+                keys=ApiKeyStore(engine, opts.auth_cache_seconds),
+                log=pred_log,
+                metrics=metrics,
+                holder=holder,
+                marketplace=mp,
+                sanctions=sanctions,
             )
-            checkpointer.start()
-        pred_log = PredictionLog(
-            engine, observe=metrics.observe_commit, inline=opts.commit_on_loop(settings.resolved_database_url)
-        )
-        pred_log.start()
-        mp = marketplace
-        if mp is None and opts.data_dir is not None:
-            mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
-        build = partial(ModelRuntime.from_dir, marketplace=mp, threads=settings.lightgbm_threads)
-        holder = ModelHolder(settings, opts, build, metrics)
-        services = Services(
-            settings=settings,
-            options=opts,
-            engine=engine,
-            keys=ApiKeyStore(engine, opts.auth_cache_seconds),
-            log=pred_log,
-            metrics=metrics,
-            holder=holder,
-            marketplace=mp,
-            sanctions=await asyncio.to_thread(_sanctions_adapter, settings, mp),
-        )
-        await holder.start()
-        # the heap now holds MLflow, pandas, the model and the feature matrix: move it out of the cyclic
-        # GC's reach so a full collection does not stall requests (tail latency) scanning it again
-        gc.collect()
-        gc.freeze()
-        try:
+            await holder.start()
+            started.push_async_callback(holder.stop)
+            # the heap now holds MLflow, pandas, the model and the feature matrix: move it out of the cyclic
+            # GC's reach so a full collection does not stall requests (tail latency) scanning it again
+            gc.collect()
+            gc.freeze()
             yield {"services": services}
-        finally:
-            await holder.stop()
-            pred_log.stop()
-            if checkpointer is not None:
-                checkpointer.stop()
-            if services.sanctions is not None:
-                services.sanctions.close()
-            engine.dispose()
 
     app = FastAPI(
         title="dajia API",
