@@ -49,6 +49,10 @@ predictions = sa.Table(
 )
 
 
+#: bytes a started-over SQLite log file is cut back to (``PRAGMA journal_size_limit``)
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 def make_engine(url: str, sqlite_synchronous: str = "FULL", *, checkpoint_in_background: bool = False) -> Engine:
     """An engine for the service's database.
 
@@ -72,6 +76,8 @@ def make_engine(url: str, sqlite_synchronous: str = "FULL", *, checkpoint_in_bac
             cur.execute("PRAGMA busy_timeout=30000")
             if checkpoint_in_background:
                 cur.execute("PRAGMA wal_autocheckpoint=0")
+                # after a burst, a log started over is cut back to this size rather than kept at its largest
+                cur.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             cur.close()
 
         return engine

@@ -67,8 +67,9 @@ class Metrics:
         )
         self.wal_checkpoints = Counter(
             "dajia_sqlite_wal_checkpoints_total",
-            "background checkpoints of the SQLite write-ahead log, by result (done, busy, error)",
-            ["result"],
+            "background checkpoints of the SQLite write-ahead log, by mode (passive, restart, truncate) and "
+            "result (done, busy, error)",
+            ["mode", "result"],
             registry=self.registry,
         )
         self.wal_frames = Gauge(
@@ -98,11 +99,11 @@ class Metrics:
         self.log_rows.inc(rows)
 
     def observe_checkpoint(self, result: Checkpoint) -> None:
-        self.wal_checkpoints.labels("busy" if result.busy else "done").inc()
+        self.wal_checkpoints.labels(result.mode.lower(), "busy" if result.busy else "done").inc()
         self.wal_frames.set(result.log_frames)
 
-    def checkpoint_failed(self, _exc: BaseException) -> None:
-        self.wal_checkpoints.labels("error").inc()
+    def checkpoint_failed(self, mode: str, _exc: BaseException) -> None:
+        self.wal_checkpoints.labels(mode.lower(), "error").inc()
 
     def set_model(self, name: str, version: str, source: str, shadow_version: str | None) -> None:
         self.model_info.info(

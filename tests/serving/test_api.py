@@ -57,9 +57,8 @@ def test_the_sqlite_log_is_checkpointed_in_the_background(api: Api, shop_ids: li
 
     def done() -> float:
         text = api.client().get("/metrics").text
-        line = next(
-            (ln for ln in text.splitlines() if ln.startswith('dajia_sqlite_wal_checkpoints_total{result="done"}')), ""
-        )
+        series = 'dajia_sqlite_wal_checkpoints_total{mode="passive",result="done"}'
+        line = next((ln for ln in text.splitlines() if ln.startswith(series)), "")
         return float(line.split()[-1]) if line else 0.0
 
     deadline = time.monotonic() + 10
