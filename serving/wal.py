@@ -56,7 +56,7 @@ class WalCheckpointer:
         observe: Callable[[Checkpoint], None] | None = None,
         on_error: Callable[[str, BaseException], None] | None = None,
         restart_frames: int = 16_000,
-        restart_wait_ms: int = 100,
+        restart_wait_ms: int = 20,
     ) -> None:
         if engine.dialect.name != "sqlite":
             raise ValueError(f"only a SQLite database has a write-ahead log to checkpoint, not {engine.dialect.name}")
