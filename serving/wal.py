@@ -12,9 +12,10 @@ So the service's connections never checkpoint (``PRAGMA wal_autocheckpoint=0``, 
 1. PASSIVE: copies the log into the database and syncs it without blocking readers or writers. It can
    only copy what was in the log when it began, and SQLite starts the log over only once all of it is
    copied; under commits that never pause that never happens (2.4 GB of log in two minutes of load).
-2. RESTART, when the log holds ``restart_frames`` or more: waits (at most ``restart_wait_ms``) for the
-   commit in progress, blocks new ones while it copies the little that came in since step 1 and syncs,
-   and lets the next commit start the log over. This is the only step a commit can wait for.
+2. When the log holds ``restart_frames`` or more: a second PASSIVE catches up with what came in during
+   the first, then RESTART waits (at most ``restart_wait_ms``) for the commit in progress or a reader,
+   blocks new commits while it copies the little left and syncs, and lets the next commit start the log
+   over. This is the only step a commit can wait for.
 
 At stop a TRUNCATE checkpoint empties the log file. A checkpoint that fails (disk full, database locked
 by another process) is counted and logged, and the next one tries again; commits go on meanwhile, the
