@@ -62,7 +62,7 @@ def main() -> None:
     home, data = prepare(args, work)
     env = env_for(home)
 
-    from dajia.settings import Settings
+    from dajia.settings import Settings, sqlite_file
     from serving.auth import ApiKeyStore
     from serving.db import ensure_schema, make_engine
 
@@ -80,7 +80,9 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     cmd = [PY, "-m", "dajia.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--data", str(data)]
     proc = start(cmd, env, f"{base}/readyz", work / "soak-serve.log")
-    wal = Path(str(settings.resolved_database_url).removeprefix("sqlite:///") + "-wal")
+    db = sqlite_file(settings.resolved_database_url)
+    assert db is not None, "the soak watches a SQLite file's write-ahead log"
+    wal = db.with_name(db.name + "-wal")
     server = psutil.Process(proc.pid)
     load: dict[str, Any] = {}
     try:

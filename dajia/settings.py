@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 
 class Settings(BaseSettings):
@@ -69,10 +70,17 @@ class Settings(BaseSettings):
         """Where a local store keeps run artifacts and models: ``artifacts`` beside its SQLite database
         (MLflow's own default is ``./mlruns`` under whatever folder the command runs in). None for a
         tracking server or another database: the server decides."""
-        uri = self.resolved_tracking_uri
-        if not uri.startswith("sqlite:///"):
-            return None
-        return (Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent / "artifacts").resolve()
+        db = sqlite_file(self.resolved_tracking_uri)
+        return None if db is None else (db.parent / "artifacts").resolve()
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (SQLAlchemy's reading of it); None for an in-memory database or
+    another database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
 
 
 @lru_cache(maxsize=1)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from dajia.errors import DajiaError
+from dajia.settings import sqlite_file
 
 _MIGRATED: set[str] = set()
 #: execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)
@@ -40,8 +41,9 @@ def create_store_engine(url: str, **kwargs: Any) -> Engine:
     except Exception as exc:
         raise DajiaError(f"DATABASE_URL is not a valid SQLAlchemy URL: {url!r} ({exc})") from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_file(url)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60}, **kwargs)
 
         @event.listens_for(engine, "connect")

@@ -20,7 +20,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from dajia.settings import Settings
+from dajia.settings import Settings, sqlite_file
 from serving.auth import ApiKeyStore
 from serving.config import ServeOptions
 from serving.db import ensure_schema, make_engine
@@ -97,7 +97,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
         # (a bad --data folder, a database that refuses) stops what had started; at shutdown, in reverse
         async with contextlib.AsyncExitStack() as started:
             url = settings.resolved_database_url
-            local = url.startswith("sqlite") and ":memory:" not in url
+            local = sqlite_file(url) is not None  # a SQLite file: its write-ahead log is checkpointed here
             engine = make_engine(url, opts.log_sync, checkpoint_in_background=local)
             started.callback(engine.dispose)
             await asyncio.to_thread(ensure_schema, engine)

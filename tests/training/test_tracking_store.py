@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from dajia.settings import Settings
+from dajia.settings import Settings, sqlite_file
 from training.tracking import EXPERIMENT, setup_mlflow
 
 
@@ -50,3 +50,10 @@ def test_the_default_store_and_a_server_store(monkeypatch: pytest.MonkeyPatch) -
     for server in ("http://mlflow:5000", "postgresql://db/mlflow"):
         monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
         assert Settings(home=home).artifact_root is None
+
+
+def test_the_file_of_a_sqlite_url() -> None:
+    assert sqlite_file("sqlite:////srv/dajia/dajia.db") == Path("/srv/dajia/dajia.db")
+    assert sqlite_file("sqlite:///runs/dajia.db?timeout=5") == Path("runs/dajia.db")  # relative, options dropped
+    for none in ("sqlite://", "sqlite:///:memory:", "postgresql://u@db/dajia", "mysql+pymysql://u@db/x"):
+        assert sqlite_file(none) is None, none
