@@ -122,21 +122,36 @@ class _Inserter:
 
 
 def _converted(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
-    """``convert`` of each value, computed once per distinct value (keyed with its type, so 1 and True
-    and 1.0 stay apart; a list by its items); a value that cannot be a key is converted each time."""
+    """``convert`` of each value, computed once per distinct value (see :func:`_key`); other values are
+    converted each time."""
     done: dict[Any, Any] = {}
     out: list[Any] = []
     for v in values:
-        try:
-            key = (type(v), tuple(v) if type(v) is list else v)
-            hit = done.get(key, _NOT_YET)
-        except TypeError:  # unhashable
+        key = _key(v)
+        if key is None:
             out.append(convert(v))
             continue
+        hit = done.get(key, _NOT_YET)
         if hit is _NOT_YET:
             hit = done[key] = convert(v)
         out.append(hit)
     return out
+
+
+#: scalars whose equality never mixes types once the type is part of the key
+_SCALARS = (str, int, float, bool, type(None), datetime)
+
+
+def _key(v: Any) -> Any:
+    """A key under which equal values convert alike: a scalar with its type (1, True and 1.0 apart), a
+    list of strings (the reasons) by its items; None for anything else, whose equality could join values
+    that convert differently (``[1] == [True]``, but their JSON differs)."""
+    t = type(v)
+    if t in _SCALARS:
+        return (t, v)
+    if t is list and set(map(type, v)) <= {str}:
+        return (list, tuple(v))
+    return None
 
 
 _NOT_YET = object()

@@ -99,8 +99,10 @@ def test_column_conversion_converts_each_distinct_value_once() -> None:
         return f"{type(v).__name__}:{v!r}"
 
     values: list[Any] = [1, True, 1.0, 1, [], [], ["a", "b"], ["a", "b"], ("a", "b"), [{"x": 1}], [{"x": 1}], None]
+    values += [[1], [True], [1.0]]  # equal lists whose items convert differently
     assert _converted(values, convert) == [convert(v) for v in values]
     calls.clear()
     _converted(values, convert)
-    # 1, True and 1.0 apart; each list once by its items; a list holding a dict (unhashable) each time
-    assert len(calls) == 9, calls
+    # 1, True and 1.0 apart; a list of strings once by its items; a tuple, a list holding a dict and the
+    # lists of numbers each time
+    assert len(calls) == 12, calls
