@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from serving.db import make_engine
+from serving.db import JOURNAL_SIZE_LIMIT, make_engine
 from serving.wal import Checkpoint, WalCheckpointer
 
 #: one commit of this many bytes of text, ~10 pages of the log
@@ -59,8 +59,11 @@ def test_the_service_connections_never_checkpoint_inside_a_commit(tmp_path: Path
     quiet, default = _engine(tmp_path / "a.db"), _engine(tmp_path / "b.db", background=False)
     with quiet.connect() as conn:
         assert conn.execute(sa.text("pragma wal_autocheckpoint")).scalar() == 0
+        # a log started over after a burst is cut back to 64 MB rather than kept at its largest
+        assert conn.execute(sa.text("pragma journal_size_limit")).scalar() == JOURNAL_SIZE_LIMIT
     with default.connect() as conn:
         assert conn.execute(sa.text("pragma wal_autocheckpoint")).scalar() == 1000
+        assert conn.execute(sa.text("pragma journal_size_limit")).scalar() == -1  # SQLite's: no limit
     # SQLite's own checkpoint would keep the log near 1,000 pages (4 MB); without it the log holds all
     _commits(quiet, 150)  # ~6 MB
     _commits(default, 150)
