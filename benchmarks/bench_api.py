@@ -77,7 +77,7 @@ def prepare(args: argparse.Namespace, work: Path) -> tuple[Path, Path]:
     """A home with a registered champion and its marketplace (trained here unless given)."""
     if args.home and args.data:
         return Path(args.home).resolve(), Path(args.data).resolve()
-    from dajia.settings import Settings
+    from core.settings import Settings
     from marketplace.generator import GeneratorConfig, generate
     from training.marketplace_run import run_marketplace
 
@@ -389,13 +389,14 @@ def main() -> None:
     # ---- the model, its features, the rotated payloads
     import mlflow
 
-    from dajia.settings import Settings
+    from core.db import make_engine
+    from core.settings import Settings
+    from dajia.db import migrate
     from marketplace.loader import load_marketplace
     from marketplace.records import records_from_frames
     from marketplace.tables import scoring_time
     from models.pyfunc import records_frame
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
     from serving.runtime import ModelRuntime
 
     settings = Settings(home=home, DATABASE_URL=env["DATABASE_URL"], MLFLOW_TRACKING_URI=env["MLFLOW_TRACKING_URI"])
@@ -431,7 +432,7 @@ def main() -> None:
     ]
 
     engine = make_engine(settings.resolved_database_url)
-    ensure_schema(engine)
+    migrate(engine)
     _, secret = ApiKeyStore(engine).create("scorer", "bench")
     engine.dispose()
 

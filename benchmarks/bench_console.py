@@ -35,15 +35,15 @@ def free_port() -> int:
 
 
 def build(root: Path, n: int) -> tuple[object, object, str]:
-    from dajia.settings import Settings
+    from core.db import make_engine, session_factory
+    from core.settings import Settings
+    from dajia.db import migrate, open_store
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
     from sanctions.routing import route_scored
     from sanctions.scored import ScoredShop
-    from sanctions.store import open_store, session_factory
     from sanctions.storefront import import_marketplace
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
     t0 = time.perf_counter()
     generate(GeneratorConfig(shops=n, seed=3), root / "market")
@@ -75,7 +75,7 @@ def build(root: Path, n: int) -> tuple[object, object, str]:
         report = route_scored(s, scored, now=snapshot + timedelta(days=1))
     engine.dispose()
     sengine = make_engine(settings.resolved_database_url)
-    ensure_schema(sengine)
+    migrate(sengine)
     _, secret = ApiKeyStore(sengine).create("reviewer", "bench reviewer")
     sengine.dispose()
     print(f"store: {report.opened} open cases over {n} shops, built in {time.perf_counter() - t0:.1f} s")

@@ -30,13 +30,13 @@ from sqlalchemy.orm import Session
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dajia.db import open_store
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
 from sanctions import cases
 from sanctions.routing import route_scored
 from sanctions.schemas import Evidence
 from sanctions.scored import ScoredShop
-from sanctions.store import open_store
 from sanctions.storefront import import_marketplace
 from sanctions.workflow import Actor, Role
 

@@ -28,7 +28,7 @@ import httpx
 import psutil
 from bench_api import PY, env_for, free_port, prepare, run_wrk, start, stop
 
-from serving.db import JOURNAL_SIZE_LIMIT
+from core.db import JOURNAL_SIZE_LIMIT
 
 #: the log may pass the limit by what comes in between two checkpoints
 WAL_BOUND = 2.0
@@ -62,13 +62,14 @@ def main() -> None:
     home, data = prepare(args, work)
     env = env_for(home)
 
-    from dajia.settings import Settings, sqlite_file
+    from core.db import make_engine
+    from core.settings import Settings, sqlite_file
+    from dajia.db import migrate
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
     settings = Settings(home=home, DATABASE_URL=env["DATABASE_URL"], MLFLOW_TRACKING_URI=env["MLFLOW_TRACKING_URI"])
     engine = make_engine(settings.resolved_database_url)
-    ensure_schema(engine)
+    migrate(engine)
     _, secret = ApiKeyStore(engine).create("scorer", "soak")
     engine.dispose()
     import pandas as pd

@@ -45,7 +45,7 @@ def vm_hwm_mib() -> float:
 
 
 def _settings(home: Path) -> Any:
-    from dajia.settings import Settings
+    from core.settings import Settings
 
     return Settings(DATABASE_URL=f"sqlite:///{home / 'bench.db'}", home=home)
 

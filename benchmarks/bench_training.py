@@ -5,7 +5,7 @@
 1. Generates a marketplace of ``--shops`` shops (or uses ``--data``), then runs the whole
    ``dajia train --data`` computation (``training.marketplace_run.train_marketplace``: examples,
    features, LightGBM, calibration, thresholds, baselines, evaluation), timed by stage.
-2. Overhead: on the very feature matrix of that run, our training call (``models.model.fit_risk_model``:
+2. Overhead: on the very feature matrix of that run, our training call (``training.fit.fit_risk_model``:
    early stopping on validation, tree truncation, isotonic calibration, thresholds, reason tables)
    against the anchor, a bare ``lightgbm.train`` with the same parameters for the same number of boosting
    rounds (best iteration + early-stopping patience), measured in the same process, best of 3.
@@ -26,10 +26,10 @@ import pandas as pd
 from marketplace.generator import GeneratorConfig, generate
 from marketplace.loader import load_marketplace
 from marketplace.schema import GROUND_TRUTH_FILE
-from models.model import fit_risk_model
 from models.thresholds import ThresholdPolicy
 from training.booster import BoosterConfig
 from training.examples import ExamplePlan
+from training.fit import fit_risk_model
 from training.marketplace_run import train_marketplace
 
 

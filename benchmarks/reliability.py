@@ -44,7 +44,7 @@ end
 def bad_file_figures() -> tuple[int, int]:
     import pandas as pd
 
-    from dajia.errors import DataContractError
+    from core.errors import DataContractError
     from marketplace.loader import validate_frames
     from tests.test_contract import BAD_CASES, SNAPSHOT, valid_frames
 
@@ -116,7 +116,7 @@ def kill_rerun_figures(kills: int, seed: int) -> dict[str, int]:
     a send, before its delivered mark commits; some anywhere), rerun to the end; what the receiver got."""
     from sqlalchemy.orm import Session
 
-    from sanctions.store import open_store
+    from dajia.db import open_store
     from tests.reliability import test_kill_rerun as k
 
     folder = Path(tempfile.mkdtemp())
@@ -212,10 +212,11 @@ def main() -> None:
         print(f"data lost: {print_fault_figures(args.kills)}")
         return
 
+    from core.db import make_engine
+    from core.settings import Settings
     from dajia.crackdown import Crackdown, CrackdownConfig, RunFolder, run_settings
-    from dajia.settings import Settings
+    from dajia.db import migrate
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
     from tests.reliability.conftest import SEED, SHOPS, start_server
 
     root = args.run or Path(tempfile.mkdtemp()) / "run"
@@ -224,7 +225,7 @@ def main() -> None:
         Crackdown(settings, RunFolder(root), CrackdownConfig(shops=SHOPS, seed=SEED)).run()
     settings = settings.model_copy(update={"public_rate_per_minute": 0.0})
     engine = make_engine(settings.resolved_database_url)
-    ensure_schema(engine)
+    migrate(engine)
     store = ApiKeyStore(engine)
     keys = {r: store.create(r, f"bench {r}")[1] for r in ("scorer", "reviewer", "admin")}
     engine.dispose()

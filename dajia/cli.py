@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from dajia.errors import DajiaError, disk_full
+from core.errors import DajiaError, disk_full
 from dajia.output import err_console
 
 app = typer.Typer(

@@ -32,9 +32,9 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dajia import atomic
-from dajia.errors import DajiaError
-from dajia.settings import Settings
+from core import atomic
+from core.errors import DajiaError
+from core.settings import Settings
 from dajia.simulation import ADMIN, SimulationRates, appeals, decide_cases, settle_claims
 
 STEPS = (
@@ -122,7 +122,7 @@ def run_settings(base: Settings, folder: RunFolder) -> Settings:
 
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
-    from sanctions.store import open_store
+    from dajia.db import open_store
 
     engine = open_store(settings.resolved_database_url)
     try:

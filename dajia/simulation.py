@@ -35,7 +35,7 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from sanctions import cases as wf
 from sanctions.models import Case, Claim, Shop
 from sanctions.schemas import Evidence

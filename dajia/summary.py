@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from dajia.settings import Settings
+from core.settings import Settings
 from marketplace.schema import PERSONAL_FIELDS
 
 if TYPE_CHECKING:
@@ -24,8 +24,8 @@ def _fen(v: Any) -> float:
 def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
+    from dajia.db import open_store
     from sanctions.models import Case, CaseEvent, Claim, Disclosure, OutboxMessage, Shop
-    from sanctions.store import open_store
 
     done = state["done"]
     train = done.get("train", {})

@@ -15,8 +15,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dajia.errors import DajiaError
-from dajia.settings import Settings
+from core.errors import DajiaError
+from core.settings import Settings
 from models.model import ShopRiskModel
 
 SCORES_SCHEMA = pa.schema(
@@ -77,9 +77,9 @@ def route_scores(settings: Settings, scores: Path, *, tier: str = "suspected") -
     """Open (or rescore) a case for every shop in ``scores`` at or above ``tier``; idempotent."""
     from sqlalchemy.orm import Session
 
-    from sanctions.cli_support import read_scores
+    from dajia.cli_support import read_scores
+    from dajia.db import open_store
     from sanctions.routing import route_scored
-    from sanctions.store import open_store
 
     engine = open_store(settings.resolved_database_url)
     try:

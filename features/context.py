@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.tables import Marketplace
 
 DAY_US = 86_400_000_000

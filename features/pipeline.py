@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from features.base import MarketplaceFeatureBuilder
 from features.context import Snapshot, require_columns
 from features.docs import FeatureDoc

@@ -15,8 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dajia import atomic
-from dajia.atomic import AtomicFile, atomic_path
+from core import atomic
+from core.atomic import AtomicFile, atomic_path
 from marketplace.schema import MANIFEST_FILE, TABLES_BY_NAME, Kind, Table
 
 _ARROW: dict[Kind, pa.DataType] = {

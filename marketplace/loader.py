@@ -3,7 +3,7 @@
 
 The folder is read whole, every rule of the data contract is checked (``marketplace.validate``),
 and only then is a Marketplace returned: a bad folder raises one
-:class:`~dajia.errors.DataContractError` and loads nothing. ``docs/data-contract.md`` describes the
+:class:`~core.errors.DataContractError` and loads nothing. ``docs/data-contract.md`` describes the
 contract for people who export into it.
 """
 
@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.schema import MANIFEST_FILE, TABLES, Table
 from marketplace.tables import Marketplace
 from marketplace.validate import RawTable, TableChecker, check_snapshot, validate_frames, validate_raw

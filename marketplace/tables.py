@@ -41,3 +41,17 @@ class Marketplace:
 
     def table_names(self) -> list[str]:
         return [f.name for f in fields(self) if f.name != "snapshot_at"]
+
+
+#: the columns of the contract's ``verdicts`` table, in order
+VERDICT_COLUMNS = ("verdict_id", "shop_id", "decided_at", "outcome", "evidence_kind")
+
+
+def verdict_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """Verdict rows (dicts with :data:`VERDICT_COLUMNS`) as a frame in the loaded dtypes: strings as pandas
+    string dtype, ``decided_at`` naive UTC ``datetime64[us]``; sorted by decision time, then id."""
+    frame = pd.DataFrame(rows, columns=list(VERDICT_COLUMNS))
+    frame["decided_at"] = pd.to_datetime(frame["decided_at"]).astype("datetime64[us]")
+    for c in ("verdict_id", "shop_id", "outcome", "evidence_kind"):
+        frame[c] = frame[c].astype("string")
+    return frame.sort_values(["decided_at", "verdict_id"], kind="stable").reset_index(drop=True)

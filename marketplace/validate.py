@@ -2,7 +2,7 @@
 
 Every table arrives as Arrow columns (read from Parquet or CSV by ``marketplace.loader``, or
 converted from in-memory pandas frames by :func:`validate_frames`). The checks run in three
-passes, and the first broken rule raises one :class:`dajia.errors.DataContractError` naming the
+passes, and the first broken rule raises one :class:`core.errors.DataContractError` naming the
 table, the column and the first offending rows, so a bad marketplace never becomes a partial
 :class:`Marketplace`:
 
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.io import arrow_schema
 from marketplace.schema import TABLES, TABLES_BY_NAME
 from marketplace.tables import Marketplace

@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.schema import Column, Table
 
 #: no marketplace event can be older than this: an earlier date is a broken export, not history

@@ -14,7 +14,7 @@ unpinned OpenMP threads fighting another process cost ~80× on single-row predic
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,13 +23,8 @@ from numpy.typing import NDArray
 
 from models.calibration import IsotonicCalibrator
 from models.reasons import FeatureText, ReasonExplainer
-from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds
+from models.thresholds import Thresholds
 
-if TYPE_CHECKING:
-    from training.booster import BoosterConfig
-
-#: population rows scored to place the capacity threshold (seeded sample beyond this)
-POPULATION_SAMPLE = 20_000
 #: tiers that get reasons by default on the hot path
 EXPLAINED_TIERS = ("watch", "suspected")
 
@@ -39,7 +34,7 @@ class FeatureMismatch(ValueError):
 
 
 class ShopRiskModel:
-    """A fitted shop-risk model (see module docstring). Build it with :func:`fit_risk_model`."""
+    """A fitted shop-risk model (see module docstring). Build it with ``training.fit.fit_risk_model``."""
 
     def __init__(
         self,
@@ -154,43 +149,3 @@ def feature_texts(pipeline: Any | None, names: list[str]) -> dict[str, FeatureTe
         if template:
             out[n] = FeatureText(template=template, higher_is_riskier=higher)
     return out
-
-
-def fit_risk_model(
-    X_fit: pd.DataFrame,
-    y_fit: NDArray[np.float64],
-    X_hold: pd.DataFrame,
-    y_hold: NDArray[np.float64],
-    config: BoosterConfig,
-    policy: ThresholdPolicy,
-    population_scores_X: pd.DataFrame | None = None,
-    population_size: int | None = None,
-    pipeline: Any | None = None,
-    texts: dict[str, FeatureText] | None = None,
-    info: dict[str, Any] | None = None,
-    weight: NDArray[np.float64] | None = None,
-) -> ShopRiskModel:
-    """Booster with early stopping on the held-out slice, then calibrator and thresholds on that slice.
-
-    ``population_scores_X`` is a sample of the population that will be scored (e.g. every shop at the
-    held-out as-of dates, labelled or not), used for the capacity threshold; ``population_size`` is how
-    many shops one sweep scores.
-    """
-    from training.booster import fit_booster
-
-    fit = fit_booster(X_fit, y_fit, X_hold, y_hold, config, weight=weight)
-    calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
-    hold_scores = calibrator.transform(fit.valid_raw)
-    if population_scores_X is None:
-        pop_scores = hold_scores
-    else:
-        pop = population_scores_X.to_numpy(dtype=np.float64)
-        if len(pop) > POPULATION_SAMPLE:  # a quantile needs no more rows; predicting all cost 20% of the fit
-            pop = pop[np.sort(np.random.default_rng(config.seed).choice(len(pop), POPULATION_SAMPLE, replace=False))]
-        pop_raw = np.asarray(fit.booster.predict(pop, num_threads=config.num_threads), dtype=np.float64)
-        pop_scores = calibrator.transform(pop_raw)
-    thresholds = choose_thresholds(hold_scores, y_hold, pop_scores, population_size or len(pop_scores), policy)
-    names = [str(c) for c in X_fit.columns]
-    explainer = ReasonExplainer(fit.booster, texts or feature_texts(pipeline, names), X_fit.to_numpy(np.float64))
-    meta = {"best_iteration": fit.best_iteration, "params": fit.params, **(info or {})}
-    return ShopRiskModel(fit.booster, calibrator, thresholds, explainer, pipeline=pipeline, info=meta)

@@ -128,7 +128,7 @@ class ShopRiskPyfunc(PythonModel):
     """``mlflow.pyfunc`` face of a ``ShopRiskModel`` (loaded from the pickled artifact)."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        from dajia.settings import get_settings
+        from core.settings import get_settings
 
         self.model = load_model_object(context.artifacts[MODEL_ARTIFACT])
         self.model.set_threads(get_settings().lightgbm_threads)

@@ -24,7 +24,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from sanctions import bulk
 from sanctions.models import AuditEntry, AuditHead
 from sanctions.workflow import Actor

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from dajia.errors import Conflict, InvalidTransition, NotFound
+from core.errors import Conflict, InvalidTransition, NotFound
 from sanctions import tx
 from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, Shop
 from sanctions.workflow import Actor, CaseStatus, Role, require_role

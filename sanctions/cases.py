@@ -18,8 +18,8 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from dajia.errors import Forbidden, InvalidTransition, NotFound
-from dajia.settings import Settings, get_settings
+from core.errors import Forbidden, InvalidTransition, NotFound
+from core.settings import Settings, get_settings
 from sanctions import bulk, disclosure, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
@@ -235,7 +235,7 @@ def _result(case: Case, shop: Shop, old: str, action: Action, new: str | None = 
 
 def _check_version(case: Case, expected_version: int | None) -> None:
     if expected_version is not None and case.version != expected_version:
-        from dajia.errors import Conflict
+        from core.errors import Conflict
 
         raise Conflict(
             f"case {case.case_id} is at version {case.version} (status {case.status}), "

@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dajia.errors import Conflict, InvalidTransition, NotFound
+from core.errors import Conflict, InvalidTransition, NotFound
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions import tx
 from sanctions.models import Case, Disclosure, DisclosurePolicy, Shop

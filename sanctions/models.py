@@ -3,7 +3,7 @@
 Three groups: the storefront projection the workflow acts on (shops, listings, orders), the
 workflow itself (actors, cases, case events, claims, campaigns, disclosures) and what makes it
 trustworthy (the hash-chained audit log, the outbox, idempotency keys). The schema is created
-and evolved only by the Alembic migrations in ``sanctions/migrations``; a test proves the
+and evolved only by the Alembic migrations in ``dajia/migrations``; a test proves the
 migrations and these classes agree.
 
 Times are naive UTC. Money is stored in fen (1/100 yuan) as integers so sums are exact.
@@ -22,29 +22,17 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
+from core.db import Base
 from sanctions.workflow import OPEN_STATUSES
 
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
 _OPEN_SQL = "status IN (" + ", ".join(f"'{s}'" for s in sorted(OPEN_STATUSES)) + ")"
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING)
 
 
 # --------------------------------------------------------------------------- storefront

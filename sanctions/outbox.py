@@ -23,9 +23,9 @@ from pydantic import BaseModel
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
-from dajia.errors import disk_full
+from core.db import WRITE_OPTION, end_read_transaction
+from core.errors import disk_full
 from sanctions.models import OutboxMessage
-from sanctions.store import WRITE_OPTION, end_read_transaction
 from sanctions.tx import utcnow
 
 

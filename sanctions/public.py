@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dajia.errors import NotFound
+from core.errors import NotFound
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions.disclosure import MASK
 from sanctions.models import Campaign, Disclosure, DisclosurePolicy

@@ -21,13 +21,13 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-from dajia.errors import Conflict, DajiaError
+from core.db import unit_of_work
+from core.errors import Conflict, DajiaError
 from marketplace.schema import LINKAGE_FIELDS
 from sanctions import bulk, tx
 from sanctions.models import Case, CaseEvent, Listing, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
 from sanctions.scored import TIERS, ScoredShop
-from sanctions.store import unit_of_work
 from sanctions.workflow import OPEN_STATUSES, SYSTEM, Action, Actor, CaseStatus, Role, require_role
 
 SCORER = Actor("scorer", Role.SCORER)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 
 #: risk tiers, lowest to highest
 TIERS: tuple[str, ...] = ("low", "watch", "suspected")

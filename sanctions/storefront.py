@@ -21,11 +21,11 @@ from sqlalchemy import Connection, Engine, Table, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from dajia.errors import Forbidden, InvalidTransition, NotFound
+from core.db import WRITE_OPTION, end_read_transaction, unit_of_work
+from core.errors import Forbidden, InvalidTransition, NotFound
 from marketplace.tables import Marketplace
 from sanctions import tx
 from sanctions.models import Listing, Order, Shop
-from sanctions.store import WRITE_OPTION, end_read_transaction, unit_of_work
 from sanctions.workflow import Actor, Role
 
 SHOP_COLUMNS = (

@@ -22,10 +22,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from dajia.errors import Conflict, InvalidTransition
+from core.db import unit_of_work
+from core.errors import Conflict, InvalidTransition
 from sanctions import audit, bulk
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
-from sanctions.store import unit_of_work
 from sanctions.workflow import Actor
 
 M = TypeVar("M", bound=BaseModel)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from dajia.errors import Forbidden, InvalidTransition
+from core.errors import Forbidden, InvalidTransition
 
 
 class Role(StrEnum):

@@ -20,10 +20,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from dajia.settings import Settings, sqlite_file
+from core.db import make_engine
+from core.settings import Settings, sqlite_file
 from serving.auth import ApiKeyStore
 from serving.config import ServeOptions
-from serving.db import ensure_schema, make_engine
 from serving.errors import install_error_handlers
 from serving.metrics import Metrics
 from serving.middleware import RequestMetricsMiddleware
@@ -48,14 +48,15 @@ def _load_marketplace(path: Path) -> Any:
     return load_marketplace(path)
 
 
-def _sanctions_adapter(settings: Settings, mp: Any) -> Any:
-    """The sanction workflow's routing adapter (the marketplace's shops imported), or None if unavailable."""
+def _sanctions_adapter(engine: Any, mp: Any) -> Any:
+    """The sanction workflow's routing adapter on the app's engine (the marketplace's shops imported),
+    or None if unavailable."""
     try:
         from serving.sanctions_bridge import SanctionsBridge
     except ImportError as exc:
         log.warning("sanction workflow not available: %s", exc)
         return None
-    bridge = SanctionsBridge.open(settings)
+    bridge = SanctionsBridge(engine)
     if mp is not None:
         bridge.import_marketplace(mp)
     return bridge
@@ -100,7 +101,6 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
             local = sqlite_file(url) is not None  # a SQLite file: its write-ahead log is checkpointed here
             engine = make_engine(url, opts.log_sync, checkpoint_in_background=local)
             started.callback(engine.dispose)
-            await asyncio.to_thread(ensure_schema, engine)
             if local:  # the WAL is checkpointed by a thread of its own, never inside a request's commit
                 checkpointer = WalCheckpointer(
                     engine, opts.wal_checkpoint_seconds, metrics.observe_checkpoint, metrics.checkpoint_failed
@@ -113,9 +113,7 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
             mp = marketplace
             if mp is None and opts.data_dir is not None:
                 mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
-            sanctions = await asyncio.to_thread(_sanctions_adapter, settings, mp)
-            if sanctions is not None:
-                started.callback(sanctions.close)
+            sanctions = await asyncio.to_thread(_sanctions_adapter, engine, mp)
             build = partial(ModelRuntime.from_dir, marketplace=mp, threads=settings.lightgbm_threads)
             holder = ModelHolder(settings, opts, build, metrics)
             services = Services(

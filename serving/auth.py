@@ -19,7 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dajia.errors import DajiaError, NotFound
+from core.errors import DajiaError, NotFound
 from serving.db import api_keys
 
 

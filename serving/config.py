@@ -1,7 +1,7 @@
 """Options of one serving process that are not shared settings (they come from ``dajia serve``'s flags).
 
 Shared configuration (database, registry, batch limit, LightGBM threads) lives in
-:class:`dajia.settings.Settings`; this holds what only the HTTP service needs.
+:class:`core.settings.Settings`; this holds what only the HTTP service needs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from dajia.settings import Settings
+from core.settings import Settings
 
 
 @dataclass(frozen=True)

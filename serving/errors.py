@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.types import Scope
 
-from dajia.errors import (
+from core.errors import (
     Conflict,
     DajiaError,
     DataContractError,

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from dajia.settings import Settings
+from core.settings import Settings
 from serving.config import ServeOptions
 from serving.metrics import Metrics
 

@@ -70,6 +70,9 @@ class _Inserter:
         order = list(compiled.positiontup or []) if self.positional else [c.name for c in columns]
         processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns}
         self.converters = [(name, processors[name]) for name in order]
+        #: SQLite connections of ``core.db.make_engine`` leave beginning to the caller (the driver's own
+        #: implicit BEGIN is off): without one, every row of executemany would be a transaction of its own
+        self._begin = "BEGIN IMMEDIATE" if dialect.name == "sqlite" else None
         self._conn: Any = None
 
     def _params(self, rows: list[dict[str, Any]]) -> list[Any]:
@@ -91,6 +94,8 @@ class _Inserter:
         cursor = None
         try:
             cursor = conn.cursor()
+            if self._begin is not None:
+                cursor.execute(self._begin)
             cursor.executemany(self.sql, params)
             conn.commit()
         except Exception as exc:

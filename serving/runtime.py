@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from dajia.errors import NotFound
+from core.errors import NotFound
 from marketplace.tables import scoring_time
 
 EXPLAINED_TIERS = frozenset({"watch", "suspected"})

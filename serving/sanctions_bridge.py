@@ -12,24 +12,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dajia.settings import Settings
-
 
 class SanctionsBridge:
+    """On the service's engine (the database migrated before the app starts)."""
+
     def __init__(self, engine: Any) -> None:
-        from sanctions.store import session_factory
+        from core.db import session_factory
 
         self.engine = engine
         self.sessions: sessionmaker[Session] = session_factory(engine)
-
-    @classmethod
-    def open(cls, settings: Settings) -> SanctionsBridge:
-        from sanctions.store import open_store
-
-        return cls(open_store(settings.resolved_database_url))
-
-    def close(self) -> None:
-        self.engine.dispose()
 
     def import_marketplace(self, mp: Any) -> Any:
         """Make the marketplace's shops known to the store (idempotent), so they can get cases."""

@@ -17,7 +17,7 @@ import pandas as pd
 from fastapi.exceptions import RequestValidationError
 from numpy.typing import NDArray
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from marketplace.records import RecordColumns
 from serving.auth import ApiKey
 from serving.metrics import observe_many

@@ -15,7 +15,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dajia.settings import Settings
+from core.settings import Settings
 from serving.ratelimit import RateLimitMiddleware
 
 #: every response

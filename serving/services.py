@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from dajia.settings import Settings
+from core.settings import Settings
 from serving.auth import ApiKeyStore
 from serving.config import ServeOptions
 from serving.metrics import Metrics

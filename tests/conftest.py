@@ -69,7 +69,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("DAJIA_HOME", str(tmp_path))
-    from dajia.settings import get_settings
+    from core.settings import get_settings
 
     get_settings.cache_clear()
     yield tmp_path

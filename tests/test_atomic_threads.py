@@ -1,4 +1,4 @@
-"""Two threads replacing the same file at once (``dajia.atomic``): every write succeeds and the file is
+"""Two threads replacing the same file at once (``core.atomic``): every write succeeds and the file is
 always one writer's whole content, never a mix and never missing."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from dajia import atomic
+from core import atomic
 
 
 def test_threads_replacing_one_file_each_write_whole(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.io import write_manifest, write_table
 from marketplace.loader import load_marketplace, validate_frames
 from marketplace.schema import TABLES, TABLES_BY_NAME

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.loader import validate_frames
 from marketplace.schema import TABLES_BY_NAME
 from tests.test_contract import SNAPSHOT, valid_frames

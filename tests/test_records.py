@@ -14,7 +14,7 @@ import pydantic
 import pytest
 from fastapi import FastAPI
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.loader import validate_frames
 from marketplace.records import (
     CHILD_TABLES,

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from dajia.cli import main
-from dajia.settings import Settings
 
 
 def test_defaults_are_embedded(home: Path) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from marketplace.tables import Marketplace
 
 

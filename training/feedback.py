@@ -1,82 +1,13 @@
-"""The feedback loop: reviewer decisions in the sanction workflow become verdicts for the next run.
-
-    model score → case opened (sanctions) → reviewer decides → case_events
-        → ``reviewer_verdicts(engine)`` → verdict rows → ``with_feedback(mp, rows)`` → ``dajia train``
-
-Mapping of the workflow's decision events (``sanctions.workflow``):
-
-* ``close`` (step 1, with proof) → ``counterfeit``; evidence kind from the proof cited (test_buy,
-  brand_owner; anything else → reviewer);
-* ``ban`` (step 2, reviewer agrees, evidence short of proof) → ``counterfeit`` / reviewer;
-* ``dismiss`` → ``genuine`` / reviewer;
-* ``reverse`` (an appeal upheld) → ``genuine`` / reviewer, and the case's earlier counterfeit verdict is
-  withdrawn (the shop was wrongly sanctioned: it must not train the next model as a counterfeiter).
-
-The decision time is the verdict's ``decided_at``, so the example builder's label windows and the
-label-delay gap apply to these labels exactly as to the marketplace's own verdicts. Verdict ids are
-``case<case_id>-ev<event_id>``: re-exporting is idempotent, and a verdict already in the marketplace
-with the same id is not duplicated.
-"""
+"""The feedback loop's training side: verdict rows from reviewers (``sanctions.labels.reviewer_verdicts``,
+``serving.console.sample.export_verdicts``) joined to a marketplace before ``dajia train``."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
 import pandas as pd
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
 
-from marketplace.schema import EVIDENCE_KINDS
 from marketplace.tables import Marketplace
-
-_OUTCOME = {"close": "counterfeit", "ban": "counterfeit", "dismiss": "genuine", "reverse": "genuine"}
-COLUMNS = ["verdict_id", "shop_id", "decided_at", "outcome", "evidence_kind"]
-
-
-def _evidence_kind(evidence: list[dict[str, object]] | None) -> str:
-    for e in evidence or []:
-        kind = str(e.get("kind", ""))
-        if kind in ("test_buy", "brand_owner"):
-            return kind
-    for e in evidence or []:
-        if str(e.get("kind", "")) == "consumer_reports":
-            return "consumer_reports"
-    return "reviewer"
-
-
-def reviewer_verdicts(engine: Engine) -> pd.DataFrame:
-    """Verdict rows (the contract's ``verdicts`` columns) from the workflow's decision events."""
-    from sanctions.models import Case, CaseEvent
-
-    stmt = (
-        select(CaseEvent.event_id, CaseEvent.case_id, Case.shop_id, CaseEvent.at, CaseEvent.action, CaseEvent.evidence)
-        .join(Case, Case.case_id == CaseEvent.case_id)
-        .where(CaseEvent.action.in_(list(_OUTCOME)))
-        .order_by(CaseEvent.event_id)
-    )
-    with Session(engine) as session:
-        rows = session.execute(stmt).all()
-    out: dict[int, list[dict[str, object]]] = {}
-    for event_id, case_id, shop_id, at, action, evidence in rows:
-        if action == "reverse":
-            out[case_id] = [v for v in out.get(case_id, []) if v["outcome"] != "counterfeit"]
-        kind = "reviewer" if action in ("ban", "dismiss", "reverse") else _evidence_kind(evidence)
-        assert kind in EVIDENCE_KINDS
-        out.setdefault(case_id, []).append(
-            {
-                "verdict_id": f"case{case_id}-ev{event_id}",
-                "shop_id": str(shop_id),
-                "decided_at": pd.Timestamp(at),
-                "outcome": _OUTCOME[action],
-                "evidence_kind": kind,
-            }
-        )
-    flat = [v for vs in out.values() for v in vs]
-    frame = pd.DataFrame(flat, columns=COLUMNS)
-    frame["decided_at"] = pd.to_datetime(frame["decided_at"]).astype("datetime64[us]")
-    for c in ("verdict_id", "shop_id", "outcome", "evidence_kind"):
-        frame[c] = frame[c].astype("string")
-    return frame.sort_values(["decided_at", "verdict_id"], kind="stable").reset_index(drop=True)
 
 
 def with_feedback(mp: Marketplace, verdicts: pd.DataFrame) -> Marketplace:

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from marketplace.schema import GROUND_TRUTH_FILE
 from models.model import ShopRiskModel
 from training.metrics import binary_metrics

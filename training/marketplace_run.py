@@ -20,16 +20,17 @@ import mlflow
 import numpy as np
 import pandas as pd
 
-from dajia.settings import Settings
+from core.settings import Settings
 from marketplace.schema import GROUND_TRUTH_FILE
 from marketplace.tables import Marketplace
-from models.model import ShopRiskModel, fit_risk_model
+from models.model import ShopRiskModel
 from models.thresholds import ThresholdPolicy
 from training import frozen as fz
 from training.baselines import KeywordRule, fit_logistic, logistic_scores
 from training.booster import BoosterConfig
 from training.evaluation import SCORERS, comparison_table, segment_table, truth_metrics, verdict_metrics
 from training.examples import ExamplePlan, ExampleSet, build_examples, check_no_leakage
+from training.fit import fit_risk_model
 
 NEW_SHOP_DAYS = 90
 _CJK = r"[\u4e00-\u9fff]"
@@ -201,7 +202,7 @@ def run_marketplace(
 ) -> dict[str, Any]:
     """Train from a marketplace folder, log everything to MLflow, register the model.
 
-    ``feedback``: verdict rows from reviewer decisions (``training.feedback.reviewer_verdicts``), added
+    ``feedback``: verdict rows from reviewer decisions (``sanctions.labels.reviewer_verdicts``), added
     to the marketplace's verdicts before the examples are built."""
     from marketplace.loader import load_marketplace
     from training.tracking import file_digest

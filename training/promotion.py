@@ -18,8 +18,8 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from dajia.errors import DajiaError, PromotionRefused
-from dajia.settings import Settings
+from core.errors import DajiaError, PromotionRefused
+from core.settings import Settings
 from models.model import ShopRiskModel
 from training import frozen as fz
 from training.tracking import CHALLENGER, CHAMPION, current_alias_version

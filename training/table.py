@@ -18,10 +18,11 @@ import pandas as pd
 from numpy.typing import NDArray
 from sklearn.model_selection import train_test_split
 
-from dajia.errors import DajiaError
-from models.model import ShopRiskModel, fit_risk_model
+from core.errors import DajiaError
+from models.model import ShopRiskModel
 from models.thresholds import ThresholdPolicy
 from training.booster import BoosterConfig
+from training.fit import fit_risk_model
 from training.metrics import binary_metrics
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import mlflow
 import numpy as np
 
-from dajia.settings import Settings
+from core.settings import Settings
 from models.thresholds import ThresholdPolicy
 from training import frozen as fz
 from training.booster import BoosterConfig

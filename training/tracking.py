@@ -26,7 +26,7 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import precision_recall_curve
 
-from dajia.settings import Settings
+from core.settings import Settings
 from models.model import ShopRiskModel
 from models.pyfunc import MODEL_ARTIFACT, ShopRiskPyfunc, input_schema, output_schema, save_model_object
 from training.metrics import reliability_curve

@@ -14,9 +14,9 @@ def register(app: typer.Typer) -> None:
     @audit.command("verify")
     def verify(as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
         """Recompute every entry's hash; exit 2 naming the first entry that was changed or deleted."""
-        from dajia.errors import DajiaError
+        from core.errors import DajiaError
+        from dajia.cli_support import store_session
         from sanctions.audit import verify_chain
-        from sanctions.cli_support import store_session
 
         with store_session() as session:
             report = verify_chain(session)

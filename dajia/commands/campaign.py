@@ -25,8 +25,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Create a draft campaign over decided cases."""
+        from dajia.cli_support import actor, store_session
         from sanctions.campaigns import create_campaign
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             view = create_campaign(
@@ -43,8 +43,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """An admin approves a draft campaign."""
+        from dajia.cli_support import actor, store_session
         from sanctions.campaigns import approve_campaign
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             view = approve_campaign(session, campaign_id, actor(actor_id, role), idempotency_key=key)
@@ -59,8 +59,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Publish an approved campaign: the announcement and a warning to every seller (outbox)."""
+        from dajia.cli_support import actor, store_session
         from sanctions.campaigns import publish_campaign
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             view = publish_campaign(session, campaign_id, actor(actor_id, role), idempotency_key=key)
@@ -73,8 +73,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Show a campaign (and write its HTML announcement)."""
+        from dajia.cli_support import store_session
         from sanctions.campaigns import campaign_html, get_campaign
-        from sanctions.cli_support import store_session
 
         with store_session() as session:
             view = get_campaign(session, campaign_id)
@@ -85,8 +85,8 @@ def register(app: typer.Typer) -> None:
     @campaign.command("list")
     def list_(as_json: bool = typer.Option(False, "--json")) -> None:
         """List campaigns."""
+        from dajia.cli_support import store_session
         from sanctions.campaigns import list_campaigns
-        from sanctions.cli_support import store_session
 
         with store_session() as session:
             rows = [c.model_dump(mode="json", exclude={"announcement"}) for c in list_campaigns(session)]
@@ -106,7 +106,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Create a disclosure policy naming personal fields that may be published, with its legal basis."""
-        from sanctions.cli_support import actor, store_session
+        from dajia.cli_support import actor, store_session
         from sanctions.disclosure import create_policy
 
         with store_session() as session:
@@ -126,7 +126,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Publish closed shops on the public list (an admin's approval, recorded)."""
-        from sanctions.cli_support import actor, store_session
+        from dajia.cli_support import actor, store_session
         from sanctions.disclosure import publish_disclosures
 
         with store_session() as session:
@@ -143,7 +143,7 @@ def register(app: typer.Typer) -> None:
     @disclosure.command("list")
     def list_closed(as_json: bool = typer.Option(False, "--json")) -> None:
         """The public list of closed shops, exactly as the public sees it (masked)."""
-        from sanctions.cli_support import store_session
+        from dajia.cli_support import store_session
         from sanctions.public import closed_shops
 
         with store_session() as session:

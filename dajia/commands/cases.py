@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Import (idempotently) a marketplace's shops, listings and orders into the sanction store."""
+        from dajia.cli_support import store_session
         from marketplace.loader import load_marketplace
-        from sanctions.cli_support import store_session
         from sanctions.storefront import import_marketplace
 
         mp = load_marketplace(data)
@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Open (or rescore) a case for every scored shop at or above --tier. Safe to rerun after a crash."""
-        from sanctions.cli_support import read_scores, store_session
+        from dajia.cli_support import read_scores, store_session
         from sanctions.routing import route_scored
 
         with store_session() as session:
@@ -69,7 +69,7 @@ def register(app: typer.Typer) -> None:
     @cases.command("evasion")
     def evasion(as_json: bool = typer.Option(False, "--json", help="print the result as JSON")) -> None:
         """Open a case for every shop that shares identifiers with a closed shop (ban evasion)."""
-        from sanctions.cli_support import store_session
+        from dajia.cli_support import store_session
         from sanctions.routing import detect_ban_evasion
 
         with store_session() as session:
@@ -83,9 +83,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """List cases, riskiest first."""
-        from dajia.errors import DajiaError
+        from core.errors import DajiaError
+        from dajia.cli_support import store_session
         from sanctions.cases import list_cases
-        from sanctions.cli_support import store_session
         from sanctions.workflow import CaseStatus
 
         if status is not None and status not in {s.value for s in CaseStatus}:
@@ -108,8 +108,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """One case with its history and claims."""
+        from dajia.cli_support import store_session
         from sanctions.cases import get_case
-        from sanctions.cli_support import store_session
 
         with store_session() as session:
             emit(get_case(session, case_id).model_dump(mode="json"), as_json, _human_case)
@@ -129,9 +129,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Decide an open case."""
+        from dajia.cli_support import actor, store_session
+        from dajia.cli_support import evidence as parse_evidence
         from sanctions import cases as svc
-        from sanctions.cli_support import actor, store_session
-        from sanctions.cli_support import evidence as parse_evidence
 
         with store_session() as session:
             result = svc.decide(
@@ -156,8 +156,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shopkeeper appeals a closure or a ban."""
+        from dajia.cli_support import actor, store_session
         from sanctions import cases as svc
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             result = svc.appeal(session, case_id, actor(actor_id, "seller"), reason=reason, idempotency_key=key)
@@ -174,8 +174,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Decide an appeal: --uphold restores the shop, voids unpaid claims, withdraws disclosure."""
+        from dajia.cli_support import actor, store_session
         from sanctions import cases as svc
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             result = svc.decide_appeal(
@@ -193,8 +193,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Record the payment of one compensation claim."""
+        from dajia.cli_support import actor, store_session
         from sanctions import cases as svc
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             result = svc.record_payment(session, claim_id, actor(actor_id, role), payment_ref=ref, idempotency_key=key)
@@ -208,8 +208,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The consumer confirms a paid claim (the last confirmation lifts the ban)."""
+        from dajia.cli_support import actor, store_session
         from sanctions import cases as svc
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             result = svc.confirm_claim(session, claim_id, actor(actor_id, "consumer"), idempotency_key=key)
@@ -223,8 +223,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shopkeeper refuses to compensate: escalated to closure."""
+        from dajia.cli_support import actor, store_session
         from sanctions import cases as svc
-        from sanctions.cli_support import actor, store_session
 
         with store_session() as session:
             result = svc.refuse_compensation(session, case_id, actor(actor_id, "seller"), reason=reason)
@@ -233,8 +233,8 @@ def register(app: typer.Typer) -> None:
     @cases.command("escalate-overdue")
     def escalate_overdue(as_json: bool = typer.Option(False, "--json")) -> None:
         """Close every banned shop with a claim unpaid past its deadline."""
+        from dajia.cli_support import store_session
         from sanctions import cases as svc
-        from sanctions.cli_support import store_session
 
         with store_session() as session:
             done = svc.escalate_overdue(session)
@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _action(value: str, allowed: tuple[str, ...]) -> str:
-    from dajia.errors import DajiaError
+    from core.errors import DajiaError
 
     if value not in allowed:
         raise DajiaError(f"action must be one of {', '.join(allowed)}, got {value!r}")

@@ -68,8 +68,8 @@ def register(app: typer.Typer) -> None:
         """Generate a marketplace, train, promote, sweep, route, sanction (simulated people), publish."""
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+        from core.settings import get_settings
         from dajia.crackdown import STEPS, Crackdown, CrackdownConfig, RunFolder, run_settings
-        from dajia.settings import get_settings
 
         folder = RunFolder(out or Path("runs") / f"crackdown-{datetime.now():%Y%m%d-%H%M%S}")
         config = CrackdownConfig(shops=shops, seed=seed, capacity_per_day=capacity)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from dajia.output import console, emit
 
 
@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Evaluate a registered model version on a frozen evaluation set and print the metrics."""
-        from dajia.settings import get_settings
+        from core.settings import get_settings
         from training import frozen as fz
         from training.promotion import frozen_run, load_version
         from training.tracking import current_alias_version, setup_mlflow

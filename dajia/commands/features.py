@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import typer
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from dajia.output import console, emit
 
 
@@ -91,8 +91,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
         """Compute point-in-time shop features (see docs/features.md)."""
+        from core.settings import get_settings
         from dajia.scaleout.cluster import scheduler_address
-        from dajia.settings import get_settings
         from features.pipeline import ShopFeaturePipeline
         from marketplace.loader import load_marketplace
 

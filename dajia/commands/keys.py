@@ -10,13 +10,11 @@ from dajia.output import console, emit
 
 
 def _store() -> Any:
-    from dajia.settings import get_settings
+    from core.settings import get_settings
+    from dajia.db import open_store
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
-    engine = make_engine(get_settings().resolved_database_url)
-    ensure_schema(engine)
-    return ApiKeyStore(engine)
+    return ApiKeyStore(open_store(get_settings().resolved_database_url))
 
 
 def register(app: typer.Typer) -> None:

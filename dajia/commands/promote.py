@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Make a version champion if it beats the champion on the frozen evaluation set; exit 2 if not."""
-        from dajia.settings import get_settings
+        from core.settings import get_settings
         from training.promotion import promote as do_promote
         from training.tracking import setup_mlflow
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,8 @@ def register(app: typer.Typer) -> None:
         """Serve the dajia API (OpenAPI at /openapi.json, health at /healthz and /readyz, /metrics)."""
         import uvicorn
 
-        from dajia.settings import get_settings
+        from core.settings import get_settings
+        from dajia.db import migrate
         from serving.app import create_app
         from serving.config import ServeOptions
 
@@ -55,6 +56,7 @@ def register(app: typer.Typer) -> None:
             log_sync=log_sync.upper(),
             log_commit=log_commit,
         )
+        migrate(settings.resolved_database_url)  # before the app: it never migrates itself
         api = create_app(settings, options)
         uvicorn.run(
             api,

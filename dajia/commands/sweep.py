@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from dajia.output import emit
 
 
@@ -27,8 +27,8 @@ def register(app: typer.Typer) -> None:
         """Batch-score shops partition by partition (bounded memory) and route the suspected ones into cases."""
         import pandas as pd
 
+        from core.settings import get_settings
         from dajia.scaleout import jobs
-        from dajia.settings import get_settings
 
         settings = get_settings()
         when = None

@@ -8,7 +8,7 @@ from typing import Any
 
 import typer
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from dajia.output import console, emit
 
 
@@ -55,7 +55,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Train a model; log it to MLflow and register it (first version champion, later challenger)."""
-        from dajia.settings import get_settings
+        from core.settings import get_settings
 
         settings = get_settings()
         if (data is None) == (table is None):
@@ -95,10 +95,10 @@ def register(app: typer.Typer) -> None:
                 return
             verdicts = None
             if feedback:
-                from sanctions.store import create_store_engine
-                from training.feedback import reviewer_verdicts
+                from dajia.db import open_store
+                from sanctions.labels import reviewer_verdicts
 
-                engine = create_store_engine(settings.resolved_database_url)
+                engine = open_store(settings.resolved_database_url)
                 try:
                     verdicts = reviewer_verdicts(engine)
                 except Exception as exc:

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from dajia.errors import DajiaError
-from dajia.settings import Settings
+from core.errors import DajiaError
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from distributed import Client

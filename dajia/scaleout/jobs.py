@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from core.settings import Settings
 from dajia.scaleout.cluster import connect, scheduler_address
-from dajia.settings import Settings
 
 
 def features_on_cluster(

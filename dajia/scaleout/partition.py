@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from dajia.errors import DajiaError, DataContractError
+from core.errors import DajiaError, DataContractError
 from dajia.scaleout.storage import Location, raw_table, snapshot_of, table_file
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from marketplace.schema import MANIFEST_FILE, TABLES, Table
 from marketplace.tables import Marketplace
 from marketplace.validate import RawTable, check_snapshot, validate_raw

@@ -23,6 +23,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.settings import Settings
 from dajia.scaleout.partition import (
     DEFAULT_SHOPS_PER_PARTITION,
     PartitionedMarketplace,
@@ -30,7 +31,6 @@ from dajia.scaleout.partition import (
     partition_marketplace,
 )
 from dajia.scaleout.storage import Location
-from dajia.settings import Settings
 from dajia.sweep import SCORES_SCHEMA, ChampionModel, scores_frame
 from marketplace.tables import Marketplace, scoring_time
 
@@ -133,7 +133,7 @@ def run_sweep(
     when = pd.Timestamp(as_of) if as_of is not None else scoring_time(parts.snapshot_at)
     engine = None
     if route:
-        from sanctions.store import open_store
+        from dajia.db import open_store
 
         engine = open_store(settings.resolved_database_url)
     totals: dict[str, Any] = {"tiers": {}}

@@ -31,10 +31,10 @@ from numpy.typing import NDArray
 
 from dajia.scaleout.partition import PartitionedMarketplace, partition_of
 from marketplace.tables import Marketplace
-from models.model import ShopRiskModel
 from models.thresholds import ThresholdPolicy
 from training.booster import BoosterConfig, FitResult, check_training_data
 from training.examples import ExamplePlan
+from training.fit import fit_risk_model
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -139,36 +139,6 @@ def fit_booster_on_cluster(
     return FitResult(booster=booster, best_iteration=best, params={**params, "dask": True}, valid_raw=valid_raw)
 
 
-def assemble_risk_model(
-    fit: FitResult,
-    X_fit: pd.DataFrame,
-    y_hold: NDArray[np.float64],
-    config: BoosterConfig,
-    policy: ThresholdPolicy,
-    population_scores_X: pd.DataFrame,
-    population_size: int,
-    pipeline: Any,
-    info: dict[str, Any],
-) -> ShopRiskModel:
-    """The rest of ``models.model.fit_risk_model`` after its booster: isotonic calibration and thresholds
-    on the held-out slice, the reason explainer. (A hook there taking a ready ``FitResult`` would let
-    this call it directly.)"""
-    from models.calibration import IsotonicCalibrator
-    from models.model import feature_texts
-    from models.reasons import ReasonExplainer
-    from models.thresholds import choose_thresholds
-
-    calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
-    hold_scores = calibrator.transform(fit.valid_raw)
-    pop_raw = fit.booster.predict(population_scores_X.to_numpy(dtype=np.float64), num_threads=config.num_threads)
-    pop_scores = calibrator.transform(np.asarray(pop_raw, dtype=np.float64))
-    thresholds = choose_thresholds(hold_scores, y_hold, pop_scores, population_size, policy)
-    names = [str(c) for c in X_fit.columns]
-    explainer = ReasonExplainer(fit.booster, feature_texts(pipeline, names), X_fit.to_numpy(np.float64))
-    meta = {"best_iteration": fit.best_iteration, "params": fit.params, **info}
-    return ShopRiskModel(fit.booster, calibrator, thresholds, explainer, pipeline=pipeline, info=meta)
-
-
 def train_marketplace_on_cluster(
     client: Client,
     mp: Marketplace,
@@ -212,21 +182,24 @@ def train_marketplace_on_cluster(
         y_hold = valid["label"].to_numpy(dtype=np.float64)[lab]
         fit = fit_booster_on_cluster(client, X_train, y_train, X_valid[lab], y_hold, config, max_rounds, weight)
         valid_sizes = [exs.population[d] for d in exs.dates["valid"]]
-        model = assemble_risk_model(
-            fit,
+        model = fit_risk_model(
             X_train,
+            y_train,
+            X_valid[lab],
             y_hold,
             config,
             policy,
-            X_valid,
-            int(np.mean(valid_sizes)),
-            pipeline,
-            {
+            population_scores_X=X_valid,
+            population_size=int(np.mean(valid_sizes)),
+            pipeline=pipeline,
+            weight=weight,
+            info={
                 "train_examples": len(train),
                 "valid_examples": int(lab.sum()),
                 "plan": plan.to_dict(),
                 "trained_on": "dask",
             },
+            fitted=fit,
         )
         timings["fit_s"] = time.perf_counter() - t0
 

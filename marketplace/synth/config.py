@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 
 DEFAULT_SNAPSHOT = "2026-06-30T00:00:00"
 

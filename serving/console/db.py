@@ -6,7 +6,7 @@
   model did not flag). Exported as verdict rows for training by :func:`serving.console.sample.export_verdicts`.
 
 Declared on the service database's one metadata and created by its Alembic migrations, like the
-serving tables (see ``serving.db``).
+serving tables (see ``serving.db``); the database is migrated before the console starts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import secrets
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from serving.db import ensure_schema, metadata
+from core.db import metadata, writing
 
 console_settings = sa.Table(
     "console_settings",
@@ -46,14 +46,8 @@ findings = sa.Table(
 VERDICTS = ("counterfeit", "genuine", "unsure")
 
 
-def ensure_console_schema(engine: Engine) -> None:
-    """The console's tables exist (the database migrated to head; see ``serving.db.ensure_schema``)."""
-    ensure_schema(engine)
-
-
 def session_secret(engine: Engine) -> str:
     """The secret that signs console cookies: read, or created once (a racing second writer loses)."""
-    ensure_console_schema(engine)
     with engine.begin() as conn:
         row = conn.execute(
             sa.select(console_settings.c.value).where(console_settings.c.name == "session_secret")
@@ -61,7 +55,7 @@ def session_secret(engine: Engine) -> str:
         if row is not None:
             return str(row[0])
     try:
-        with engine.begin() as conn:
+        with writing(engine).begin() as conn:
             conn.execute(console_settings.insert().values(name="session_secret", value=secrets.token_urlsafe(48)))
     except sa.exc.IntegrityError:
         pass

@@ -17,7 +17,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from dajia.errors import NotFound
+from core.errors import NotFound
 from marketplace.schema import LINKAGE_FIELDS
 from sanctions.cases import get_case
 from sanctions.models import Case, Listing, Order, Shop

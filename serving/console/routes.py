@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from dajia.errors import Conflict, DajiaError, Forbidden, InvalidTransition, NotFound
-from serving.console.db import ensure_console_schema, session_secret
+from core.errors import Conflict, DajiaError, Forbidden, InvalidTransition, NotFound
+from serving.console.db import session_secret
 from serving.console.security import (
     LOGIN_COOKIE,
     LOGIN_SECONDS,
@@ -71,7 +71,6 @@ def _state(services: Services) -> ConsoleState:
             from serving.console.evidence import MarketIndex
             from serving.console.monitor import DriftCache
 
-            ensure_console_schema(services.engine)
             st = ConsoleState(
                 sessions=Sessions(
                     session_secret(services.engine), services.engine, services.options.auth_cache_seconds

@@ -26,14 +26,13 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from dajia.errors import DajiaError, NotFound
+from core.errors import DajiaError, NotFound
+from marketplace.tables import verdict_frame
 from sanctions import tx
 from sanctions.models import Case, Listing, Shop
 from sanctions.workflow import Actor
-from serving.console.db import VERDICTS, ensure_console_schema, findings
+from serving.console.db import VERDICTS, findings
 from serving.db import predictions
-
-VERDICT_COLUMNS = ("verdict_id", "shop_id", "decided_at", "outcome", "evidence_kind")
 
 
 @dataclass
@@ -233,20 +232,21 @@ def export_verdicts(engine: Engine, since: datetime | None = None) -> pd.DataFra
     pandas string dtype, ``decided_at`` naive UTC ``datetime64[us]``); ``verdict_id`` is
     ``console-<finding id>`` so a re-export never collides with itself or with generated verdicts.
     """
-    ensure_console_schema(engine)  # a store the console never ran on simply has no findings
     f = findings.c
     stmt = sa.select(f.finding_id, f.shop_id, f.created_at, f.verdict).where(f.verdict.in_(("counterfeit", "genuine")))
     if since is not None:
         stmt = stmt.where(f.created_at >= since)
     with engine.connect() as conn:
         rows = conn.execute(stmt.order_by(f.finding_id)).all()
-    frame = pd.DataFrame(
-        {
-            "verdict_id": pd.array([f"console-{r.finding_id}" for r in rows], dtype="string"),
-            "shop_id": pd.array([str(r.shop_id) for r in rows], dtype="string"),
-            "decided_at": pd.to_datetime(pd.Series([r.created_at for r in rows], dtype="datetime64[us]")),
-            "outcome": pd.array([str(r.verdict) for r in rows], dtype="string"),
-            "evidence_kind": pd.array(["reviewer"] * len(rows), dtype="string"),
-        }
+    return verdict_frame(
+        [
+            {
+                "verdict_id": f"console-{r.finding_id}",
+                "shop_id": str(r.shop_id),
+                "decided_at": r.created_at,
+                "outcome": str(r.verdict),
+                "evidence_kind": "reviewer",
+            }
+            for r in rows
+        ]
     )
-    return frame[list(VERDICT_COLUMNS)]

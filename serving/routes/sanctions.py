@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
 from sanctions.schemas import EVIDENCE_KINDS
 from serving.auth import ApiKey
 from serving.deps import AdminKey, ReviewerKey, ServicesDep

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from dajia.settings import Settings
+from core.settings import Settings
 from tests.conftest import IN_CI
 from tests.serving.conftest import free_port, serve_in_thread
 
@@ -54,9 +54,9 @@ class Console:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def engine(self) -> Any:
-        from sanctions.store import create_store_engine
+        from core.db import make_engine
 
-        return create_store_engine(self.settings.resolved_database_url)
+        return make_engine(self.settings.resolved_database_url)
 
     def url(self, path: str) -> str:
         return self.base_url + path
@@ -73,19 +73,19 @@ def _reasons(i: int) -> list[str]:
 @pytest.fixture(scope="session")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
 
+    from core.db import make_engine, session_factory
+    from dajia.db import migrate, open_store
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
     from sanctions.cases import decide
     from sanctions.routing import route_scored
     from sanctions.schemas import Evidence
     from sanctions.scored import ScoredShop
-    from sanctions.store import open_store, session_factory
     from sanctions.storefront import import_marketplace
     from sanctions.workflow import Actor, Role
     from serving.app import create_app
     from serving.auth import ApiKeyStore
     from serving.config import ServeOptions
-    from serving.db import ensure_schema, make_engine
 
     root = tmp_path_factory.mktemp("console")
     data = root / "market"
@@ -135,7 +135,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     engine.dispose()
 
     sengine = make_engine(settings.resolved_database_url)
-    ensure_schema(sengine)
+    migrate(sengine)
     store = ApiKeyStore(sengine)
     keys: dict[str, str] = {}
     key_ids: dict[str, str] = {}

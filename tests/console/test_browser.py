@@ -54,8 +54,8 @@ def audit_entries(console: Console, entity_id: str, action: str) -> list[Any]:
 
 
 def test_reviewer_opens_top_case_reads_reasons_and_decides(console: Console, page_for: Any) -> None:
+    from core.db import session_factory
     from sanctions.audit import verify_chain
-    from sanctions.store import session_factory
 
     page = page_for("reviewer")
     assert page.url.endswith("/console/queue"), page.content()

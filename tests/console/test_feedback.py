@@ -10,14 +10,15 @@ from tests.console.conftest import Console
 
 
 def test_findings_join_reviewer_verdicts_in_the_training_marketplace(console: Console) -> None:
-    from sanctions.store import session_factory
+    from core.db import session_factory
+    from dajia.db import migrate
+    from sanctions.labels import reviewer_verdicts
     from sanctions.workflow import Actor, Role
-    from serving.console.db import ensure_console_schema
     from serving.console.sample import draw_sample, export_verdicts, record_finding
-    from training.feedback import reviewer_verdicts, with_feedback
+    from training.feedback import with_feedback
 
     engine = console.engine()
-    ensure_console_schema(engine)
+    migrate(engine)
     with engine.connect() as conn:
         shop = draw_sample(conn, 1)[0].shop_id
     before_snapshot = pd.Timestamp(console.mp.snapshot_at).to_pydatetime() - timedelta(days=2)

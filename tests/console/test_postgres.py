@@ -13,20 +13,19 @@ pytestmark = pytest.mark.postgres
 
 
 def test_console_reads_and_findings_on_postgres(postgres_url: str, tmp_path: Path) -> None:
+    from core.db import make_engine, session_factory
+    from dajia.db import migrate, open_store
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
     from sanctions.cases import decide
     from sanctions.routing import route_scored
     from sanctions.scored import ScoredShop
-    from sanctions.store import open_store, session_factory
     from sanctions.storefront import import_marketplace
     from sanctions.workflow import Actor, Role
-    from serving.console.db import ensure_console_schema
     from serving.console.evidence import MarketIndex, load_case_page
     from serving.console.monitor import agreement_by_version, precision_tables
     from serving.console.queue import QueueFilter, load_queue
     from serving.console.sample import draw_sample, export_verdicts, miss_estimate, record_finding
-    from serving.db import ensure_schema, make_engine
 
     generate(GeneratorConfig(shops=120, seed=4), tmp_path / "m")
     mp = load_marketplace(tmp_path / "m")
@@ -43,8 +42,7 @@ def test_console_reads_and_findings_on_postgres(postgres_url: str, tmp_path: Pat
         route_scored(s, scored, now=when)
     reviewer = Actor("pg-reviewer", Role.REVIEWER)
     serving_engine = make_engine(postgres_url)
-    ensure_schema(serving_engine)
-    ensure_console_schema(serving_engine)
+    migrate(serving_engine)
     with Session(serving_engine) as s:
         page = load_queue(s.connection(), QueueFilter(), datetime.now())
         assert page.total == 12 and [r.score for r in page.rows] == sorted((r.score for r in page.rows), reverse=True)

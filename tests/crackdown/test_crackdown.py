@@ -12,12 +12,12 @@ from mlflow.tracking import MlflowClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from core.errors import DajiaError
+from core.settings import Settings
 from dajia.crackdown import STEPS, Crackdown, CrackdownConfig, RunFolder, run_settings
-from dajia.errors import DajiaError
-from dajia.settings import Settings
+from dajia.db import open_store
 from sanctions.audit import verify_chain
 from sanctions.models import AuditEntry, Case, CaseEvent, Claim, Disclosure, Shop
-from sanctions.store import open_store
 
 SHOPS = 2500
 

@@ -23,12 +23,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.settings import Settings, get_settings
 from dajia.cli import main
 from dajia.scaleout.features import cluster_features
 from dajia.scaleout.partition import PART_TABLES, PartitionedMarketplace, partition_marketplace, partition_of
 from dajia.scaleout.sweep import run_sweep
 from dajia.scaleout.training import train_marketplace_on_cluster
-from dajia.settings import Settings, get_settings
 from dajia.sweep import ChampionModel
 from features.pipeline import ShopFeaturePipeline
 from marketplace.generator import GeneratorConfig, generate
@@ -204,8 +204,8 @@ def test_cluster_model_reaches_the_local_pr_auc(trained: tuple[MarketplaceRun, M
 
 
 def _open_case_shops(url: str) -> set[str]:
+    from dajia.db import open_store
     from sanctions.models import Case
-    from sanctions.store import open_store
     from sanctions.workflow import OPEN_STATUSES
 
     engine = open_store(url)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dajia.errors import DajiaError, DataContractError
+from core.errors import DajiaError, DataContractError
+from core.settings import Settings
 from dajia.scaleout.cluster import ClusterError, connect, scheduler_address
 from dajia.scaleout.partition import PartitionedMarketplace, PartitionError, partition_marketplace, partition_of
-from dajia.settings import Settings
 
 
 def test_scheduler_option_wins_over_the_setting() -> None:

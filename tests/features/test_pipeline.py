@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from features.pipeline import ShopFeaturePipeline
 from marketplace.tables import Marketplace
 from tests.features.factory import AS_OF, examples_for, make_marketplace

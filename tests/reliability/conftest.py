@@ -25,7 +25,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from dajia.settings import Settings
+from core.settings import Settings
 from tests.serving.conftest import ThreadedServer, free_port, serve_in_thread
 
 SHOPS = 1500
@@ -114,11 +114,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
 
 @pytest.fixture(scope="session")
 def keys(run: Run) -> dict[str, str]:
+    from core.db import make_engine
+    from dajia.db import migrate
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
     engine = make_engine(run.settings.resolved_database_url)
-    ensure_schema(engine)
+    migrate(engine)
     store = ApiKeyStore(engine)
     out = {role: store.create(role, f"reliability {role}")[1] for role in ROLES}
     engine.dispose()

@@ -16,8 +16,9 @@ from tests.reliability.conftest import Run, Server, TcpProxy, start_server
 
 @pytest.fixture
 def proxied(run: Run, postgres_url: str) -> Iterator[tuple[Server, TcpProxy, sa.Engine]]:
+    from core.db import make_engine
+    from dajia.db import migrate
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
     proxy = TcpProxy("127.0.0.1", 5432)
     proxy.start()
@@ -26,7 +27,7 @@ def proxied(run: Run, postgres_url: str) -> Iterator[tuple[Server, TcpProxy, sa.
     )
     assert str(proxy.port) in url, url
     direct = make_engine(postgres_url)
-    ensure_schema(direct)
+    migrate(direct)
     store = ApiKeyStore(direct)
     keys = {role: store.create(role, f"outage {role}")[1] for role in ("scorer", "reviewer", "admin")}
     settings = run.settings.model_copy(update={"database_url": url, "public_rate_per_minute": 0.0})

@@ -25,15 +25,15 @@ import pytest
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from core.errors import DataContractError, DiskFull, disk_full
+from core.settings import Settings
 from dajia.crackdown import CrackdownConfig, RunFolder
-from dajia.errors import DataContractError, DiskFull, disk_full
-from dajia.settings import Settings
+from dajia.db import open_store
 from marketplace.io import TableWriter, write_table
 from marketplace.loader import load_marketplace
 from sanctions.outbox import FileMailbox, deliver
 from sanctions.routing import route_scored
 from sanctions.scored import ScoredShop
-from sanctions.store import open_store
 from sanctions.storefront import import_marketplace
 from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row, sqlite_template  # noqa: F401
 
@@ -172,8 +172,9 @@ def store_on_small_disk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[tuple[Path, Settings, dict[str, str]]]:
     """A migrated SQLite store on a 16 MB disk: 300 shops, 60 cases open, API keys for every role."""
+    from core.db import make_engine
+    from dajia.db import migrate
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
     for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
         monkeypatch.delenv(var, raising=False)
@@ -186,7 +187,7 @@ def store_on_small_disk(
         route_scored(s, [ScoredShop(f"S{i:04d}", 0.9, "suspected", "m", "1", [], 0.8) for i in range(60)])
     engine.dispose()
     serving = make_engine(url)
-    ensure_schema(serving)
+    migrate(serving)
     store = ApiKeyStore(serving)
     keys = {role: store.create(role, f"disk-full {role}")[1] for role in ("scorer", "reviewer", "admin")}
     serving.dispose()

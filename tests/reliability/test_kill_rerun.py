@@ -30,7 +30,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from dajia import atomic
+from core import atomic
 from sanctions import cases
 from sanctions.audit import verify_chain
 from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
@@ -89,7 +89,7 @@ class RecordingMailbox:
 
 
 def child_main(argv: list[str]) -> None:
-    from sanctions.store import open_store
+    from dajia.db import open_store
 
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=("publish", "deliver"))

@@ -13,11 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.db import Base
+from dajia.db import migrate, open_store
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
 from sanctions.audit import GENESIS
-from sanctions.models import Base
-from sanctions.store import migrate, open_store
 from tests.conftest import postgres_schema
 
 SNAPSHOT = datetime(2026, 6, 30, 12, 0, 0)

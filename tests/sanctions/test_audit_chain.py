@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from core.settings import get_settings
 from dajia.cli import main
-from dajia.settings import get_settings
 from sanctions import audit
 from sanctions.models import AuditEntry
 from sanctions.routing import route_scored
@@ -96,7 +96,7 @@ def test_deleting_the_last_rows_is_caught_by_the_head(chain: int, session: Sessi
 
 @pytest.mark.postgres
 def test_concurrent_appends_never_fork_the_chain(postgres_url: str) -> None:
-    from sanctions.store import open_store
+    from dajia.db import open_store
 
     engine = open_store(postgres_url, pool_size=8)
     errors: list[BaseException] = []

@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dajia.errors import Conflict, InvalidTransition
+from core.errors import Conflict, InvalidTransition
+from dajia.db import open_store
 from sanctions import cases
 from sanctions.audit import verify_chain
 from sanctions.models import Case, CaseEvent, Claim
 from sanctions.routing import route_scored
 from sanctions.schemas import Evidence
 from sanctions.scored import ScoredShop
-from sanctions.store import open_store
 from sanctions.storefront import import_marketplace
 from sanctions.workflow import Actor, Role
 from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from core.settings import get_settings
 from dajia.cli import main
-from dajia.settings import get_settings
 from sanctions.audit import verify_chain
 from sanctions.models import Case, CaseEvent, Listing
 from sanctions.storefront import import_marketplace

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from dajia.errors import Conflict, Forbidden, InvalidTransition, NotFound
+from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from sanctions import cases
 from sanctions.audit import verify_chain
 from sanctions.models import AuditEntry, Case, CaseEvent, Claim, Disclosure, Listing, OutboxMessage, Shop
@@ -73,7 +73,7 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from sanctions.models import Base
+    from core.db import Base
 
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -160,7 +160,7 @@ def test_seller_edits_and_delists_show_on_the_storefront_and_are_audited(world: 
 
 
 def test_only_scorers_route_and_tiers_are_checked(world: Session) -> None:
-    from dajia.errors import DajiaError
+    from core.errors import DajiaError
 
     with pytest.raises(Forbidden):
         route_scored(world, [scored("S1")], actor=REVIEWER, now=SNAPSHOT)

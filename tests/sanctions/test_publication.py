@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from dajia.errors import Conflict, Forbidden, InvalidTransition
+from core.errors import Conflict, Forbidden, InvalidTransition
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions import cases
 from sanctions.audit import verify_chain

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dajia.settings import Settings
+from core.settings import Settings
 
 N_SHOPS = 800
 MAX_BATCH = 500
@@ -151,11 +151,12 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
 
 def create_keys(database_url: str) -> dict[str, str]:
     """One secret per role (plus a revoked one), created through the key store of the service's database."""
+    from core.db import make_engine
+    from dajia.db import migrate
     from serving.auth import ApiKeyStore
-    from serving.db import ensure_schema, make_engine
 
     engine = make_engine(database_url)
-    ensure_schema(engine)
+    migrate(engine)
     store = ApiKeyStore(engine)
     out = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
     revoked, secret = store.create("scorer", "revoked scorer")

@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from core.db import make_engine
+from core.errors import DajiaError, NotFound
 from dajia.cli import main
-from dajia.errors import DajiaError, NotFound
+from dajia.db import migrate
 from serving.auth import ApiKeyStore, Role
-from serving.db import api_keys, ensure_schema, make_engine
+from serving.db import api_keys
 
 
 def _store(tmp_path: Path) -> ApiKeyStore:
     engine = make_engine(f"sqlite:///{tmp_path / 'keys.db'}")
-    ensure_schema(engine)
+    migrate(engine)
     return ApiKeyStore(engine, cache_seconds=0.0)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dajia.errors import DataContractError
+from core.errors import DataContractError
 from serving.app import create_app
 from serving.config import ServeOptions
 from tests.serving.conftest import home_settings

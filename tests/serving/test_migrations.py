@@ -1,4 +1,4 @@
-"""The service's database has one Alembic history (``sanctions/migrations``): one ``upgrade head`` creates
+"""The service's database has one Alembic history (``dajia/migrations``): one ``upgrade head`` creates
 every table (workflow, serving, console) on SQLite and PostgreSQL, and a database whose serving and
 console tables were made by the ``create_all`` of earlier versions upgrades in place, rows kept."""
 
@@ -14,11 +14,11 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from sanctions.models import Base
-from sanctions.store import migrate
+from core.db import Base, make_engine
+from dajia.db import migrate
 from serving.auth import ApiKeyStore
 from serving.console.db import console_settings, findings
-from serving.db import api_keys, ensure_schema, make_engine, predictions
+from serving.db import api_keys, predictions
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICE_TABLES = ("serving_api_keys", "serving_predictions", "console_settings", "console_findings")
@@ -39,7 +39,7 @@ def _version(engine: sa.Engine) -> str | None:
 def _alembic(url: str, *command: str) -> None:
     """The documented command line, in its own process."""
     done = subprocess.run(
-        [sys.executable, "-m", "alembic", "-c", "sanctions/alembic.ini", "-x", f"url={url}", *command],
+        [sys.executable, "-m", "alembic", "-c", "dajia/alembic.ini", "-x", f"url={url}", *command],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -96,7 +96,7 @@ def test_a_database_made_by_create_all_upgrades_in_place(url: str, workflow_migr
             conn.execute(console_settings.insert().values(name="session_secret", value="kept"))
         assert _version(engine) == ("0001" if workflow_migrated else None)
 
-        ensure_schema(engine)  # what the service and `dajia keys` run at start
+        migrate(engine)  # what the service and `dajia keys` run at start
 
         assert _version(engine) == "0002"
         assert set(sa.inspect(engine).get_table_names()) >= set(Base.metadata.tables)
@@ -105,7 +105,7 @@ def test_a_database_made_by_create_all_upgrades_in_place(url: str, workflow_migr
             kept = conn.execute(sa.select(predictions)).mappings().one()
             assert {k: kept[k] for k in row} == row
             assert conn.execute(sa.select(console_settings.c.value)).scalar_one() == "kept"
-        ensure_schema(engine)  # again: nothing to do
+        migrate(engine)  # again: nothing to do
         assert _version(engine) == "0002"
     finally:
         engine.dispose()

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from serving.db import ensure_schema, make_engine
+from core.db import make_engine
+from dajia.db import migrate
 from serving.prediction_log import PredictionLog
 
 
@@ -41,7 +42,7 @@ async def _append_concurrently(log: PredictionLog, groups: list[list[dict[str, A
 
 def _check_round_trip(url: str, inline: bool) -> None:
     engine = make_engine(url, "NORMAL")
-    ensure_schema(engine)
+    migrate(engine)
     log = PredictionLog(engine, inline=inline)
     log.start()
     try:

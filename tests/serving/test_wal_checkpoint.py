@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from serving.db import JOURNAL_SIZE_LIMIT, make_engine
+from core.db import JOURNAL_SIZE_LIMIT, make_engine
 from serving.wal import Checkpoint, WalCheckpointer
 
 #: one commit of this many bytes of text, ~10 pages of the log

@@ -9,18 +9,19 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dajia.db import open_store
 from marketplace.generator import GeneratorConfig, generate
 from marketplace.loader import load_marketplace
 from sanctions.cases import appeal, decide, decide_appeal
+from sanctions.labels import reviewer_verdicts
 from sanctions.models import Case
 from sanctions.routing import route_scored
 from sanctions.schemas import Evidence
 from sanctions.scored import ScoredShop
-from sanctions.store import open_store
 from sanctions.storefront import import_marketplace
 from sanctions.workflow import Actor, Role
 from training.examples import label_examples
-from training.feedback import reviewer_verdicts, with_feedback
+from training.feedback import with_feedback
 
 
 @pytest.fixture(scope="module")

@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from core.settings import get_settings
 from dajia.cli import main
-from dajia.settings import get_settings
 from marketplace.generator import GeneratorConfig, generate
 from marketplace.loader import load_marketplace
 from marketplace.schema import GROUND_TRUTH_FILE

@@ -10,7 +10,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from dajia.settings import Settings, sqlite_file
+from core.settings import Settings, sqlite_file
 from training.tracking import EXPERIMENT, setup_mlflow
 
 

@@ -10,17 +10,17 @@ import pandas as pd
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from dajia.errors import DajiaError
+from core.errors import DajiaError
+from dajia.db import open_store
 from sanctions.schemas import Evidence
 from sanctions.scored import TIERS, ScoredShop, scored_from_frame
-from sanctions.store import open_store
 from sanctions.workflow import Actor, Role
 
 
 @contextmanager
 def store_session() -> Iterator[Session]:
     """A session on the store named by the settings (DATABASE_URL or the SQLite file under DAJIA_HOME)."""
-    from dajia.settings import get_settings
+    from core.settings import get_settings
 
     engine = open_store(get_settings().resolved_database_url)
     try:

@@ -2,7 +2,7 @@
 
 A kill or a full disk in the middle of a write leaves the previous version (or nothing) under the
 final name, never a truncated file; the temporary is removed on error. A full disk raises
-:class:`dajia.errors.DiskFull` naming the path.
+:class:`core.errors.DiskFull` naming the path.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from dajia.errors import disk_full
+from core.errors import disk_full
 
 
 def fsync_dir(folder: Path) -> None:

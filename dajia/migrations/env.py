@@ -1,20 +1,20 @@
-"""Alembic environment: migrations run on the connection sanctions.store.migrate hands over."""
+"""Alembic environment: migrations run on the connection ``dajia.db.migrate`` hands over.
+
+The application knows every table of the service's database, so its migrations live here: importing
+the owners' modules declares their tables on the one metadata (``core.db.metadata``).
+"""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
-from sanctions.models import Base
-from serving import db as serving_tables
-from serving.console import db as console_tables
+import sanctions.models  # noqa: F401  (the workflow's tables)
+import serving.console.db
+import serving.db  # noqa: F401  (API keys, prediction log)
+from core.db import make_engine, metadata
 
 config = context.config
-#: every table of the service's database: the workflow's, the serving tables (API keys, prediction log)
-#: and the console's, all declared on the one metadata (importing their modules declares them)
-target_metadata = Base.metadata
-if serving_tables.metadata is not target_metadata or console_tables.metadata is not target_metadata:
-    raise RuntimeError("the serving and console tables must be declared on sanctions.models.Base.metadata")
+target_metadata = metadata
 
 
 def _run(connection: object) -> None:
@@ -35,7 +35,7 @@ else:
     url = context.get_x_argument(as_dictionary=True).get("url") or config.get_main_option("sqlalchemy.url")
     if not url:
         raise SystemExit("give the database with -x url=...")
-    engine = create_engine(url)
+    engine = make_engine(url)
     with engine.begin() as conn:
         _run(conn)
     engine.dispose()

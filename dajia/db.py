@@ -1,0 +1,58 @@
+"""The application's side of the one database: migrations, run before anything uses it.
+
+``dajia serve``, every CLI command and the crackdown call :func:`open_store` (or :func:`migrate`)
+before they build what uses the database, as the FastAPI template's pre-start does; the packages
+below (sanctions, serving) take an engine on a migrated database and never migrate themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from core.db import is_sqlite, make_engine
+
+_MIGRATED: set[str] = set()
+_LOCK = threading.Lock()
+#: advisory lock id serialising concurrent migrations on PostgreSQL
+MIGRATION_LOCK_ID = 7_245_001
+
+
+def _alembic_config(connection: Any) -> Any:
+    from alembic.config import Config
+
+    here = Path(__file__).resolve().parent
+    cfg = Config(str(here / "alembic.ini"))
+    cfg.set_main_option("script_location", str(here / "migrations"))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def migrate(url_or_engine: str | Engine, revision: str = "head") -> None:
+    """Bring the database at ``url_or_engine`` to ``revision`` (Alembic, shipped in the package).
+    Idempotent; concurrent starts are serialised on PostgreSQL by an advisory lock."""
+    from alembic import command
+
+    engine = make_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    try:
+        with engine.connect() as conn:
+            if not is_sqlite(engine):
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK_ID})
+            command.upgrade(_alembic_config(conn), revision)
+            conn.commit()
+    finally:
+        if isinstance(url_or_engine, str):
+            engine.dispose()
+
+
+def open_store(url: str, **kwargs: Any) -> Engine:
+    """An engine on ``url`` whose schema is migrated to head (once per process and URL)."""
+    engine = make_engine(url, **kwargs)
+    with _LOCK:
+        if url not in _MIGRATED:
+            migrate(engine)
+            _MIGRATED.add(url)
+    return engine
