@@ -1,5 +1,6 @@
 # The two commands of the README:
 #   make run   set up the environment and run the main job
+#   (make serve: serve the newest run's API and console)
 #   make test  set up the environment and pass the tests (what .ci/run calls)
 SHELL := /bin/bash
 VENV ?= .venv
@@ -7,18 +8,31 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint setup clean
+.PHONY: run serve test lint setup clean
+
+#: the run `make serve` serves: the newest run folder unless RUN=... is given
+RUN ?= $(shell ls -td runs/crackdown-* 2>/dev/null | head -1)
+PORT ?= 8000
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3 setuptools==84.2.1
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@# pip's and the build backend's notices (setuptools' editable-install box) go to $(VENV)/install.log;
+	@# shown only when the install fails
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3 setuptools==84.2.1 \
+		2>$(VENV)/install.log || { cat $(VENV)/install.log; exit 1; }
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
+		2>>$(VENV)/install.log || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
 setup: $(STAMP)
 
 run: $(STAMP)
 	$(VENV)/bin/dajia crackdown $(ARGS)
+
+# serve the newest crackdown run (API and console) until Ctrl-C; says where it listens once ready
+serve: $(STAMP)
+	@test -n "$(RUN)" || { echo "no run to serve: run 'make run' first (or give RUN=runs/crackdown-...)"; exit 2; }
+	DAJIA_HOME=$(RUN) $(VENV)/bin/dajia serve --data $(RUN)/data --port $(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

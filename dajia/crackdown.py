@@ -263,6 +263,8 @@ class Crackdown:
                 self._rng("decide"),
                 self._day(1),
                 progress=self._p("decide"),
+                share=self.config.rates.review_share,
+                origin="score",
             )
 
     def step_compensate(self) -> dict[str, Any]:
@@ -291,29 +293,58 @@ class Crackdown:
             report = detect_ban_evasion(session, now=when)
             result = report.model_dump(exclude={"opened_case_ids", "links"})
             # the reviewers then decide the evasion cases like any other
-            decided = decide_cases(session, self._truth, self.config.rates, self._rng("evasion"), when)
+            decided = decide_cases(
+                session, self._truth, self.config.rates, self._rng("evasion"), when, origin="ban_evasion"
+            )
         result["decided"] = decided
         return result
 
     def step_campaign(self) -> dict[str, Any]:
-        from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
+        """The admin publishes a campaign over the decided cases the sweep opened; a second one over the
+        decided ban-evasion cases (else the last decided case) is drafted and left awaiting approval."""
+        from sanctions.campaigns import ANNOUNCEABLE, approve_campaign, create_campaign, publish_campaign
+        from sanctions.models import Case
 
         when = self._day(self.settings.compensation_deadline_days + 10)
         with _session(self.settings) as session:
+            rows = session.execute(
+                select(Case.case_id, Case.origin)
+                .where(Case.status.in_([s.value for s in ANNOUNCEABLE]))
+                .order_by(Case.case_id)
+            ).all()
+            later = {int(cid) for cid, origin in rows if origin == "ban_evasion"}
+            if not later or len(later) == len(rows):
+                later = {int(rows[-1][0])} if len(rows) > 1 else set()
+            first = [int(cid) for cid, _ in rows if int(cid) not in later]
             draft = create_campaign(
                 session,
                 ADMIN,
                 title="打假 crackdown on counterfeit goods",
+                case_ids=first,
                 idempotency_key="sim-campaign-create",
                 now=when,
             )
             approve_campaign(session, draft.campaign_id, ADMIN, idempotency_key="sim-campaign-approve", now=when)
             view = publish_campaign(session, draft.campaign_id, ADMIN, idempotency_key="sim-campaign-publish", now=when)
+            pending = (
+                create_campaign(
+                    session,
+                    ADMIN,
+                    title="打假 follow-up: sellers who came back under new shops",
+                    case_ids=sorted(later),
+                    idempotency_key="sim-campaign-create-followup",
+                    now=when,
+                )
+                if later
+                else None
+            )
         return {
             "campaign_id": view.campaign_id,
             "cases": len(view.case_ids),
             "warnings_sent": view.warnings_sent,
             "announcement": view.announcement,
+            "draft_campaign_id": pending.campaign_id if pending else None,
+            "draft_cases": len(pending.case_ids) if pending else 0,
         }
 
     def step_disclose(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -27,6 +28,52 @@ def _default(o: object) -> Any:
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def quiet_third_party(verbose: bool) -> None:
+    """Unless ``verbose``: MLflow's INFO and WARNING log lines (its CloudPickle warning) and its
+    event prints ("Successfully registered model ...") are not shown; its ERROR records still are,
+    and dajia says itself what it did."""
+    if verbose:
+        return
+    import logging
+    import re
+
+    from mlflow.utils import logging_utils
+
+    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    record = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (ERROR|CRITICAL) ")
+
+    def write(text: str) -> None:  # log records arrive whole; eprint() writes bare text
+        if record.match(text):
+            sys.stderr.write(text)
+
+    stream.write = write  # type: ignore[method-assign]
+
+
+def num(value: Any) -> str:
+    """A count for people: ``1,008`` (an integer-valued float prints as an integer); None as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.3f}"
+    return f"{int(value):,}"
+
+
+def yuan(value: Any) -> str:
+    """Money for people: ``¥98,779,983.04``."""
+    return f"¥{float(value or 0):,.2f}"
+
+
+def plural(n: Any, word: str, many: str | None = None) -> str:
+    """``1 case``, ``2,000 cases``."""
+    return f"{num(n)} {word if n == 1 else (many or word + 's')}"
+
+
+def command(line: str, indent: str = "  ") -> None:
+    """Print a command a person copies: one line however wide the terminal (never wrapped by us)."""
+    console.print(f"{indent}{line}", soft_wrap=True, highlight=False, markup=False)
 
 
 def to_json(result: Mapping[str, Any]) -> str:

@@ -5,7 +5,9 @@ actor here is created with ``simulated=True``, which the case events and the aud
 What they do is driven by the generator's ground truth and a seeded random generator, at the
 documented rates of :class:`SimulationRates`:
 
-- reviewers decide every case the sweep opened, highest score first. For a true counterfeiter a
+- reviewers decide the cases the sweep opened, highest score first, and stop part-way: they
+  decide the share ``review_share`` of them (at least one case stays open), so the console opens on
+  a real queue. For a true counterfeiter a
   test buy succeeds with probability ``test_buy_rate``: the shop is closed on that proof (step 1);
   otherwise the reviewer agrees without proof and bans it (step 2). An honest shop is dismissed,
   except that a reviewer errs with probability ``reviewer_error_rate`` and bans it;
@@ -15,8 +17,9 @@ documented rates of :class:`SimulationRates`:
   ``consumer_confirm_rate`` (the ban lifts only when all have);
 - every honest shop that was banned appeals and the appeal is upheld (the reviewer's error is
   reversed); a closed counterfeiter appeals with probability ``counterfeiter_appeal_rate`` and is
-  rejected;
-- an admin approves and publishes the campaign and the disclosure of closed shops.
+  rejected; the last appeal filed is left pending, for a person to decide;
+- an admin approves and publishes the campaign over the cases the sweep opened, and the disclosure of
+  closed shops; a second campaign (the ban-evasion closures) is left as a draft awaiting approval.
 
 Time is simulated too: the sweep runs at the marketplace snapshot, decisions a day later,
 payments and confirmations over the following weeks, and the deadline check just after the
@@ -53,6 +56,8 @@ class SimulationRates:
     seller_ignore_rate: float = 0.1
     consumer_confirm_rate: float = 0.9
     counterfeiter_appeal_rate: float = 0.2
+    #: share of the sweep's open cases the reviewers decide (highest score first); the rest stay open
+    review_share: float = 0.9
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -80,18 +85,25 @@ def decide_cases(
     rng: np.random.Generator,
     now: datetime,
     progress: Progress | None = None,
+    share: float = 1.0,
+    origin: str | None = None,
 ) -> dict[str, Any]:
-    """Reviewers decide every open case (highest score first) from test-buy evidence and truth."""
+    """Reviewers decide the open cases (highest score first) from test-buy evidence and truth.
+
+    With ``share`` below 1 they stop part-way: they decide that share of the cases (rounded down)
+    and leave at least one open. ``origin``: only the cases opened so (``score``, ``ban_evasion``)."""
     is_fake = truth.set_index(truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool).to_dict()
     rows = session.execute(
         select(Case.case_id, Case.shop_id, Case.origin, Case.reasons)
-        .where(Case.status == CaseStatus.OPEN)
+        .where(Case.status == CaseStatus.OPEN, *([Case.origin == origin] if origin else []))
         .order_by(Case.score.desc().nulls_last(), Case.case_id)
     ).all()
+    if share < 1.0:
+        rows = rows[: min(int(len(rows) * share), max(len(rows) - 1, 0))]
     out = {"decided": 0, "closed_on_test_buy": 0, "banned": 0, "dismissed": 0, "wrongly_banned": 0}
-    for i, (case_id, shop_id, origin, reasons) in enumerate(rows):
+    for i, (case_id, shop_id, opened_by, reasons) in enumerate(rows):
         fake = bool(is_fake.get(str(shop_id), False))
-        why = "; ".join(reasons or []) or origin
+        why = "; ".join(reasons or []) or opened_by
         if fake and rng.random() < rates.test_buy_rate:
             wf.decide(
                 session,
@@ -199,7 +211,9 @@ def settle_claims(
 def appeals(
     session: Session, truth: pd.DataFrame, rates: SimulationRates, rng: np.random.Generator, now: datetime
 ) -> dict[str, Any]:
-    """Wrongly banned honest sellers appeal and win; some closed counterfeiters appeal and lose."""
+    """Wrongly banned honest sellers appeal and win; some closed counterfeiters appeal and lose.
+
+    The last appeal filed stays pending (no reviewer decides it), for a person to decide."""
     honest = set(truth.loc[~truth["is_counterfeiter"].astype(bool), "shop_id"].astype(str))
     rows = session.execute(
         select(Case.case_id, Case.shop_id, Case.status, Shop.shopkeeper_id)
@@ -207,11 +221,13 @@ def appeals(
         .where(Case.status.in_((CaseStatus.BANNED, CaseStatus.CLOSED)))
         .order_by(Case.case_id)
     ).all()
-    out = {"appeals": 0, "reversed": 0, "rejected": 0}
+    out = {"appeals": 0, "reversed": 0, "rejected": 0, "pending": 0}
+    filed: list[tuple[int, bool]] = []
     for case_id, shop_id, status, keeper in rows:
         wrongly = str(shop_id) in honest
         if not wrongly and not (status == CaseStatus.CLOSED and rng.random() < rates.counterfeiter_appeal_rate):
             continue
+        filed.append((case_id, wrongly))
         wf.appeal(
             session,
             case_id,
@@ -222,6 +238,10 @@ def appeals(
             now=now,
         )
         out["appeals"] += 1
+    for n, (case_id, wrongly) in enumerate(filed):
+        if n == len(filed) - 1:
+            out["pending"] += 1  # left for a person: the console's queue shows it
+            break
         wf.decide_appeal(
             session,
             case_id,

@@ -6,6 +6,7 @@ the steps' own tallies, so the summary states what the database holds.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -21,11 +22,89 @@ def _fen(v: Any) -> float:
     return round(int(v or 0) / 100.0, 2)
 
 
+def _suspected_shop(session: Any) -> dict[str, Any] | None:
+    """The riskiest shop whose score case is still open: what the quick start scores with ``route: true``."""
+    from sanctions.models import Case
+
+    row = session.execute(
+        select(Case.shop_id, Case.case_id, Case.score)
+        .where(Case.status == "open", Case.origin == "score", Case.tier == "suspected")
+        .order_by(Case.score.desc().nulls_last(), Case.case_id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return {"shop_id": str(row[0]), "case_id": int(row[1]), "score": None if row[2] is None else float(row[2])}
+
+
+def dajia_command() -> str:
+    """How a person types ``dajia`` here: bare when it is on PATH, else the path of this one
+    (``.venv/bin/dajia`` from the checkout: ``make run`` does not activate the environment)."""
+    import shutil
+    import sys
+
+    here = Path(sys.executable).with_name("dajia")
+    on_path = shutil.which("dajia")
+    if on_path is not None and Path(on_path).resolve() == here.resolve():
+        return "dajia"
+    try:
+        return str(here.relative_to(Path.cwd()))
+    except ValueError:
+        return str(here)
+
+
+def _env_url(url: str) -> str:
+    """A URL for a command line (quoted; a password is not printed)."""
+    import shlex
+
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:
+        return shlex.quote(url)
+    if parsed.password:
+        return shlex.quote(parsed.render_as_string(hide_password=True))
+    return shlex.quote(url)
+
+
+def where_to_look(settings: Settings, folder: RunFolder) -> dict[str, Any]:
+    """Where the run's results are, and the commands that open them, each a whole line to copy.
+
+    ``env`` exports what every later command needs (the run's home, and DATABASE_URL /
+    MLFLOW_TRACKING_URI when they are not the run's own files); ``dajia`` is how to type the command
+    here. With a tracking server there is no ``mlflow ui`` to run: ``mlflow_server`` is its address."""
+    import shlex
+
+    tracking = settings.resolved_tracking_uri
+    server = tracking.startswith(("http://", "https://"))
+    env = [f"DAJIA_HOME={shlex.quote(str(folder.root))}"]
+    if settings.database_url:
+        env.append(f"DATABASE_URL={_env_url(settings.database_url)}")
+    if settings.mlflow_tracking_uri:
+        env.append(f"MLFLOW_TRACKING_URI={_env_url(settings.mlflow_tracking_uri)}")
+    dajia = dajia_command()
+    mlflow = "mlflow" if dajia == "dajia" else str(Path(dajia).with_name("mlflow"))
+    return {
+        "mlflow_ui": None if server else f"{mlflow} ui --backend-store-uri {_env_url(tracking)} --port 5000",
+        "mlflow_server": tracking if server else None,
+        "announcement": str(folder.published / "announcement.html"),
+        "disclosure_list": str(folder.published / "closed-shops.json"),
+        "summary": str(folder.root / "summary.json"),
+        "env": "export " + " ".join(env),
+        "dajia": dajia,
+        "serve": f"{' '.join(env)} {dajia} serve --data {shlex.quote(str(folder.data))} --port 8000",
+        "api_docs": "http://127.0.0.1:8000/docs",
+        "console": "http://127.0.0.1:8000/console",
+        "public": "http://127.0.0.1:8000/public/announcement",
+    }
+
+
 def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
     from dajia.db import open_store
-    from sanctions.models import Case, CaseEvent, Claim, Disclosure, OutboxMessage, Shop
+    from sanctions.models import Campaign, Case, CaseEvent, Claim, Disclosure, OutboxMessage, Shop
 
     done = state["done"]
     train = done.get("train", {})
@@ -72,6 +151,13 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                 str(k): int(n) for k, n in s.execute(select(Shop.status, func.count()).group_by(Shop.status))
             }
             evasion_closed = count(Case.origin == "ban_evasion", Case.status == "closed")
+            queue = {
+                "open_cases": count(Case.status == "open"),
+                "appeals_pending": count(Case.status.in_(("appealed_close", "appealed_ban"))),
+                "campaign_drafts": count(Campaign.status == "draft", model=Campaign),
+                "campaigns_approved": count(Campaign.status == "approved", model=Campaign),
+                "suspected_shop": _suspected_shop(s),
+            }
             summary: dict[str, Any] = {
                 "run_folder": str(folder.root),
                 "config": state["config"],
@@ -109,6 +195,7 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                     "campaign_id": done.get("campaign", {}).get("campaign_id"),
                     "cases_announced": done.get("campaign", {}).get("cases"),
                     "warnings_sent": done.get("campaign", {}).get("warnings_sent"),
+                    "draft_campaign_id": done.get("campaign", {}).get("draft_campaign_id"),
                     "outbox": outbox,
                 },
                 "step4_disclose": {
@@ -123,18 +210,10 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                     "shops_closed": evasion_closed,
                 },
                 "audit": done.get("verify", {}),
+                "queue": queue,
             }
     finally:
         engine.dispose()
-    summary["where_to_look"] = {
-        "mlflow_ui": f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000",
-        "announcement": str(folder.published / "announcement.html"),
-        "disclosure_list": str(folder.published / "closed-shops.json"),
-        "summary": str(folder.root / "summary.json"),
-        "serve": (
-            f"DAJIA_HOME={folder.root} dajia serve --data {folder.data} --port 8000  "
-            "(API http://127.0.0.1:8000/docs, console http://127.0.0.1:8000/console)"
-        ),
-    }
+    summary["where_to_look"] = where_to_look(settings, folder)
     summary["seconds"] = {k: v.get("seconds") for k, v in done.items()}
     return summary

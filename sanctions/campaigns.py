@@ -12,11 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-import jinja2
 from pydantic import BaseModel
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
@@ -191,6 +188,7 @@ def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[
         lambda: {
             "shops_closed": 0,
             "shops_banned": 0,
+            "shops_ban_lifted": 0,
             "claims": 0,
             "consumers_compensated": 0,
             "compensation_owed": 0.0,
@@ -202,6 +200,8 @@ def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[
         if status == CaseStatus.CLOSED:
             cats[category]["shops_closed"] += 1
             closed_shops.append({"shop_id": shop_id, "name": name, "category": category})
+        elif status == CaseStatus.SETTLED:  # every buyer confirmed: the ban is lifted, not pending
+            cats[category]["shops_ban_lifted"] += 1
         else:
             cats[category]["shops_banned"] += 1
     claims = session.execute(
@@ -223,6 +223,7 @@ def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[
         for key in (
             "shops_closed",
             "shops_banned",
+            "shops_ban_lifted",
             "claims",
             "consumers_compensated",
             "compensation_owed",
@@ -247,17 +248,10 @@ def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[
     }
 
 
-@lru_cache(maxsize=1)
-def _templates() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(Path(__file__).resolve().parent / "templates")),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-
-
 def render_announcement_html(announcement: dict[str, Any], published_at: datetime) -> str:
-    return _templates().get_template("announcement.html").render(a=announcement, published_at=published_at)
+    from sanctions.templates import environment
+
+    return environment().get_template("announcement.html").render(a=announcement, published_at=published_at)
 
 
 WARNING_TEXT = (

@@ -98,3 +98,64 @@ def announcement(session: Session, campaign_id: int) -> PublicAnnouncement:
     if c is None or c.status != "published":
         raise NotFound(f"no published announcement {campaign_id}")
     return _announcement(c)
+
+
+# -- the public pages (HTML): closed shops with search and paging, how buyers are compensated ------------
+
+#: how the closed-shops page names a shopkeeper's personal field
+PERSONAL_LABELS = {
+    "owner_phone": "店主电话 Owner's phone",
+    "owner_email": "店主邮箱 Owner's email",
+    "owner_address": "店主地址 Owner's address",
+    "id_number_hash": "身份证件 ID document",
+}
+
+
+def closed_shops_page(session: Session, *, q: str = "", page: int = 1, per_page: int = 20) -> str:
+    """The closed shops as a page people read: a search over name, shop id and category (case-insensitive),
+    ``per_page`` a page; a masked personal field reads "not published", never a placeholder."""
+    from urllib.parse import urlencode
+
+    from sanctions.templates import environment
+
+    q = q.strip()[:200]
+    entries = closed_shops(session, limit=10_000_000)
+    if q:
+        needle = q.casefold()
+        entries = [e for e in entries if any(needle in v.casefold() for v in (e.name, e.shop_id, e.category))]
+    pages = max(1, -(-len(entries) // per_page))
+    page = min(max(page, 1), pages)
+
+    def query(n: int) -> str:
+        return urlencode({"q": q, "page": n} if q else {"page": n})
+
+    return (
+        environment()
+        .get_template("closed_shops.html")
+        .render(
+            entries=entries[(page - 1) * per_page : page * per_page],
+            total=len(entries),
+            q=q,
+            page_no=page,
+            pages=pages,
+            query=query,
+            labels=PERSONAL_LABELS,
+            mask=MASK,
+        )
+    )
+
+
+def compensation_page(multiplier: float, minimum: float, window_days: int, deadline_days: int) -> str:
+    """How an affected buyer is compensated, with this deployment's figures (its settings)."""
+    from sanctions.templates import environment
+
+    return (
+        environment()
+        .get_template("compensation.html")
+        .render(
+            multiplier_text=f"{multiplier:g}",
+            minimum=minimum,
+            window_days=window_days,
+            deadline_days=deadline_days,
+        )
+    )

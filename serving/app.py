@@ -155,6 +155,9 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
         log.warning("sanction routes not mounted: %s", exc)
     else:
         sanctions_routes.mount(app)
+        from serving.routes import public_pages
+
+        public_pages.mount(app)
     from serving.console import mount as mount_console
 
     mount_console(app)

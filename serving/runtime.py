@@ -51,7 +51,9 @@ def load_model_dir(path: Path) -> Any:
     """Load the pyfunc model from a local folder and return its ``ShopRiskModel``."""
     import mlflow.pyfunc
 
-    return unwrap_model(mlflow.pyfunc.load_model(str(path)))
+    # suppress_warnings: skips MLflow's comparison of the model's pip requirements with every installed
+    # distribution (about 2 s of a start-up; the service's environment is pinned by pyproject.toml)
+    return unwrap_model(mlflow.pyfunc.load_model(str(path), suppress_warnings=True))
 
 
 def digest_rows(X: NDArray[np.float64]) -> list[str]:

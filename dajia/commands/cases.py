@@ -80,6 +80,9 @@ def register(app: typer.Typer) -> None:
         status: str | None = typer.Option(None, "--status", help="only cases in this status"),
         shop: str | None = typer.Option(None, "--shop", help="only cases of this shop"),
         limit: int = typer.Option(50, "--limit", min=1),
+        shop_ids: bool = typer.Option(
+            False, "--shop-ids", help="print only the shop ids, one a line (SHOP=$(dajia cases list ... --shop-ids))"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """List cases, riskiest first."""
@@ -95,6 +98,9 @@ def register(app: typer.Typer) -> None:
 
         def human(result: Mapping[str, Any]) -> None:
             for c in result["cases"]:
+                if shop_ids:
+                    print(c["shop_id"])
+                    continue
                 console.print(
                     f"{c['case_id']:>7}  {c['status']:<15} {c['shop_id']:<16} {c['category']:<12} "
                     f"score {c['score'] if c['score'] is not None else '-'}  {c['origin']}"

@@ -25,10 +25,16 @@ def register(app: typer.Typer) -> None:
     def create(
         role: str = typer.Option(..., "--role", help="scorer, reviewer or admin"),
         name: str = typer.Option(..., "--name", help="who or what uses the key"),
+        secret_only: bool = typer.Option(
+            False, "--secret-only", help="print only the secret (for KEY=$(dajia keys create ... --secret-only))"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print as JSON"),
     ) -> None:
         """Create a key; its secret is shown once and only its sha256 is stored."""
         key, secret = _store().create(role, name)
+        if secret_only and not as_json:
+            print(secret)
+            return
         result = {"key_id": key.key_id, "name": key.name, "role": key.role.value, "secret": secret}
 
         def human(r: Any) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -30,8 +33,7 @@ def register(app: typer.Typer) -> None:
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level"),
     ) -> None:
         """Serve the dajia API (OpenAPI at /openapi.json, health at /healthz and /readyz, /metrics)."""
-        import uvicorn
-
+        t0 = time.perf_counter()
         from core.settings import get_settings
         from dajia.db import migrate
         from serving.app import create_app
@@ -56,15 +58,52 @@ def register(app: typer.Typer) -> None:
             log_sync=log_sync.upper(),
             log_commit=log_commit,
         )
+        say(f"dajia serve: starting on http://{host}:{port} (loading the marketplace and the champion model)")
         migrate(settings.resolved_database_url)  # before the app: it never migrates itself
-        api = create_app(settings, options)
-        uvicorn.run(
-            api,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=False,
-            loop="uvloop",
-            http="httptools",
-            timeout_graceful_shutdown=10,
-        )
+        run_server(create_app(settings, options), host=host, port=port, log_level=log_level, t0=t0)
+
+
+def say(text: str) -> None:
+    """A line about the service's state on stderr (stdout stays the service's own), at once."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def run_server(api: Any, *, host: str, port: int, log_level: str = "warning", t0: float | None = None) -> None:
+    """Run ``api`` with uvicorn and say where it listens once it is ready: uvicorn binds the port only
+    after the app's start-up (marketplace, model), so from that line on /readyz answers."""
+    import uvicorn
+
+    began = time.perf_counter() if t0 is None else t0
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            if self.started:
+                bound = [s.getsockname() for srv in self.servers for s in (srv.sockets or ())]
+                where = ", ".join(f"http://{a[0]}:{a[1]}" for a in bound if len(a) >= 2) or f"http://{host}:{port}"
+                services = self.lifespan.state.get("services")
+                current = services.holder.current if services is not None else None
+                seconds = time.perf_counter() - began
+                if current is not None:
+                    say(
+                        f"dajia serve: ready in {seconds:.1f} s ({current.name} v{current.version}), listening on "
+                        f"{where} (API docs /docs, console /console, public pages /public; Ctrl-C stops)"
+                    )
+                else:
+                    problem = services.holder.last_error if services is not None else "no model"
+                    say(
+                        f"dajia serve: listening on {where} after {seconds:.1f} s but NOT ready: no model loaded "
+                        f"({problem}); /readyz answers 503 until the registry serves one"
+                    )
+
+    config = uvicorn.Config(
+        api,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        timeout_graceful_shutdown=10,
+    )
+    Server(config).run()

@@ -76,6 +76,7 @@ def test_campaign_needs_admin_and_approval_then_publishes_announcement_and_warni
     assert totals == {
         "shops_closed": 1,
         "shops_banned": 1,
+        "shops_ban_lifted": 0,
         "claims": 2,
         "consumers_compensated": 0,
         "compensation_owed": 1400.0,
@@ -85,7 +86,9 @@ def test_campaign_needs_admin_and_approval_then_publishes_announcement_and_warni
     assert by_cat["bags"]["shops_closed"] == 1 and by_cat["shoes"]["shops_banned"] == 1
     assert by_cat["shoes"]["compensation_owed"] == 1400.0
     html = announcements(s)[0].html
-    assert "1400.00" in html and "800.00" in html and "夏季打假" in html and "<td>shoes</td>" in html
+    # money as people read it (issue 22), in a page a phone lays out at its own width
+    assert "¥1,400.00" in html and "¥800.00" in html and "夏季打假" in html and "<td>shoes</td>" in html
+    assert 'name="viewport"' in html and 'lang="zh-Hans"' in html and 'lang="en"' in html
     # a warning to every seller still on the marketplace (3 shops: B1, S8, S9), each tracked in the outbox
     warned = s.execute(select(OutboxMessage.recipient).where(OutboxMessage.kind == "warning")).scalars().all()
     assert sorted(warned) == ["keeper-B1", "keeper-S8", "keeper-S9"]
