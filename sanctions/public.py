@@ -104,10 +104,10 @@ def announcement(session: Session, campaign_id: int) -> PublicAnnouncement:
 
 #: how the closed-shops page names a shopkeeper's personal field
 PERSONAL_LABELS = {
-    "owner_phone": "店主电话 Owner's phone",
-    "owner_email": "店主邮箱 Owner's email",
-    "owner_address": "店主地址 Owner's address",
-    "id_number_hash": "身份证件 ID document",
+    "owner_phone": ("店主电话", "Owner's phone"),
+    "owner_email": ("店主邮箱", "Owner's email"),
+    "owner_address": ("店主地址", "Owner's address"),
+    "id_number_hash": ("身份证件", "ID document"),
 }
 
 

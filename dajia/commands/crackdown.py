@@ -174,11 +174,10 @@ def _where(summary: Mapping[str, Any]) -> None:
             f'curl -s -X POST localhost:8000/v1/scores -H "X-API-Key: $KEY" '
             f"-H 'content-type: application/json' -d '{body}'"
         )
-    console.print(
-        f"Public pages (announcement, closed shops, how buyers are compensated): {where['public']}. "
-        f"API reference: {where['api_docs']}. Stop the service with: kill %1",
-        highlight=False,
-    )
+    console.print("Public pages (announcement, closed shops, how buyers are compensated), API reference:")
+    command(where["public"])
+    command(where["api_docs"])
+    console.print("Stop the service with: kill %1")
 
 
 def register(app: typer.Typer) -> None:
