@@ -62,23 +62,8 @@ def _fresh_clone(tmp: Path) -> Path:
     # a path line in a .pth adds the directory without running its .pth files: this environment's
     # editable install of the checkout under test does not come along, the clone's own does
     (site / "_quickstart_parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run(
-        [
-            str(venv / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-index",
-            "-e",
-            str(clone),
-        ],  # fmt: skip
-        check=True,
-        capture_output=True,
-    )
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "--no-index", "-e", str(clone)], check=True)
     (venv / ".installed").touch()  # newer than pyproject.toml: make finds the environment up to date
     return clone
 
