@@ -37,6 +37,39 @@ def actor(actor_id: str, role: str, simulated: bool = False) -> Actor:
         raise DajiaError(f"--role must be one of {', '.join(r.value for r in Role)}, got {role!r}") from exc
 
 
+def shopkeeper_of(session: Session, shop_id: str) -> str | None:
+    """The id of the shop's keeper (a ``K…`` id): the actor a seller's commands need."""
+    from sqlalchemy import select
+
+    from sanctions.models import Shop
+
+    return session.scalar(select(Shop.shopkeeper_id).where(Shop.shop_id == shop_id))
+
+
+def seller(session: Session, actor_id: str, *, case_id: int | None = None, claim_id: int | None = None) -> Actor:
+    """The shopkeeper acting for the shop of ``case_id`` (or ``claim_id``). An ``--actor`` that is not
+    that shop's keeper is refused here with what is expected (the ``K…`` shopkeeper id, and which one);
+    an unknown case or claim is left to the workflow, which names it."""
+    from sqlalchemy import select
+
+    from sanctions.models import Case, Claim
+
+    if claim_id is not None:
+        shop_id = session.scalar(select(Claim.shop_id).where(Claim.claim_id == claim_id))
+        what = f"claim {claim_id}"
+    else:
+        shop_id = session.scalar(select(Case.shop_id).where(Case.case_id == case_id))
+        what = f"case {case_id}"
+    keeper = shopkeeper_of(session, shop_id) if shop_id is not None else None
+    if keeper is not None and actor_id != keeper:
+        given = f"--actor {actor_id!r}" + (" is the shop's id, not its keeper's" if actor_id == shop_id else "")
+        raise DajiaError(
+            f"{given}: a seller acts with the shopkeeper's id (a K… id); {what} is of shop {shop_id}, "
+            f"whose shopkeeper is {keeper} (`dajia cases show` and the console's case page list it)"
+        )
+    return actor(actor_id, "seller")
+
+
 def evidence(items: Sequence[str]) -> list[Evidence]:
     """``kind:ref[:detail]`` strings into Evidence, with a clear error naming the bad item."""
     out = []

@@ -63,7 +63,9 @@ def _fresh_clone(tmp: Path) -> Path:
     # editable install of the checkout under test does not come along, the clone's own does
     (site / "_quickstart_parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--no-deps", "--no-build-isolation", "--no-index", "-e", str(clone)], check=True)
+    subprocess.run(
+        [*pip, "--no-deps", "--no-build-isolation", "--no-index", "-e", str(clone)], check=True, capture_output=True
+    )
     (venv / ".installed").touch()  # newer than pyproject.toml: make finds the environment up to date
     return clone
 
@@ -113,9 +115,12 @@ class Shell:
             out.append(line)
 
     def close(self) -> None:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)  # the shell's own session: nothing else
-            self.proc.wait(timeout=30)
+        self.proc.wait(timeout=30)
+        self.proc.stdin.close()
+        self.proc.stdout.close()
 
 
 def _port_free(port: int) -> bool:
@@ -133,7 +138,8 @@ def _check_summary(out: str) -> None:
     assert "is the champion: the registry's first version" in out
     keyword = next(line for line in out.splitlines() if line.strip().startswith("keyword"))
     assert keyword.split()[5] == "-", f"the keyword baseline has no Brier score: {keyword}"
-    opened = re.search(r"stopped part-way: (\d+) open cases?, (\d+) pending appeals? and (\d+) campaign draft", out)
+    words = " ".join(out.split())  # sentences may wrap at 80 columns; commands may not (below)
+    opened = re.search(r"stopped part-way: (\d+) open cases?, (\d+) pending appeals? and (\d+) campaign draft", words)
     assert opened and int(opened[1]) > 0 and int(opened[2]) == 1 and int(opened[3]) == 1, out
     commands = ("export ", "KEY=", ".venv/bin/", "curl ", "echo ", "http://")
     for line in out.splitlines():

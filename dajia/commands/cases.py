@@ -17,6 +17,8 @@ def _human_case(result: Mapping[str, Any]) -> None:
         f"[bold]{result['status']}[/bold] v{result['version']} · origin {result['origin']} · "
         f"score {result['score']} ({result['model_name']} {result['model_version']})"
     )
+    if result.get("shopkeeper_id"):
+        console.print(f"  shopkeeper {result['shopkeeper_id']} (the --actor of appeal, pay and refuse)")
     for e in result.get("events", []):
         sim = " (simulated)" if e["simulated"] else ""
         console.print(
@@ -114,11 +116,13 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """One case with its history and claims."""
-        from dajia.cli_support import store_session
+        from dajia.cli_support import shopkeeper_of, store_session
         from sanctions.cases import get_case
 
         with store_session() as session:
-            emit(get_case(session, case_id).model_dump(mode="json"), as_json, _human_case)
+            view = get_case(session, case_id).model_dump(mode="json")
+            view["shopkeeper_id"] = shopkeeper_of(session, view["shop_id"])
+        emit(view, as_json, _human_case)
 
     @cases.command("decide")
     def decide(
@@ -156,17 +160,18 @@ def register(app: typer.Typer) -> None:
     @cases.command("appeal")
     def appeal(
         case_id: int = typer.Argument(...),
-        actor_id: str = typer.Option(..., "--actor", help="the shopkeeper"),
+        actor_id: str = typer.Option(..., "--actor", help="the shopkeeper's id (K…; `dajia cases show` lists it)"),
         reason: str = typer.Option(..., "--reason"),
         key: str | None = typer.Option(None, "--key"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shopkeeper appeals a closure or a ban."""
-        from dajia.cli_support import actor, store_session
+        from dajia.cli_support import seller, store_session
         from sanctions import cases as svc
 
         with store_session() as session:
-            result = svc.appeal(session, case_id, actor(actor_id, "seller"), reason=reason, idempotency_key=key)
+            who = seller(session, actor_id, case_id=case_id)
+            result = svc.appeal(session, case_id, who, reason=reason, idempotency_key=key)
         emit(result.model_dump(mode="json"), as_json)
 
     @cases.command("decide-appeal")
@@ -192,24 +197,25 @@ def register(app: typer.Typer) -> None:
     @cases.command("pay")
     def pay(
         claim_id: int = typer.Argument(...),
-        actor_id: str = typer.Option(..., "--actor", help="the shopkeeper (or an admin with --role admin)"),
+        actor_id: str = typer.Option(..., "--actor", help="the shopkeeper's id (K…), or an admin's with --role admin"),
         role: str = typer.Option("seller", "--role"),
         ref: str = typer.Option(..., "--ref", help="payment reference"),
         key: str | None = typer.Option(None, "--key"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Record the payment of one compensation claim."""
-        from dajia.cli_support import actor, store_session
+        from dajia.cli_support import actor, seller, store_session
         from sanctions import cases as svc
 
         with store_session() as session:
-            result = svc.record_payment(session, claim_id, actor(actor_id, role), payment_ref=ref, idempotency_key=key)
+            who = seller(session, actor_id, claim_id=claim_id) if role == "seller" else actor(actor_id, role)
+            result = svc.record_payment(session, claim_id, who, payment_ref=ref, idempotency_key=key)
         emit(result.model_dump(mode="json"), as_json)
 
     @cases.command("confirm")
     def confirm(
         claim_id: int = typer.Argument(...),
-        actor_id: str = typer.Option(..., "--actor", help="the consumer"),
+        actor_id: str = typer.Option(..., "--actor", help="the buyer's id (the claim's buyer_id)"),
         key: str | None = typer.Option(None, "--key"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
@@ -224,16 +230,17 @@ def register(app: typer.Typer) -> None:
     @cases.command("refuse")
     def refuse(
         case_id: int = typer.Argument(...),
-        actor_id: str = typer.Option(..., "--actor", help="the shopkeeper"),
+        actor_id: str = typer.Option(..., "--actor", help="the shopkeeper's id (K…; `dajia cases show` lists it)"),
         reason: str = typer.Option("seller refuses to compensate", "--reason"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """The shopkeeper refuses to compensate: escalated to closure."""
-        from dajia.cli_support import actor, store_session
+        from dajia.cli_support import seller, store_session
         from sanctions import cases as svc
 
         with store_session() as session:
-            result = svc.refuse_compensation(session, case_id, actor(actor_id, "seller"), reason=reason)
+            who = seller(session, actor_id, case_id=case_id)
+            result = svc.refuse_compensation(session, case_id, who, reason=reason)
         emit(result.model_dump(mode="json"), as_json)
 
     @cases.command("escalate-overdue")

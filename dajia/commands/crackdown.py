@@ -236,7 +236,7 @@ def register(app: typer.Typer) -> None:
                 yield
 
         if not as_json:
-            console.print(f"run folder: {folder.root}")
+            console.print(f"run folder: {folder.root}", soft_wrap=True, highlight=False)
         with shown():
             run = Crackdown(settings, folder, config, step_progress=step_progress, announce=announce)
             progress.update(overall, completed=len(run.state["done"]))

@@ -61,7 +61,12 @@ def test_the_four_steps_from_the_command_line(home: Path, capsys: pytest.Capture
     banned = run(capsys, "cases", "decide", str(ids["S1"]), "ban", "--actor", "rev", "--reason", "suspected")
     assert banned["claims_created"] == 1 and banned["compensation_owed"] == 80.0 + 500.0
     claim = run(capsys, "cases", "show", str(ids["S1"]))["claims"][0]
-    assert "only the shopkeeper" in fail(capsys, "cases", "pay", str(claim["claim_id"]), "--actor", "x", "--ref", "T")
+    # a wrong --actor is told what is expected: the shopkeeper's id, and which (issue 22)
+    err = fail(capsys, "cases", "pay", str(claim["claim_id"]), "--actor", "x", "--ref", "T")
+    assert "shopkeeper's id" in err and "whose shopkeeper is keeper-S1" in err
+    err = fail(capsys, "cases", "appeal", str(ids["S2"]), "--actor", "S2", "--reason", "genuine")
+    assert "is the shop's id, not its keeper's" in err and "whose shopkeeper is keeper-S2" in err
+    assert run(capsys, "cases", "show", str(ids["S2"]))["shopkeeper_id"] == "keeper-S2"
     run(capsys, "cases", "pay", str(claim["claim_id"]), "--actor", "keeper-S1", "--ref", "T-1")
     settled = run(capsys, "cases", "confirm", str(claim["claim_id"]), "--actor", "B1")
     assert (settled["case_status"], settled["shop_status"]) == ("settled", "active")
