@@ -12,7 +12,7 @@ import sys
 import typer
 
 from core.errors import DajiaError, disk_full
-from dajia.output import err_console
+from dajia.output import err_console, restore_third_party
 
 app = typer.Typer(
     name="dajia",
@@ -66,6 +66,13 @@ def _register() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     _register()
+    try:
+        return _run(argv)
+    finally:
+        restore_third_party()
+
+
+def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except DajiaError as exc:

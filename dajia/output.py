@@ -30,10 +30,14 @@ def _default(o: object) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+#: how to undo quiet_third_party (run by ``dajia.cli.main`` when the command ends)
+_undo: list[Callable[[], None]] = []
+
+
 def quiet_third_party(verbose: bool) -> None:
     """Unless ``verbose``: MLflow's INFO and WARNING log lines (its CloudPickle warning) and its
     event prints ("Successfully registered model ...") are not shown; its ERROR records still are,
-    and dajia says itself what it did."""
+    and dajia says itself what it did. Undone by :func:`restore_third_party`."""
     if verbose:
         return
     import logging
@@ -41,15 +45,27 @@ def quiet_third_party(verbose: bool) -> None:
 
     from mlflow.utils import logging_utils
 
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
+    logger = logging.getLogger("mlflow")
     stream = logging_utils.MLFLOW_LOGGING_STREAM
+    level = logger.level
     record = re.compile(r"^\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2} (ERROR|CRITICAL) ")
 
     def write(text: str) -> None:  # log records arrive whole; eprint() writes bare text
         if record.match(text):
             sys.stderr.write(text)
 
+    def undo() -> None:
+        logger.setLevel(level)
+        vars(stream).pop("write", None)
+
+    logger.setLevel(logging.ERROR)
     stream.write = write  # type: ignore[method-assign]
+    _undo.append(undo)
+
+
+def restore_third_party() -> None:
+    while _undo:
+        _undo.pop()()
 
 
 def num(value: Any) -> str:

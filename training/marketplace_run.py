@@ -208,10 +208,13 @@ def run_marketplace(
     from training.tracking import file_digest
 
     mp = load_marketplace(data_dir)
+    labels_added = 0
     if feedback is not None and len(feedback):
         from training.feedback import with_feedback
 
+        before = len(mp.verdicts)
         mp = with_feedback(mp, feedback)
+        labels_added = len(mp.verdicts) - before
     gt_path = Path(data_dir) / GROUND_TRUTH_FILE
     ground_truth = pd.read_parquet(gt_path) if gt_path.exists() else None
     plan = plan or ExamplePlan(seed=seed)
@@ -222,7 +225,7 @@ def run_marketplace(
     digest = file_digest(files)
     if feedback is not None and len(feedback):
         digest = f"{digest}+fb{len(feedback)}"
-    return track_marketplace_run(
+    result = track_marketplace_run(
         settings,
         mp,
         run,
@@ -232,6 +235,9 @@ def run_marketplace(
         params={"seed": seed, "capacity_per_day": capacity_per_day, "plan": plan, "config": config},
         register=register,
     )
+    if feedback is not None:  # what the feedback loop gave: decisions read, labels the examples gained
+        result["feedback"] = {"decisions": len(feedback), "labels_added": labels_added}
+    return result
 
 
 def track_marketplace_run(

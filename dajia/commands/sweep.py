@@ -2,10 +2,43 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import typer
 
 from core.errors import DajiaError
-from dajia.output import emit
+from dajia.output import console, emit, num
+
+
+def _ids(values: list[Any], shown: int = 5) -> str:
+    """A list of ids for people: its length and the first few (``--json`` has them all)."""
+    if not values:
+        return "0"
+    head = ", ".join(str(v) for v in values[:shown])
+    return f"{num(len(values))} ({head}{', …' if len(values) > shown else ''})"
+
+
+def _human(result: Mapping[str, Any]) -> None:
+    tiers = result.get("tiers") or {}
+    console.print(
+        f"scored {num(result.get('shops'))} shops as of {str(result.get('as_of'))[:19]} with "
+        f"{result.get('model')} v{result.get('version')}: {num(tiers.get('suspected', 0))} suspected, "
+        f"{num(tiers.get('watch', 0))} watch, {num(tiers.get('low', 0))} low "
+        f"({result.get('mode')}, {num(result.get('partitions'))} partitions, {result.get('seconds')} s)",
+        highlight=False,
+    )
+    console.print(f"scores: {result.get('scores')}", soft_wrap=True, highlight=False)
+    routed = result.get("routed")
+    if routed:
+        console.print(
+            f"cases: {_ids(routed.get('opened_case_ids') or [])} opened, {num(routed.get('rescored', 0))} rescored, "
+            f"{num(routed.get('unchanged', 0))} unchanged; skipped: {num(routed.get('skipped_closed', 0))} closed "
+            f"shops, {num(routed.get('skipped_in_appeal', 0))} in appeal; unknown shops: "
+            f"{_ids(routed.get('unknown_shops') or [])}",
+            highlight=False,
+        )
+        console.print("the open cases: dajia cases list --status open (--json prints every id)", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +56,12 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+        verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
         """Batch-score shops partition by partition (bounded memory) and route the suspected ones into cases."""
+        from dajia.output import quiet_third_party
+
+        quiet_third_party(verbose)
         import pandas as pd
 
         from core.settings import get_settings
@@ -40,4 +77,4 @@ def register(app: typer.Typer) -> None:
         result = jobs.sweep(
             settings, data, out, scheduler=scheduler, as_of=when, route=route, alias=alias, chunk_shops=chunk_shops
         )
-        emit(result, as_json)
+        emit(result, as_json, _human)

@@ -17,6 +17,20 @@ def _human(result: Mapping[str, Any]) -> None:
         f"run [bold]{result['run_id']}[/bold]  model {result['model']} version {result.get('version')}"
         f"{' (champion)' if result.get('champion') else ''}"
     )
+    fed = result.get("feedback")
+    if fed is not None:
+        left = fed["decisions"] - fed["labels_added"]
+        console.print(
+            f"feedback: {fed['decisions']:,} reviewer decisions read from the sanction store, "
+            f"{fed['labels_added']:,} added as labels"
+            + (
+                f" ({left:,} left out: decided after the marketplace's snapshot, for shops not in it, or already"
+                " present)"
+                if left
+                else ""
+            ),
+            highlight=False,
+        )
     for section in ("test_metrics", "comparison", "true_comparison"):
         if section not in result:
             continue
@@ -53,8 +67,12 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+        verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
         """Train a model; log it to MLflow and register it (first version champion, later challenger)."""
+        from dajia.output import quiet_third_party
+
+        quiet_third_party(verbose)
         from core.settings import get_settings
 
         settings = get_settings()

@@ -173,3 +173,123 @@ def _experiments(base: str) -> list[dict[str, Any]]:
             "experiments"
         ]
     )
+
+
+# -- what a person reads (issue 22) ---------------------------------------------------------------------
+
+
+def _printed(render: Any, *args: Any) -> str:
+    """What ``render`` prints on an 80-column terminal."""
+    import io
+
+    from rich.console import Console
+
+    import dajia.commands.crackdown as cmd
+    import dajia.output as output
+
+    buffer = io.StringIO()
+    narrow = Console(file=buffer, width=80, color_system=None)
+    saved = output.console, cmd.console
+    output.console = cmd.console = narrow
+    try:
+        render(*args)
+    finally:
+        output.console, cmd.console = saved
+    return buffer.getvalue()
+
+
+def test_the_demo_leaves_a_queue_and_the_summary_names_a_suspected_shop_with_an_open_case(
+    run: tuple[Settings, RunFolder, dict[str, Any]],
+) -> None:
+    settings, _, summary = run
+    queue = summary["queue"]
+    assert queue["open_cases"] > 0 and queue["appeals_pending"] == 1 and queue["campaign_drafts"] == 1
+    with _db(settings) as s:
+        case = s.get(Case, queue["suspected_shop"]["case_id"])
+        assert case is not None and case.status == "open" and case.tier == "suspected" and case.reasons
+        assert case.shop_id == queue["suspected_shop"]["shop_id"]
+        open_scores = s.execute(select(Case.score).where(Case.status == "open")).scalars().all()
+        assert case.score == max(open_scores)
+        decided = s.execute(select(Case.score).where(Case.origin == "score", Case.status != "open")).scalars().all()
+        assert min(decided) >= max(open_scores)  # the reviewers worked riskiest first, then stopped
+
+
+def test_the_summary_reads_as_words_in_80_columns(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
+    import re
+
+    from dajia.commands.crackdown import _human
+
+    _, folder, summary = run
+    text = _printed(_human, summary)
+    assert "{" not in text.split("next: the work left for you")[0], "no dict dumps"
+    keyword = next(line for line in text.splitlines() if line.strip().startswith("keyword"))
+    assert keyword.split()[5] == "-", f"keyword has no Brier: its values stay under their columns ({keyword})"
+    assert re.search(r"routed\s*$", next(line for line in text.splitlines() if "PR-AUC" in line))
+    assert not re.search(r"\b\d+\.000\b", text), "counts print as integers"
+    owed = summary["step2_compensate"]["compensation_owed"]
+    assert f"¥{owed:,.2f} owed" in " ".join(text.split())
+    assert "is the champion: the registry's first version" in text and "passed_gate" not in text
+    for line in text.splitlines():  # only commands and paths run past 80 columns: printed whole
+        if len(line) > 80:
+            command = line.startswith("  ") and not line.startswith("   ")
+            path = line.split()[-1].startswith("/") and len(line) - len(line.split()[-1]) < 20
+            assert command or path, f"wider than 80 columns: {line!r}"
+    shop = summary["queue"]["suspected_shop"]["shop_id"]
+    score = next(line for line in text.splitlines() if '"route": true' in line)
+    assert shop in score and score.strip().startswith("curl -s -X POST")
+    assert f"export DAJIA_HOME={folder.root}" in text
+
+
+def test_the_hints_name_the_stores_in_use() -> None:
+    """With PostgreSQL the serve hint carries DATABASE_URL (password hidden); with a tracking server
+    there is no `mlflow ui` to run, only the server's address."""
+    from dajia.summary import where_to_look
+
+    settings = Settings(
+        database_url="postgresql+psycopg://dajia:secret@db.example:5432/dajia",
+        mlflow_tracking_uri="http://mlflow.example:5000",
+    )
+    where = where_to_look(settings, RunFolder(Path("/srv/runs/r1")))
+    assert "DATABASE_URL='postgresql+psycopg://dajia:***@db.example:5432/dajia'" in where["serve"]
+    assert "MLFLOW_TRACKING_URI=http://mlflow.example:5000" in where["serve"] and "secret" not in str(where)
+    assert where["mlflow_ui"] is None and where["mlflow_server"] == "http://mlflow.example:5000"
+    local = where_to_look(Settings(database_url="postgresql+psycopg://dajia@db:5432/dajia"), RunFolder(Path("/r")))
+    assert "DATABASE_URL=postgresql+psycopg://dajia@db:5432/dajia" in local["env"]
+    assert local["mlflow_ui"] is not None and "--backend-store-uri sqlite:///" in local["mlflow_ui"]
+
+
+def test_sweep_counts_case_ids_and_train_feedback_says_how_many_labels_it_added(
+    run: tuple[Settings, RunFolder, dict[str, Any]],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Last in this file: it routes again and registers a second version."""
+    import re
+
+    from dajia.cli import main
+
+    settings, folder, _ = run
+    monkeypatch.setenv("DAJIA_HOME", str(folder.root))
+    from core.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert main(["sweep", "--data", str(folder.data), "--out", str(tmp_path / "s.parquet")]) == 0
+        out = capsys.readouterr().out
+        assert re.search(r"cases: \d+ (\([^)]*\) )?opened", out) and len(out.splitlines()) <= 6, out
+        with _db(settings) as s:
+            ids = s.execute(select(Case.case_id)).scalars().all()
+        assert sum(1 for i in ids if re.search(rf"\b{i}\b", out)) <= 5 + 1, "not every case id"
+        assert main(["train", "--data", str(folder.data), "--feedback"]) == 0
+        out = capsys.readouterr()
+        decisions = re.search(
+            r"feedback: ([\d,]+) reviewer decisions read from the sanction store, ([\d,]+) added", out.out
+        )
+        assert decisions and int(decisions[1].replace(",", "")) > 0, out.out
+        # the demo's reviewers decide after the marketplace's snapshot: their decisions are not labels yet
+        assert decisions[2] == "0" and "decided after the marketplace's snapshot" in out.out
+        for noise in ("INFO mlflow", "CloudPickle", "Successfully registered model"):
+            assert noise not in out.out + out.err
+    finally:
+        get_settings.cache_clear()
