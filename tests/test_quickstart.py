@@ -101,7 +101,8 @@ class Shell:
 
     def run(self, block: str, timeout: float) -> tuple[int, str]:
         assert self.proc.stdin is not None
-        self.proc.stdin.write(block + f"\necho {MARK}$?\n")
+        # curl's answers end without a newline: the mark goes on a line of its own
+        self.proc.stdin.write(block + f"\n__rc=$?; echo; echo {MARK}$__rc\n")
         self.proc.stdin.flush()
         out: list[str] = []
         deadline = time.monotonic() + timeout
@@ -111,7 +112,7 @@ class Shell:
             except queue.Empty:
                 raise AssertionError(f"block did not finish in {timeout:.0f} s:\n{block}\n" + "\n".join(out)) from None
             if line.startswith(MARK):
-                return int(line[len(MARK) :]), "\n".join(out)
+                return int(line[len(MARK) :]), "\n".join(out).rstrip("\n")
             out.append(line)
 
     def close(self) -> None:
@@ -224,14 +225,15 @@ def test_the_quickstart_verbatim_in_a_fresh_clone(tmp_path: Path) -> None:
 
         rc, out = shell.run(blocks[2], timeout=120)
         assert rc == 0, out
-        lines = out.splitlines()
-        key = lines[-1]
+        # the two curl answers (no newline after either), then the key
+        decoder = json.JSONDecoder()
+        scored, end = decoder.raw_decode(out)
+        listed, end2 = decoder.raw_decode(out, end + len(out[end:]) - len(out[end:].lstrip()))
+        key = out[end2:].strip()
         assert re.fullmatch(r"dajia_[0-9a-f]{16}_\S+", key), out
-        scored = json.loads(lines[0])
         result = scored["results"][0]
         assert result["tier"] == "suspected" and result["reasons"], scored
         assert result["case"]["status"] == "open" and result["case"]["created"] is False, scored
-        listed = json.loads(lines[1])
         items = listed["items"] if isinstance(listed, dict) else listed
         assert items and all(c["status"] == "open" for c in items)
 
