@@ -181,6 +181,10 @@ def _browse(key: str, shop: str) -> None:
                 assert "not published" in body and "***" not in body
                 _look(page, f"{base}/public/compensation", "compensation", width)
                 assert "plus 3 times what you paid" in page.inner_text("body")
+            page.goto(f"{base}/public/closed-shops?page=2")
+            assert "page 2 of" in page.inner_text("body")
+            page.get_by_role("link", name="previous").click()
+            assert "page 1 of" in page.inner_text("body")
             page.goto(f"{base}/public/closed-shops?q=zzzz-no-such-shop")
             assert "No closed shop matches" in page.inner_text("body")
             page.goto(f"{base}/console/login")

@@ -4,7 +4,7 @@ under ``/v1/public``. Rendered by ``sanctions.public`` from ``sanctions/template
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -26,6 +26,13 @@ def _missing(text: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=404)
 
 
+def _page(published: Any) -> HTMLResponse:
+    """The announcement's frozen facts in today's page (its stored HTML keeps the layout of its day)."""
+    from sanctions.campaigns import render_announcement_html
+
+    return HTMLResponse(render_announcement_html(published.announcement, published.published_at))
+
+
 @pages.get("")
 async def index() -> Response:
     return RedirectResponse("/public/announcement", status_code=307)
@@ -38,7 +45,7 @@ async def latest_announcement(services: ServicesDep) -> Response:
     published = await _in_session(services, announcements)
     if not published:
         return _missing("No announcement has been published yet. 尚未发布公告。")
-    return HTMLResponse(published[0].html)
+    return _page(published[0])
 
 
 @pages.get("/announcements/{campaign_id}")
@@ -49,7 +56,7 @@ async def one_announcement(services: ServicesDep, campaign_id: Annotated[int, Pa
         found = await _in_session(services, lambda s: announcement(s, campaign_id))
     except NotFound:
         return _missing(f"No published announcement {campaign_id}. 没有第 {campaign_id} 期公告。")
-    return HTMLResponse(found.html)
+    return _page(found)
 
 
 @pages.get("/closed-shops")

@@ -119,6 +119,15 @@ def test_default_disclosure_masks_every_personal_field(session: Session, decided
     assert (e.shop_id, e.business_registration, e.business_phone, e.measure) == ("C1", "BR-C1", "010-C1", "closed")
     assert e.measure_date == SNAPSHOT.date().isoformat()
     assert e.personal == {f: MASK for f in PERSONAL_FIELDS}
+    # the page people read: searchable, a masked field says so in words (issue 22)
+    from sanctions.public import closed_shops_page, compensation_page
+
+    page = closed_shops_page(s, q="c1")
+    assert "C1" in page and "not published" in page and MASK not in page and 'name="viewport"' in page
+    assert "1 shop match" in page and "No closed shop matches" in closed_shops_page(s, q="no such shop")
+    assert "1 shop" in closed_shops_page(s, page=99)  # a page past the end shows the last one
+    buyers = compensation_page(3.0, 500.0, 180, 30)
+    assert "plus 3 times what you paid" in buyers and "¥500.00" in buyers and "30 days" in buyers
     shop = s.get(Shop, "C1")
     assert shop is not None
     dumped = json.dumps([x.model_dump(mode="json") for x in entries], ensure_ascii=False)
