@@ -160,7 +160,7 @@ def _where(summary: Mapping[str, Any]) -> None:
     command(where["env"])
     command(f"KEY=$({dajia} keys create --role admin --name newcomer --secret-only)")
     command(f"{dajia} serve --data $DAJIA_HOME/data --port 8000 &")
-    command("curl -s --retry 60 --retry-connrefused --retry-delay 1 localhost:8000/readyz")
+    command("curl -s --retry 120 --retry-connrefused --retry-delay 1 localhost:8000/readyz")
     command("echo $KEY")
     console.print(f"Open {where['console']} and sign in with that key (it is an admin's: queue and campaigns).")
     shop = queue.get("suspected_shop")
