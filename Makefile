@@ -16,11 +16,12 @@ PORT ?= 8000
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@# pip's and the build backend's notices (setuptools' editable-install box) go to $(VENV)/install.log;
+	@# pip's and the build backend's notices (setuptools' editable-install box) go to $(VENV)/install.log,
 	@# shown only when the install fails
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3 setuptools==84.2.1 \
+	@echo "installing dajia and its dependencies into $(VENV) (log: $(VENV)/install.log)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip==26.3 setuptools==84.2.1 \
 		2>$(VENV)/install.log || { cat $(VENV)/install.log; exit 1; }
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' \
 		2>>$(VENV)/install.log || { cat $(VENV)/install.log; exit 1; }
 	touch $(STAMP)
 
