@@ -197,6 +197,7 @@ def _browse(key: str, shop: str) -> None:
                 body = page.inner_text("body")
                 assert shop in body, "the suspected shop scored in the quick start waits in the queue"
                 page.screenshot(path=str(OUTPUT / f"console-queue-{width}.png"), full_page=width == 1440)
+            page.set_viewport_size({"width": 1440, "height": 900})
             page.goto(f"{base}/console/admin/campaigns")
             assert "draft" in page.inner_text("body")
             page.screenshot(path=str(OUTPUT / "console-campaigns-1440.png"))
