@@ -94,6 +94,14 @@ def _campaign(session: Session, campaign_id: int) -> Campaign:
     return c
 
 
+def _move(ch: tx.Change, campaign_id: int, action: CampaignAction) -> Campaign:
+    """Load the campaign and move it by ``action`` through its table (``CAMPAIGNS``), version bumped."""
+    c = _campaign(ch.session, campaign_id)
+    ch.step(CAMPAIGNS, c, action, what=f"campaign {campaign_id}")
+    c.version += 1
+    return c
+
+
 def create_campaign(
     session: Session,
     actor: Actor,
@@ -143,16 +151,8 @@ def create_campaign(
         ch.audit("campaign.create", "campaign", c.campaign_id, {"title": title, "cases": ids})
         return _view(session, c)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="campaign.create",
-        request={"title": title, "cases": sorted(case_ids) if case_ids is not None else None, "actor": actor.actor_id},
-        result_type=CampaignView,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"title": title, "cases": sorted(case_ids) if case_ids is not None else None, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "campaign.create", request, CampaignView, work, key=idempotency_key, now=now)
 
 
 def approve_campaign(
@@ -162,25 +162,15 @@ def approve_campaign(
     require_role(actor, Role.ADMIN, what="approve a campaign")
 
     def work(ch: tx.Change) -> CampaignView:
-        c = _campaign(session, campaign_id)
-        ch.step(CAMPAIGNS, c, CampaignAction.APPROVE, what=f"campaign {campaign_id}")
+        c = _move(ch, campaign_id, CampaignAction.APPROVE)
         c.approved_by = actor.actor_id
         c.approved_at = ch.now
-        c.version += 1
         ch.audit("campaign.approve", "campaign", campaign_id, {})
         session.flush()
         return _view(session, c)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="campaign.approve",
-        request={"campaign_id": campaign_id, "actor": actor.actor_id},
-        result_type=CampaignView,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"campaign_id": campaign_id, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "campaign.approve", request, CampaignView, work, key=idempotency_key, now=now)
 
 
 def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[int]) -> dict[str, Any]:
@@ -277,8 +267,7 @@ def publish_campaign(
     require_role(actor, Role.ADMIN, what="publish a campaign")
 
     def work(ch: tx.Change) -> CampaignView:
-        c = _campaign(session, campaign_id)
-        ch.step(CAMPAIGNS, c, CampaignAction.PUBLISH, what=f"campaign {campaign_id}")
+        c = _move(ch, campaign_id, CampaignAction.PUBLISH)
         ids = list(
             session.execute(select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars()
         )
@@ -287,7 +276,6 @@ def publish_campaign(
         c.html = render_announcement_html(announcement, ch.now)
         c.published_by = actor.actor_id
         c.published_at = ch.now
-        c.version += 1
         session.flush()
         ch.outbox(
             dedupe_key=f"campaign:{campaign_id}:announcement",
@@ -306,16 +294,8 @@ def publish_campaign(
         )
         return _view(session, c)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="campaign.publish",
-        request={"campaign_id": campaign_id, "actor": actor.actor_id},
-        result_type=CampaignView,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"campaign_id": campaign_id, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "campaign.publish", request, CampaignView, work, key=idempotency_key, now=now)
 
 
 def _queue_warnings(session: Session, campaign_id: int, title: str, now: datetime) -> int:

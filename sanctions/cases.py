@@ -400,16 +400,7 @@ def decide(
             _notify_seller(ch, case, shop, "case_dismissed", {})
         return _result(case, shop, old, act, new, follow_up=follow, **extra)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="case.decide",
-        request=request,
-        result_type=TransitionResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    return tx.use_case(session, actor, "case.decide", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
 def _claim_result(claim: Claim, case: Case, shop: Shop) -> ClaimResult:
@@ -455,16 +446,8 @@ def record_payment(
         )
         return _claim_result(claim, case, shop)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="claim.pay",
-        request={"claim_id": claim_id, "actor": actor.actor_id, "ref": payment_ref},
-        result_type=ClaimResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"claim_id": claim_id, "actor": actor.actor_id, "ref": payment_ref}
+    return tx.use_case(session, actor, "claim.pay", request, ClaimResult, work, key=idempotency_key, now=now)
 
 
 def confirm_claim(
@@ -489,16 +472,8 @@ def confirm_claim(
         _maybe_settle(ch, case, shop)
         return _claim_result(claim, case, shop)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="claim.confirm",
-        request={"claim_id": claim_id, "actor": actor.actor_id},
-        result_type=ClaimResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"claim_id": claim_id, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "claim.confirm", request, ClaimResult, work, key=idempotency_key, now=now)
 
 
 def _lock_claim(session: Session, claim_id: int) -> tuple[Claim, Case]:
@@ -534,16 +509,8 @@ def refuse_compensation(
         _close(ch, case, shop)
         return _result(case, shop, old, Action.REFUSE)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="case.refuse",
-        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason},
-        result_type=TransitionResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason}
+    return tx.use_case(session, actor, "case.refuse", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
 def _escalate(ch: tx.Change, case_id: int, reason: str, expected_version: int | None = None) -> TransitionResult:
@@ -589,16 +556,12 @@ def escalate_case(
     require_role(actor, Role.REVIEWER, Role.ADMIN, what="escalate a case")
     if not reason.strip():
         raise InvalidTransition("an escalation needs a reason")
-    return tx.use_case(
-        session,
-        actor,
-        operation="case.escalate",
-        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason, "expected_version": expected_version},
-        result_type=TransitionResult,
-        work=lambda ch: _escalate(ch, case_id, reason, expected_version),
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason, "expected_version": expected_version}
+
+    def work(ch: tx.Change) -> TransitionResult:
+        return _escalate(ch, case_id, reason, expected_version)
+
+    return tx.use_case(session, actor, "case.escalate", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
 def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Actor = SYSTEM) -> list[TransitionResult]:
@@ -623,15 +586,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Ac
 
         try:
             done.append(
-                tx.use_case(
-                    session,
-                    actor,
-                    operation="case.escalate",
-                    request={"case_id": case_id},
-                    result_type=TransitionResult,
-                    work=work,
-                    now=when,
-                )
+                tx.use_case(session, actor, "case.escalate", {"case_id": case_id}, TransitionResult, work, now=when)
             )
         except InvalidTransition:
             continue  # decided otherwise in the meantime
@@ -662,16 +617,8 @@ def appeal(
         case.ended_at = None
         return _result(case, shop, old, Action.APPEAL)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="case.appeal",
-        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason},
-        result_type=TransitionResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
-    )
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason}
+    return tx.use_case(session, actor, "case.appeal", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
 def _reverse(ch: tx.Change, case: Case, shop: Shop, reason: str) -> dict[str, Any]:
@@ -740,15 +687,9 @@ def decide_appeal(
                 extra = {"follow_up": [settled]}
         return _result(case, shop, old, act, new, **extra)
 
+    request = {"case_id": case_id, "uphold": uphold, "actor": actor.actor_id, "reason": reason}
     return tx.use_case(
-        session,
-        actor,
-        operation="case.appeal_decision",
-        request={"case_id": case_id, "uphold": uphold, "actor": actor.actor_id, "reason": reason},
-        result_type=TransitionResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
+        session, actor, "case.appeal_decision", request, TransitionResult, work, key=idempotency_key, now=now
     )
 
 

@@ -88,15 +88,8 @@ def create_policy(
         )
         return PolicyView.model_validate(p, from_attributes=True)
 
-    return tx.use_case(
-        session,
-        actor,
-        operation="disclosure.policy",
-        request={"name": name},
-        result_type=PolicyView,
-        work=work,
-        now=now,
-    )
+    request = {"name": name}
+    return tx.use_case(session, actor, "disclosure.policy", request, PolicyView, work, now=now)
 
 
 def build_entry(shop: Shop, case: Case, allowed_personal: Sequence[str]) -> dict[str, Any]:
@@ -109,6 +102,17 @@ def build_entry(shop: Shop, case: Case, allowed_personal: Sequence[str]) -> dict
     entry["measure_date"] = measure_date.date().isoformat()
     entry["personal"] = {f: (getattr(shop, f) if f in allowed_personal else MASK) for f in PERSONAL_FIELDS}
     return entry
+
+
+def _announce(ch: tx.Change, d: Disclosure, event: str, topic: str) -> None:
+    """The public is told (outbox ``publication``) that entry ``d`` was published or withdrawn."""
+    ch.outbox(
+        dedupe_key=f"disclosure:{d.disclosure_id}:{event}",
+        kind="publication",
+        recipient="public",
+        topic=topic,
+        payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
+    )
 
 
 def publish_disclosures(
@@ -177,13 +181,7 @@ def publish_disclosures(
                     "basis": basis,
                 },
             )
-            ch.outbox(
-                dedupe_key=f"disclosure:{d.disclosure_id}:published",
-                kind="publication",
-                recipient="public",
-                topic="closed_shop_disclosed",
-                payload={"disclosure_id": d.disclosure_id, "shop_id": shop.shop_id},
-            )
+            _announce(ch, d, "published", "closed_shop_disclosed")
         return DisclosureResult(
             published=published,
             skipped_already_published=skipped,
@@ -192,20 +190,10 @@ def publish_disclosures(
             basis=basis,
         )
 
+    cases = sorted(case_ids) if case_ids is not None else None
+    request = {"basis": basis, "cases": cases, "policy": policy, "actor": actor.actor_id}
     return tx.use_case(
-        session,
-        actor,
-        operation="disclosure.publish",
-        request={
-            "basis": basis,
-            "cases": sorted(case_ids) if case_ids is not None else None,
-            "policy": policy,
-            "actor": actor.actor_id,
-        },
-        result_type=DisclosureResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
+        session, actor, "disclosure.publish", request, DisclosureResult, work, key=idempotency_key, now=now
     )
 
 
@@ -231,13 +219,7 @@ def withdraw(ch: tx.Change, d: Disclosure, reason: str) -> None:
         d.disclosure_id,
         {"case_id": d.case_id, "shop_id": d.shop_id, "reason": reason},
     )
-    ch.outbox(
-        dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
-        kind="publication",
-        recipient="public",
-        topic="disclosure_withdrawn",
-        payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
-    )
+    _announce(ch, d, "withdrawn", "disclosure_withdrawn")
 
 
 def withdraw_disclosure(
@@ -271,13 +253,7 @@ def withdraw_disclosure(
             reason=reason,
         )
 
+    request = {"disclosure_id": disclosure_id, "reason": reason, "actor": actor.actor_id}
     return tx.use_case(
-        session,
-        actor,
-        operation="disclosure.withdraw",
-        request={"disclosure_id": disclosure_id, "reason": reason, "actor": actor.actor_id},
-        result_type=WithdrawalResult,
-        work=work,
-        idempotency_key=idempotency_key,
-        now=now,
+        session, actor, "disclosure.withdraw", request, WithdrawalResult, work, key=idempotency_key, now=now
     )

@@ -233,17 +233,18 @@ def run(
 def use_case(
     session: Session,
     actor: Actor,
-    *,
     operation: str,
     request: Mapping[str, Any],
     result_type: type[M],
     work: Callable[[Change], M],
-    idempotency_key: str | None = None,
+    *,
+    key: str | None = None,
     now: datetime | None = None,
 ) -> M:
-    """One use case: ``work(change)`` in one idempotent unit of work (:func:`run`) by ``actor`` at
-    ``now`` (default: the clock), the actor recorded first, the change flushed and its outbox and
-    audit written last."""
+    """One use case: ``work(change)`` in one unit of work (:func:`run`, idempotent by ``key`` for
+    ``operation`` and ``request``) by ``actor`` at ``now`` (default: the clock), the actor recorded
+    first, the change flushed and its outbox and audit written last; returns ``work``'s
+    ``result_type`` (a retry with the same key gets the first result back)."""
     when = now or utcnow()
 
     def body() -> M:
@@ -258,7 +259,7 @@ def use_case(
         session,
         operation=operation,
         request=request,
-        idempotency_key=idempotency_key,
+        idempotency_key=key,
         result_type=result_type,
         work=body,
     )
