@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from core.db import JOURNAL_SIZE_LIMIT, make_engine
+from core.db import BUSY_TIMEOUT_SECONDS, JOURNAL_SIZE_LIMIT, make_engine
 from serving.wal import Checkpoint, WalCheckpointer
 
 #: one commit of this many bytes of text, ~10 pages of the log
@@ -112,17 +112,17 @@ def test_a_reader_holding_an_old_snapshot_leaves_the_rest_for_later(db: tuple[Pa
     _commits(engine, 5)
     checkpointer = WalCheckpointer(engine)
     reader = engine.connect()
-    reader.exec_driver_sql("begin")
+    reader.begin()  # a deferred BEGIN (core.db's engine begins transactions itself); the first read takes the snapshot
     assert reader.exec_driver_sql("select count(*) from t").scalar() == 5  # a snapshot at 5 rows
     _commits(engine, 5)
     held = checkpointer.checkpoint()
     assert held.checkpointed_frames < held.log_frames  # the frames after the reader's snapshot stay
     t0 = time.monotonic()
     assert checkpointer.checkpoint("TRUNCATE", wait_ms=200).busy is True  # cannot empty the log under a reader
-    assert time.monotonic() - t0 < 5  # waited its 200 ms, not the connection's 30 s busy timeout
+    assert time.monotonic() - t0 < 5  # waited its 200 ms, not the connection's busy timeout
     with engine.connect() as conn:  # and the connection's own timeout is back
-        assert conn.exec_driver_sql("pragma busy_timeout").scalar() == 30000
-    reader.exec_driver_sql("commit")
+        assert conn.exec_driver_sql("pragma busy_timeout").scalar() == BUSY_TIMEOUT_SECONDS * 1000
+    reader.commit()
     reader.close()
     done = checkpointer.checkpoint()
     assert done.checkpointed_frames == done.log_frames
