@@ -56,6 +56,9 @@ CHILD_TABLES: dict[str, Table] = {
     "reviews": REVIEWS,
 }
 
+#: the child tables whose rows name their shop (``shop_id``)
+_OWNED_CHILDREN = tuple(f for f, t in CHILD_TABLES.items() if "shop_id" in t.column_names)
+
 
 def _event_time(value: datetime) -> datetime:
     """Naive UTC, from 2000 on, not after now: what the data contract calls an event time."""
@@ -224,7 +227,7 @@ class ShopRecord(_Item):
 
     @model_validator(mode="after")
     def _children_belong_to_the_shop(self) -> ShopRecord:
-        for field in ("authorisations", "listings", "orders", "complaints", "reviews"):
+        for field in _OWNED_CHILDREN:
             for i, item in enumerate(getattr(self, field)):
                 if item.shop_id is not None and item.shop_id != self.shop_id:
                     raise ValueError(
