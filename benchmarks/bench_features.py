@@ -24,7 +24,8 @@ from features.history import WINDOWS, SellerHistoryFeatures
 from features.io import read_feature_tables
 from features.pipeline import ShopFeaturePipeline
 from marketplace.loader import load_marketplace
-from marketplace.records import records_from_frames
+from marketplace.records import CHILD_TABLES, records_from_frames
+from marketplace.schema import TABLES_BY_NAME
 
 
 def peak_gib() -> float:
@@ -50,10 +51,14 @@ def history_tables(folder: Path) -> dict[str, object]:
     return tables
 
 
+#: shops and the child tables read by the shop's id (listing_edits is read through its listings)
+SHOP_TABLES = tuple(t for t in ("shops", *CHILD_TABLES) if "shop_id" in TABLES_BY_NAME[t].column_names)
+
+
 def shop_rows(folder: Path, ids: list[str]) -> dict[str, pd.DataFrame]:
     """Every column of the given shops' rows (what an API client would send inline), read with filters."""
     frames = {}
-    for name in ("shops", "authorisations", "listings", "orders", "complaints", "reviews"):
+    for name in SHOP_TABLES:
         frames[name] = pd.read_parquet(folder / f"{name}.parquet", filters=[("shop_id", "in", ids)])
     listing_ids = frames["listings"]["listing_id"].tolist()
     frames["listing_edits"] = pd.read_parquet(

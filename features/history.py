@@ -288,15 +288,6 @@ class _Windows:
         return out if sub is not None else out[:, 0, :]
 
 
-def _count2(codes: np.ndarray, sub: np.ndarray, n: int, k: int) -> np.ndarray:
-    """Counts per (shop, category) as an (n, k) matrix; unknown categories (-1) are dropped."""
-    ok = sub >= 0
-    if not ok.all():
-        codes, sub = codes[ok], sub[ok]
-    flat = np.bincount(codes * k + sub, minlength=n * k) if len(codes) else np.zeros(n * k)
-    return flat.reshape(n, k).astype(np.float64)
-
-
 def _safe_div(a: np.ndarray, b: np.ndarray, empty: float = np.nan) -> np.ndarray:
     out = np.full(len(a), empty, dtype=np.float64)
     ok = b > 0

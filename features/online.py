@@ -57,7 +57,7 @@ def records_to_tables(records: Iterable[Any]) -> dict[str, ColumnTable]:
 def tables_from_columns(
     columns: Mapping[str, Mapping[str, np.ndarray]], rows: Mapping[str, int]
 ) -> dict[str, ColumnTable]:
-    """All nine contract tables from columns already built and checked (``marketplace.records.record_columns``:
+    """All nine contract tables from columns already built and checked (the API's fast path, ``serving.record_columns``:
     the same arrays as :func:`records_to_tables` makes from ``ShopRecord`` objects; brands and verdicts empty)."""
     return _with_reference({name: ColumnTable(cols, rows[name]) for name, cols in columns.items()})
 

@@ -148,14 +148,6 @@ def _validated(est: BaseEstimator, X: Any, reset: bool) -> np.ndarray:
     return out
 
 
-def _width(X: Any) -> int:
-    """Number of text fields: 1 for a 1-D sequence, else the number of columns."""
-    shape = getattr(X, "shape", None)
-    if shape is None:
-        return 1
-    return 1 if len(shape) == 1 else int(shape[1])
-
-
 def _field(value: object) -> str:
     return value if isinstance(value, str) else "" if value is None else str(value)
 

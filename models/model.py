@@ -14,7 +14,7 @@ unpinned OpenMP threads fighting another process cost ~80× on single-row predic
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -23,10 +23,10 @@ from numpy.typing import NDArray
 
 from models.calibration import IsotonicCalibrator
 from models.reasons import FeatureText, ReasonExplainer
-from models.thresholds import Thresholds
+from models.thresholds import EXPLAINED_TIERS, Thresholds
 
-#: tiers that get reasons by default on the hot path
-EXPLAINED_TIERS = ("watch", "suspected")
+if TYPE_CHECKING:
+    from features.pipeline import ShopFeaturePipeline
 
 
 class FeatureMismatch(ValueError):
@@ -42,7 +42,7 @@ class ShopRiskModel:
         calibrator: IsotonicCalibrator,
         thresholds: Thresholds,
         explainer: ReasonExplainer,
-        pipeline: Any | None = None,
+        pipeline: ShopFeaturePipeline | None = None,
         info: dict[str, Any] | None = None,
         num_threads: int = 1,
     ) -> None:
@@ -106,7 +106,7 @@ class ShopRiskModel:
         out["reasons"] = reasons
         return out
 
-    def _need_pipeline(self) -> Any:
+    def _need_pipeline(self) -> ShopFeaturePipeline:
         if self.pipeline is None:
             raise RuntimeError("this model was trained from a feature table; it scores feature frames only")
         return self.pipeline
@@ -124,28 +124,17 @@ class ShopRiskModel:
         return self.score_and_explain(X[self.feature_names], top=top)
 
 
-def feature_texts(pipeline: Any | None, names: list[str]) -> dict[str, FeatureText]:
-    """Reason templates from the pipeline's ``describe(name)`` (tolerant of its exact field names)."""
+def feature_texts(pipeline: ShopFeaturePipeline | None, names: list[str]) -> dict[str, FeatureText]:
+    """How each feature reads in a reason: its ``FeatureDoc`` from the pipeline's ``describe(name)``
+    (features it does not document, and a model trained from a table, have none)."""
     out: dict[str, FeatureText] = {}
-    if pipeline is None or not hasattr(pipeline, "describe"):
+    if pipeline is None:
         return out
     for n in names:
         try:
             doc = pipeline.describe(n)
-        except Exception:
+        except KeyError:
             continue
-        template = None
-        for attr in ("reason", "template", "reason_template", "text"):
-            v = getattr(doc, attr, None)
-            if isinstance(v, str) and v:
-                template = v
-                break
-        higher = True
-        for attr in ("higher_is_riskier", "higher_is_risk", "risk_up", "higher_is_worse"):
-            v = getattr(doc, attr, None)
-            if isinstance(v, bool):
-                higher = v
-                break
-        if template:
-            out[n] = FeatureText(template=template, higher_is_riskier=higher)
+        if doc.template:
+            out[n] = FeatureText(template=doc.template, higher_is_riskier=doc.higher_is_riskier)
     return out

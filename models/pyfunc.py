@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.pyfunc import PythonModel, PythonModelContext
+from mlflow.pyfunc import PyFuncModel, PythonModel, PythonModelContext
 from mlflow.types.schema import Array, ColSpec, Schema
 
 from marketplace.schema import SHOPS
@@ -127,6 +127,8 @@ def frame_to_records(frame: pd.DataFrame) -> tuple[list[Any], list[pd.Timestamp]
 class ShopRiskPyfunc(PythonModel):
     """``mlflow.pyfunc`` face of a ``ShopRiskModel`` (loaded from the pickled artifact)."""
 
+    model: ShopRiskModel
+
     def load_context(self, context: PythonModelContext) -> None:
         from core.settings import get_settings
 
@@ -153,3 +155,11 @@ class ShopRiskPyfunc(PythonModel):
             parts.append(scored)
         out = pd.concat(parts).sort_index() if parts else pd.DataFrame(columns=["shop_id", "score", "tier", "reasons"])
         return out[["shop_id", "score", "tier", "reasons"]].reset_index(drop=True)
+
+
+def risk_model_of(loaded: PyFuncModel) -> ShopRiskModel:
+    """The ``ShopRiskModel`` inside a loaded MLflow pyfunc model (what serving and promotion score with)."""
+    inner = loaded.unwrap_python_model()
+    if not isinstance(inner, ShopRiskPyfunc):
+        raise TypeError(f"the MLflow model holds a {type(inner).__name__}, not a ShopRiskPyfunc")
+    return inner.model

@@ -23,6 +23,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 TIERS = ("low", "watch", "suspected")
+#: the tiers whose shops get reasons (most shops are ``low``: explaining them would cost a prediction each)
+EXPLAINED_TIERS = ("watch", "suspected")
 
 
 @dataclass(frozen=True)
@@ -46,12 +48,14 @@ class Thresholds:
     #: how each threshold was decided, for the threshold table
     basis: dict[str, Any]
 
+    def tier_of(self, score: float) -> str:
+        """The tier of one calibrated score: the one rule (``tier`` and the serving hot path call it)."""
+        return "suspected" if score >= self.suspected else "watch" if score >= self.watch else "low"
+
     def tier(self, scores: ArrayLike) -> NDArray[np.object_]:
+        """``tier_of`` of every score (same shape)."""
         s = np.asarray(scores, dtype=np.float64)
-        out = np.full(s.shape, "low", dtype=object)
-        out[s >= self.watch] = "watch"
-        out[s >= self.suspected] = "suspected"
-        return out
+        return np.array([self.tier_of(v) for v in s.ravel().tolist()], dtype=object).reshape(s.shape)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -15,13 +15,22 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from core.errors import Conflict, InvalidTransition, NotFound
+from core.errors import InvalidTransition, NotFound
 from sanctions import tx
 from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, Shop
-from sanctions.workflow import Actor, CaseStatus, Role, require_role
+from sanctions.workflow import (
+    CAMPAIGNS,
+    Actor,
+    CampaignAction,
+    CampaignStatus,
+    CaseStatus,
+    ClaimStatus,
+    Role,
+    require_role,
+)
 
 #: cases a campaign can announce: a measure was taken (even if later lifted by settlement)
 ANNOUNCEABLE = (CaseStatus.CLOSED, CaseStatus.BANNED, CaseStatus.SETTLED)
@@ -50,9 +59,7 @@ def _view(session: Session, c: Campaign) -> CampaignView:
         ).scalars()
     )
     warnings = 0
-    if c.status == "published":
-        from sqlalchemy import func
-
+    if c.status == CampaignStatus.PUBLISHED:
         warnings = int(
             session.execute(
                 select(func.count()).where(
@@ -84,6 +91,14 @@ def _campaign(session: Session, campaign_id: int) -> Campaign:
     return c
 
 
+def _move(ch: tx.Change, campaign_id: int, action: CampaignAction) -> Campaign:
+    """Load the campaign and move it by ``action`` through its table (``CAMPAIGNS``), version bumped."""
+    c = _campaign(ch.session, campaign_id)
+    ch.step(CAMPAIGNS, c, action, what=f"campaign {campaign_id}")
+    c.version += 1
+    return c
+
+
 def create_campaign(
     session: Session,
     actor: Actor,
@@ -97,10 +112,8 @@ def create_campaign(
     require_role(actor, Role.REVIEWER, Role.ADMIN, what="create a campaign")
     if not title.strip():
         raise InvalidTransition("a campaign needs a title")
-    when = now or tx.utcnow()
 
-    def work() -> CampaignView:
-        tx.ensure_actor(session, actor, when)
+    def work(ch: tx.Change) -> CampaignView:
         if case_ids is None:
             taken = select(CampaignCase.case_id)
             ids = list(
@@ -126,23 +139,17 @@ def create_campaign(
                 )
         if not ids:
             raise InvalidTransition("no decided case to put in a campaign")
-        c = Campaign(title=title, status="draft", version=1, created_by=actor.actor_id, created_at=when)
+        c = Campaign(
+            title=title, status=CampaignStatus.DRAFT.value, version=1, created_by=actor.actor_id, created_at=ch.now
+        )
         session.add(c)
         session.flush()
         session.execute(insert(CampaignCase), [{"campaign_id": c.campaign_id, "case_id": i} for i in ids])
-        ch = tx.Change(session, actor, when)
         ch.audit("campaign.create", "campaign", c.campaign_id, {"title": title, "cases": ids})
-        ch.finish()
         return _view(session, c)
 
-    return tx.run(
-        session,
-        operation="campaign.create",
-        request={"title": title, "cases": sorted(case_ids) if case_ids is not None else None, "actor": actor.actor_id},
-        idempotency_key=idempotency_key,
-        result_type=CampaignView,
-        work=work,
-    )
+    request = {"title": title, "cases": sorted(case_ids) if case_ids is not None else None, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "campaign.create", request, CampaignView, work, key=idempotency_key, now=now)
 
 
 def approve_campaign(
@@ -150,31 +157,17 @@ def approve_campaign(
 ) -> CampaignView:
     """An admin approves a draft campaign for publication (recorded: who, when)."""
     require_role(actor, Role.ADMIN, what="approve a campaign")
-    when = now or tx.utcnow()
 
-    def work() -> CampaignView:
-        tx.ensure_actor(session, actor, when)
-        c = _campaign(session, campaign_id)
-        if c.status != "draft":
-            raise InvalidTransition(f"campaign {campaign_id} is {c.status}; only a draft can be approved")
-        c.status = "approved"
+    def work(ch: tx.Change) -> CampaignView:
+        c = _move(ch, campaign_id, CampaignAction.APPROVE)
         c.approved_by = actor.actor_id
-        c.approved_at = when
-        c.version += 1
-        ch = tx.Change(session, actor, when)
+        c.approved_at = ch.now
         ch.audit("campaign.approve", "campaign", campaign_id, {})
         session.flush()
-        ch.finish()
         return _view(session, c)
 
-    return tx.run(
-        session,
-        operation="campaign.approve",
-        request={"campaign_id": campaign_id, "actor": actor.actor_id},
-        idempotency_key=idempotency_key,
-        result_type=CampaignView,
-        work=work,
-    )
+    request = {"campaign_id": campaign_id, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "campaign.approve", request, CampaignView, work, key=idempotency_key, now=now)
 
 
 def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[int]) -> dict[str, Any]:
@@ -206,16 +199,16 @@ def build_announcement(session: Session, campaign: Campaign, case_ids: Sequence[
             cats[category]["shops_banned"] += 1
     claims = session.execute(
         select(Claim.category, Claim.status, Claim.amount_fen).where(
-            Claim.case_id.in_(list(case_ids)), Claim.status != "void"
+            Claim.case_id.in_(list(case_ids)), Claim.status != ClaimStatus.VOID
         )
     ).all()
     for category, status, fen in claims:
         c = cats[category]
         c["claims"] += 1
         c["compensation_owed"] += fen / 100
-        if status in ("paid", "confirmed"):
+        if status in (ClaimStatus.PAID, ClaimStatus.CONFIRMED):
             c["compensation_paid"] += fen / 100
-        if status == "confirmed":
+        if status == ClaimStatus.CONFIRMED:
             c["consumers_compensated"] += 1
     by_category = {k: {**v, "category": k} for k, v in sorted(cats.items())}
     totals = {
@@ -266,27 +259,18 @@ def publish_campaign(
 ) -> CampaignView:
     """An admin publishes an approved campaign: announcement frozen, publication and warnings queued."""
     require_role(actor, Role.ADMIN, what="publish a campaign")
-    when = now or tx.utcnow()
 
-    def work() -> CampaignView:
-        tx.ensure_actor(session, actor, when)
-        c = _campaign(session, campaign_id)
-        if c.status == "published":
-            raise Conflict(f"campaign {campaign_id} is already published (at {c.published_at})")
-        if c.status != "approved":
-            raise InvalidTransition(f"campaign {campaign_id} is {c.status}; an admin must approve it first")
+    def work(ch: tx.Change) -> CampaignView:
+        c = _move(ch, campaign_id, CampaignAction.PUBLISH)
         ids = list(
             session.execute(select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars()
         )
         announcement = build_announcement(session, c, ids)
         c.announcement = announcement
-        c.html = render_announcement_html(announcement, when)
-        c.status = "published"
+        c.html = render_announcement_html(announcement, ch.now)
         c.published_by = actor.actor_id
-        c.published_at = when
-        c.version += 1
+        c.published_at = ch.now
         session.flush()
-        ch = tx.Change(session, actor, when)
         ch.outbox(
             dedupe_key=f"campaign:{campaign_id}:announcement",
             kind="publication",
@@ -294,47 +278,47 @@ def publish_campaign(
             topic="announcement",
             payload={"campaign_id": campaign_id, "title": c.title, "totals": announcement["totals"]},
         )
-        ch.finish()
-        text = WARNING_TEXT.format(campaign_id=campaign_id, title=c.title)
-        sellers = session.execute(
-            select(Shop.shop_id, Shop.shopkeeper_id).where(Shop.status != "closed").order_by(Shop.shop_id)
-        ).all()
-        batch: list[dict[str, Any]] = []
-        for shop_id, keeper in sellers:
-            batch.append(
-                {
-                    "dedupe_key": f"warning:{campaign_id}:{shop_id}",
-                    "kind": "warning",
-                    "recipient": keeper,
-                    "topic": "counterfeit_warning",
-                    "payload": {"campaign_id": campaign_id, "shop_id": shop_id, "text": text},
-                    "created_at": when,
-                    "status": "pending",
-                    "attempts": 0,
-                }
-            )
-            if len(batch) >= 10_000:
-                session.execute(insert(OutboxMessage), batch)
-                batch = []
-        if batch:
-            session.execute(insert(OutboxMessage), batch)
+        ch.send_outbox()  # the announcement before the warnings that cite it
+        sellers = _queue_warnings(session, campaign_id, c.title, ch.now)
         ch.audit(
             "campaign.publish",
             "campaign",
             campaign_id,
-            {"totals": announcement["totals"], "warnings": len(sellers), "cases": sorted(ids)},
+            {"totals": announcement["totals"], "warnings": sellers, "cases": sorted(ids)},
         )
-        ch.finish()
         return _view(session, c)
 
-    return tx.run(
-        session,
-        operation="campaign.publish",
-        request={"campaign_id": campaign_id, "actor": actor.actor_id},
-        idempotency_key=idempotency_key,
-        result_type=CampaignView,
-        work=work,
-    )
+    request = {"campaign_id": campaign_id, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "campaign.publish", request, CampaignView, work, key=idempotency_key, now=now)
+
+
+def _queue_warnings(session: Session, campaign_id: int, title: str, now: datetime) -> int:
+    """One ``warning`` outbox message per seller still on the marketplace (every shop not closed),
+    inserted in batches of 10,000 (not held in the Change); returns how many."""
+    text = WARNING_TEXT.format(campaign_id=campaign_id, title=title)
+    sellers = session.execute(
+        select(Shop.shop_id, Shop.shopkeeper_id).where(Shop.status != "closed").order_by(Shop.shop_id)
+    ).all()
+    batch: list[dict[str, Any]] = []
+    for shop_id, keeper in sellers:
+        batch.append(
+            {
+                "dedupe_key": f"warning:{campaign_id}:{shop_id}",
+                "kind": "warning",
+                "recipient": keeper,
+                "topic": "counterfeit_warning",
+                "payload": {"campaign_id": campaign_id, "shop_id": shop_id, "text": text},
+                "created_at": now,
+                "status": "pending",
+                "attempts": 0,
+            }
+        )
+        if len(batch) >= 10_000:
+            session.execute(insert(OutboxMessage), batch)
+            batch = []
+    if batch:
+        session.execute(insert(OutboxMessage), batch)
+    return len(sellers)
 
 
 def get_campaign(session: Session, campaign_id: int) -> CampaignView:

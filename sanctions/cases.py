@@ -1,10 +1,11 @@
 """Case use cases: decide (steps 1 and 2), compensation claims, refusal and deadlines, appeals.
 
-Each public function is one unit of work: load the case (and its version), check the actor's
-role and the transition against ``workflow.TRANSITIONS``, update, append a case event carrying
-the score, threshold and model version behind it, write outbox messages for whatever leaves the
-system, and append to the audit chain. They take a ``Session`` and return pydantic results, so
-an HTTP handler only parses, authorises and presents.
+Each public function is one use case (``tx.use_case``: clock, actor, idempotent unit of work)
+whose work reads load, check, change, record: load the case (and its version), check the actor's
+role and the transition against the lifecycle's table (``workflow.CASES``, ``workflow.CLAIMS``),
+update, append a case event carrying the score, threshold and model version behind it, write
+outbox messages for whatever leaves the system, and append to the audit chain. They take a
+``Session`` and return pydantic results, so an HTTP handler only parses, authorises and presents.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any, cast
 from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from core.errors import Forbidden, InvalidTransition, NotFound
+from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.settings import Settings, get_settings
 from sanctions import bulk, disclosure, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
@@ -31,7 +32,20 @@ from sanctions.schemas import (
     Evidence,
     TransitionResult,
 )
-from sanctions.workflow import SYSTEM, Action, Actor, CaseStatus, Role, check_transition, require_role
+from sanctions.workflow import (
+    CASES,
+    CLAIMS,
+    OUTSTANDING_CLAIMS,
+    SYSTEM,
+    Action,
+    Actor,
+    CaseStatus,
+    ClaimAction,
+    ClaimStatus,
+    DisclosureStatus,
+    Role,
+    require_role,
+)
 
 
 @dataclass(frozen=True)
@@ -121,42 +135,33 @@ def _transition(
     first makes it fail with StaleDataError, which ``tx.run`` turns into Conflict.
     """
     who = actor or ch.actor
-    new = check_transition(case.status, action, who)
-    old = case.status
-    case.status = new.value
+    old, new = ch.step(CASES, case, action, what="a case", actor=who)
     case.version = case.version + 1
     case.updated_at = ch.now
     for name, value in (changes or {}).items():
         setattr(case, name, value)
     ch.session.flush()
     ev = [e.model_dump() for e in evidence]
-    bulk.insert_rows(
-        ch.session,
-        _EVENTS,
-        [
-            {
-                "case_id": case.case_id,
-                "at": ch.now,
-                "actor_id": who.actor_id,
-                "role": who.role.value,
-                "simulated": who.simulated,
-                "action": action.value,
-                "old_status": old,
-                "new_status": new.value,
-                "reason": reason,
-                "score": case.score,
-                "threshold": case.threshold,
-                "model_name": case.model_name,
-                "model_version": case.model_version,
-                "evidence": ev,
-            }
-        ],
+    event = tx.case_event(
+        case.case_id,
+        who,
+        ch.now,
+        action.value,
+        old,
+        new,
+        reason,
+        evidence=ev,
+        score=case.score,
+        threshold=case.threshold,
+        model_name=case.model_name,
+        model_version=case.model_version,
     )
+    bulk.insert_rows(ch.session, _EVENTS, [event])
     payload: dict[str, Any] = {
         "case_id": case.case_id,
         "shop_id": case.shop_id,
         "old_status": old,
-        "new_status": new.value,
+        "new_status": new,
         "version": case.version,
         "reason": reason,
         "score": case.score,
@@ -165,7 +170,7 @@ def _transition(
         "evidence": ev,
     }
     ch.audit(f"case.{action.value}", "case", case.case_id, payload, actor=who)
-    return old, new.value
+    return old, new
 
 
 def _set_shop_status(ch: tx.Change, shop: Shop, status: str) -> None:
@@ -235,8 +240,6 @@ def _result(case: Case, shop: Shop, old: str, action: Action, new: str | None = 
 
 def _check_version(case: Case, expected_version: int | None) -> None:
     if expected_version is not None and case.version != expected_version:
-        from core.errors import Conflict
-
         raise Conflict(
             f"case {case.case_id} is at version {case.version} (status {case.status}), "
             f"not {expected_version}: someone else changed it first"
@@ -276,7 +279,7 @@ def _create_claims(
                 "refund_fen": refund,
                 "punitive_fen": punitive,
                 "amount_fen": amount,
-                "status": "owed",
+                "status": ClaimStatus.OWED.value,
                 "created_at": ch.now,
                 "deadline_at": deadline,
             }
@@ -312,7 +315,7 @@ def _maybe_settle(ch: tx.Change, case: Case, shop: Shop) -> TransitionResult | N
     if case.status != CaseStatus.BANNED:
         return None
     outstanding = ch.session.execute(
-        select(func.count()).where(Claim.case_id == case.case_id, Claim.status.in_(("owed", "paid")))
+        select(func.count()).where(Claim.case_id == case.case_id, Claim.status.in_(sorted(OUTSTANDING_CLAIMS)))
     ).scalar_one()
     if outstanding:
         return None
@@ -358,7 +361,6 @@ def decide(
                 "closing a shop needs proof: evidence of kind test_buy, brand_owner, "
                 "or reviewer_confirmed citing what was examined (ref)"
             )
-    when = now or tx.utcnow()
     money = rules or CompensationRules.from_settings()
     request = {
         "case_id": case_id,
@@ -370,18 +372,16 @@ def decide(
         "expected_version": expected_version,
     }
 
-    def work() -> TransitionResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
+    def work(ch: tx.Change) -> TransitionResult:
         case, shop = _case_and_shop(session, case_id)
         _check_version(case, expected_version)
         changes: dict[str, Any] = {
             "evidence": [*case.evidence, *(e.model_dump() for e in evidence)],
-            "decided_at": when,
+            "decided_at": ch.now,
             "measure": {Action.CLOSE: "close", Action.BAN: "ban"}.get(act),
         }
         if act is not Action.BAN:
-            changes["ended_at"] = when
+            changes["ended_at"] = ch.now
         old, new = _transition(ch, case, act, reason=reason, evidence=evidence, changes=changes)
         extra: dict[str, Any] = {}
         follow: list[TransitionResult] = []
@@ -398,17 +398,18 @@ def decide(
         else:
             _end_case_restoring(ch, case, shop)
             _notify_seller(ch, case, shop, "case_dismissed", {})
-        session.flush()
-        ch.finish()
         return _result(case, shop, old, act, new, follow_up=follow, **extra)
 
-    return tx.run(
-        session,
-        operation="case.decide",
-        request=request,
-        idempotency_key=idempotency_key,
-        result_type=TransitionResult,
-        work=work,
+    return tx.use_case(session, actor, "case.decide", request, TransitionResult, work, key=idempotency_key, now=now)
+
+
+def _claim_result(claim: Claim, case: Case, shop: Shop) -> ClaimResult:
+    return ClaimResult(
+        claim_id=claim.claim_id,
+        case_id=case.case_id,
+        status=claim.status,
+        case_status=case.status,
+        shop_status=shop.status,
     )
 
 
@@ -422,23 +423,18 @@ def record_payment(
     now: datetime | None = None,
 ) -> ClaimResult:
     """The shopkeeper (or an admin on their behalf) records paying one claim."""
-    when = now or tx.utcnow()
     if not payment_ref.strip():
         raise InvalidTransition("a payment needs a reference (transfer id)")
 
-    def work() -> ClaimResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
+    def work(ch: tx.Change) -> ClaimResult:
         claim, case = _lock_claim(session, claim_id)
         shop = _shop(session, claim.shop_id)
         if actor.role is not Role.ADMIN:
             _require_owner(actor, shop)
-        if claim.status != "owed":
-            raise InvalidTransition(f"claim {claim_id} is {claim.status}; only an owed claim can be paid")
+        ch.step(CLAIMS, claim, ClaimAction.PAY, what=f"claim {claim_id}")
         if case.status not in (CaseStatus.BANNED, CaseStatus.APPEALED_BAN):
             raise InvalidTransition(f"case {case.case_id} is {case.status}; claims are paid while the shop is banned")
-        claim.status = "paid"
-        claim.paid_at = when
+        claim.paid_at = ch.now
         claim.payment_ref = payment_ref
         ch.audit("claim.pay", "claim", claim_id, {"case_id": case.case_id, "ref": payment_ref, "fen": claim.amount_fen})
         ch.outbox(
@@ -448,24 +444,10 @@ def record_payment(
             topic="compensation_paid",
             payload={"claim_id": claim_id, "amount": claim.amount_fen / 100, "payment_ref": payment_ref},
         )
-        session.flush()
-        ch.finish()
-        return ClaimResult(
-            claim_id=claim_id,
-            case_id=case.case_id,
-            status=claim.status,
-            case_status=case.status,
-            shop_status=shop.status,
-        )
+        return _claim_result(claim, case, shop)
 
-    return tx.run(
-        session,
-        operation="claim.pay",
-        request={"claim_id": claim_id, "actor": actor.actor_id, "ref": payment_ref},
-        idempotency_key=idempotency_key,
-        result_type=ClaimResult,
-        work=work,
-    )
+    request = {"claim_id": claim_id, "actor": actor.actor_id, "ref": payment_ref}
+    return tx.use_case(session, actor, "claim.pay", request, ClaimResult, work, key=idempotency_key, now=now)
 
 
 def confirm_claim(
@@ -477,40 +459,21 @@ def confirm_claim(
     now: datetime | None = None,
 ) -> ClaimResult:
     """The consumer confirms receiving a paid claim; the last confirmation lifts the ban."""
-    when = now or tx.utcnow()
 
-    def work() -> ClaimResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
+    def work(ch: tx.Change) -> ClaimResult:
         claim, case = _lock_claim(session, claim_id)
         if actor.role is not Role.CONSUMER or actor.actor_id != claim.buyer_id:
             raise Forbidden(f"only consumer '{claim.buyer_id}' may confirm claim {claim_id}")
-        if claim.status != "paid":
-            raise InvalidTransition(f"claim {claim_id} is {claim.status}; only a paid claim can be confirmed")
+        ch.step(CLAIMS, claim, ClaimAction.CONFIRM, what=f"claim {claim_id}")
         shop = _shop(session, claim.shop_id)
-        claim.status = "confirmed"
-        claim.confirmed_at = when
+        claim.confirmed_at = ch.now
         ch.audit("claim.confirm", "claim", claim_id, {"case_id": case.case_id})
         session.flush()
         _maybe_settle(ch, case, shop)
-        session.flush()
-        ch.finish()
-        return ClaimResult(
-            claim_id=claim_id,
-            case_id=case.case_id,
-            status=claim.status,
-            case_status=case.status,
-            shop_status=shop.status,
-        )
+        return _claim_result(claim, case, shop)
 
-    return tx.run(
-        session,
-        operation="claim.confirm",
-        request={"claim_id": claim_id, "actor": actor.actor_id},
-        idempotency_key=idempotency_key,
-        result_type=ClaimResult,
-        work=work,
-    )
+    request = {"claim_id": claim_id, "actor": actor.actor_id}
+    return tx.use_case(session, actor, "claim.confirm", request, ClaimResult, work, key=idempotency_key, now=now)
 
 
 def _lock_claim(session: Session, claim_id: int) -> tuple[Claim, Case]:
@@ -538,41 +501,28 @@ def refuse_compensation(
     now: datetime | None = None,
 ) -> TransitionResult:
     """The shopkeeper refuses to compensate: the case escalates to step 1 (closure)."""
-    when = now or tx.utcnow()
 
-    def work() -> TransitionResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
+    def work(ch: tx.Change) -> TransitionResult:
         case, shop = _case_and_shop(session, case_id)
         _require_owner(actor, shop)
         old, _ = _transition(ch, case, Action.REFUSE, reason=reason, evidence=[Evidence(kind="refusal", detail=reason)])
         _close(ch, case, shop)
-        session.flush()
-        ch.finish()
         return _result(case, shop, old, Action.REFUSE)
 
-    return tx.run(
-        session,
-        operation="case.refuse",
-        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason},
-        idempotency_key=idempotency_key,
-        result_type=TransitionResult,
-        work=work,
-    )
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason}
+    return tx.use_case(session, actor, "case.refuse", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
-def _escalate(
-    session: Session, actor: Actor, case_id: int, reason: str, when: datetime, expected_version: int | None = None
-) -> TransitionResult:
-    """Step 2 → step 1 for one case, inside the caller's transaction: only while a claim is still unpaid
+def _escalate(ch: tx.Change, case_id: int, reason: str, expected_version: int | None = None) -> TransitionResult:
+    """Step 2 → step 1 for one case, inside ``ch``'s transaction: only while a claim is still unpaid
     past its deadline (checked again here, so a payment that lands meanwhile wins)."""
-    tx.ensure_actor(session, actor, when)
-    ch = tx.Change(session, actor, when)
-    case, shop = _case_and_shop(session, case_id)
+    case, shop = _case_and_shop(ch.session, case_id)
     _check_version(case, expected_version)
     if case.status == CaseStatus.BANNED:
-        overdue = session.execute(
-            select(func.count()).where(Claim.case_id == case_id, Claim.status == "owed", Claim.deadline_at < when)
+        overdue = ch.session.execute(
+            select(func.count()).where(
+                Claim.case_id == case_id, Claim.status == ClaimStatus.OWED, Claim.deadline_at < ch.now
+            )
         ).scalar_one()
         if not overdue:
             raise InvalidTransition(
@@ -583,11 +533,9 @@ def _escalate(
         case,
         Action.ESCALATE,
         reason=reason,
-        evidence=[Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {when.isoformat()}")],
+        evidence=[Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {ch.now.isoformat()}")],
     )
     _close(ch, case, shop)
-    session.flush()
-    ch.finish()
     return _result(case, shop, old, Action.ESCALATE)
 
 
@@ -608,19 +556,12 @@ def escalate_case(
     require_role(actor, Role.REVIEWER, Role.ADMIN, what="escalate a case")
     if not reason.strip():
         raise InvalidTransition("an escalation needs a reason")
-    when = now or tx.utcnow()
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason, "expected_version": expected_version}
 
-    def work() -> TransitionResult:
-        return _escalate(session, actor, case_id, reason, when, expected_version)
+    def work(ch: tx.Change) -> TransitionResult:
+        return _escalate(ch, case_id, reason, expected_version)
 
-    return tx.run(
-        session,
-        operation="case.escalate",
-        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason, "expected_version": expected_version},
-        idempotency_key=idempotency_key,
-        result_type=TransitionResult,
-        work=work,
-    )
+    return tx.use_case(session, actor, "case.escalate", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
 def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Actor = SYSTEM) -> list[TransitionResult]:
@@ -631,7 +572,7 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Ac
         session.execute(
             select(Case.case_id)
             .join(Claim, Claim.case_id == Case.case_id)
-            .where(Case.status == CaseStatus.BANNED, Claim.status == "owed", Claim.deadline_at < when)
+            .where(Case.status == CaseStatus.BANNED, Claim.status == ClaimStatus.OWED, Claim.deadline_at < when)
             .distinct()
             .order_by(Case.case_id)
         ).scalars()
@@ -640,19 +581,12 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Ac
     done = []
     for case_id in ids:
 
-        def work(case_id: int = case_id) -> TransitionResult:
-            return _escalate(session, actor, case_id, "compensation deadline missed", when)
+        def work(ch: tx.Change, case_id: int = case_id) -> TransitionResult:
+            return _escalate(ch, case_id, "compensation deadline missed")
 
         try:
             done.append(
-                tx.run(
-                    session,
-                    operation="case.escalate",
-                    request={"case_id": case_id},
-                    idempotency_key=None,
-                    result_type=TransitionResult,
-                    work=work,
-                )
+                tx.use_case(session, actor, "case.escalate", {"case_id": case_id}, TransitionResult, work, now=when)
             )
         except InvalidTransition:
             continue  # decided otherwise in the meantime
@@ -673,29 +607,50 @@ def appeal(
     now: datetime | None = None,
 ) -> TransitionResult:
     """The shopkeeper appeals a closure or a ban: review reopens, the measure stays meanwhile."""
-    when = now or tx.utcnow()
     if not reason.strip():
         raise InvalidTransition("an appeal needs a reason")
 
-    def work() -> TransitionResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
+    def work(ch: tx.Change) -> TransitionResult:
         case, shop = _case_and_shop(session, case_id)
         _require_owner(actor, shop)
         old, _ = _transition(ch, case, Action.APPEAL, reason=reason, evidence=evidence)
         case.ended_at = None
-        session.flush()
-        ch.finish()
         return _result(case, shop, old, Action.APPEAL)
 
-    return tx.run(
-        session,
-        operation="case.appeal",
-        request={"case_id": case_id, "actor": actor.actor_id, "reason": reason},
-        idempotency_key=idempotency_key,
-        result_type=TransitionResult,
-        work=work,
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason}
+    return tx.use_case(session, actor, "case.appeal", request, TransitionResult, work, key=idempotency_key, now=now)
+
+
+def _reverse(ch: tx.Change, case: Case, shop: Shop, reason: str) -> dict[str, Any]:
+    """An upheld appeal's effect: shop restored, unpaid claims void, disclosures withdrawn, seller told."""
+    _end_case_restoring(ch, case, shop)
+    voided = list(
+        ch.session.execute(
+            select(Claim).where(Claim.case_id == case.case_id, Claim.status == ClaimStatus.OWED)
+        ).scalars()
     )
+    for c in voided:
+        ch.step(CLAIMS, c, ClaimAction.VOID, what=f"claim {c.claim_id}")
+        c.voided_at = ch.now
+        ch.audit("claim.void", "claim", c.claim_id, {"case_id": case.case_id})
+        ch.outbox(
+            dedupe_key=f"claim:{c.claim_id}:void",
+            kind="notify_buyer",
+            recipient=c.buyer_id,
+            topic="compensation_void",
+            payload={"claim_id": c.claim_id, "shop_id": shop.shop_id, "reason": "appeal upheld"},
+        )
+    withdrawn = list(
+        ch.session.execute(
+            select(Disclosure).where(
+                Disclosure.case_id == case.case_id, Disclosure.status == DisclosureStatus.PUBLISHED
+            )
+        ).scalars()
+    )
+    for d in withdrawn:
+        disclosure.withdraw(ch, d, f"appeal upheld: {reason}")
+    _notify_seller(ch, case, shop, "appeal_upheld", {})
+    return {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
 
 
 def decide_appeal(
@@ -711,62 +666,30 @@ def decide_appeal(
     now: datetime | None = None,
 ) -> TransitionResult:
     """Decide an appeal. ``uphold=True`` reverses: shop restored, unpaid claims void, disclosure withdrawn."""
-    when = now or tx.utcnow()
     if not reason.strip():
         raise InvalidTransition("an appeal decision needs a reason")
     act = Action.REVERSE if uphold else Action.REJECT_APPEAL
 
-    def work() -> TransitionResult:
-        tx.ensure_actor(session, actor, when)
-        ch = tx.Change(session, actor, when)
+    def work(ch: tx.Change) -> TransitionResult:
         case, shop = _case_and_shop(session, case_id)
         _check_version(case, expected_version)
         old, new = _transition(ch, case, act, reason=reason, evidence=evidence)
         extra: dict[str, Any] = {}
         if act is Action.REVERSE:
-            _end_case_restoring(ch, case, shop)
-            voided = list(
-                session.execute(select(Claim).where(Claim.case_id == case_id, Claim.status == "owed")).scalars()
-            )
-            for c in voided:
-                c.status = "void"
-                c.voided_at = when
-                ch.audit("claim.void", "claim", c.claim_id, {"case_id": case_id})
-                ch.outbox(
-                    dedupe_key=f"claim:{c.claim_id}:void",
-                    kind="notify_buyer",
-                    recipient=c.buyer_id,
-                    topic="compensation_void",
-                    payload={"claim_id": c.claim_id, "shop_id": shop.shop_id, "reason": "appeal upheld"},
-                )
-            withdrawn = list(
-                session.execute(
-                    select(Disclosure).where(Disclosure.case_id == case_id, Disclosure.status == "published")
-                ).scalars()
-            )
-            for d in withdrawn:
-                disclosure.withdraw(ch, d, f"appeal upheld: {reason}")
-            extra = {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
-            _notify_seller(ch, case, shop, "appeal_upheld", {})
+            extra = _reverse(ch, case, shop, reason)
         else:
-            case.ended_at = when if new == CaseStatus.CLOSED else None
+            case.ended_at = ch.now if new == CaseStatus.CLOSED else None
             _notify_seller(ch, case, shop, "appeal_rejected", {"status": new})
             session.flush()
             # every claim may have been confirmed while the appeal was pending
             settled = _maybe_settle(ch, case, shop)
             if settled is not None:
                 extra = {"follow_up": [settled]}
-        session.flush()
-        ch.finish()
         return _result(case, shop, old, act, new, **extra)
 
-    return tx.run(
-        session,
-        operation="case.appeal_decision",
-        request={"case_id": case_id, "uphold": uphold, "actor": actor.actor_id, "reason": reason},
-        idempotency_key=idempotency_key,
-        result_type=TransitionResult,
-        work=work,
+    request = {"case_id": case_id, "uphold": uphold, "actor": actor.actor_id, "reason": reason}
+    return tx.use_case(
+        session, actor, "case.appeal_decision", request, TransitionResult, work, key=idempotency_key, now=now
     )
 
 

@@ -25,7 +25,7 @@ from core.errors import Conflict, InvalidTransition, NotFound
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions import tx
 from sanctions.models import Case, Disclosure, DisclosurePolicy, Shop
-from sanctions.workflow import Actor, CaseStatus, Role, require_role
+from sanctions.workflow import DISCLOSURES, Actor, CaseStatus, DisclosureAction, DisclosureStatus, Role, require_role
 
 MASK = "***"
 #: always published (the default policy)
@@ -67,10 +67,8 @@ def create_policy(
         raise InvalidTransition("a disclosure policy needs a recorded legal basis")
     if not name.strip() or name == "default":
         raise InvalidTransition("a disclosure policy needs a name other than 'default'")
-    when = now or tx.utcnow()
 
-    def work() -> PolicyView:
-        tx.ensure_actor(session, actor, when)
+    def work(ch: tx.Change) -> PolicyView:
         if session.execute(select(DisclosurePolicy).where(DisclosurePolicy.name == name)).first():
             raise Conflict(f"disclosure policy '{name}' exists already")
         p = DisclosurePolicy(
@@ -78,28 +76,20 @@ def create_policy(
             personal_fields=sorted(set(personal_fields)),
             legal_basis=legal_basis,
             created_by=actor.actor_id,
-            created_at=when,
+            created_at=ch.now,
         )
         session.add(p)
         session.flush()
-        ch = tx.Change(session, actor, when)
         ch.audit(
             "disclosure.policy",
             "policy",
             p.policy_id,
             {"name": name, "fields": p.personal_fields, "basis": legal_basis},
         )
-        ch.finish()
         return PolicyView.model_validate(p, from_attributes=True)
 
-    return tx.run(
-        session,
-        operation="disclosure.policy",
-        request={"name": name},
-        idempotency_key=None,
-        result_type=PolicyView,
-        work=work,
-    )
+    request = {"name": name}
+    return tx.use_case(session, actor, "disclosure.policy", request, PolicyView, work, now=now)
 
 
 def build_entry(shop: Shop, case: Case, allowed_personal: Sequence[str]) -> dict[str, Any]:
@@ -112,6 +102,17 @@ def build_entry(shop: Shop, case: Case, allowed_personal: Sequence[str]) -> dict
     entry["measure_date"] = measure_date.date().isoformat()
     entry["personal"] = {f: (getattr(shop, f) if f in allowed_personal else MASK) for f in PERSONAL_FIELDS}
     return entry
+
+
+def _announce(ch: tx.Change, d: Disclosure, event: str, topic: str) -> None:
+    """The public is told (outbox ``publication``) that entry ``d`` was published or withdrawn."""
+    ch.outbox(
+        dedupe_key=f"disclosure:{d.disclosure_id}:{event}",
+        kind="publication",
+        recipient="public",
+        topic=topic,
+        payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
+    )
 
 
 def publish_disclosures(
@@ -128,10 +129,8 @@ def publish_disclosures(
     require_role(actor, Role.ADMIN, what="approve the publication of closed shops")
     if not basis.strip():
         raise InvalidTransition("publishing closed shops needs the basis of the approval")
-    when = now or tx.utcnow()
 
-    def work() -> DisclosureResult:
-        tx.ensure_actor(session, actor, when)
+    def work(ch: tx.Change) -> DisclosureResult:
         pol: DisclosurePolicy | None = None
         if policy is not None and policy != "default":
             pol = session.execute(select(DisclosurePolicy).where(DisclosurePolicy.name == policy)).scalar_one_or_none()
@@ -153,7 +152,6 @@ def publish_disclosures(
                 raise InvalidTransition(f"only closed shops are disclosed; cases {not_closed[:10]} are not closed")
             q = q.where(Case.case_id.in_(wanted))
         already = set(session.execute(select(Disclosure.case_id)).scalars())
-        ch = tx.Change(session, actor, when)
         published, skipped = [], []
         for case, shop in session.execute(q.order_by(Case.case_id)).tuples():
             if case.case_id in already:
@@ -163,11 +161,11 @@ def publish_disclosures(
                 case_id=case.case_id,
                 shop_id=shop.shop_id,
                 policy_id=pol.policy_id if pol else None,
-                status="published",
+                status=DisclosureStatus.PUBLISHED.value,
                 entry=build_entry(shop, case, allowed),
                 approved_by=actor.actor_id,
                 basis=basis,
-                published_at=when,
+                published_at=ch.now,
             )
             session.add(d)
             session.flush()
@@ -183,14 +181,7 @@ def publish_disclosures(
                     "basis": basis,
                 },
             )
-            ch.outbox(
-                dedupe_key=f"disclosure:{d.disclosure_id}:published",
-                kind="publication",
-                recipient="public",
-                topic="closed_shop_disclosed",
-                payload={"disclosure_id": d.disclosure_id, "shop_id": shop.shop_id},
-            )
-        ch.finish()
+            _announce(ch, d, "published", "closed_shop_disclosed")
         return DisclosureResult(
             published=published,
             skipped_already_published=skipped,
@@ -199,18 +190,10 @@ def publish_disclosures(
             basis=basis,
         )
 
-    return tx.run(
-        session,
-        operation="disclosure.publish",
-        request={
-            "basis": basis,
-            "cases": sorted(case_ids) if case_ids is not None else None,
-            "policy": policy,
-            "actor": actor.actor_id,
-        },
-        idempotency_key=idempotency_key,
-        result_type=DisclosureResult,
-        work=work,
+    cases = sorted(case_ids) if case_ids is not None else None
+    request = {"basis": basis, "cases": cases, "policy": policy, "actor": actor.actor_id}
+    return tx.use_case(
+        session, actor, "disclosure.publish", request, DisclosureResult, work, key=idempotency_key, now=now
     )
 
 
@@ -227,7 +210,7 @@ def withdraw(ch: tx.Change, d: Disclosure, reason: str) -> None:
     """Take one published entry off the public list inside ``ch``'s transaction: kept with status
     ``withdrawn``, when and why, audited, and announced through the outbox. Shared by
     :func:`withdraw_disclosure` and an upheld appeal (``cases.decide_appeal``)."""
-    d.status = "withdrawn"
+    ch.step(DISCLOSURES, d, DisclosureAction.WITHDRAW, what=f"disclosure {d.disclosure_id}")
     d.withdrawn_at = ch.now
     d.withdrawn_reason = reason
     ch.audit(
@@ -236,13 +219,7 @@ def withdraw(ch: tx.Change, d: Disclosure, reason: str) -> None:
         d.disclosure_id,
         {"case_id": d.case_id, "shop_id": d.shop_id, "reason": reason},
     )
-    ch.outbox(
-        dedupe_key=f"disclosure:{d.disclosure_id}:withdrawn",
-        kind="publication",
-        recipient="public",
-        topic="disclosure_withdrawn",
-        payload={"disclosure_id": d.disclosure_id, "shop_id": d.shop_id},
-    )
+    _announce(ch, d, "withdrawn", "disclosure_withdrawn")
 
 
 def withdraw_disclosure(
@@ -261,18 +238,12 @@ def withdraw_disclosure(
     require_role(actor, Role.ADMIN, what="withdraw a disclosure")
     if not reason.strip():
         raise InvalidTransition("withdrawing a disclosure needs a reason")
-    when = now or tx.utcnow()
 
-    def work() -> WithdrawalResult:
-        tx.ensure_actor(session, actor, when)
+    def work(ch: tx.Change) -> WithdrawalResult:
         d = session.get(Disclosure, disclosure_id, with_for_update=True)
         if d is None:
             raise NotFound(f"disclosure {disclosure_id} does not exist")
-        if d.status != "published":
-            raise Conflict(f"disclosure {disclosure_id} is {d.status}; only a published entry can be withdrawn")
-        ch = tx.Change(session, actor, when)
         withdraw(ch, d, reason)
-        ch.finish()
         return WithdrawalResult(
             disclosure_id=d.disclosure_id,
             case_id=d.case_id,
@@ -282,11 +253,7 @@ def withdraw_disclosure(
             reason=reason,
         )
 
-    return tx.run(
-        session,
-        operation="disclosure.withdraw",
-        request={"disclosure_id": disclosure_id, "reason": reason, "actor": actor.actor_id},
-        idempotency_key=idempotency_key,
-        result_type=WithdrawalResult,
-        work=work,
+    request = {"disclosure_id": disclosure_id, "reason": reason, "actor": actor.actor_id}
+    return tx.use_case(
+        session, actor, "disclosure.withdraw", request, WithdrawalResult, work, key=idempotency_key, now=now
     )

@@ -18,6 +18,7 @@ from core.errors import NotFound
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions.disclosure import MASK
 from sanctions.models import Campaign, Disclosure, DisclosurePolicy
+from sanctions.workflow import CampaignStatus, DisclosureStatus
 
 
 class ClosedShopEntry(BaseModel):
@@ -49,7 +50,7 @@ def closed_shops(session: Session, *, limit: int = 1000, offset: int = 0) -> lis
     rows = session.execute(
         select(Disclosure, DisclosurePolicy)
         .outerjoin(DisclosurePolicy, DisclosurePolicy.policy_id == Disclosure.policy_id)
-        .where(Disclosure.status == "published")
+        .where(Disclosure.status == DisclosureStatus.PUBLISHED)
         .order_by(Disclosure.published_at.desc(), Disclosure.disclosure_id)
         .limit(limit)
         .offset(offset)
@@ -88,14 +89,14 @@ def _announcement(c: Campaign) -> PublicAnnouncement:
 def announcements(session: Session) -> list[PublicAnnouncement]:
     """Published campaign announcements, newest first."""
     rows = session.execute(
-        select(Campaign).where(Campaign.status == "published").order_by(Campaign.published_at.desc())
+        select(Campaign).where(Campaign.status == CampaignStatus.PUBLISHED).order_by(Campaign.published_at.desc())
     ).scalars()
     return [_announcement(c) for c in rows]
 
 
 def announcement(session: Session, campaign_id: int) -> PublicAnnouncement:
     c = session.get(Campaign, campaign_id)
-    if c is None or c.status != "published":
+    if c is None or c.status != CampaignStatus.PUBLISHED:
         raise NotFound(f"no published announcement {campaign_id}")
     return _announcement(c)
 

@@ -22,13 +22,22 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from core.db import unit_of_work
-from core.errors import Conflict, DajiaError
+from core.errors import Conflict, DajiaError, InvalidTransition
 from marketplace.schema import LINKAGE_FIELDS
 from sanctions import bulk, tx
 from sanctions.models import Case, CaseEvent, Listing, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
 from sanctions.scored import TIERS, ScoredShop
-from sanctions.workflow import OPEN_STATUSES, SYSTEM, Action, Actor, CaseStatus, Role, require_role
+from sanctions.workflow import (
+    OPEN_STATUSES,
+    SYSTEM,
+    Action,
+    Actor,
+    CaseStatus,
+    Role,
+    check_transition,
+    require_role,
+)
 
 SCORER = Actor("scorer", Role.SCORER)
 _CASES = cast(Table, Case.__table__)
@@ -126,7 +135,7 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         )
     }
     to_open: list[ScoredShop] = []
-    to_rescore: list[tuple[Any, ScoredShop, str]] = []
+    to_rescore: list[tuple[Any, ScoredShop, str, str]] = []  # (open case, scoring, route key, new status)
     for s in items:
         shop = shops.get(s.shop_id)
         if shop is None:
@@ -137,10 +146,11 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         if oc is not None:
             if oc.route_key == key:
                 part.unchanged += 1
-            elif oc.status in (CaseStatus.OPEN, CaseStatus.BANNED):
-                to_rescore.append((oc, s, key))
-            else:
-                part.skipped_in_appeal += 1
+                continue
+            try:
+                to_rescore.append((oc, s, key, check_transition(oc.status, Action.RESCORE, actor).value))
+            except InvalidTransition:
+                part.skipped_in_appeal += 1  # a case in appeal keeps the score it was decided on
         elif shop.status == "closed":
             part.skipped_closed += 1
         else:
@@ -210,7 +220,7 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
                 "b_new_version": oc.version + 1,
                 "b_now": now,
             }
-            for oc, s, key in to_rescore
+            for oc, s, key, _ in to_rescore
         ]
         res = session.execute(stmt, params)
         if session.get_bind().dialect.supports_sane_multi_rowcount and res.rowcount != len(params):  # type: ignore[attr-defined]
@@ -219,11 +229,11 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
             session,
             _EVENTS,
             [
-                _event_row(oc.case_id, actor, now, Action.RESCORE.value, oc.status, oc.status, "new score", s)
-                for oc, s, _ in to_rescore
+                _event_row(oc.case_id, actor, now, Action.RESCORE.value, oc.status, new, "new score", s)
+                for oc, s, _, new in to_rescore
             ],
         )
-        for oc, s, _ in to_rescore:
+        for oc, s, _, _ in to_rescore:
             ch.audit(
                 "case.rescore",
                 "case",
@@ -255,22 +265,21 @@ def _event_row(
     s: ScoredShop | None,
     evidence: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "case_id": case_id,
-        "at": now,
-        "actor_id": actor.actor_id,
-        "role": actor.role.value,
-        "simulated": actor.simulated,
-        "action": action,
-        "old_status": old,
-        "new_status": new,
-        "reason": reason,
-        "score": float(s.score) if s else None,
-        "threshold": float(s.suspected_threshold) if s else None,
-        "model_name": s.model_name if s else None,
-        "model_version": str(s.model_version) if s else None,
-        "evidence": evidence if evidence is not None else ([_score_evidence(s)] if s else []),
-    }
+    """The case event of a routing step, with the scoring ``s`` behind it (if any) as its basis."""
+    return tx.case_event(
+        case_id,
+        actor,
+        now,
+        action,
+        old,
+        new,
+        reason,
+        evidence=evidence if evidence is not None else ([_score_evidence(s)] if s else []),
+        score=float(s.score) if s else None,
+        threshold=float(s.suspected_threshold) if s else None,
+        model_name=s.model_name if s else None,
+        model_version=str(s.model_version) if s else None,
+    )
 
 
 def _open_effects(

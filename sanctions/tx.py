@@ -1,9 +1,13 @@
-"""What every workflow change shares: the clock, actors, idempotency keys, outbox and audit.
+"""What every workflow change shares: the clock, actors, transitions, idempotency keys, outbox and audit.
 
-A service function builds one :class:`Change` inside its unit of work, records through it what
-it did (case events, outbox messages, audit entries) and calls :meth:`Change.finish` last: the
-audit entries are appended at the very end so the chain-head lock is held for the shortest time
-and always taken after the rows the change touched (no lock-order cycles between writers).
+A use case (Marble's shape) is one call of :func:`use_case`: it takes the clock, records the
+actor, opens the unit of work (idempotent by key, :func:`run`) and hands ``work`` a
+:class:`Change`. ``work`` reads as load, check, change, record: it loads its rows, moves a status
+through its lifecycle's table with :meth:`Change.step`, changes what else it changes, and records
+case events (:func:`case_event`), outbox messages and audit entries through the Change. The helper
+flushes and calls :meth:`Change.finish` last: the audit entries are appended at the very end so the
+chain-head lock is held for the shortest time and always taken after the rows the change touched
+(no lock-order cycles between writers).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar, cast
 
 from pydantic import BaseModel
 from sqlalchemy import Table, insert, select
@@ -26,9 +31,15 @@ from core.db import unit_of_work
 from core.errors import Conflict, InvalidTransition
 from sanctions import audit, bulk
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
-from sanctions.workflow import Actor
+from sanctions.workflow import Actor, Lifecycle
 
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S", bound=StrEnum)
+A = TypeVar("A", bound=StrEnum)
+
+
+class HasStatus(Protocol):
+    status: str
 
 
 def utcnow() -> datetime:
@@ -79,6 +90,15 @@ class Change:
         who = actor or self.actor
         self._audit.append(audit.AuditRecord(who, action, entity_type, str(entity_id), payload, self.now))
 
+    def step(
+        self, lifecycle: Lifecycle[S, A], thing: HasStatus, action: A, *, what: str, actor: Actor | None = None
+    ) -> tuple[str, str]:
+        """Move ``thing`` by ``action`` through ``lifecycle``'s table (checked); returns (old, new) status."""
+        new = lifecycle.check(thing.status, action, actor or self.actor, what=what)
+        old = thing.status
+        thing.status = new.value
+        return old, new.value
+
     def outbox(self, *, dedupe_key: str, kind: str, recipient: str, topic: str, payload: Mapping[str, Any]) -> None:
         self._outbox.append(
             {
@@ -93,13 +113,52 @@ class Change:
             }
         )
 
-    def finish(self) -> None:
-        """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
+    def send_outbox(self) -> None:
+        """Write the outbox rows recorded so far now (before rows the caller inserts itself)."""
         if self._outbox:
             bulk.insert_rows(self.session, cast(Table, OutboxMessage.__table__), self._outbox)
             self._outbox = []
+
+    def finish(self) -> None:
+        """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
+        self.send_outbox()
         audit.append(self.session, self._audit)
         self._audit = []
+
+
+def case_event(
+    case_id: int,
+    actor: Actor,
+    at: datetime,
+    action: str,
+    old: str | None,
+    new: str,
+    reason: str,
+    *,
+    evidence: list[dict[str, Any]],
+    score: float | None = None,
+    threshold: float | None = None,
+    model_name: str | None = None,
+    model_version: str | None = None,
+) -> dict[str, Any]:
+    """One ``case_events`` row: who moved the case from ``old`` to ``new`` and why, with the score,
+    threshold and model version behind it (the one builder for cases and routing)."""
+    return {
+        "case_id": case_id,
+        "at": at,
+        "actor_id": actor.actor_id,
+        "role": actor.role.value,
+        "simulated": actor.simulated,
+        "action": action,
+        "old_status": old,
+        "new_status": new,
+        "reason": reason,
+        "score": score,
+        "threshold": threshold,
+        "model_name": model_name,
+        "model_version": model_version,
+        "evidence": evidence,
+    }
 
 
 def _remember_actors(session: Session) -> None:
@@ -169,3 +228,38 @@ def run(
         if isinstance(exc, StaleDataError):
             raise Conflict(f"{operation}: someone else changed it first; reload and decide again") from exc
         raise
+
+
+def use_case(
+    session: Session,
+    actor: Actor,
+    operation: str,
+    request: Mapping[str, Any],
+    result_type: type[M],
+    work: Callable[[Change], M],
+    *,
+    key: str | None = None,
+    now: datetime | None = None,
+) -> M:
+    """One use case: ``work(change)`` in one unit of work (:func:`run`, idempotent by ``key`` for
+    ``operation`` and ``request``) by ``actor`` at ``now`` (default: the clock), the actor recorded
+    first, the change flushed and its outbox and audit written last; returns ``work``'s
+    ``result_type`` (a retry with the same key gets the first result back)."""
+    when = now or utcnow()
+
+    def body() -> M:
+        ensure_actor(session, actor, when)
+        ch = Change(session, actor, when)
+        result = work(ch)
+        session.flush()
+        ch.finish()
+        return result
+
+    return run(
+        session,
+        operation=operation,
+        request=request,
+        idempotency_key=key,
+        result_type=result_type,
+        work=body,
+    )

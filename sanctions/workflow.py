@@ -1,16 +1,24 @@
-"""The case workflow: one status enum, one transition table, the actors who may move it.
+"""The workflows: a status enum and one transition table per lifecycle, the actors who may move it.
 
-Every change of a case's status goes through :func:`check_transition`; nothing else in the
-package decides what may follow what. Read the table as "from status, action, by one of these
-roles, leads to status".
+Four lifecycles: cases, compensation claims, campaigns and disclosures. Every change of a status
+goes through its :class:`Lifecycle`'s ``check`` (for cases also spelled :func:`check_transition`);
+nothing else in the package decides what may follow what. Read a table as "from status, action,
+by one of these roles, leads to status".
+
+A wrong state is :class:`~core.errors.InvalidTransition` in every lifecycle. Repeating an action
+whose only outcome is the current status (publishing a published campaign, withdrawing a
+withdrawn entry, closing a closed case) is :class:`AlreadyDone`: still an InvalidTransition, and
+also a :class:`~core.errors.Conflict` with the change that did it first (HTTP 409 either way).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Generic, TypeVar
 
-from core.errors import Forbidden, InvalidTransition
+from core.errors import Conflict, Forbidden, InvalidTransition
 
 
 class Role(StrEnum):
@@ -99,20 +107,132 @@ TRANSITIONS: dict[tuple[CaseStatus, Action], tuple[CaseStatus, frozenset[Role]]]
 }
 
 
+class AlreadyDone(InvalidTransition, Conflict):
+    """The action was done already: the thing already is in the only status the action leads to."""
+
+
+S = TypeVar("S", bound=StrEnum)
+A = TypeVar("A", bound=StrEnum)
+
+
+@dataclass(frozen=True)
+class Lifecycle(Generic[S, A]):
+    """One lifecycle: its status and action enums and THE table (status, action) -> (new status, roles)."""
+
+    noun: str
+    statuses: type[S]
+    actions: type[A]
+    table: Mapping[tuple[S, A], tuple[S, frozenset[Role]]]
+
+    def check(self, status: str, action: A | str, actor: Actor, *, what: str | None = None) -> S:
+        """The status ``action`` leads to from ``status``; AlreadyDone / InvalidTransition / Forbidden otherwise.
+
+        ``what`` names the thing in messages (``"claim 12"``); by default ``"a <noun>"``."""
+        act = self.actions(action)
+        current = self.statuses(status)
+        name = what or f"a {self.noun}"
+        entry = self.table.get((current, act))
+        if entry is None:
+            allowed = ", ".join(sorted(a.value for (s, a) in self.table if s == current)) or "none"
+            message = f"cannot {act.value} {name} that is {current.value} (allowed: {allowed})"
+            if {new for (_, a), (new, _) in self.table.items() if a == act} == {current}:
+                raise AlreadyDone(f"{message}: it is {current.value} already")
+            raise InvalidTransition(message)
+        new_status, roles = entry
+        if actor.role not in roles:
+            raise Forbidden(
+                f"{actor.role.value} '{actor.actor_id}' may not {act.value} a {self.noun} "
+                f"(needs {' or '.join(sorted(r.value for r in roles))})"
+            )
+        return new_status
+
+
+CASES: Lifecycle[CaseStatus, Action] = Lifecycle("case", CaseStatus, Action, TRANSITIONS)
+
+
 def check_transition(status: str, action: Action | str, actor: Actor) -> CaseStatus:
-    """The status ``action`` leads to from ``status``; Forbidden / InvalidTransition otherwise."""
-    act = Action(action)
-    entry = TRANSITIONS.get((CaseStatus(status), act))
-    if entry is None:
-        allowed = sorted(a.value for (s, a) in TRANSITIONS if s == status)
-        raise InvalidTransition(f"cannot {act.value} a case that is {status} (allowed: {', '.join(allowed) or 'none'})")
-    new_status, roles = entry
-    if actor.role not in roles:
-        raise Forbidden(
-            f"{actor.role.value} '{actor.actor_id}' may not {act.value} a case "
-            f"(needs {' or '.join(sorted(r.value for r in roles))})"
-        )
-    return new_status
+    """The status ``action`` leads to from a case's ``status`` (:data:`CASES`' check)."""
+    return CASES.check(status, action, actor)
+
+
+# --------------------------------------------------------------------------- compensation claims
+
+
+class ClaimStatus(StrEnum):
+    #: created by a ban: the shopkeeper owes it until the deadline
+    OWED = "owed"
+    #: the shopkeeper (or an admin) recorded the payment
+    PAID = "paid"
+    #: the consumer confirmed receiving it (the last confirmation lifts the ban)
+    CONFIRMED = "confirmed"
+    #: an upheld appeal voided it before it was paid
+    VOID = "void"
+
+
+class ClaimAction(StrEnum):
+    PAY = "pay"
+    CONFIRM = "confirm"
+    VOID = "void"
+
+
+CLAIMS: Lifecycle[ClaimStatus, ClaimAction] = Lifecycle(
+    "claim",
+    ClaimStatus,
+    ClaimAction,
+    {
+        (ClaimStatus.OWED, ClaimAction.PAY): (ClaimStatus.PAID, frozenset({Role.SELLER, Role.ADMIN})),
+        (ClaimStatus.PAID, ClaimAction.CONFIRM): (ClaimStatus.CONFIRMED, frozenset({Role.CONSUMER})),
+        (ClaimStatus.OWED, ClaimAction.VOID): (ClaimStatus.VOID, _REVIEW),
+    },
+)
+#: claims the shopkeeper has not settled yet (they keep the ban)
+OUTSTANDING_CLAIMS: frozenset[str] = frozenset({ClaimStatus.OWED, ClaimStatus.PAID})
+
+
+# --------------------------------------------------------------------------- campaigns
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+    PUBLISHED = "published"
+
+
+class CampaignAction(StrEnum):
+    APPROVE = "approve"
+    PUBLISH = "publish"
+
+
+CAMPAIGNS: Lifecycle[CampaignStatus, CampaignAction] = Lifecycle(
+    "campaign",
+    CampaignStatus,
+    CampaignAction,
+    {
+        (CampaignStatus.DRAFT, CampaignAction.APPROVE): (CampaignStatus.APPROVED, frozenset({Role.ADMIN})),
+        (CampaignStatus.APPROVED, CampaignAction.PUBLISH): (CampaignStatus.PUBLISHED, frozenset({Role.ADMIN})),
+    },
+)
+
+
+# --------------------------------------------------------------------------- disclosures
+
+
+class DisclosureStatus(StrEnum):
+    PUBLISHED = "published"
+    WITHDRAWN = "withdrawn"
+
+
+class DisclosureAction(StrEnum):
+    WITHDRAW = "withdraw"
+
+
+DISCLOSURES: Lifecycle[DisclosureStatus, DisclosureAction] = Lifecycle(
+    "disclosure",
+    DisclosureStatus,
+    DisclosureAction,
+    #: an admin withdraws by hand; a reviewer's upheld appeal withdraws too
+    {(DisclosureStatus.PUBLISHED, DisclosureAction.WITHDRAW): (DisclosureStatus.WITHDRAWN, _REVIEW)},
+)
 
 
 def require_role(actor: Actor, *roles: Role, what: str) -> None:

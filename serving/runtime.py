@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -25,35 +25,23 @@ from numpy.typing import NDArray
 
 from core.errors import NotFound
 from marketplace.tables import scoring_time
+from models.model import ShopRiskModel
+from models.thresholds import EXPLAINED_TIERS
 
-EXPLAINED_TIERS = frozenset({"watch", "suspected"})
+if TYPE_CHECKING:
+    from features.pipeline import ShopFeaturePipeline
 _REASON_CACHE_SIZE = 200_000
 
 
-def unwrap_model(pyfunc_model: Any) -> Any:
-    """The ``models.ShopRiskModel`` inside a loaded MLflow pyfunc model."""
-    from models.model import ShopRiskModel
-
-    inner = pyfunc_model.unwrap_python_model() if hasattr(pyfunc_model, "unwrap_python_model") else pyfunc_model
-    if isinstance(inner, ShopRiskModel):
-        return inner
-    for attr in ("model", "risk_model", "shop_risk_model", "model_"):
-        candidate = getattr(inner, attr, None)
-        if isinstance(candidate, ShopRiskModel):
-            return candidate
-    for candidate in vars(inner).values():
-        if isinstance(candidate, ShopRiskModel):
-            return candidate
-    raise TypeError(f"the MLflow model holds a {type(inner).__name__}, not a ShopRiskModel")
-
-
-def load_model_dir(path: Path) -> Any:
+def load_model_dir(path: Path) -> ShopRiskModel:
     """Load the pyfunc model from a local folder and return its ``ShopRiskModel``."""
     import mlflow.pyfunc
 
+    from models.pyfunc import risk_model_of
+
     # suppress_warnings: skips MLflow's comparison of the model's pip requirements with every installed
-    # distribution (about 2 s of a start-up; the service's environment is pinned by pyproject.toml)
-    return unwrap_model(mlflow.pyfunc.load_model(str(path), suppress_warnings=True))
+    # distribution (file reading at start-up; the service's environment is pinned by pyproject.toml)
+    return risk_model_of(mlflow.pyfunc.load_model(str(path), suppress_warnings=True))
 
 
 def digest_rows(X: NDArray[np.float64]) -> list[str]:
@@ -65,7 +53,9 @@ def digest_rows(X: NDArray[np.float64]) -> list[str]:
 class ModelRuntime:
     """Score, tier and reasons for feature rows, plus the cached feature rows of the marketplace's shops."""
 
-    def __init__(self, model: Any, name: str, version: str, marketplace: Any = None, threads: int = 1) -> None:
+    def __init__(
+        self, model: ShopRiskModel, name: str, version: str, marketplace: Any = None, threads: int = 1
+    ) -> None:
         self.model = model
         self.name = name
         self.version = version
@@ -79,7 +69,7 @@ class ModelRuntime:
         self.X = np.zeros((0, len(self.feature_names)))
         self.digests: list[str] = []
         self.as_of: pd.Timestamp | None = None
-        if marketplace is not None and getattr(model, "pipeline", None) is not None:
+        if marketplace is not None and model.pipeline is not None:
             self.as_of = scoring_time(marketplace.snapshot_at)
             frame = model.pipeline.transform(marketplace, self.as_of)
             frame = frame[self.feature_names]
@@ -104,8 +94,8 @@ class ModelRuntime:
             raise NotFound(f"unknown shop id(s) {shown}{more} in {where}")
         return np.asarray(rows, dtype=np.int64)
 
-    def _pipeline(self) -> Any:
-        pipeline = getattr(self.model, "pipeline", None)
+    def _pipeline(self) -> ShopFeaturePipeline:
+        pipeline = self.model.pipeline
         if pipeline is None:
             raise NotFound("this model was trained from a feature table and cannot score raw records")
         return pipeline
@@ -124,7 +114,7 @@ class ModelRuntime:
         self, cols: Any, records: Callable[[], list[Any]], as_of: pd.Timestamp
     ) -> tuple[list[str], NDArray[np.float64]]:
         """Feature rows of inline records already checked and built as contract columns (``cols``, from
-        ``marketplace.records.columns_of``) through the same fitted pipeline's ``transform``. ``records``
+        ``serving.record_columns.columns_of``) through the same fitted pipeline's ``transform``. ``records``
         gives the records as ``ShopRecord`` objects, for a model whose feature code predates the columns."""
         pipeline = self._pipeline()
         try:
@@ -138,8 +128,8 @@ class ModelRuntime:
     # -- scoring ------------------------------------------------------------------------------------
     def score(self, X: NDArray[np.float64]) -> tuple[NDArray[np.float64], list[str]]:
         scores = np.asarray(self.model.predict_proba(X), dtype=np.float64)
-        w, s = self.watch, self.suspected
-        tiers = ["suspected" if v >= s else "watch" if v >= w else "low" for v in scores.tolist()]
+        tier_of = self.model.thresholds.tier_of  # the model's rule, one call per score (no numpy per row)
+        tiers = [tier_of(v) for v in scores.tolist()]
         return scores, tiers
 
     def reasons(self, X: NDArray[np.float64], tiers: list[str], digests: list[str], top: int = 3) -> list[list[str]]:

@@ -18,10 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from numpy.typing import NDArray
 
 from core.errors import DajiaError
-from marketplace.records import RecordColumns
 from serving.auth import ApiKey
 from serving.metrics import observe_many
 from serving.model_holder import Served
+from serving.record_columns import RecordColumns
 from serving.runtime import ModelRuntime
 from serving.schemas import ScoreRequest
 from serving.services import Services

@@ -122,6 +122,15 @@ def split_dates(dates: list[pd.Timestamp], plan: ExamplePlan) -> dict[str, list[
     return {"train": train, "valid": valid, "test": test}
 
 
+def labels_before(verdicts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Examples from verdicts decided strictly before ``as_of``: a shop is 1 if any was 'counterfeit'."""
+    v = verdicts[verdicts["decided_at"] < as_of]
+    if len(v) == 0:
+        return pd.DataFrame({"shop_id": pd.Series([], dtype="string"), "as_of": as_of, "label": 0})
+    label = (v["outcome"] == "counterfeit").groupby(v["shop_id"]).max().astype(int)
+    return pd.DataFrame({"shop_id": label.index.astype("string"), "as_of": as_of, "label": label.to_numpy()})
+
+
 def label_examples(
     mp: Marketplace,
     dates: list[pd.Timestamp],

@@ -3,7 +3,7 @@ held-out slice), isotonic calibration and thresholds on that slice, the reason e
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,9 @@ from models.model import ShopRiskModel, feature_texts
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import ThresholdPolicy, choose_thresholds
 from training.booster import BoosterConfig, FitResult, fit_booster
+
+if TYPE_CHECKING:
+    from features.pipeline import ShopFeaturePipeline
 
 #: population rows scored to place the capacity threshold (seeded sample beyond this)
 POPULATION_SAMPLE = 20_000
@@ -28,7 +31,7 @@ def fit_risk_model(
     policy: ThresholdPolicy,
     population_scores_X: pd.DataFrame | None = None,
     population_size: int | None = None,
-    pipeline: Any | None = None,
+    pipeline: ShopFeaturePipeline | None = None,
     texts: dict[str, FeatureText] | None = None,
     info: dict[str, Any] | None = None,
     weight: NDArray[np.float64] | None = None,

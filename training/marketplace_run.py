@@ -9,7 +9,6 @@ logistic regression (verdict-based, per segment, and against ground truth when t
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -367,34 +366,9 @@ def _input_example(mp: Marketplace, run: MarketplaceRun) -> pd.DataFrame:
 
 
 def shop_records(mp: Marketplace, shop_ids: list[str]) -> list[dict[str, Any]]:
-    """Data-contract records (shop columns + child lists) of some shops, e.g. for scoring examples."""
-    ids = set(shop_ids)
+    """Data-contract records (shop columns + child lists, as JSON data) of some shops, e.g. for scoring
+    examples: ``marketplace.records.records_from_frames``, the one conversion."""
+    from marketplace.records import records_from_frames
 
-    def rows(frame: pd.DataFrame, key: str = "shop_id") -> dict[str, list[dict[str, Any]]]:
-        f = frame[frame[key].astype(str).isin(ids)]
-        out: dict[str, list[dict[str, Any]]] = {}
-        for rec in json.loads(f.to_json(orient="records", date_format="iso", date_unit="us")):
-            out.setdefault(str(rec[key]), []).append(rec)
-        return out
-
-    listing_shop = mp.listings.set_index(mp.listings["listing_id"].astype(str))["shop_id"].astype(str)
-    edits = mp.listing_edits.assign(shop_id=listing_shop.reindex(mp.listing_edits["listing_id"].astype(str)).to_numpy())
-    children = {
-        "listings": rows(mp.listings),
-        "listing_edits": rows(edits),
-        "orders": rows(mp.orders),
-        "complaints": rows(mp.complaints),
-        "reviews": rows(mp.reviews),
-        "authorisations": rows(mp.authorisations),
-    }
-    shops = rows(mp.shops)
-    out = []
-    for sid in shop_ids:
-        rec = dict(shops[sid][0])
-        for name, by_shop in children.items():
-            items = by_shop.get(sid, [])
-            if name == "listing_edits":
-                items = [{k: v for k, v in it.items() if k != "shop_id"} for it in items]
-            rec[name] = items
-        out.append(rec)
-    return out
+    tables = {name: mp.table(name) for name in mp.table_names()}
+    return [r.model_dump(mode="json") for r in records_from_frames(tables, shop_ids)]

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
@@ -72,19 +69,3 @@ def binary_metrics(y_in: ArrayLike, s_in: ArrayLike, k: int, probabilities: bool
     if probabilities:
         out["brier"] = float(brier_score_loss(y, np.clip(s, 0.0, 1.0))) if len(y) else float("nan")
     return out
-
-
-def segment_metrics(
-    frame: pd.DataFrame, score_cols: list[str], segment_cols: list[str], k_fraction: float, min_rows: int = 20
-) -> list[dict[str, Any]]:
-    """Metrics of each score column within each value of each segment column (``label`` column holds y)."""
-    rows: list[dict[str, Any]] = []
-    for seg in segment_cols:
-        for value, part in frame.groupby(seg, observed=True, sort=True):
-            if len(part) < min_rows:
-                continue
-            k = max(1, round(k_fraction * len(part)))
-            for col in score_cols:
-                m = binary_metrics(part["label"].to_numpy(), part[col].to_numpy(), k, probabilities=False)
-                rows.append({"segment": seg, "value": str(value), "scorer": col, **m})
-    return rows

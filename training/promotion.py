@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from core.errors import DajiaError, PromotionRefused
 from core.settings import Settings
 from models.model import ShopRiskModel
+from models.pyfunc import risk_model_of
 from training import frozen as fz
 from training.tracking import CHALLENGER, CHAMPION, current_alias_version
 
@@ -34,9 +35,7 @@ def load_version(settings: Settings, version: str) -> ShopRiskModel:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{settings.model_name}/{version}")
     except mlflow.exceptions.MlflowException as exc:
         raise DajiaError(f"cannot load {settings.model_name} version {version}: {exc.message}") from exc
-    model = pyfunc.unwrap_python_model().model
-    assert isinstance(model, ShopRiskModel)
-    return model
+    return risk_model_of(pyfunc)
 
 
 def run_of_version(client: MlflowClient, name: str, version: str) -> str:

@@ -54,15 +54,6 @@ def _load_pipeline(path: Path) -> Any:
     return pipe
 
 
-def labels_before(verdicts: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Examples from verdicts decided strictly before ``as_of``: a shop is 1 if any was 'counterfeit'."""
-    v = verdicts[verdicts["decided_at"] < as_of]
-    if len(v) == 0:
-        return pd.DataFrame({"shop_id": pd.Series([], dtype="string"), "as_of": as_of, "label": 0})
-    label = (v["outcome"] == "counterfeit").groupby(v["shop_id"]).max().astype(int)
-    return pd.DataFrame({"shop_id": label.index.astype("string"), "as_of": as_of, "label": label.to_numpy()})
-
-
 def _human(result: Mapping[str, Any]) -> None:
     console.print(
         f"[bold]features[/bold] {result['shops']:,} shops x {result['features']} features as of {result['as_of']} "
@@ -95,6 +86,7 @@ def register(app: typer.Typer) -> None:
         from dajia.scaleout.cluster import scheduler_address
         from features.pipeline import ShopFeaturePipeline
         from marketplace.loader import load_marketplace
+        from training.examples import labels_before
 
         t0 = time.perf_counter()
         when = _as_of(as_of)

@@ -4,7 +4,6 @@ always: the local sweep is the streamed partition-by-partition one)."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -31,9 +30,9 @@ def features_on_cluster(
     text = "from --model"
     oof = False
     if pipeline is None:
-        from dajia.commands.features import labels_before
         from dajia.scaleout.storage import load_marketplace_any
         from features.pipeline import ShopFeaturePipeline
+        from training.examples import labels_before
 
         mp = load_marketplace_any(data)
         examples = labels_before(mp.verdicts if not no_labels else mp.verdicts[:0], as_of)
@@ -109,7 +108,3 @@ def train_on_cluster(
             settings, client, data, seed=seed, capacity_per_day=capacity_per_day, register=register, plan=plan
         )
     return {**result, "scheduler": address, "seconds": round(time.perf_counter() - t0, 2)}
-
-
-def is_url(data: str | Path) -> bool:
-    return "://" in str(data)

@@ -38,14 +38,15 @@ import pyarrow.parquet as pq
 
 from core.errors import DajiaError, DataContractError
 from dajia.scaleout.storage import Location, raw_table, snapshot_of, table_file
+from marketplace.records import CHILD_TABLES
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
 from marketplace.validate import validate_raw
 
 LAYOUT_FILE = "partitions.json"
 LAYOUT_VERSION = 1
-#: tables split by the shop they belong to (listing_edits through its listing)
-PART_TABLES = ("shops", "authorisations", "listings", "listing_edits", "orders", "complaints", "reviews")
+#: tables split by the shop they belong to: shops and a record's child tables (listing_edits through its listing)
+PART_TABLES: tuple[str, ...] = ("shops", *CHILD_TABLES)
 #: small tables every partition reads whole
 GLOBAL_TABLES = ("brands", "verdicts")
 VERDICT_SHOPS = "verdict_shops"

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from core.errors import Conflict, DajiaError, Forbidden, InvalidTransition, NotFound
+from core.errors import DajiaError, NotFound
 from serving.console.db import session_secret
 from serving.console.security import (
     LOGIN_COOKIE,
@@ -41,6 +41,7 @@ from serving.console.security import (
     same_origin,
     set_cookie,
 )
+from serving.errors import status_for
 from serving.services import Services
 
 T = TypeVar("T")
@@ -133,6 +134,13 @@ class ConsoleError(Exception):
     def __init__(self, status: int, title: str, message: str, user: User | None = None) -> None:
         super().__init__(message)
         self.status, self.title, self.message, self.user = status, title, message, user
+
+
+def refused(exc: DajiaError, title: str, user: User | None = None, *, missing: str = "Not found") -> ConsoleError:
+    """A domain error as the console's HTML error page: its status from ``serving.errors``' one table
+    (the API's), titled ``missing`` when that is 404 and ``title`` otherwise."""
+    status = status_for(exc)
+    return ConsoleError(status, missing if status == 404 else title, str(exc), user)
 
 
 class SignInRequired(Exception):
@@ -319,7 +327,7 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
     try:
         page = await read(services, lambda s: load_case_page(s, case_id, user.role, st.market))
     except NotFound as exc:
-        raise ConsoleError(404, "No such case", str(exc), user) from exc
+        raise refused(exc, "No such case", user, missing="No such case") from exc
     ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
     ctx.update(extra)
     return render(
@@ -396,16 +404,14 @@ async def decide(request: Request, case_id: str) -> Response:
 
     try:
         result = await write(services, work)
-    except Conflict as exc:
-        return await _case_page(request, user, cid, 409, conflict=str(exc), form=kept)
-    except Forbidden as exc:
-        return await _case_page(request, user, cid, 403, error=str(exc), form=kept)
-    except InvalidTransition as exc:
-        return await _case_page(request, user, cid, 409, conflict=str(exc), form=kept)
-    except NotFound as exc:
-        raise ConsoleError(404, "No such case", str(exc), user) from exc
     except DajiaError as exc:
-        return await _case_page(request, user, cid, 400, error=str(exc), form=kept)
+        status = status_for(exc)
+        if status == 404:
+            raise refused(exc, "No such case", user, missing="No such case") from exc
+        # a conflict (someone moved the case, or the move is not allowed from where it is now) shows the
+        # case as it is now; any other refusal is an error next to the form
+        outcome = {"conflict": str(exc)} if status == 409 else {"error": str(exc)}
+        return await _case_page(request, user, cid, status, form=kept, **outcome)
     return redirect(f"/console/cases/{cid}?done={quote(result.action + ':' + result.new_status)}")
 
 
@@ -428,7 +434,7 @@ async def shop(request: Request, shop_id: str) -> Response:
     try:
         ev, latest, prior = await read(services, load)
     except NotFound as exc:
-        raise ConsoleError(404, "No such shop", str(exc), user) from exc
+        raise refused(exc, "No such shop", user, missing="No such shop") from exc
     return render(
         "shop.html",
         user=user,
@@ -483,10 +489,8 @@ async def add_finding(request: Request) -> Response:
     key = f"console:{user.key_id}:{idem}:{shop_id}" if idem else None
     try:
         await write(services, lambda s: record_finding(s, _actor(user), shop_id, verdict, note, idempotency_key=key))
-    except NotFound as exc:
-        raise ConsoleError(404, "No such shop", str(exc), user) from exc
     except DajiaError as exc:
-        raise ConsoleError(400, "Finding not saved", str(exc), user) from exc
+        raise refused(exc, "Finding not saved", user, missing="No such shop") from exc
     return redirect(f"/console/audit-sample?saved={quote(shop_id)}")
 
 
@@ -594,7 +598,7 @@ async def campaign(request: Request, campaign_id: str) -> Response:
     try:
         view = await read(services, lambda s: get_campaign(s, cid))
     except NotFound as exc:
-        raise ConsoleError(404, "No such campaign", str(exc), user) from exc
+        raise refused(exc, "No such campaign", user, missing="No such campaign") from exc
     return render("campaign.html", user=user, c=view, idem=secrets.token_urlsafe(16))
 
 
@@ -611,8 +615,7 @@ async def create_campaign(request: Request) -> Response:
     try:
         view = await write(services, lambda s: create(s, _actor(user), title=title, idempotency_key=key))
     except DajiaError as exc:
-        status = 409 if isinstance(exc, InvalidTransition | Conflict) else 400
-        raise ConsoleError(status, "Not prepared", str(exc), user) from exc
+        raise refused(exc, "Not prepared", user) from exc
     return redirect(f"/console/admin/campaigns/{view.campaign_id}")
 
 
@@ -630,10 +633,8 @@ async def campaign_step(request: Request, campaign_id: str, step: str) -> Respon
     fn = steps[step]
     try:
         await write(services, lambda s: fn(s, cid, _actor(user)))
-    except NotFound as exc:
-        raise ConsoleError(404, "No such campaign", str(exc), user) from exc
     except DajiaError as exc:
-        raise ConsoleError(409, f"Cannot {step}", str(exc), user) from exc
+        raise refused(exc, f"Cannot {step}", user, missing="No such campaign") from exc
     return redirect(f"/console/admin/campaigns/{cid}")
 
 
@@ -682,7 +683,7 @@ async def publish_disclosures(request: Request) -> Response:
             services, lambda s: publish(s, _actor(user), basis=basis, policy=policy, idempotency_key=key)
         )
     except DajiaError as exc:
-        raise ConsoleError(400, "Not published", str(exc), user) from exc
+        raise refused(exc, "Not published", user) from exc
     return redirect(f"/console/admin/disclosures?done={len(result.published)}")
 
 
@@ -699,10 +700,8 @@ async def withdraw_disclosure(request: Request, disclosure_id: int) -> Response:
     key = f"console:{user.key_id}:{idem}" if idem else None
     try:
         await write(services, lambda s: withdraw(s, disclosure_id, _actor(user), reason=reason, idempotency_key=key))
-    except NotFound as exc:
-        raise ConsoleError(404, "No such entry", str(exc), user) from exc
     except DajiaError as exc:
-        raise ConsoleError(409, "Not withdrawn", str(exc), user) from exc
+        raise refused(exc, "Not withdrawn", user, missing="No such entry") from exc
     return redirect("/console/admin/disclosures?withdrawn=1")
 
 

@@ -16,9 +16,9 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from marketplace.records import RECORD_STRUCT, columns_of
 from serving.deps import SCORING_ROLES, authorise
 from serving.errors import request_id_of
+from serving.record_columns import RECORD_STRUCT, columns_of
 from serving.responses import OrjsonResponse
 from serving.schemas import HARD_MAX_BATCH, ErrorBody, ScoreOptions, ScoreRequest, ScoreResponse
 from serving.scoring import InlineRecords, ScoreInput, check_batch, score_request, too_large
@@ -97,9 +97,9 @@ def parse_score_request(raw: bytes, max_batch: int) -> ScoreInput:
 
 def inline_records(raw: bytes, max_batch: int) -> InlineRecords | None:
     """The fast path for a batch of records: the body decoded by msgspec in one pass, the records straight
-    into typed structs (``marketplace.records.RECORD_STRUCT``) and the options as raw JSON that
+    into typed structs (``serving.record_columns.RECORD_STRUCT``) and the options as raw JSON that
     ``ScoreOptions`` then validates (JSON mode, like ``ScoreRequest``), and the records checked column by
-    column (``marketplace.records.columns_of``) without a Python dict per record. None whenever anything is
+    column (``serving.record_columns.columns_of``) without a Python dict per record. None whenever anything is
     not plainly valid: the caller then validates the body as a ``ScoreRequest``, so every error and every
     accepted value is the model's."""
     if b'"records"' not in raw:

@@ -159,3 +159,22 @@ def test_monitor_page_renders_drift_of_a_real_model() -> None:
     assert "dajia-shop-risk version 7" in html and "0.310" in html and "(major shift)" in html
     assert html.index(report.features[0].name) < html.index(report.features[-1].name)
     assert "80.0%" in html and "9.1%" in html
+
+
+def test_console_refusals_take_their_status_from_the_api_table() -> None:
+    from core.errors import Conflict, DajiaError, Forbidden, InvalidTransition, NotFound
+    from sanctions.workflow import AlreadyDone
+    from serving.console.routes import refused
+
+    want = {
+        NotFound("no case 9"): 404,
+        Forbidden("reviewers may not"): 403,
+        Conflict("version 2"): 409,
+        InvalidTransition("cannot publish"): 409,
+        AlreadyDone("published already"): 409,
+        DajiaError("bad note"): 400,
+    }
+    for exc, status in want.items():
+        page = refused(exc, "Not withdrawn", missing="No such entry")
+        assert (page.status, page.message) == (status, str(exc))
+        assert page.title == ("No such entry" if status == 404 else "Not withdrawn")

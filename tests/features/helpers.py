@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 
+from marketplace.records import CHILD_TABLES
+from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
 
-SHOP_TABLES = ("shops", "authorisations", "listings", "orders", "complaints", "reviews")
+#: shops and the child tables that carry the shop's id (listing_edits hangs off its listing)
+SHOP_TABLES = tuple(t for t in ("shops", *CHILD_TABLES) if "shop_id" in TABLES_BY_NAME[t].column_names)
 
 
 def shop_frames(mp: Marketplace, shop_id: str) -> dict[str, pd.DataFrame]:

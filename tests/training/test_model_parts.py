@@ -13,7 +13,7 @@ import pytest
 from dajia.cli import main
 from models.calibration import IsotonicCalibrator
 from models.reasons import FeatureText, ReasonExplainer
-from models.thresholds import ThresholdPolicy, choose_thresholds, precision_threshold
+from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds, precision_threshold
 from training.booster import BoosterConfig
 from training.evaluation import truth_metrics, verdict_metrics
 from training.metrics import binary_metrics, precision_at_k, recall_at_precision
@@ -58,6 +58,19 @@ def test_thresholds_respect_capacity_precision_and_floors() -> None:
     tiers = th.tier(np.array([0.0, th.watch, th.suspected]))
     assert list(tiers) == ["low", "watch", "suspected"]
     assert precision_threshold(s, np.zeros_like(s), 0.5) > 1.0  # unreachable target → never flags
+
+
+def test_one_tier_rule_for_one_score_and_many() -> None:
+    """``tier_of`` (the serving hot path, one score) and ``tier`` (batches) are one rule: the same tier for
+    every score, at the cut points, just below them, outside [0, 1] and for NaN (low: no comparison holds)."""
+    th = Thresholds(watch=0.3, suspected=0.7, policy={}, basis={})
+    below = np.nextafter
+    scores = np.array([-1.0, 0.0, below(0.3, 0.0), 0.3, 0.5, below(0.7, 0.0), 0.7, 1.0, 2.0, np.nan])
+    expected = ["low", "low", "low", "watch", "watch", "watch", "suspected", "suspected", "suspected", "low"]
+    assert [th.tier_of(v) for v in scores.tolist()] == expected
+    assert th.tier(scores).tolist() == expected
+    assert th.tier(scores.reshape(2, 5)).tolist() == [expected[:5], expected[5:]]
+    assert th.tier(np.array([])).shape == (0,)
 
 
 def test_metrics_on_a_known_ranking() -> None:

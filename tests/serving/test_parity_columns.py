@@ -10,7 +10,8 @@ import pandas as pd
 
 from features.online import tables_from_columns
 from features.pipeline import ShopFeaturePipeline
-from marketplace.records import record_columns, records_from_frames
+from marketplace.records import records_from_frames
+from serving.record_columns import record_columns
 from tests.features.factory import AS_OF
 from tests.features.test_parity import _edge_shops, _setup
 

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 from features.online import records_to_tables, tables_from_columns
 from marketplace.loader import validate_frames
-from marketplace.records import CHILD_TABLES, RecordColumns, ShopRecord, record_columns, records_from_frames
+from marketplace.records import CHILD_TABLES, ShopRecord, records_from_frames
 from marketplace.schema import SHOPS, TABLES_BY_NAME
+from serving.record_columns import RecordColumns, record_columns
 from tests.test_contract import SNAPSHOT, valid_frames
 from tests.test_records import BAD_FIELDS, _put
 
