@@ -67,11 +67,17 @@ ScoreInput = ScoreRequest | InlineRecords
 
 
 def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str]]:
-    """(shop ids, feature rows, digests) for the request, by id or from records."""
+    """(shop ids, feature rows, digests) for the request, by id, from records or from feature rows."""
+    from serving.runtime import digest_rows
+
+    if isinstance(req, ScoreRequest) and req.rows is not None:
+        runtime.check_input("rows")
+        ids, X = runtime.features_for_rows(req.rows)
+        return ids, X, digest_rows(X)
+    runtime.check_input("shop_ids" if req.shop_ids is not None else "records")
     if req.shop_ids is not None:
         rows = runtime.rows_for_ids(req.shop_ids)
         return list(req.shop_ids), runtime.X[rows], [runtime.digests[i] for i in rows.tolist()]
-    from serving.runtime import digest_rows
 
     if isinstance(req, InlineRecords):
         ids, X = runtime.features_for_columns(
@@ -103,6 +109,8 @@ def check_batch(req: ScoreRequest, limit: int) -> None:
         raise too_large("shop_ids", len(req.shop_ids), limit)
     if req.records is not None and len(req.records) > limit:
         raise too_large("records", len(req.records), limit)
+    if req.rows is not None and len(req.rows) > limit:
+        raise too_large("rows", len(req.rows), limit)
 
 
 async def score_request(
