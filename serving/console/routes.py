@@ -77,7 +77,7 @@ def _state(services: Services) -> ConsoleState:
                     session_secret(services.engine), services.engine, services.options.auth_cache_seconds
                 ),
                 market=MarketIndex(services.marketplace) if services.marketplace is not None else None,
-                drift=DriftCache(),
+                drift=DriftCache(on_report=services.metrics.set_drift),
             )
             services.extra["console"] = st
     return st
@@ -512,7 +512,7 @@ async def export_findings(request: Request) -> Response:
 @router.get("/monitor")
 async def monitor(request: Request) -> Response:
     from serving.console.monitor import agreement_by_version, precision_tables
-    from serving.console.plots import PALETTE, histogram_svg
+    from serving.console.plots import PALETTE, histogram_svg, sparkline_svg, trend_svg
 
     user = await current_user(request)
     services, st = await state_of(request)
@@ -520,6 +520,8 @@ async def monitor(request: Request) -> Response:
     drift = None
     drift_error = None
     chart = ""
+    trend = ""
+    sparks: dict[str, str] = {}
     if served is not None:
         try:
             drift = await asyncio.to_thread(st.drift.get, served.runtime, services.marketplace)
@@ -534,6 +536,19 @@ async def monitor(request: Request) -> Response:
                 ],
                 title="Share of shops per score band: training vs now",
             )
+        if drift is not None and drift.trend:
+            dates = [p.as_of for p in drift.trend]
+            top = [d.name for d in drift.features[:5]]
+            trend = trend_svg(
+                dates,
+                [("score", [p.score_psi for p in drift.trend], PALETTE[0])]
+                + [(n, [p.features.get(n, 0.0) for p in drift.trend], PALETTE[1 + i % 5]) for i, n in enumerate(top)],
+                title="PSI against the training population, per weekly sweep date",
+            )
+            sparks = {
+                d.name: sparkline_svg([p.features.get(d.name, 0.0) for p in drift.trend], d.name)
+                for d in drift.features[:25]
+            }
 
     def load(s: Session) -> tuple[Any, Any, Any]:
         from serving.console.sample import miss_estimate
@@ -549,6 +564,8 @@ async def monitor(request: Request) -> Response:
         drift=drift,
         drift_error=drift_error,
         chart=chart,
+        trend=trend,
+        sparks=sparks,
         agreement=agreement,
         by_tier=by_tier,
         by_band=by_band,
