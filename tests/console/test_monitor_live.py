@@ -1,0 +1,53 @@
+"""The model monitor of a service with a trained model and its marketplace, in Chromium: the score and
+feature drift against the training population, the trend over weekly sweep dates, and the Prometheus
+gauges the monitor sets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.console.conftest import OUTPUT, browser  # noqa: F401  (the browser fixture)
+from tests.serving.conftest import Api, Registry, keys, registry, start_api  # noqa: F401  (fixtures)
+
+
+@pytest.fixture(scope="module")
+def live(registry: Registry, keys: dict[str, str]) -> Iterator[Api]:  # noqa: F811
+    a = start_api(registry, keys)
+    yield a
+    a.stop()
+
+
+def test_monitor_shows_drift_trends_and_exports_gauges(live: Api, browser: Any) -> None:  # noqa: F811
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(120_000)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{live.base_url}/console/login")
+        page.get_by_label("API key").fill(live.keys["reviewer"])
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{live.base_url}/console/monitor")
+        page.get_by_role("heading", name="Drift over time").wait_for()
+        text = page.inner_text("main")
+        assert "Population stability index of the score" in text
+        assert "Reference: every shop open at the last training as-of date" in text
+        trend = page.locator("svg[aria-labelledby='tr-title tr-desc']")
+        assert trend.count() == 1
+        assert trend.locator("polyline").count() == 6  # the score and the five features that moved most
+        assert page.locator("td svg.spark").count() == min(25, page.locator("tbody tr").count())
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "monitor-drift.png"), full_page=True)
+    finally:
+        ctx.close()
+    metrics = httpx.get(f"{live.base_url}/metrics", timeout=10).text
+    score = re.search(r"^dajia_drift_score_psi ([0-9.e+-]+)$", metrics, re.M)
+    assert score is not None and float(score.group(1)) >= 0.0
+    features = re.findall(r'^dajia_drift_feature_psi\{feature="([^"]+)"\} ([0-9.e+-]+)$', metrics, re.M)
+    assert len(features) == 10
+    values = [float(v) for _, v in features]
+    assert max(values) > 0.0
