@@ -80,6 +80,8 @@ class ModelRuntime:
         self.X = np.zeros((0, len(self.feature_names)))
         self.digests: list[str] = []
         self.as_of: pd.Timestamp | None = None
+        self.marketplace = marketplace
+        self._finder: Any = None
         #: what POST /v1/scores accepts for this model (``/readyz`` says it)
         self.inputs: tuple[str, ...] = ("shop_ids", "records") if model.pipeline is not None else ("rows",)
         if marketplace is not None and model.pipeline is not None:
@@ -143,6 +145,26 @@ class ModelRuntime:
             f"the champion ({self.name} version {self.version}) cannot score {kind}: {why}; it expects {want}",
             [(("body", kind), f"this champion expects {' or '.join(self.inputs)}")],
         )
+
+    def reason_details(
+        self, ids: list[str], X: NDArray[np.float64], tiers: list[str], top: int
+    ) -> list[list[dict[str, Any]] | None]:
+        """Structured reasons with the evidence they cite (``models.evidence``) for the watch and suspected
+        rows of shops of the loaded marketplace; None for the others. Off the hot path: asked for per request."""
+        out: list[list[dict[str, Any]] | None] = [None] * len(ids)
+        want = [i for i, t in enumerate(tiers) if t in EXPLAINED_TIERS]
+        if not want or self.marketplace is None or self.as_of is None:
+            return out
+        from models.evidence import EvidenceFinder, explain_with_evidence
+
+        with self._lock:
+            if self._finder is None:
+                self._finder = EvidenceFinder(self.model, self.marketplace)
+            finder = self._finder
+        frame = pd.DataFrame(X[want], columns=self.feature_names, index=[ids[i] for i in want])
+        for i, reasons in zip(want, explain_with_evidence(self.model, finder, frame, self.as_of, top), strict=True):
+            out[i] = [r.as_dict() for r in reasons]
+        return out
 
     def _pipeline(self) -> ShopFeaturePipeline:
         pipeline = self.model.pipeline

@@ -29,6 +29,11 @@ class ScoreOptions(BaseModel):
     )
     route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
     top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
+    evidence: bool = Field(
+        default=False,
+        description="shop_ids only: also return each reason structured (code, text, the evidence it cites: "
+        "listing, review, complaint, linked shop, order) for watch and suspected shops, in `reason_details`",
+    )
 
     @field_validator("as_of")
     @classmethod
@@ -90,11 +95,33 @@ class CaseRef(BaseModel):
     created: bool
 
 
+class EvidenceRef(BaseModel):
+    """One item a reason cites: ``kind`` (listing, review, complaint, linked_shop, order, listing_edit, shop),
+    its ``id`` in the marketplace, and ``text`` (an excerpt; the words that drove a text score in «»).
+    Further keys by kind: ``marked`` (those words), ``title_score``, ``brand``/``price``/``reference_price``/
+    ``price_ratio``, ``counts`` (complaints per kind), ``identifier`` (the shared identifier's kind), …"""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    id: str
+    text: str
+
+
+class ReasonDetail(BaseModel):
+    code: str = Field(description="the feature behind the reason")
+    text: str = Field(description="the reason in words (as in `reasons`)")
+    evidence: list[EvidenceRef]
+
+
 class ScoreResult(BaseModel):
     shop_id: str
     score: float = Field(ge=0.0, le=1.0, description="calibrated probability that the shop sells counterfeits")
     tier: Tier
     reasons: list[str] = Field(description="top reasons in words (only for watch and suspected shops)")
+    reason_details: list[ReasonDetail] | None = Field(
+        default=None, description="with `evidence: true` (shop_ids): the reasons structured, with the evidence cited"
+    )
     model_name: str
     model_version: str
     request_id: str

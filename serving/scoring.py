@@ -187,8 +187,12 @@ async def score_request(
             )
 
     services.metrics.observe_scores(tiers, score_list)
+    details: list[Any] = [None] * len(ids)
+    if isinstance(req, ScoreRequest) and req.evidence and req.shop_ids is not None:
+        rows_x = runtime.X[runtime.rows_for_ids(req.shop_ids)]
+        details = await asyncio.to_thread(runtime.reason_details, ids, rows_x, tiers, req.top)
     results = []
-    for sid, s, t, r in zip(ids, score_list, tiers, reasons, strict=True):
+    for sid, s, t, r, rd in zip(ids, score_list, tiers, reasons, details, strict=True):
         results.append(
             {
                 "shop_id": sid,
@@ -199,6 +203,7 @@ async def score_request(
                 "model_version": served.version,
                 "request_id": request_id,
                 "case": cases.get(sid),
+                **({"reason_details": rd} if rd is not None else {}),
             }
         )
     return {"request_id": request_id, "model": {"name": served.name, "version": served.version}, "results": results}
