@@ -66,7 +66,8 @@ def _excerpt(text: str, marks: list[tuple[int, int]], width: int = 120) -> str:
     """``text`` with the ``marks`` spans wrapped in «», cut to about ``width`` characters around them."""
     if not marks:
         return text[:width] + ("…" if len(text) > width else "")
-    lo = max(0, min(a for a, _ in marks) - width // 3)
+    lo = 0 if len(text) <= width * 1.5 else max(0, min(a for a, _ in marks) - width // 3)
+    width = max(width, len(text)) if lo == 0 and len(text) <= width * 1.5 else width
     hi = min(len(text), max(lo + width, max(b for _, b in marks)))
     out, pos = [], lo
     for a, b in sorted(marks):
@@ -114,8 +115,12 @@ class TextWeights:
         for match in re.finditer(r"[\w'-]+|[^\s\w]", text):
             a, b = match.span()
             words.append((float(credit[a + 1 : b + 1].sum()), a, b))
-        words.sort(reverse=True)
-        return [(a, b) for c, a, b in words[:top] if c > 0]
+        best: dict[str, float] = {}
+        for c, a, b in words:
+            w = text[a:b]
+            best[w] = max(best.get(w, c), c)
+        chosen = {w for w, c in sorted(best.items(), key=lambda kv: -kv[1])[:top] if c > 0}
+        return [(a, b) for _, a, b in sorted(words, key=lambda t: t[1]) if text[a:b] in chosen]
 
 
 def _text_builder(model: Any) -> Any:
@@ -163,26 +168,27 @@ class EvidenceFinder:
         if len(li) == 0:
             return []
         titles = [self._norm(t) for t in li["title"]]
+        # a listing's text is its title and its description, scored together as the feature scores them
+        docs = [f"{t} | {self._norm(d)}" for t, d in zip(titles, li["description"], strict=True)]
         weights = self.text.get("listing")
+        marks: list[tuple[int, int]] = []
         if weights is not None:
-            s = weights.score(titles)
+            s = weights.score(docs)
             best = int(np.argmax(s))
-            marks = weights.driving_words(titles[best])
-            score = float(s[best])
+            marks = weights.driving_words(docs[best])
+            score: float | None = round(float(s[best]), 3)
         else:  # a model without a text classifier: the keyword rule's words
             from features.lexicon import blatant_title
 
-            hits = [blatant_title(t) for t in titles]
-            best, marks, score = int(np.argmax(hits)), [], float("nan")
+            best, score = int(np.argmax([blatant_title(t) for t in titles])), None
         row = li.iloc[best]
         return [
             {
                 "kind": "listing",
                 "id": str(row["listing_id"]),
-                "text": _excerpt(titles[best], marks),
-                "marked": [titles[best][a:b] for a, b in marks],
-                "title_score": round(score, 3) if score == score else None,
-                "description": _excerpt(self._norm(row["description"]), [], 80),
+                "text": _excerpt(docs[best], marks, 160),
+                "marked": [docs[best][a:b] for a, b in marks],
+                "text_score": score,
             }
         ]
 

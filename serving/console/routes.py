@@ -330,6 +330,7 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         raise refused(exc, "No such case", user, missing="No such case") from exc
     ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
     ctx.update(extra)
+    ctx["cited"] = await asyncio.to_thread(_cited_reasons, services, str(page.case.shop_id))
     return render(
         "case.html",
         status=status,
@@ -341,6 +342,27 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         idem=secrets.token_urlsafe(16),
         **ctx,
     )
+
+
+def _cited_reasons(services: Services, shop_id: str) -> list[dict[str, Any]] | None:
+    """The served model's reasons for the shop now, each with the evidence it cites (``models.evidence``);
+    None without a model, a marketplace, or the shop in it, or when the shop is in the low tier."""
+    served = services.holder.current
+    if served is None:
+        return None
+    runtime = served.runtime
+    row = runtime.index.get(shop_id)
+    if row is None:
+        return None
+    from markupsafe import Markup, escape
+
+    X = runtime.X[[row]]
+    _, tiers = runtime.score(X)
+    reasons = runtime.reason_details([shop_id], X, tiers, 3)[0]
+    for r in reasons or []:
+        for e in r["evidence"]:  # the words that drove a text score, marked: escaped first, then <mark>
+            e["html"] = Markup(str(escape(e["text"])).replace("«", "<mark>").replace("»", "</mark>"))
+    return reasons
 
 
 @router.get("/cases/{case_id}")

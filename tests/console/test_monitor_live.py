@@ -51,3 +51,40 @@ def test_monitor_shows_drift_trends_and_exports_gauges(live: Api, browser: Any) 
     assert len(features) == 10
     values = [float(v) for _, v in features]
     assert max(values) > 0.0
+
+
+def test_case_page_shows_reasons_with_their_evidence_highlighted(live: Api, browser: Any) -> None:  # noqa: F811
+    r = live.client("scorer").post("/v1/scores", json={"shop_ids": _shop_ids(live), "route": True})
+    assert r.status_code == 200, r.text
+    # a case whose reasons include the listing text: its evidence marks the words that drove the score
+    case = next(
+        x["case"]
+        for x in r.json()["results"]
+        if x["tier"] == "suspected" and x["case"] and any("listing text" in t for t in x["reasons"])
+    )
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.set_default_timeout(60_000)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{live.base_url}/console/login")
+        page.get_by_label("API key").fill(live.keys["reviewer"])
+        with page.expect_navigation():
+            page.get_by_role("button", name="Sign in").click()
+        page.goto(f"{live.base_url}/console/cases/{case['case_id']}")
+        cited = page.locator("#cited-reasons > li")
+        assert cited.count() >= 1
+        kinds = page.locator("#cited-reasons li[data-kind]").evaluate_all("els => els.map(e => e.dataset.kind)")
+        assert set(kinds) & {"listing", "review", "complaint", "linked_shop", "order", "listing_edit"}
+        assert page.locator("#cited-reasons mark").count() >= 1, page.inner_text("#cited-reasons")
+        assert page.locator("#cited-reasons mark").first.inner_text().strip()
+        page.locator("#cited-reasons").scroll_into_view_if_needed()
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(OUTPUT / "case-cited-reasons.png"), full_page=True)
+    finally:
+        ctx.close()
+
+
+def _shop_ids(live: Api) -> list[str]:
+    from marketplace.loader import load_marketplace
+
+    return load_marketplace(live.registry.data).shops["shop_id"].astype(str).tolist()[:400]
