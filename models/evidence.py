@@ -155,11 +155,21 @@ class EvidenceFinder:
             zip(mp.brands["brand"].astype(str), mp.brands["reference_price"].astype(float), strict=True)
         )
         self._shops = mp.shops.set_index(mp.shops["shop_id"].astype(str))
+        self._recent: dict[tuple[str, str], pd.DataFrame] = {}
 
     def _rows(self, table: str, shop_id: str) -> pd.DataFrame:
+        """The shop's rows of ``table`` (kept for the last few shops: a shop's reasons share them)."""
+        key = (table, shop_id)
+        hit = self._recent.get(key)
+        if hit is not None:
+            return hit
         frame: pd.DataFrame = getattr(self.mp, table)
         idx = (self._edits if table == "listing_edits" else self._groups[table]).get(shop_id)
-        return frame.iloc[idx] if idx is not None else frame.iloc[:0]
+        rows = frame.iloc[idx] if idx is not None else frame.iloc[:0]
+        if len(self._recent) >= 64:
+            self._recent.pop(next(iter(self._recent)))
+        self._recent[key] = rows
+        return rows
 
     # -- one family each ------------------------------------------------------------------------------------
     def _listing_text(self, shop_id: str, as_of: pd.Timestamp) -> list[dict[str, Any]]:
