@@ -18,9 +18,14 @@ def _champion(api: Api) -> Any:
 
     from models.pyfunc import risk_model_of
 
+    saved = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
     mlflow.set_tracking_uri(api.registry.store_uri)
     mlflow.set_registry_uri(api.registry.store_uri)
-    return risk_model_of(mlflow.pyfunc.load_model("models:/dajia-shop-risk@champion"))
+    try:
+        return risk_model_of(mlflow.pyfunc.load_model("models:/dajia-shop-risk@champion"))
+    finally:  # the process-wide URIs belong to the other tests' services
+        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_registry_uri(saved[1])
 
 
 def test_every_suspected_shops_top_reason_cites_a_concrete_item(api: Api) -> None:

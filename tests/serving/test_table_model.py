@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.settings import Settings, get_settings
+from core.settings import get_settings
 from dajia.cli import main
-from tests.serving.conftest import create_keys, serve_in_thread
+from tests.serving.conftest import create_keys, home_settings, serve_in_thread
 
 FEATURES = ["amount", "n_orders", "has_logo", "ratio"]
 
@@ -61,7 +61,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
                 assert main(["promote", "--version", "2", "--force", "--reason", "serving test"]) == 0
         finally:
             get_settings.cache_clear()
-    settings = Settings(home=home, DATABASE_URL=f"sqlite:///{home / 'dajia.db'}")
+    settings = home_settings(home)  # this home's store and registry, whatever the environment says
     keys = create_keys(settings.resolved_database_url)
     app = create_app(settings, ServeOptions(poll_seconds=0.3, wal_checkpoint_seconds=0.2))
     base_url, server, thread = serve_in_thread(app, "dajia-table-api", log_level="warning")
