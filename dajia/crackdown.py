@@ -63,6 +63,11 @@ class CrackdownConfig:
     seed: int = 7
     capacity_per_day: int = 50
     rates: SimulationRates = field(default_factory=SimulationRates)
+    #: the crackdown's simulated clock starts this many days before the marketplace's snapshot: the
+    #: sweep scores as of then, reviewers decide a day later, appeals and disclosure follow within the
+    #: compensation deadline + 11 days. Every decision then lies inside the marketplace's time and labels
+    #: the next training (``dajia train --feedback``); dated after the snapshot it would label nothing.
+    lead_days: int = 45
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -185,8 +190,15 @@ class Crackdown:
         return ts.to_pydatetime()
 
     def _day(self, days: int) -> datetime:
-        """``days`` after the snapshot: the simulated clock of a step."""
-        return self._snapshot + timedelta(days=days)
+        """``days`` after the crackdown began (``lead_days`` before the snapshot): a step's simulated clock."""
+        last = self.config.lead_days - self.settings.compensation_deadline_days - 11
+        if last < 1:
+            raise DajiaError(
+                f"lead_days {self.config.lead_days} is too short: the disclosure, compensation deadline "
+                f"({self.settings.compensation_deadline_days} days) + 11 days after the sweep, "
+                "must come before the snapshot"
+            )
+        return self._snapshot + timedelta(days=days - self.config.lead_days)
 
     @cached_property
     def _truth(self) -> pd.DataFrame:
@@ -239,18 +251,23 @@ class Crackdown:
         champion = load_champion(self.settings)
         return run_sweep(
             self.settings, str(self.folder.data), str(self.folder.scores), champion, route=False,
-            progress=self._p("sweep"),
+            as_of=pd.Timestamp(self._day(0)), progress=self._p("sweep"),
         )  # fmt: skip
 
     def step_route(self) -> dict[str, Any]:
-        from dajia.sweep import route_scores
+        """Route the suspected shops that were open when the sweep ran (``_day(0)``), at that time."""
+        from dajia.cli_support import read_scores
         from marketplace.loader import load_marketplace
+        from sanctions.routing import route_scored
         from sanctions.storefront import import_marketplace
 
         mp = load_marketplace(self.folder.data)
+        start = self._day(0)
+        opened = set(mp.shops.loc[mp.shops["opened_at"] < pd.Timestamp(start), "shop_id"].astype(str))
         with _session(self.settings) as session:
             imported = import_marketplace(session, mp, detect_evasion=False)
-        routed = route_scores(self.settings, self.folder.scores)
+            scored = [s for s in read_scores(self.folder.scores) if s.shop_id in opened]
+            routed = route_scored(session, scored, now=start).model_dump()
         routed.pop("opened_case_ids", None)
         return {"imported": imported.model_dump(exclude={"new_shop_ids"}), "routed": routed}
 

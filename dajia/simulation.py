@@ -21,9 +21,10 @@ documented rates of :class:`SimulationRates`:
 - an admin approves and publishes the campaign over the cases the sweep opened, and the disclosure of
   closed shops; a second campaign (the ban-evasion closures) is left as a draft awaiting approval.
 
-Time is simulated too: the sweep runs at the marketplace snapshot, decisions a day later,
-payments and confirmations over the following weeks, and the deadline check just after the
-compensation deadline.
+Time is simulated too: the sweep runs ``lead_days`` (45) before the marketplace snapshot
+(``dajia.crackdown.CrackdownConfig``), decisions a day later, payments and confirmations over the
+following weeks, and the deadline check just after the compensation deadline — all before the
+snapshot, so the decisions label the next training (``dajia train --feedback``).
 """
 
 from __future__ import annotations

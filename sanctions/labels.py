@@ -25,7 +25,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from marketplace.schema import EVIDENCE_KINDS
-from marketplace.tables import verdict_frame
+from marketplace.tables import VERDICT_COLUMNS, verdict_frame
 from sanctions.models import Case, CaseEvent
 
 _OUTCOME = {"close": "counterfeit", "ban": "counterfeit", "dismiss": "genuine", "reverse": "genuine"}
@@ -42,10 +42,20 @@ def _evidence_kind(evidence: list[dict[str, object]] | None) -> str:
     return "reviewer"
 
 
-def reviewer_verdicts(engine: Engine) -> pd.DataFrame:
-    """Verdict rows (the contract's ``verdicts`` columns) from the workflow's decision events."""
+def reviewer_labels(engine: Engine) -> pd.DataFrame:
+    """Verdict rows from the workflow's decision events, with two more columns: ``source``
+    (``decision`` for close/ban/dismiss, ``appeal`` for an upheld appeal) and ``simulated`` (the
+    deciding actor was one of the demo's stand-in humans, ``sanctions.workflow.Actor.simulated``)."""
     stmt = (
-        select(CaseEvent.event_id, CaseEvent.case_id, Case.shop_id, CaseEvent.at, CaseEvent.action, CaseEvent.evidence)
+        select(
+            CaseEvent.event_id,
+            CaseEvent.case_id,
+            Case.shop_id,
+            CaseEvent.at,
+            CaseEvent.action,
+            CaseEvent.evidence,
+            CaseEvent.simulated,
+        )
         .join(Case, Case.case_id == CaseEvent.case_id)
         .where(CaseEvent.action.in_(list(_OUTCOME)))
         .order_by(CaseEvent.event_id)
@@ -53,18 +63,30 @@ def reviewer_verdicts(engine: Engine) -> pd.DataFrame:
     with Session(engine) as session:
         rows = session.execute(stmt).all()
     out: dict[int, list[dict[str, object]]] = {}
-    for event_id, case_id, shop_id, at, action, evidence in rows:
+    extra: dict[str, tuple[str, bool]] = {}
+    for event_id, case_id, shop_id, at, action, evidence, simulated in rows:
         if action == "reverse":
             out[case_id] = [v for v in out.get(case_id, []) if v["outcome"] != "counterfeit"]
         kind = "reviewer" if action in ("ban", "dismiss", "reverse") else _evidence_kind(evidence)
         assert kind in EVIDENCE_KINDS
+        verdict_id = f"case{case_id}-ev{event_id}"
+        extra[verdict_id] = ("appeal" if action == "reverse" else "decision", bool(simulated))
         out.setdefault(case_id, []).append(
             {
-                "verdict_id": f"case{case_id}-ev{event_id}",
+                "verdict_id": verdict_id,
                 "shop_id": str(shop_id),
                 "decided_at": pd.Timestamp(at),
                 "outcome": _OUTCOME[action],
                 "evidence_kind": kind,
             }
         )
-    return verdict_frame([v for vs in out.values() for v in vs])
+    frame = verdict_frame([v for vs in out.values() for v in vs])
+    ids = frame["verdict_id"].astype(str)
+    frame["source"] = pd.Series([extra[i][0] for i in ids], index=frame.index, dtype="string")
+    frame["simulated"] = pd.Series([extra[i][1] for i in ids], index=frame.index, dtype=bool)
+    return frame
+
+
+def reviewer_verdicts(engine: Engine) -> pd.DataFrame:
+    """Verdict rows (the contract's ``verdicts`` columns) from the workflow's decision events."""
+    return reviewer_labels(engine)[list(VERDICT_COLUMNS)]

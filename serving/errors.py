@@ -26,9 +26,11 @@ from core.errors import (
     disk_full,
 )
 from serving.responses import OrjsonResponse
+from serving.runtime import InputMismatch
 
 #: most specific first; the first isinstance match wins
 STATUS_OF: tuple[tuple[type[DajiaError], int], ...] = (
+    (InputMismatch, 422),
     (NotFound, 404),
     (Conflict, 409),
     (Forbidden, 403),
@@ -95,7 +97,7 @@ def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
 async def _dajia_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DajiaError)
     status = status_for(exc)
-    errors = None
+    errors: list[dict[str, Any]] | None = None
     if isinstance(exc, DataContractError):
         errors = [
             {
@@ -103,6 +105,10 @@ async def _dajia_error(request: Request, exc: Exception) -> Response:
                 "message": exc.problem,
                 "rows": [str(r) for r in exc.rows[:20]],
             }
+        ]
+    elif isinstance(exc, InputMismatch):
+        errors = [
+            {"path": json_path(loc), "loc": list(loc), "message": m, "type": "input_mismatch"} for loc, m in exc.errors
         ]
     return error_response(request.scope, status, type(exc).__name__, str(exc), errors)
 

@@ -78,6 +78,29 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.drift_score_psi = Gauge(
+            "dajia_drift_score_psi",
+            "PSI of the score: the training population vs today's (set when the monitor computes drift)",
+            registry=self.registry,
+        )
+        self.drift_feature_psi = Gauge(
+            "dajia_drift_feature_psi",
+            "PSI of the features that moved most (top 10 by PSI), training population vs today's",
+            ["feature"],
+            registry=self.registry,
+        )
+
+    #: feature PSIs exported as gauges (the ones that moved most)
+    DRIFT_TOP = 10
+
+    def set_drift(self, report: Any) -> None:
+        """Export a drift report (``serving.console.monitor.DriftReport``): the score PSI and the top features'."""
+        if report.score.psi is not None:
+            self.drift_score_psi.set(report.score.psi)
+        self.drift_feature_psi.clear()
+        for d in report.features[: self.DRIFT_TOP]:
+            self.drift_feature_psi.labels(d.name).set(d.psi)
+
     def score_hist(self, tier: str) -> Any:
         """The score histogram's child for ``tier`` (cached: tiers are few)."""
         child = self._score_children.get(tier)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from core.errors import NotFound
+from core.errors import DajiaError, NotFound
 from marketplace.tables import scoring_time
 from models.model import ShopRiskModel
 from models.thresholds import EXPLAINED_TIERS
@@ -42,6 +42,19 @@ def load_model_dir(path: Path) -> ShopRiskModel:
     # suppress_warnings: skips MLflow's comparison of the model's pip requirements with every installed
     # distribution (file reading at start-up; the service's environment is pinned by pyproject.toml)
     return risk_model_of(mlflow.pyfunc.load_model(str(path), suppress_warnings=True))
+
+
+class InputMismatch(DajiaError):
+    """The request's input does not fit the served model: ``errors`` are (location, problem) pairs."""
+
+    def __init__(self, message: str, errors: list[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__(message)
+        self.errors = errors
+
+
+def _few(names: list[str], n: int = 10) -> str:
+    more = f" and {len(names) - n} more" if len(names) > n else ""
+    return ", ".join(names[:n]) + more
 
 
 def digest_rows(X: NDArray[np.float64]) -> list[str]:
@@ -69,6 +82,10 @@ class ModelRuntime:
         self.X = np.zeros((0, len(self.feature_names)))
         self.digests: list[str] = []
         self.as_of: pd.Timestamp | None = None
+        self.marketplace = marketplace
+        self._finder: Any = None
+        #: what POST /v1/scores accepts for this model (``/readyz`` says it)
+        self.inputs: tuple[str, ...] = ("shop_ids", "records") if model.pipeline is not None else ("rows",)
         if marketplace is not None and model.pipeline is not None:
             self.as_of = scoring_time(marketplace.snapshot_at)
             frame = model.pipeline.transform(marketplace, self.as_of)
@@ -93,6 +110,63 @@ class ModelRuntime:
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
             raise NotFound(f"unknown shop id(s) {shown}{more} in {where}")
         return np.asarray(rows, dtype=np.int64)
+
+    def features_for_rows(self, rows: list[Any]) -> tuple[list[str], NDArray[np.float64]]:
+        """Feature rows given as ``{name: number | None}`` (``serving.schemas.FeatureRow``) as one matrix
+        in the model's column order; ``InputMismatch`` names the missing and unknown columns per row."""
+        names = self.feature_names
+        expected = set(names)
+        problems: list[tuple[int, str]] = []
+        for i, row in enumerate(rows):
+            given = set(row.features)
+            missing, unknown = sorted(expected - given), sorted(given - expected)
+            if missing:
+                problems.append((i, f"missing feature(s) {_few(missing)}"))
+            if unknown:
+                problems.append((i, f"unknown feature(s) {_few(unknown)}"))
+        if problems:
+            raise InputMismatch(
+                f"the champion ({self.name} version {self.version}) expects rows with exactly its "
+                f"{len(names)} features: {_few(names, 50)}",
+                [(("body", "rows", i, "features"), p) for i, p in problems[:50]],
+            )
+        X = np.array([[np.nan if (v := r.features[n]) is None else v for n in names] for r in rows], dtype=np.float64)
+        return [str(r.shop_id) for r in rows], np.ascontiguousarray(X)
+
+    def check_input(self, kind: str) -> None:
+        """``InputMismatch`` unless this model accepts ``kind`` (shop_ids, records or rows)."""
+        if kind in self.inputs:
+            return
+        if self.inputs == ("rows",):
+            want = f"rows of its {len(self.feature_names)} features ({_few(self.feature_names)}); see /readyz"
+            why = "it was trained from a feature table"
+        else:
+            want = "shop_ids or records in the data-contract shape"
+            why = "it builds its features from marketplace data"
+        raise InputMismatch(
+            f"the champion ({self.name} version {self.version}) cannot score {kind}: {why}; it expects {want}",
+            [(("body", kind), f"this champion expects {' or '.join(self.inputs)}")],
+        )
+
+    def reason_details(
+        self, ids: list[str], X: NDArray[np.float64], tiers: list[str], top: int
+    ) -> list[list[dict[str, Any]] | None]:
+        """Structured reasons with the evidence they cite (``models.evidence``) for the watch and suspected
+        rows of shops of the loaded marketplace; None for the others. Off the hot path: asked for per request."""
+        out: list[list[dict[str, Any]] | None] = [None] * len(ids)
+        want = [i for i, t in enumerate(tiers) if t in EXPLAINED_TIERS]
+        if not want or self.marketplace is None or self.as_of is None:
+            return out
+        from models.evidence import EvidenceFinder, explain_with_evidence
+
+        with self._lock:
+            if self._finder is None:
+                self._finder = EvidenceFinder(self.model, self.marketplace)
+            finder = self._finder
+        frame = pd.DataFrame(X[want], columns=self.feature_names, index=[ids[i] for i in want])
+        for i, reasons in zip(want, explain_with_evidence(self.model, finder, frame, self.as_of, top), strict=True):
+            out[i] = [r.as_dict() for r in reasons]
+        return out
 
     def _pipeline(self) -> ShopFeaturePipeline:
         pipeline = self.model.pipeline

@@ -29,6 +29,11 @@ class ScoreOptions(BaseModel):
     )
     route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
     top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
+    evidence: bool = Field(
+        default=False,
+        description="shop_ids only: also return each reason structured (code, text, the evidence it cites: "
+        "listing, review, complaint, linked shop, order) for watch and suspected shops, in `reason_details`",
+    )
 
     @field_validator("as_of")
     @classmethod
@@ -41,12 +46,25 @@ class ScoreOptions(BaseModel):
         return v
 
 
-class ScoreRequest(ScoreOptions):
-    """Score shops given either their ids (features from the service's marketplace) or raw records."""
+class FeatureRow(BaseModel):
+    """One row of a feature table, for a model trained with ``dajia train --table``."""
 
-    # exactly one of the two lists, and each not null when given: said in the schema too
+    model_config = ConfigDict(extra="forbid")
+
+    shop_id: ShopId = Field(description="the row's id, echoed in the result")
+    features: dict[str, float | None] = Field(
+        description="every feature the champion was trained on (names in /readyz), a number or null (missing)"
+    )
+
+
+class ScoreRequest(ScoreOptions):
+    """Score shops given their ids (features from the service's marketplace), raw records, or (a model
+    trained from a feature table) feature rows. ``/readyz`` says which the champion accepts."""
+
+    # exactly one of the lists, and each not null when given: said in the schema too
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"oneOf": [{"required": ["shop_ids"]}, {"required": ["records"]}]}
+        extra="forbid",
+        json_schema_extra={"oneOf": [{"required": ["shop_ids"]}, {"required": ["records"]}, {"required": ["rows"]}]},
     )
 
     # typed as lists (not "list | None") so the schema says "array, not null" and a bad item's error path
@@ -59,11 +77,15 @@ class ScoreRequest(ScoreOptions):
         default=None,  # type: ignore[arg-type]
         description="shops in the data-contract shape (marketplace.records.ShopRecord), scored inline",
     )
+    rows: Annotated[list[FeatureRow], Field(min_length=1, max_length=HARD_MAX_BATCH)] = Field(
+        default=None,  # type: ignore[arg-type]
+        description="feature rows, for a champion trained from a feature table (dajia train --table)",
+    )
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ScoreRequest:
-        if (self.shop_ids is None) == (self.records is None):
-            raise ValueError("give exactly one of shop_ids or records")
+        if sum(x is not None for x in (self.shop_ids, self.records, self.rows)) != 1:
+            raise ValueError("give exactly one of shop_ids, records or rows")
         return self
 
 
@@ -73,11 +95,33 @@ class CaseRef(BaseModel):
     created: bool
 
 
+class EvidenceRef(BaseModel):
+    """One item a reason cites: ``kind`` (listing, review, complaint, linked_shop, order, listing_edit, shop),
+    its ``id`` in the marketplace, and ``text`` (an excerpt; the words that drove a text score in «»).
+    Further keys by kind: ``marked`` (those words), ``title_score``, ``brand``/``price``/``reference_price``/
+    ``price_ratio``, ``counts`` (complaints per kind), ``identifier`` (the shared identifier's kind), …"""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: str
+    id: str
+    text: str
+
+
+class ReasonDetail(BaseModel):
+    code: str = Field(description="the feature behind the reason")
+    text: str = Field(description="the reason in words (as in `reasons`)")
+    evidence: list[EvidenceRef]
+
+
 class ScoreResult(BaseModel):
     shop_id: str
     score: float = Field(ge=0.0, le=1.0, description="calibrated probability that the shop sells counterfeits")
     tier: Tier
     reasons: list[str] = Field(description="top reasons in words (only for watch and suspected shops)")
+    reason_details: list[ReasonDetail] | None = Field(
+        default=None, description="with `evidence: true` (shop_ids): the reasons structured, with the evidence cited"
+    )
     model_name: str
     model_version: str
     request_id: str
@@ -135,6 +179,13 @@ class Readiness(BaseModel):
     last_error: str | None
     marketplace_shops: int
     snapshot_at: datetime | None
+    inputs: list[Literal["shop_ids", "records", "rows"]] = Field(
+        description="what POST /v1/scores accepts from the champion: shop_ids and records (a marketplace "
+        "model), or rows (a model trained from a feature table); empty with no model loaded"
+    )
+    features: list[str] | None = Field(
+        description="rows only: the feature names every row must give (numbers or null), in the model's order"
+    )
 
 
 class ErrorItem(BaseModel):

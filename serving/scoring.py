@@ -67,11 +67,17 @@ ScoreInput = ScoreRequest | InlineRecords
 
 
 def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str]]:
-    """(shop ids, feature rows, digests) for the request, by id or from records."""
+    """(shop ids, feature rows, digests) for the request, by id, from records or from feature rows."""
+    from serving.runtime import digest_rows
+
+    if isinstance(req, ScoreRequest) and req.rows is not None:
+        runtime.check_input("rows")
+        ids, X = runtime.features_for_rows(req.rows)
+        return ids, X, digest_rows(X)
+    runtime.check_input("shop_ids" if req.shop_ids is not None else "records")
     if req.shop_ids is not None:
         rows = runtime.rows_for_ids(req.shop_ids)
         return list(req.shop_ids), runtime.X[rows], [runtime.digests[i] for i in rows.tolist()]
-    from serving.runtime import digest_rows
 
     if isinstance(req, InlineRecords):
         ids, X = runtime.features_for_columns(
@@ -103,6 +109,8 @@ def check_batch(req: ScoreRequest, limit: int) -> None:
         raise too_large("shop_ids", len(req.shop_ids), limit)
     if req.records is not None and len(req.records) > limit:
         raise too_large("records", len(req.records), limit)
+    if req.rows is not None and len(req.rows) > limit:
+        raise too_large("rows", len(req.rows), limit)
 
 
 async def score_request(
@@ -179,8 +187,12 @@ async def score_request(
             )
 
     services.metrics.observe_scores(tiers, score_list)
+    details: list[Any] = [None] * len(ids)
+    if isinstance(req, ScoreRequest) and req.evidence and req.shop_ids is not None:
+        rows_x = runtime.X[runtime.rows_for_ids(req.shop_ids)]
+        details = await asyncio.to_thread(runtime.reason_details, ids, rows_x, tiers, req.top)
     results = []
-    for sid, s, t, r in zip(ids, score_list, tiers, reasons, strict=True):
+    for sid, s, t, r, rd in zip(ids, score_list, tiers, reasons, details, strict=True):
         results.append(
             {
                 "shop_id": sid,
@@ -191,6 +203,7 @@ async def score_request(
                 "model_version": served.version,
                 "request_id": request_id,
                 "case": cases.get(sid),
+                **({"reason_details": rd} if rd is not None else {}),
             }
         )
     return {"request_id": request_id, "model": {"name": served.name, "version": served.version}, "results": results}

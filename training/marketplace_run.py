@@ -198,22 +198,24 @@ def run_marketplace(
     config: BoosterConfig | None = None,
     feedback: pd.DataFrame | None = None,
     pipeline_params: dict[str, Any] | None = None,
+    include_simulated: bool = False,
 ) -> dict[str, Any]:
     """Train from a marketplace folder, log everything to MLflow, register the model.
 
-    ``feedback``: verdict rows from reviewer decisions (``sanctions.labels.reviewer_verdicts``), added
-    to the marketplace's verdicts before the examples are built."""
+    ``feedback``: labels from people (``dajia.feedback.read_feedback``: reviewer decisions, appeal
+    outcomes, audit-sample findings), added to the marketplace's verdicts before the examples are built;
+    simulated ones only with ``include_simulated``. The result's ``feedback`` says what became of them
+    (``training.feedback.apply_feedback``) and how many examples of each period they label."""
     from marketplace.loader import load_marketplace
     from training.tracking import file_digest
 
     mp = load_marketplace(data_dir)
-    labels_added = 0
-    if feedback is not None and len(feedback):
-        from training.feedback import with_feedback
+    report: dict[str, Any] | None = None
+    added: pd.DataFrame | None = None
+    if feedback is not None:
+        from training.feedback import apply_feedback
 
-        before = len(mp.verdicts)
-        mp = with_feedback(mp, feedback)
-        labels_added = len(mp.verdicts) - before
+        mp, added, report = apply_feedback(mp, feedback, include_simulated=include_simulated)
     gt_path = Path(data_dir) / GROUND_TRUTH_FILE
     ground_truth = pd.read_parquet(gt_path) if gt_path.exists() else None
     plan = plan or ExamplePlan(seed=seed)
@@ -222,8 +224,12 @@ def run_marketplace(
     run = train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params=pipeline_params)
     files = sorted(p for p in Path(data_dir).glob("*.parquet") if p.name != GROUND_TRUTH_FILE)
     digest = file_digest(files)
-    if feedback is not None and len(feedback):
-        digest = f"{digest}+fb{len(feedback)}"
+    if added is not None and len(added):
+        digest = f"{digest}+fb{len(added)}"
+    if report is not None and added is not None:
+        from training.feedback import feedback_landing
+
+        report["labelled_examples"] = feedback_landing(run.examples, added, plan.horizon_days)
     result = track_marketplace_run(
         settings,
         mp,
@@ -234,8 +240,11 @@ def run_marketplace(
         params={"seed": seed, "capacity_per_day": capacity_per_day, "plan": plan, "config": config},
         register=register,
     )
-    if feedback is not None:  # what the feedback loop gave: decisions read, labels the examples gained
-        result["feedback"] = {"decisions": len(feedback), "labels_added": labels_added}
+    if report is not None:
+        from training.tracking import setup_mlflow
+
+        setup_mlflow(settings).log_dict(str(result["run_id"]), report, "feedback.json")
+        result["feedback"] = report
     return result
 
 

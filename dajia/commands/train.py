@@ -17,20 +17,8 @@ def _human(result: Mapping[str, Any]) -> None:
         f"run [bold]{result['run_id']}[/bold]  model {result['model']} version {result.get('version')}"
         f"{' (champion)' if result.get('champion') else ''}"
     )
-    fed = result.get("feedback")
-    if fed is not None:
-        left = fed["decisions"] - fed["labels_added"]
-        console.print(
-            f"feedback: {fed['decisions']:,} reviewer decisions read from the sanction store, "
-            f"{fed['labels_added']:,} added as labels"
-            + (
-                f" ({left:,} left out: decided after the marketplace's snapshot, for shops not in it, or already"
-                " present)"
-                if left
-                else ""
-            ),
-            highlight=False,
-        )
+    if "feedback" in result:
+        _feedback(result["feedback"])
     for section in ("test_metrics", "comparison", "true_comparison"):
         if section not in result:
             continue
@@ -44,6 +32,28 @@ def _human(result: Mapping[str, Any]) -> None:
                 console.print(
                     "  " + "  ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
                 )
+
+
+def _feedback(report: Mapping[str, Any]) -> None:
+    def counts(c: Mapping[str, int]) -> str:
+        return f"{c['all']}" + "".join(f", {k} {v}" for k, v in c.items() if k != "all")
+
+    left = report["left_out"]
+    console.print(
+        f"feedback: {report['read']['all']:,} reviewer decisions read from the sanction store, "
+        f"{report['added']['all']:,} added as labels (snapshot {report['snapshot_at']})",
+        highlight=False,
+    )
+    console.print(f"  read: {counts(report['read'])}")
+    sim = "included" if report["include_simulated"] else "left out (--feedback-include-simulated uses them)"
+    console.print(f"  simulated: {counts(report['simulated'])}: {sim}")
+    console.print(f"  added: {counts(report['added'])}; outcomes {dict(report['added_by_outcome'])}")
+    console.print(
+        f"  left out: unknown shop {left['unknown_shop']}, decided after the snapshot {left['after_snapshot']}, "
+        f"already present {left['already_present']}"
+    )
+    if "labelled_examples" in report:
+        console.print(f"  labelled examples: {dict(report['labelled_examples'])}")
 
 
 def register(app: typer.Typer) -> None:
@@ -60,19 +70,20 @@ def register(app: typer.Typer) -> None:
             50_000, "--population-sample", help="--data: unlabelled shops kept per validation/test date"
         ),
         feedback: bool = typer.Option(
-            False, "--feedback", help="--data: add reviewer decisions from the sanction store as verdicts"
+            False,
+            "--feedback",
+            help="--data: add reviewer decisions, appeal outcomes and audit-sample findings from the store as labels",
+        ),
+        feedback_include_simulated: bool = typer.Option(
+            False, "--feedback-include-simulated", help="--feedback: also use the demo's simulated decisions"
         ),
         no_register: bool = typer.Option(False, "--no-register", help="log the run but do not register"),
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
-        verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
         """Train a model; log it to MLflow and register it (first version champion, later challenger)."""
-        from dajia.output import quiet_third_party
-
-        quiet_third_party(verbose)
         from core.settings import get_settings
 
         settings = get_settings()
@@ -112,17 +123,15 @@ def register(app: typer.Typer) -> None:
                 emit(result, as_json, _human)
                 return
             verdicts = None
+            if feedback_include_simulated and not feedback:
+                raise DajiaError("--feedback-include-simulated needs --feedback")
             if feedback:
                 from dajia.db import open_store
-                from sanctions.labels import reviewer_verdicts
+                from dajia.feedback import read_feedback
 
                 engine = open_store(settings.resolved_database_url)
                 try:
-                    verdicts = reviewer_verdicts(engine)
-                except Exception as exc:
-                    raise DajiaError(
-                        f"--feedback: cannot read reviewer decisions from the sanction store: {exc}"
-                    ) from exc
+                    verdicts = read_feedback(engine)
                 finally:
                     engine.dispose()
             result = run_marketplace(
@@ -133,5 +142,6 @@ def register(app: typer.Typer) -> None:
                 register=not no_register,
                 plan=plan,
                 feedback=verdicts,
+                include_simulated=feedback_include_simulated,
             )
         emit(result, as_json, _human)

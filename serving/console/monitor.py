@@ -82,6 +82,9 @@ class FeatureDrift:
     band: str
     ref_median: float
     now_median: float
+    kind: str = "continuous"
+    small_sample: bool = False
+    noise: float = 0.0
 
 
 def feature_drift(model: Any, X_now: NDArray[np.float64]) -> list[FeatureDrift]:
@@ -107,6 +110,112 @@ def feature_drift(model: Any, X_now: NDArray[np.float64]) -> list[FeatureDrift]:
     return sorted(out, key=lambda d: -d.psi)
 
 
+# --------------------------------------------------------------------------- drift that means something
+
+#: each reference bin holds at least this share of the reference (adjacent quantile bins are merged)
+MIN_BIN_MASS = 0.05
+#: fewer rows than this on either side: the PSI is reported but flagged as a small sample, never "major"
+MIN_SAMPLE = 300
+#: a feature whose most common reference value holds this share is zero-inflated (one bin for that value)
+POINT_MASS = 0.3
+
+
+@dataclass
+class Drift:
+    """PSI of one column: reference vs now, on bins from the reference's quantiles."""
+
+    psi: float
+    band: str
+    kind: str  # continuous | zero-inflated | constant | empty
+    n_ref: int
+    n_now: int
+    #: the PSI two samples of the same distribution would show by chance at these sizes and bins
+    noise: float
+    small_sample: bool
+    ref_median: float
+    now_median: float
+
+
+def quantile_bins(ref: NDArray[np.float64], n_bins: int = 10, min_mass: float = MIN_BIN_MASS) -> NDArray[np.float64]:
+    """Interior edges (bins ``(-inf, e0], (e0, e1], …, (e_last, inf)``) at the reference's quantiles, merged
+    until every bin holds at least ``min_mass`` of the reference. A point mass (many zeros) keeps its own
+    bin: its value is an edge, and ``(prev, value]`` holds exactly it."""
+    if len(ref) == 0:
+        return np.zeros(0)
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, n_bins + 1)[1:-1]))
+    values, counts = np.unique(ref, return_counts=True)
+    mode = values[np.argmax(counts)]
+    if counts.max() / len(ref) >= POINT_MASS:  # the point mass's own bin: (just below it, it]
+        below = values[values < mode]
+        edges = np.unique(np.r_[edges, mode, below[-1] if len(below) else []])
+    while len(edges):
+        mass = shares(ref, edges)
+        small = np.flatnonzero(mass < min_mass)
+        if len(small) == 0:
+            break
+        i = int(small[np.argmin(mass[small])])
+        # merge bin i with its smaller neighbour by dropping the edge between them
+        if i == 0:
+            drop = 0
+        elif i == len(edges):
+            drop = len(edges) - 1
+        else:
+            drop = i - 1 if mass[i - 1] <= mass[i + 1] else i
+        edges = np.delete(edges, drop)
+    return edges
+
+
+def drift_of(ref_values: NDArray[np.float64], now_values: NDArray[np.float64], n_bins: int = 10) -> Drift:
+    """PSI with quantile bins of the reference (min bin mass), the missing share as a bin of its own,
+    constant and zero-inflated columns handled, and a band that accounts for sampling noise: two samples of
+    one distribution give PSI ≈ (bins − 1)·(1/n_ref + 1/n_now) by chance, so a shift is "moderate" only above
+    max(0.1, 3× that) and "major" above max(0.25, 5× that); a small sample is never "major"."""
+    ref_all = np.asarray(ref_values, dtype=np.float64)
+    now_all = np.asarray(now_values, dtype=np.float64)
+    ref, now = ref_all[~np.isnan(ref_all)], now_all[~np.isnan(now_all)]
+    nr, nn = len(ref_all), len(now_all)
+    if nr == 0 or nn == 0:
+        return Drift(0.0, "no data", "empty", nr, nn, 0.0, True, float("nan"), float("nan"))
+    uniq = np.unique(ref)
+    if len(uniq) <= 1:
+        kind = "constant"
+        c = uniq[0] if len(uniq) else 0.0
+        r_sh = np.array([np.mean(ref == c), np.mean(ref != c)]) if len(ref) else np.array([1.0, 0.0])
+        n_sh = np.array([np.mean(now == c), np.mean(now != c)]) if len(now) else np.array([1.0, 0.0])
+    else:
+        _, counts = np.unique(ref, return_counts=True)
+        kind = "zero-inflated" if counts.max() / len(ref) >= POINT_MASS else "continuous"
+        edges = quantile_bins(ref, n_bins)
+        r_sh, n_sh = shares(ref, edges), shares(now, edges)
+    # the missing share is a bin of its own (a feature that starts missing has drifted)
+    r_miss, n_miss = 1 - len(ref) / nr, 1 - len(now) / nn
+    r_sh = np.r_[r_sh * (1 - r_miss), r_miss]
+    n_sh = np.r_[n_sh * (1 - n_miss), n_miss]
+    keep = (r_sh > 0) | (n_sh > 0)
+    r_sh, n_sh = r_sh[keep], n_sh[keep]
+    floor = 0.5 / max(1, min(nr, nn))
+    value = psi(np.clip(r_sh, floor, None), np.clip(n_sh, floor, None))
+    noise = (max(1, len(r_sh)) - 1) * (1 / nr + 1 / nn)
+    small = min(nr, nn) < MIN_SAMPLE
+    band = "stable" if value < max(0.1, 3 * noise) else "moderate shift"
+    if value >= max(0.25, 5 * noise) and not small:
+        band = "major shift"
+    return Drift(value, band, kind, nr, nn, noise, small, _median(ref), _median(now))
+
+
+def _median(v: NDArray[np.float64]) -> float:
+    return float(np.median(v)) if len(v) else float("nan")
+
+
+def drift_table(names: Sequence[str], X_ref: NDArray[np.float64], X_now: NDArray[np.float64]) -> list[FeatureDrift]:
+    """:func:`drift_of` per feature column, most drifted first."""
+    out = []
+    for j, name in enumerate(names):
+        d = drift_of(X_ref[:, j], X_now[:, j])
+        out.append(FeatureDrift(name, d.psi, d.band, d.ref_median, d.now_median, d.kind, d.small_sample, d.noise))
+    return sorted(out, key=lambda d: -d.psi)
+
+
 @dataclass
 class ScoreDrift:
     psi: float | None
@@ -121,20 +230,69 @@ class ScoreDrift:
     #: shares per tenth of the score range (0–0.1, …, 0.9–1), for the chart people read
     ref_tenths: list[float] = field(default_factory=list)
     now_tenths: list[float] = field(default_factory=list)
+    small_sample: bool = False
 
 
-def training_reference_scores(model: Any, mp: Any) -> tuple[NDArray[np.float64], pd.Timestamp]:
-    """Scores of every shop open at the model's last training as-of date, through its own pipeline."""
+@dataclass
+class TrendPoint:
+    """Drift at one weekly sweep date against the training reference."""
+
+    as_of: str
+    shops: int
+    score_psi: float
+    features: dict[str, float]
+
+
+def training_reference(model: Any, mp: Any) -> tuple[NDArray[np.float64], NDArray[np.float64], pd.Timestamp]:
+    """(feature rows, scores, as-of) of every shop open at the model's last training as-of date, through
+    its own pipeline: the population the model was fitted for, the reference of every drift figure."""
     from training.examples import ExamplePlan, as_of_dates, split_dates
 
     plan_info = dict(model.info.get("plan") or {})
     plan = ExamplePlan(**{k: v for k, v in plan_info.items() if k in ExamplePlan.__dataclass_fields__})
     dates = split_dates(as_of_dates(mp, plan), plan)["train"]
     as_of = pd.Timestamp(dates[-1])
+    X = _population(model, mp, as_of)
+    return X, np.asarray(model.predict_proba(X), dtype=np.float64), as_of
+
+
+def _population(model: Any, mp: Any, as_of: pd.Timestamp) -> NDArray[np.float64]:
     shops = mp.shops
-    ids = [str(s) for s in shops.loc[shops["opened_at"] < as_of, "shop_id"]]
+    open_ = (shops["opened_at"] < as_of) & ~(shops["closed_at"] < as_of) if "closed_at" in shops else None
+    ids = [str(s) for s in shops.loc[open_ if open_ is not None else shops["opened_at"] < as_of, "shop_id"]]
     X = model.pipeline.transform(mp, as_of, shop_ids=ids)
-    return np.asarray(model.predict_proba(X[model.feature_names]), dtype=np.float64), as_of
+    return np.ascontiguousarray(X[model.feature_names].to_numpy(dtype=np.float64))
+
+
+def training_reference_scores(model: Any, mp: Any) -> tuple[NDArray[np.float64], pd.Timestamp]:
+    """Scores of every shop open at the model's last training as-of date, through its own pipeline."""
+    _, scores, as_of = training_reference(model, mp)
+    return scores, as_of
+
+
+#: at most this many sweep dates in the trend (evenly spread between the reference and now)
+TREND_POINTS = 8
+
+
+def drift_trend(
+    model: Any, mp: Any, X_ref: NDArray[np.float64], ref_scores: NDArray[np.float64], ref_as_of: pd.Timestamp
+) -> list[TrendPoint]:
+    """Drift at the weekly sweep dates from the reference date to the snapshot (at most ``TREND_POINTS``),
+    each population built as a sweep on that date would have seen it."""
+    from marketplace.tables import scoring_time
+
+    end = scoring_time(mp.snapshot_at)
+    weeks = max(1, int((end - ref_as_of).days // 7))
+    steps = sorted({round(k * weeks / (TREND_POINTS - 1)) for k in range(TREND_POINTS)})
+    names = list(model.feature_names)
+    out = []
+    for k in steps:
+        when = min(end, ref_as_of + pd.Timedelta(days=7 * k))
+        X = _population(model, mp, when)
+        scores = np.asarray(model.predict_proba(X), dtype=np.float64)
+        feats = {d.name: round(d.psi, 4) for d in drift_table(names, X_ref, X)}
+        out.append(TrendPoint(str(when.date()), len(X), drift_of(ref_scores, scores).psi, feats))
+    return out
 
 
 @dataclass
@@ -143,14 +301,19 @@ class DriftReport:
     features: list[FeatureDrift]
     score: ScoreDrift
     now_scores: NDArray[np.float64]
+    trend: list[TrendPoint] = field(default_factory=list)
+    #: what the features were compared with
+    reference: str = ""
 
 
 class DriftCache:
-    """One drift report per served model version (the marketplace does not change while serving)."""
+    """One drift report per served model version (the marketplace does not change while serving); each
+    new report sets the Prometheus gauges (``on_report``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_report: Any = None) -> None:
         self._lock = threading.Lock()
         self._reports: dict[str, DriftReport] = {}
+        self._on_report = on_report
 
     def get(self, runtime: Any, mp: Any) -> DriftReport:
         key = f"{runtime.name}:{runtime.version}"
@@ -160,6 +323,8 @@ class DriftCache:
                 return hit
             report = compute_drift(runtime, mp)
             self._reports = {key: report}
+            if self._on_report is not None:
+                self._on_report(report)
             return report
 
 
@@ -167,34 +332,51 @@ def compute_drift(runtime: Any, mp: Any) -> DriftReport:
     model = runtime.model
     X_now = np.asarray(runtime.X, dtype=np.float64)
     now_scores = np.asarray(model.predict_proba(X_now), dtype=np.float64) if len(X_now) else np.zeros(0)
-    features = feature_drift(model, X_now)
     if mp is None or getattr(model, "pipeline", None) is None:
         why = "no marketplace loaded (dajia serve --data) or no feature pipeline"
-        score = ScoreDrift(None, "unavailable", note=why)
-    elif len(now_scores) == 0:
-        score = ScoreDrift(None, "unavailable", note="no shop to score now")
-    else:
-        try:
-            ref, as_of = training_reference_scores(model, mp)
-        except Exception as exc:  # a model without a usable training plan: say why, keep the page
-            score = ScoreDrift(None, "unavailable", note=f"training reference not computable: {exc}")
-        else:
-            edges = decile_edges(ref)
-            r, n = shares(ref, edges), shares(now_scores, edges)
-            value = psi(r, n)
-            score = ScoreDrift(
-                value,
-                psi_band(value),
-                edges=[float(e) for e in edges],
-                ref_shares=[float(v) for v in r],
-                now_shares=[float(v) for v in n],
-                ref_n=len(ref),
-                now_n=len(now_scores),
-                reference_as_of=str(as_of.date()),
-                ref_tenths=[float(v) for v in shares(ref, TENTHS)],
-                now_tenths=[float(v) for v in shares(now_scores, TENTHS)],
-            )
-    return DriftReport(str(runtime.version), features, score, now_scores)
+        features = feature_drift(model, X_now)
+        return DriftReport(
+            str(runtime.version), features, ScoreDrift(None, "unavailable", note=why), now_scores,
+            reference="the training rows' quantiles (no marketplace to rebuild the training population from)",
+        )  # fmt: skip
+    if len(now_scores) == 0:
+        return DriftReport(
+            str(runtime.version), [], ScoreDrift(None, "unavailable", note="no shop to score now"), now_scores
+        )
+    try:
+        X_ref, ref, as_of = training_reference(model, mp)
+    except Exception as exc:  # a model without a usable training plan: say why, keep the page
+        features = feature_drift(model, X_now)
+        score = ScoreDrift(None, "unavailable", note=f"training reference not computable: {exc}")
+        return DriftReport(str(runtime.version), features, score, now_scores, reference="the training rows' quantiles")
+    # today's population: the shops a sweep at the snapshot scores (open, not closed)
+    X_today = _population(model, mp, scoring_time_of(mp))
+    today_scores = np.asarray(model.predict_proba(X_today), dtype=np.float64)
+    features = drift_table(list(model.feature_names), X_ref, X_today)
+    d = drift_of(ref, today_scores)
+    edges = quantile_bins(ref)
+    score = ScoreDrift(
+        d.psi,
+        d.band,
+        edges=[float(e) for e in edges],
+        ref_shares=[float(v) for v in shares(ref, edges)],
+        now_shares=[float(v) for v in shares(today_scores, edges)],
+        ref_n=len(ref),
+        now_n=len(today_scores),
+        reference_as_of=str(as_of.date()),
+        ref_tenths=[float(v) for v in shares(ref, TENTHS)],
+        now_tenths=[float(v) for v in shares(today_scores, TENTHS)],
+        small_sample=d.small_sample,
+    )
+    trend = drift_trend(model, mp, X_ref, ref, as_of)
+    reference = f"every shop open at the last training as-of date {as_of.date()} ({len(ref)} shops)"
+    return DriftReport(str(runtime.version), features, score, now_scores, trend, reference)
+
+
+def scoring_time_of(mp: Any) -> pd.Timestamp:
+    from marketplace.tables import scoring_time
+
+    return scoring_time(mp.snapshot_at)
 
 
 # --------------------------------------------------------------------------- reviewers vs the model

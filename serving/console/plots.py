@@ -196,3 +196,87 @@ def histogram_svg(
         lx += 30 + 7 * len(label)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _psi_top(values: Sequence[float]) -> float:
+    peak = max([0.3, *values])
+    return next((m for m in (0.3, 0.5, 1.0, 2.0, 5.0) if peak <= m), peak)
+
+
+def trend_svg(
+    dates: Sequence[str],
+    series: Sequence[tuple[str, Sequence[float], str]],
+    *,
+    title: str,
+    width: int = 1000,
+    height: int = 260,
+) -> str:
+    """PSI per sweep date as lines (one per series), with the 0.1 and 0.25 reading lines dashed."""
+    n = len(dates)
+    if n == 0 or not series:
+        return ""
+    top = _psi_top([v for _l, vs, _c in series for v in vs])
+    left, right, top_pad, bottom = 44, 16, 44, 34
+    pw, ph = width - left - right, height - top_pad - bottom
+
+    def x(i: int) -> float:
+        return left + pw * i / max(1, n - 1)
+
+    def y(v: float) -> float:
+        return top_pad + ph * (1 - min(v, top) / top)
+
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        'aria-labelledby="tr-title tr-desc">',
+        f'<title id="tr-title">{escape(title)}</title>',
+        '<desc id="tr-desc">'
+        + escape("; ".join(f"{label}: " + ", ".join(f"{v:.3f}" for v in vs) for label, vs, _c in series))
+        + "</desc>",
+    ]
+    for k in range(5):
+        v = top * k / 4
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(v) + 4:.1f}" class="axis" text-anchor="end">{v:.2g}</text>')
+    for level, name in ((0.1, "moderate"), (0.25, "major")):
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(level):.1f}" y2="{y(level):.1f}" class="marker"/>')
+        parts.append(f'<text x="{left + pw - 4}" y="{y(level) - 3:.1f}" class="axis" text-anchor="end">{name}</text>')
+    for i, d in enumerate(dates):
+        anchor = "start" if i == 0 else "end" if i == n - 1 else "middle"
+        parts.append(f'<text x="{x(i):.1f}" y="{height - bottom + 16}" class="axis" text-anchor="{anchor}">{d}</text>')
+    for label, vs, colour in series:
+        width_ = 3 if label == "score" else 1.5
+        pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(vs))
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="{width_}"/>')
+    lx, ly = left, 12
+    for label, vs, colour in series:
+        text = f"{label} ({vs[-1]:.3f})" if vs else label
+        if lx + 30 + 7 * len(text) > width:
+            lx, ly = left, ly + 16
+        parts.append(f'<rect x="{lx}" y="{ly - 6}" width="14" height="4" fill="{colour}"/>')
+        parts.append(f'<text x="{lx + 18}" y="{ly}" class="legend">{escape(text)}</text>')
+        lx += 30 + 7 * len(text)
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def sparkline_svg(values: Sequence[float], label: str, width: int = 120, height: int = 24) -> str:
+    """A feature's PSI per sweep date as a small line (the 0.25 line dashed), for a table cell."""
+    n = len(values)
+    if n == 0:
+        return ""
+    top = _psi_top(values)
+
+    def x(i: int) -> float:
+        return 2 + (width - 4) * i / max(1, n - 1)
+
+    def y(v: float) -> float:
+        return 2 + (height - 4) * (1 - min(v, top) / top)
+
+    pts = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in enumerate(values))
+    desc = escape(f"PSI of {label} per sweep date: " + ", ".join(f"{v:.3f}" for v in values))
+    return (
+        f'<svg class="spark" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">'
+        f"<title>{desc}</title>"
+        f'<line x1="0" x2="{width}" y1="{y(0.25):.1f}" y2="{y(0.25):.1f}" class="marker"/>'
+        f'<polyline points="{pts}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/></svg>'
+    )

@@ -77,7 +77,7 @@ def _state(services: Services) -> ConsoleState:
                     session_secret(services.engine), services.engine, services.options.auth_cache_seconds
                 ),
                 market=MarketIndex(services.marketplace) if services.marketplace is not None else None,
-                drift=DriftCache(),
+                drift=DriftCache(on_report=services.metrics.set_drift),
             )
             services.extra["console"] = st
     return st
@@ -330,6 +330,7 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         raise refused(exc, "No such case", user, missing="No such case") from exc
     ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
     ctx.update(extra)
+    ctx["cited"] = await asyncio.to_thread(_cited_reasons, services, str(page.case.shop_id))
     return render(
         "case.html",
         status=status,
@@ -341,6 +342,27 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         idem=secrets.token_urlsafe(16),
         **ctx,
     )
+
+
+def _cited_reasons(services: Services, shop_id: str) -> list[dict[str, Any]] | None:
+    """The served model's reasons for the shop now, each with the evidence it cites (``models.evidence``);
+    None without a model, a marketplace, or the shop in it, or when the shop is in the low tier."""
+    served = services.holder.current
+    if served is None:
+        return None
+    runtime = served.runtime
+    row = runtime.index.get(shop_id)
+    if row is None:
+        return None
+    from markupsafe import Markup, escape
+
+    X = runtime.X[[row]]
+    _, tiers = runtime.score(X)
+    reasons = runtime.reason_details([shop_id], X, tiers, 3)[0]
+    for r in reasons or []:
+        for e in r["evidence"]:  # the words that drove a text score, marked: escaped first, then <mark>
+            e["html"] = Markup(str(escape(e["text"])).replace("«", "<mark>").replace("»", "</mark>"))
+    return reasons
 
 
 @router.get("/cases/{case_id}")
@@ -512,7 +534,7 @@ async def export_findings(request: Request) -> Response:
 @router.get("/monitor")
 async def monitor(request: Request) -> Response:
     from serving.console.monitor import agreement_by_version, precision_tables
-    from serving.console.plots import PALETTE, histogram_svg
+    from serving.console.plots import PALETTE, histogram_svg, sparkline_svg, trend_svg
 
     user = await current_user(request)
     services, st = await state_of(request)
@@ -520,6 +542,8 @@ async def monitor(request: Request) -> Response:
     drift = None
     drift_error = None
     chart = ""
+    trend = ""
+    sparks: dict[str, str] = {}
     if served is not None:
         try:
             drift = await asyncio.to_thread(st.drift.get, served.runtime, services.marketplace)
@@ -534,6 +558,19 @@ async def monitor(request: Request) -> Response:
                 ],
                 title="Share of shops per score band: training vs now",
             )
+        if drift is not None and drift.trend:
+            dates = [p.as_of for p in drift.trend]
+            top = [d.name for d in drift.features[:5]]
+            trend = trend_svg(
+                dates,
+                [("score", [p.score_psi for p in drift.trend], PALETTE[0])]
+                + [(n, [p.features.get(n, 0.0) for p in drift.trend], PALETTE[1 + i % 5]) for i, n in enumerate(top)],
+                title="PSI against the training population, per weekly sweep date",
+            )
+            sparks = {
+                d.name: sparkline_svg([p.features.get(d.name, 0.0) for p in drift.trend], d.name)
+                for d in drift.features[:25]
+            }
 
     def load(s: Session) -> tuple[Any, Any, Any]:
         from serving.console.sample import miss_estimate
@@ -549,6 +586,8 @@ async def monitor(request: Request) -> Response:
         drift=drift,
         drift_error=drift_error,
         chart=chart,
+        trend=trend,
+        sparks=sparks,
         agreement=agreement,
         by_tier=by_tier,
         by_band=by_band,

@@ -27,9 +27,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from core.errors import DajiaError, NotFound
-from marketplace.tables import verdict_frame
+from marketplace.tables import VERDICT_COLUMNS, verdict_frame
 from sanctions import tx
-from sanctions.models import Case, Listing, Shop
+from sanctions.models import ActorRow, Case, Listing, Shop
 from sanctions.workflow import Actor
 from serving.console.db import VERDICTS, findings
 from serving.db import predictions
@@ -225,6 +225,38 @@ def miss_estimate(conn: Connection) -> MissEstimate:
     )
 
 
+def finding_labels(engine: Engine, since: datetime | None = None) -> pd.DataFrame:
+    """:func:`export_verdicts`' rows with ``source = "audit_sample"`` and ``simulated`` (the finding's
+    reviewer is one of the demo's stand-in humans): what ``dajia train --feedback`` reads."""
+    f, a = findings.c, ActorRow.__table__.c
+    stmt = (
+        sa.select(f.finding_id, f.shop_id, f.created_at, f.verdict, sa.func.coalesce(a.simulated, False))
+        .select_from(findings.outerjoin(ActorRow.__table__, a.actor_id == f.actor_id))
+        .where(f.verdict.in_(("counterfeit", "genuine")))
+    )
+    if since is not None:
+        stmt = stmt.where(f.created_at >= since)
+    with engine.connect() as conn:
+        rows = conn.execute(stmt.order_by(f.finding_id)).all()
+    simulated = {f"console-{r[0]}": bool(r[4]) for r in rows}
+    frame = verdict_frame(
+        [
+            {
+                "verdict_id": f"console-{r[0]}",
+                "shop_id": str(r[1]),
+                "decided_at": r[2],
+                "outcome": str(r[3]),
+                "evidence_kind": "reviewer",
+            }
+            for r in rows
+        ]
+    )
+    frame["source"] = pd.Series("audit_sample", index=frame.index, dtype="string")
+    flags = [simulated[i] for i in frame["verdict_id"].astype(str)]
+    frame["simulated"] = pd.Series(flags, index=frame.index, dtype=bool)
+    return frame
+
+
 def export_verdicts(engine: Engine, since: datetime | None = None) -> pd.DataFrame:
     """Findings as rows of the contract's ``verdicts`` table (counterfeit / genuine only).
 
@@ -232,21 +264,4 @@ def export_verdicts(engine: Engine, since: datetime | None = None) -> pd.DataFra
     pandas string dtype, ``decided_at`` naive UTC ``datetime64[us]``); ``verdict_id`` is
     ``console-<finding id>`` so a re-export never collides with itself or with generated verdicts.
     """
-    f = findings.c
-    stmt = sa.select(f.finding_id, f.shop_id, f.created_at, f.verdict).where(f.verdict.in_(("counterfeit", "genuine")))
-    if since is not None:
-        stmt = stmt.where(f.created_at >= since)
-    with engine.connect() as conn:
-        rows = conn.execute(stmt.order_by(f.finding_id)).all()
-    return verdict_frame(
-        [
-            {
-                "verdict_id": f"console-{r.finding_id}",
-                "shop_id": str(r.shop_id),
-                "decided_at": r.created_at,
-                "outcome": str(r.verdict),
-                "evidence_kind": "reviewer",
-            }
-            for r in rows
-        ]
-    )
+    return finding_labels(engine, since)[list(VERDICT_COLUMNS)]

@@ -34,6 +34,8 @@ async def readyz(services: ServicesDep) -> Response:
         "last_error": holder.last_error,
         "marketplace_shops": len(current.runtime.index) if current else 0,
         "snapshot_at": iso_utc(mp.snapshot_at) if mp is not None else None,
+        "inputs": list(current.runtime.inputs) if current else [],
+        "features": current.runtime.feature_names if current and current.runtime.inputs == ("rows",) else None,
     }
     return OrjsonResponse(body, status_code=200 if current is not None else 503)
 

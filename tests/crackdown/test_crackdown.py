@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sqlalchemy import func, select
@@ -258,6 +259,45 @@ def test_the_hints_name_the_stores_in_use() -> None:
     assert local["mlflow_ui"] is not None and "--backend-store-uri sqlite:///" in local["mlflow_ui"]
 
 
+def test_the_crackdowns_decisions_label_the_next_training(
+    run: tuple[Settings, RunFolder, dict[str, Any]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every decision of the demo lies before the snapshot; `dajia train --feedback` counts them apart as
+    simulated and leaves them out, and with --feedback-include-simulated adds every one as a label."""
+    from core.settings import get_settings
+    from dajia.cli import main
+    from dajia.feedback import read_feedback
+    from marketplace.loader import read_snapshot_at
+
+    settings, folder, _ = run
+    engine = open_store(settings.resolved_database_url)
+    labels = read_feedback(engine)
+    engine.dispose()
+    snapshot = pd.Timestamp(read_snapshot_at(folder.data))
+    snapshot = snapshot.tz_convert(None) if snapshot.tzinfo is not None else snapshot
+    assert len(labels) > 0 and bool(labels["simulated"].all())
+    assert bool((labels["decided_at"] <= snapshot).all())
+    assert set(labels["source"]) == {"decision", "appeal"}
+    with pytest.MonkeyPatch.context() as env:
+        for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
+            env.delenv(var, raising=False)
+        env.setenv("DAJIA_HOME", str(folder.root))
+        get_settings.cache_clear()
+        try:
+            assert main(["train", "--data", str(folder.data), "--feedback", "--no-register", "--json"]) == 0
+            left_out = json.loads(capsys.readouterr().out)["feedback"]
+            assert left_out["simulated"]["all"] == len(labels) and left_out["added"] == {"all": 0}
+            args = ["train", "--data", str(folder.data), "--feedback", "--feedback-include-simulated", "--no-register"]
+            assert main(args) == 0
+        finally:
+            get_settings.cache_clear()
+    printed = capsys.readouterr().out
+    print(printed)
+    assert f"added: {len(labels)}" in printed
+    assert "decided after the snapshot 0" in printed
+    assert "labelled examples" in printed
+
+
 def test_sweep_counts_case_ids_and_train_feedback_says_how_many_labels_it_added(
     run: tuple[Settings, RunFolder, dict[str, Any]],
     capsys: pytest.CaptureFixture[str],
@@ -288,8 +328,8 @@ def test_sweep_counts_case_ids_and_train_feedback_says_how_many_labels_it_added(
             r"feedback: ([\d,]+) reviewer decisions read from the sanction store, ([\d,]+) added", out.out
         )
         assert decisions and int(decisions[1].replace(",", "")) > 0, out.out
-        # the demo's reviewers decide after the marketplace's snapshot: their decisions are not labels yet
-        assert decisions[2] == "0" and "decided after the marketplace's snapshot" in out.out
+        # the demo's decisions are the simulated people's: counted apart, and labels only when asked
+        assert decisions[2] == "0" and "--feedback-include-simulated uses them" in out.out
         for noise in ("INFO mlflow", "CloudPickle", "Successfully registered model"):
             assert noise not in out.out + out.err
     finally:
