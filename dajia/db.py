@@ -11,14 +11,24 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, MetaData, text
 
-from core.db import is_sqlite, make_engine
+from core.db import is_sqlite, make_engine, metadata
 
 _MIGRATED: set[str] = set()
 _LOCK = threading.Lock()
 #: advisory lock id serialising concurrent migrations on PostgreSQL
 MIGRATION_LOCK_ID = 7_245_001
+
+
+def service_metadata() -> MetaData:
+    """The one metadata with every table of the service declared on it: importing each owner declares its
+    tables (the workflow's, the serving tables, the console's)."""
+    import sanctions.models  # noqa: F401
+    import serving.console.db
+    import serving.db  # noqa: F401
+
+    return metadata
 
 
 def _alembic_config(connection: Any) -> Any:

@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.db import Base
-from dajia.db import migrate, open_store
+from dajia.db import migrate, open_store, service_metadata
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
 from sanctions.audit import GENESIS
@@ -124,7 +123,7 @@ def postgres_store_url(postgres_admin_url: str) -> Iterator[str]:
 
 def _emptied(url: str) -> str:
     """Every table emptied (ids restarted) and the audit head back at genesis: as freshly migrated."""
-    tables = [t.name for t in Base.metadata.sorted_tables]
+    tables = [t.name for t in service_metadata().sorted_tables]
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))

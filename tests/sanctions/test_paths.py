@@ -73,10 +73,10 @@ def test_migrations_match_the_models(engine: Engine) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    from core.db import Base
+    from dajia.db import service_metadata
 
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        diff = compare_metadata(MigrationContext.configure(conn), service_metadata())
     assert diff == []
 
 

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from core.db import Base, make_engine
-from dajia.db import migrate
+from core.db import make_engine
+from dajia.db import migrate, service_metadata
 from serving.auth import ApiKeyStore
 from serving.console.db import console_settings, findings
 from serving.db import api_keys, predictions
@@ -52,10 +52,10 @@ def test_one_upgrade_head_creates_every_table(url: str) -> None:
     _alembic(url, "upgrade", "head")
     engine = sa.create_engine(url)
     try:
-        assert set(Base.metadata.tables) >= set(SERVICE_TABLES)
-        assert set(sa.inspect(engine).get_table_names()) >= set(Base.metadata.tables)
+        assert set(service_metadata().tables) >= set(SERVICE_TABLES)
+        assert set(sa.inspect(engine).get_table_names()) >= set(service_metadata().tables)
         with engine.connect() as conn:
-            assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+            assert compare_metadata(MigrationContext.configure(conn), service_metadata()) == []
         assert _version(engine) == "0002"
     finally:
         engine.dispose()
@@ -99,7 +99,7 @@ def test_a_database_made_by_create_all_upgrades_in_place(url: str, workflow_migr
         migrate(engine)  # what the service and `dajia keys` run at start
 
         assert _version(engine) == "0002"
-        assert set(sa.inspect(engine).get_table_names()) >= set(Base.metadata.tables)
+        assert set(sa.inspect(engine).get_table_names()) >= set(service_metadata().tables)
         assert ApiKeyStore(engine).authenticate(secret) == key
         with engine.connect() as conn:
             kept = conn.execute(sa.select(predictions)).mappings().one()
