@@ -82,8 +82,12 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+        verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
         """Train a model; log it to MLflow and register it (first version champion, later challenger)."""
+        from dajia.output import quiet_third_party
+
+        quiet_third_party(verbose)
         from core.settings import get_settings
 
         settings = get_settings()

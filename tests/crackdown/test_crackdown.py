@@ -277,7 +277,8 @@ def test_the_crackdowns_decisions_label_the_next_training(
     snapshot = snapshot.tz_convert(None) if snapshot.tzinfo is not None else snapshot
     assert len(labels) > 0 and bool(labels["simulated"].all())
     assert bool((labels["decided_at"] <= snapshot).all())
-    assert set(labels["source"]) == {"decision", "appeal"}
+    # decisions, and appeal outcomes where an appeal was decided (the demo leaves its last appeal pending)
+    assert "decision" in set(labels["source"]) and set(labels["source"]) <= {"decision", "appeal"}
     with pytest.MonkeyPatch.context() as env:
         for var in ("DATABASE_URL", "MLFLOW_TRACKING_URI", "DASK_SCHEDULER_ADDRESS"):
             env.delenv(var, raising=False)
