@@ -288,7 +288,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/static/{name}")
 async def static(name: str) -> Response:
-    files = {"console.css": "text/css; charset=utf-8"}
+    files = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
     if name not in files:
         raise ConsoleError(404, "Not found", "No such file.")
     resp = Response((HERE / "static" / name).read_bytes(), media_type=files[name])
@@ -305,8 +305,26 @@ async def queue(request: Request) -> Response:
     user = await current_user(request)
     services, _ = await state_of(request)
     f = QueueFilter.parse(request.query_params)
-    page = await read(services, lambda s: load_queue(s.connection(), f, _now()))
-    return render("queue.html", user=user, f=f, page=page, ages=AGES, statuses=list(STATUS_CHOICES))
+
+    def load(s: Session) -> tuple[Any, dict[str, str]]:
+        from serving.console.team import people
+
+        conn = s.connection()
+        return load_queue(conn, f, _now(), actor_id=user.actor_id), people(conn)
+
+    page, names = await read(services, load)
+    return render(
+        "queue.html",
+        user=user,
+        f=f,
+        page=page,
+        ages=AGES,
+        statuses=list(STATUS_CHOICES),
+        names=names,
+        idem=secrets.token_urlsafe(16),
+        notice=notice(request, "notice"),
+        select=request.query_params.get("select") == "1",
+    )
 
 
 def _case_id(raw: str) -> int:
@@ -322,13 +340,20 @@ def _case_id(raw: str) -> int:
 async def _case_page(request: Request, user: User, case_id: int, status: int = 200, **extra: Any) -> Response:
     from sanctions.schemas import PROOF_KINDS
     from serving.console.evidence import DECISION_ACTIONS, load_case_page
+    from serving.console.team import case_extras, people
 
     services, st = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, dict[str, Any], dict[str, str]]:
+        page = load_case_page(s, case_id, user.role, st.market)
+        conn = s.connection()
+        return page, case_extras(conn, case_id, _now()), people(conn)
+
     try:
-        page = await read(services, lambda s: load_case_page(s, case_id, user.role, st.market))
+        page, team, names = await read(services, load)
     except NotFound as exc:
         raise refused(exc, "No such case", user, missing="No such case") from exc
-    ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
+    ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}, "team_notice": None}
     ctx.update(extra)
     return render(
         "case.html",
@@ -339,15 +364,26 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         labels={a.value: t for a, t in DECISION_ACTIONS.items()},
         proof_kinds=PROOF_KINDS,
         idem=secrets.token_urlsafe(16),
+        team=team,
+        timeline=_timeline(page.case.events, team["items"]),
+        names=names,
+        today=_now().date().isoformat(),
         **ctx,
     )
+
+
+def _timeline(events: list[Any], items: list[Any]) -> list[dict[str, Any]]:
+    """The case's events and the console's notes and attachments in one list, oldest first."""
+    rows = [{"at": e.at, "kind": "event", "e": e} for e in events]
+    rows += [{"at": i.at, "kind": i.kind, "i": i} for i in items]
+    return sorted(rows, key=lambda r: r["at"])
 
 
 @router.get("/cases/{case_id}")
 async def case(request: Request, case_id: str) -> Response:
     user = await current_user(request)
     done = request.query_params.get("done", "")[:40] or None
-    return await _case_page(request, user, _case_id(case_id), done=done)
+    return await _case_page(request, user, _case_id(case_id), done=done, team_notice=notice(request, "notice"))
 
 
 @router.post("/cases/{case_id}/decision")
@@ -388,6 +424,9 @@ async def decide(request: Request, case_id: str) -> Response:
         evidence.append(Evidence(kind=kind, ref=ref, detail=reason[:2000]))
     actor = _actor(user)
     key = f"console:{user.key_id}:{idem}" if idem else None
+    held = await _held_by_other(services, cid, user)
+    if held is not None:
+        return await _case_page(request, user, cid, 409, form=kept, conflict=held)
 
     def work(s: Session) -> Any:
         if action == "escalate":
@@ -412,7 +451,239 @@ async def decide(request: Request, case_id: str) -> Response:
         # case as it is now; any other refusal is an error next to the form
         outcome = {"conflict": str(exc)} if status == 409 else {"error": str(exc)}
         return await _case_page(request, user, cid, status, form=kept, **outcome)
+    await _release_after_decision(services, user, cid)
     return redirect(f"/console/cases/{cid}?done={quote(result.action + ':' + result.new_status)}")
+
+
+# --------------------------------------------------------------------------- the team: claims, next case, notes
+
+
+async def _held_by_other(services: Services, case_id: int, user: User) -> str | None:
+    """Why ``user`` may not decide ``case_id`` now (someone else holds it), or None."""
+    from serving.console.team import holder, people
+
+    def load(s: Session) -> str | None:
+        conn = s.connection()
+        h = holder(conn, case_id, _now())
+        if h is None or h.actor_id == user.actor_id:
+            return None
+        who = people(conn).get(h.actor_id, h.actor_id)
+        return f"{who} has claimed case {case_id} until {h.expires_at:%H:%M} UTC; your decision was not recorded"
+
+    return await read(services, load)
+
+
+async def _release_after_decision(services: Services, user: User, case_id: int) -> None:
+    from serving.console.team import release
+
+    await write(services, lambda s: release(s, _actor(user), case_id, audit=False))
+
+
+def _team_error(exc: DajiaError, user: User, what: str) -> ConsoleError:
+    return refused(exc, what, user, missing="No such case")
+
+
+@router.post("/next")
+async def next_case(request: Request) -> Response:
+    """Claim the next waiting case in this person's queue order (their filters) and open it."""
+    from serving.console.queue import QueueFilter, _where
+    from serving.console.team import next_case as take_next
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    f = QueueFilter.parse(form)
+    f = QueueFilter(tier=f.tier, category=f.category, age=f.age, model_version=f.model_version, q=f.q, tag=f.tag)
+    now = _now()
+    where = _where(f, now)
+    leaving = field(form, "current", 20)
+    skip = int(leaving) if leaving.isdigit() else None
+    cid = await write(services, lambda s: take_next(s, _actor(user), where, now=now, skip=skip))
+    if cid is None:
+        return redirect(f"/console/queue?{f.query()}&notice=empty" if f.query() else "/console/queue?notice=empty")
+    return redirect(f"/console/cases/{cid}")
+
+
+@router.post("/cases/{case_id}/team/{what}")
+async def case_team(request: Request, case_id: str, what: str) -> Response:
+    """Claim, release, assign (admins), tag, untag, snooze, note: each audited, back to the case page."""
+    from serving.console.team import add_note, claim, release, set_tag, snooze
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    cid = _case_id(case_id)
+    actor = _actor(user)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    if what == "note":
+        body = field(form, "body", 5000)
+
+        def work(s: Session) -> Any:
+            return add_note(s, actor, cid, body, key=key)
+    elif what == "claim":
+
+        def work(s: Session) -> Any:
+            return claim(s, actor, cid)
+    elif what == "assign":
+        assignee = field(form, "assignee", 80)
+        if not user.is_admin:
+            raise ConsoleError(403, "Admins only", "Only an admin assigns cases to someone else.", user)
+
+        def work(s: Session) -> Any:
+            return claim(s, actor, cid, assignee=assignee)
+    elif what == "release":
+
+        def work(s: Session) -> Any:
+            return release(s, actor, cid)
+    elif what in ("tag", "untag"):
+        tag = field(form, "tag", 60)
+
+        def work(s: Session) -> Any:
+            return set_tag(s, actor, cid, tag, remove=what == "untag")
+    elif what == "snooze":
+        raw = field(form, "until", 20)
+        try:
+            until = datetime.fromisoformat(raw) if raw else None
+        except ValueError:
+            return await _case_page(request, user, cid, 400, error=f"'{raw}' is not a date (YYYY-MM-DD).")
+
+        def work(s: Session) -> Any:
+            return snooze(s, actor, cid, until)
+    else:
+        raise ConsoleError(404, "Not found", f"No case action '{what[:40]}'.", user)
+    try:
+        await write(services, work)
+    except DajiaError as exc:
+        status = status_for(exc)
+        if status == 404:
+            raise refused(exc, "No such case", user, missing="No such case") from exc
+        kept = {"note": field(form, "body", 5000)}
+        outcome = {"conflict": str(exc)} if status == 409 else {"error": str(exc)}
+        return await _case_page(request, user, cid, status, form=kept, **outcome)
+    return redirect(f"/console/cases/{cid}?notice={what}")
+
+
+@router.post("/cases/{case_id}/attachments")
+async def add_attachment(request: Request, case_id: str) -> Response:
+    from starlette.datastructures import UploadFile
+
+    from serving.console.team import MAX_ATTACHMENT
+    from serving.console.team import add_attachment as attach
+
+    user = await current_user(request)
+    cid = _case_id(case_id)
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_ATTACHMENT + 64 * 1024:
+        return await _case_page(
+            request, user, cid, 413, error=f"The file is over the limit of {MAX_ATTACHMENT:,} bytes."
+        )
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _case_page(request, user, cid, 400, error="Choose a file to attach.")
+    data = await upload.read(MAX_ATTACHMENT + 1)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    ctype = upload.content_type or ""
+    try:
+        await write(services, lambda s: attach(s, _actor(user), cid, upload.filename or "", ctype, data, key=key))
+    except DajiaError as exc:
+        if status_for(exc) == 404:
+            raise refused(exc, "No such case", user, missing="No such case") from exc
+        return await _case_page(request, user, cid, status_for(exc), error=str(exc))
+    return redirect(f"/console/cases/{cid}?notice=attachment")
+
+
+@router.get("/cases/{case_id}/attachments/{attachment_id}")
+async def get_attachment(request: Request, case_id: str, attachment_id: str) -> Response:
+    """An attachment, served only as a download: opaque type, attachment disposition, sandboxed."""
+    from serving.console.team import attachment
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+    cid, aid = _case_id(case_id), _case_id(attachment_id)
+    try:
+        name, data = await read(services, lambda s: attachment(s.connection(), cid, aid))
+    except NotFound as exc:
+        raise refused(exc, "No such attachment", user, missing="No such attachment") from exc
+    resp = Response(data, media_type="application/octet-stream")
+    return apply_headers(
+        resp,
+        {
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+@router.post("/bulk")
+async def bulk(request: Request) -> Response:
+    """One action on the ticked cases, each decided and audited on its own; a summary of the outcomes."""
+    from sanctions.cases import decide as decide_case
+    from serving.console.team import claim, set_tag
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    action = field(form, "bulk_action", 16)
+    reason = field(form, "reason", 2000)
+    tag = field(form, "tag", 60)
+    assignee = field(form, "assignee", 80)
+    idem = field(form, "idempotency_key", 100)
+    picked: list[tuple[int, int]] = []
+    for raw in form.getlist("case"):
+        cid_s, _, ver_s = str(raw).partition(":")
+        if cid_s.isdigit() and ver_s.isdigit():
+            picked.append((int(cid_s), int(ver_s)))
+    picked = picked[:500]
+    if not picked:
+        raise ConsoleError(400, "Nothing selected", "Tick at least one case for a bulk action.", user)
+    if action not in ("dismiss", "tag", "assign"):
+        raise ConsoleError(400, "Unknown action", f"'{action}' is not a bulk action (dismiss, tag, assign).", user)
+    if action == "dismiss" and not reason:
+        raise ConsoleError(400, "Reason missing", "Give a reason for dismissing the ticked cases.", user)
+    if action == "assign" and not user.is_admin:
+        raise ConsoleError(403, "Admins only", "Only an admin assigns cases to someone else.", user)
+    actor = _actor(user)
+    results: list[tuple[int, str, str]] = []
+
+    def one(s: Session, cid: int, version: int, key: str | None) -> Any:
+        if action == "dismiss":
+            return decide_case(s, cid, "dismiss", actor, reason=reason, expected_version=version, idempotency_key=key)
+        if action == "tag":
+            return set_tag(s, actor, cid, tag)
+        return claim(s, actor, cid, assignee=assignee)
+
+    for cid, version in picked:
+        key = f"console:{user.key_id}:{idem}:{cid}" if idem else None
+        if action == "dismiss":
+            held = await _held_by_other(services, cid, user)
+            if held is not None:
+                results.append((cid, "conflict", held))
+                continue
+
+        def work(s: Session, cid: int = cid, version: int = version, key: str | None = key) -> Any:
+            return one(s, cid, version, key)
+
+        try:
+            await write(services, work)
+        except DajiaError as exc:
+            results.append((cid, "conflict" if status_for(exc) == 409 else "refused", str(exc)))
+            continue
+        if action == "dismiss":
+            await _release_after_decision(services, user, cid)
+        results.append((cid, "done", ""))
+    ok = sum(1 for r in results if r[1] == "done")
+    return render(
+        "bulk.html",
+        user=user,
+        action=action,
+        results=results,
+        ok=ok,
+        failed=len(results) - ok,
+    )
 
 
 @router.get("/shops/{shop_id}")
