@@ -8,6 +8,8 @@ version) and, summed over the groups the filters keep, the number of matching ca
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -177,6 +179,35 @@ def _where(f: QueueFilter, now: datetime, facets: bool = False, actor_id: str = 
     return conds
 
 
+class _FacetCache:
+    """The facet counts of a filter, kept :data:`FACET_SECONDS`: under a team's load the ``GROUP BY`` over
+    every waiting case is most of a queue page's cost, and counts a few seconds old are fine (the rows
+    themselves, their claims and tags are always read fresh)."""
+
+    def __init__(self) -> None:
+        self._items: dict[Any, tuple[float, list[Any]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> list[Any] | None:
+        with self._lock:
+            hit = self._items.get(key)
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
+
+    def put(self, key: Any, rows: list[Any]) -> None:
+        with self._lock:
+            if len(self._items) > 512:
+                self._items.clear()
+            self._items[key] = (time.monotonic() + FACET_SECONDS, rows)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+FACET_SECONDS = 5.0
+_FACETS = _FacetCache()
+
+
 def load_queue(
     conn: Connection, f: QueueFilter, now: datetime, page_size: int = PAGE_SIZE, actor_id: str = ""
 ) -> QueuePage:
@@ -185,12 +216,19 @@ def load_queue(
     joined = cases.join(shops, s.shop_id == c.shop_id)
     # every facet count in one GROUP BY over the cases matching status and age; the filtered total is
     # the sum of the groups the other filters keep (tier, category and version are the group keys)
-    grouped = conn.execute(
-        sa.select(c.tier, s.category, c.model_version, sa.func.count())
-        .select_from(joined)
-        .where(*_where(f, now, facets=True, actor_id=actor_id))
-        .group_by(c.tier, s.category, c.model_version)
-    ).all()
+    key = (f.status, f.age, f.q, f.tag, f.mine, actor_id if f.mine else "", conn.engine.url.render_as_string())
+    grouped = _FACETS.get(key)
+    if grouped is None:
+        grouped = [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(c.tier, s.category, c.model_version, sa.func.count())
+                .select_from(joined)
+                .where(*_where(f, now, facets=True, actor_id=actor_id))
+                .group_by(c.tier, s.category, c.model_version)
+            )
+        ]
+        _FACETS.put(key, grouped)
     tiers: dict[str, int] = {}
     cats: dict[str, int] = {}
     versions: dict[str, int] = {}

@@ -173,6 +173,7 @@ async def checked_form(request: Request, user: User) -> FormData:
     form = await request.form()
     token = form.get("csrf_token")
     if not same_origin(request) or not csrf_ok(user, token if isinstance(token, str) else None):
+        await form.close()  # an uploaded file's temporary file too
         raise ConsoleError(
             403,
             "Form rejected",
@@ -581,14 +582,16 @@ async def add_attachment(request: Request, case_id: str) -> Response:
     form = await checked_form(request, user)
     services, _ = await state_of(request)
     upload = form.get("file")
-    if not isinstance(upload, UploadFile) or not upload.filename:
+    filename = upload.filename or "" if isinstance(upload, UploadFile) else ""
+    ctype = upload.content_type or "" if isinstance(upload, UploadFile) else ""
+    data = await upload.read(MAX_ATTACHMENT + 1) if isinstance(upload, UploadFile) else b""
+    await form.close()
+    if not filename:
         return await _case_page(request, user, cid, 400, error="Choose a file to attach.")
-    data = await upload.read(MAX_ATTACHMENT + 1)
     idem = field(form, "idempotency_key", 100)
     key = f"console:{user.key_id}:{idem}" if idem else None
-    ctype = upload.content_type or ""
     try:
-        await write(services, lambda s: attach(s, _actor(user), cid, upload.filename or "", ctype, data, key=key))
+        await write(services, lambda s: attach(s, _actor(user), cid, filename, ctype, data, key=key))
     except DajiaError as exc:
         if status_for(exc) == 404:
             raise refused(exc, "No such case", user, missing="No such case") from exc
@@ -730,7 +733,8 @@ async def audit_sample(request: Request) -> Response:
 
     def load(s: Session) -> tuple[Any, Any, Any]:
         conn = s.connection()
-        return draw_sample(conn, 20), miss_estimate(conn), recent_findings(conn, 20)
+        scores = services.settings.home / "scores.parquet"
+        return draw_sample(conn, 20, scores), miss_estimate(conn), recent_findings(conn, 20)
 
     sample, est, recent = await read(services, load)
     return render(
@@ -827,6 +831,37 @@ async def monitor(request: Request) -> Response:
     )
 
 
+@router.get("/dashboard")
+async def dashboard(request: Request) -> Response:
+    """Queue size and age, decisions per day and per reviewer, agreement with the model over time."""
+    from serving.console.dashboard import load_dashboard
+    from serving.console.plots import PALETTE, bars_svg
+    from serving.console.team import people
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, dict[str, str]]:
+        conn = s.connection()
+        return load_dashboard(conn, _now()), people(conn)
+
+    d, names = await read(services, load)
+    charts = {
+        "ages": bars_svg([a for a, _ in d.ages], [n for _, n in d.ages], title="Waiting cases by age"),
+        "days": bars_svg(
+            [k for k, _ in d.days], [n for _, n in d.days], title=f"Decisions per day, last {d.window_days} days"
+        ),
+        "weeks": bars_svg(
+            [w for w, _, _ in d.weeks],
+            [share or 0.0 for _, _, share in d.weeks],
+            title="Share of score-opened cases sanctioned (agreement with the model) per week",
+            colour=PALETTE[1],
+            percent=True,
+        ),
+    }
+    return render("dashboard.html", user=user, d=d, names=names, charts=charts)
+
+
 # --------------------------------------------------------------------------- admin: campaigns, disclosure
 
 
@@ -866,11 +901,36 @@ async def campaign(request: Request, campaign_id: str) -> Response:
     user = await current_user(request, admin=True)
     services, _ = await state_of(request)
     cid = _case_id(campaign_id)
+
+    def load(s: Session) -> tuple[Any, dict[str, Any] | None]:
+        view = get_campaign(s, cid)
+        return view, (_campaign_preview(s, cid) if view.status in ("draft", "approved") else None)
+
     try:
-        view = await read(services, lambda s: get_campaign(s, cid))
+        view, preview = await read(services, load)
     except NotFound as exc:
         raise refused(exc, "No such campaign", user, missing="No such campaign") from exc
-    return render("campaign.html", user=user, c=view, idem=secrets.token_urlsafe(16))
+    return render("campaign.html", user=user, c=view, preview=preview, idem=secrets.token_urlsafe(16))
+
+
+def _campaign_preview(s: Session, campaign_id: int) -> dict[str, Any]:
+    """What publishing would send, computed without writing: the announcement's facts as of now and the
+    warning one seller would get (the same builders ``publish_campaign`` uses)."""
+    from sanctions.campaigns import WARNING_TEXT, build_announcement
+    from sanctions.models import Campaign, CampaignCase, Shop
+
+    row = s.get(Campaign, campaign_id)
+    assert row is not None
+    ids = list(s.execute(sa.select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars())
+    sellers = sa.select(Shop.shop_id, Shop.shopkeeper_id).where(Shop.status != "closed")
+    first = s.execute(sellers.order_by(Shop.shop_id).limit(1)).first()
+    count = s.execute(sa.select(sa.func.count()).select_from(sellers.subquery())).scalar_one()
+    return {
+        "a": build_announcement(s, row, ids),
+        "warning": WARNING_TEXT.format(campaign_id=campaign_id, title=row.title),
+        "warning_to": (str(first.shopkeeper_id), str(first.shop_id)) if first else None,
+        "sellers": int(count),
+    }
 
 
 @router.post("/admin/campaigns")
@@ -916,8 +976,32 @@ async def disclosures(request: Request) -> Response:
     user = await current_user(request, admin=True)
     services, _ = await state_of(request)
 
+    q = request.query_params.get("q", "").strip()[:100]
+    try:
+        page_no = max(1, min(int(request.query_params.get("page", "1")), 1_000_000))
+    except ValueError:
+        page_no = 1
+    per_page = 50
+    total_rows = 0
+
     def load(s: Session) -> tuple[Any, Any, int]:
-        rows = s.execute(sa.select(Disclosure).order_by(Disclosure.disclosure_id.desc()).limit(200)).scalars().all()
+        nonlocal total_rows
+        from sanctions.models import Shop
+        from serving.console.queue import search_condition
+
+        which = sa.select(Disclosure.disclosure_id).join(Case, Case.case_id == Disclosure.case_id)
+        which = which.join(Shop, Shop.shop_id == Case.shop_id)
+        if q:
+            which = which.where(search_condition(q))
+        total_rows = int(s.execute(sa.select(sa.func.count()).select_from(which.subquery())).scalar_one())
+        ids = which.order_by(Disclosure.disclosure_id.desc()).limit(per_page).offset((page_no - 1) * per_page)
+        rows = (
+            s.execute(
+                sa.select(Disclosure).where(Disclosure.disclosure_id.in_(ids)).order_by(Disclosure.disclosure_id.desc())
+            )
+            .scalars()
+            .all()
+        )
         policies = s.execute(sa.select(DisclosurePolicy).order_by(DisclosurePolicy.name)).scalars().all()
         disclosed = sa.select(Disclosure.case_id)
         pending = s.execute(
@@ -935,6 +1019,10 @@ async def disclosures(request: Request) -> Response:
         idem=secrets.token_urlsafe(16),
         done=notice(request, "done"),
         withdrawn=request.query_params.get("withdrawn") == "1",
+        q=q,
+        page=page_no,
+        pages=max(1, -(-total_rows // per_page)),
+        total=total_rows,
     )
 
 

@@ -266,6 +266,7 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     # withdraw one entry again, with a recorded reason: off the public list, kept in the table
     with engine.connect() as conn:
         first = conn.execute(sa.text("select min(disclosure_id) from disclosures")).scalar_one()
+    page.locator(f"#reason-{first}").locator("xpath=ancestor::details/summary").click()  # folded per row
     page.locator(f"#reason-{first}").fill("court order 2026-17")
     page.get_by_role("button", name=f"Withdraw #{first}").click()
     page.wait_for_load_state()
