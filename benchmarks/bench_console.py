@@ -153,6 +153,8 @@ def team_run(root: Path, settings: object, reviewers: int, decisions: int, think
 
     async def person(i: int, key: str) -> None:
         rng = random.Random(i)
+        # people do not all click at the same instant: each starts within the first think time
+        await asyncio.sleep(think * rng.random())
         async with httpx.AsyncClient(base_url=base, timeout=120) as c:
             login = await c.get("/console/login")
             tok = csrf_re.search(login.text)

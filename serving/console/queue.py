@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -186,22 +187,34 @@ class _FacetCache:
 
     def __init__(self) -> None:
         self._items: dict[Any, tuple[float, list[Any]]] = {}
+        self._computing: dict[Any, threading.Lock] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Any) -> list[Any] | None:
+    def fetch(self, key: Any, count: Callable[[], list[Any]]) -> list[Any]:
+        """``key``'s counts: fresh ones from the cache; else one caller counts while callers that find
+        another already counting take the previous counts (stale by seconds) instead of waiting."""
         with self._lock:
             hit = self._items.get(key)
-        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
-
-    def put(self, key: Any, rows: list[Any]) -> None:
-        with self._lock:
-            if len(self._items) > 512:
-                self._items.clear()
-            self._items[key] = (time.monotonic() + FACET_SECONDS, rows)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
+            lock = self._computing.setdefault(key, threading.Lock())
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        if not lock.acquire(blocking=hit is None):
+            assert hit is not None
+            return hit[1]
+        try:
+            with self._lock:
+                again = self._items.get(key)
+            if again is not None and again[0] > time.monotonic():
+                return again[1]
+            rows = count()
+            with self._lock:
+                if len(self._items) > 512:
+                    self._items.clear()
+                    self._computing.clear()
+                self._items[key] = (time.monotonic() + FACET_SECONDS, rows)
+            return rows
+        finally:
+            lock.release()
 
 
 FACET_SECONDS = 5.0
@@ -217,9 +230,9 @@ def load_queue(
     # every facet count in one GROUP BY over the cases matching status and age; the filtered total is
     # the sum of the groups the other filters keep (tier, category and version are the group keys)
     key = (f.status, f.age, f.q, f.tag, f.mine, actor_id if f.mine else "", conn.engine.url.render_as_string())
-    grouped = _FACETS.get(key)
-    if grouped is None:
-        grouped = [
+
+    def count() -> list[Any]:
+        return [
             tuple(r)
             for r in conn.execute(
                 sa.select(c.tier, s.category, c.model_version, sa.func.count())
@@ -228,7 +241,8 @@ def load_queue(
                 .group_by(c.tier, s.category, c.model_version)
             )
         ]
-        _FACETS.put(key, grouped)
+
+    grouped = _FACETS.fetch(key, count)
     tiers: dict[str, int] = {}
     cats: dict[str, int] = {}
     versions: dict[str, int] = {}

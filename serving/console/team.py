@@ -29,6 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from core.db import unit_of_work
 from core.errors import Conflict, DajiaError, NotFound
 from sanctions import tx
 from sanctions.models import Case
@@ -143,14 +144,18 @@ def claim(
 def release(session: Session, actor: Actor, case_id: int, *, now: datetime | None = None, audit: bool = True) -> bool:
     """Give up ``actor``'s claim on ``case_id`` (an admin may release anyone's); False if not held."""
     when = now or tx.utcnow()
+    c = claims.c
+    if not audit:  # after a decision (itself audited): one plain delete of the decider's own claim
+        with unit_of_work(session):
+            mine = sa.delete(claims).where(c.case_id == case_id, c.actor_id == actor.actor_id)
+            return bool(session.connection().execute(mine).rowcount)
 
     def work(ch: tx.Change) -> Done:
-        c = claims.c
         cond = c.case_id == case_id
-        if actor.role is not Role.ADMIN or not audit:
+        if actor.role is not Role.ADMIN:
             cond = sa.and_(cond, c.actor_id == actor.actor_id)
         gone = session.connection().execute(sa.delete(claims).where(cond)).rowcount
-        if gone and audit:
+        if gone:
             ch.audit("case.release", "case", case_id, {})
         return Done(case_id=case_id, action="case.release", detail=str(gone))
 
@@ -179,19 +184,22 @@ def next_case(
     held_by_other = (
         sa.select(k.case_id).where(k.case_id == c.case_id, k.expires_at > when, k.actor_id != actor.actor_id).exists()
     )
-    mine = sa.select(k.case_id).where(k.case_id == c.case_id, k.expires_at > when, k.actor_id == actor.actor_id)
     snoozed = sa.select(z.case_id).where(z.case_id == c.case_id, z.until > when).exists()
     skipped: set[int] = set() if skip is None else {skip}
+    order = (c.score.desc().nulls_last(), c.case_id)
     for _ in range(tries):
-        stmt = (
+        waiting = (
             sa.select(c.case_id)
             .select_from(Case.__table__.join(Shop.__table__, s.shop_id == c.shop_id))
             .where(c.status.in_(WAITING), ~held_by_other, ~snoozed, *(where or []))
-            .order_by(mine.exists().desc(), c.score.desc().nulls_last(), c.case_id)
-            .limit(len(skipped) + 5)
         )
         with session.begin():
-            ids = [int(i) for i in session.execute(stmt).scalars() if int(i) not in skipped]
+            own = list(
+                session.execute(sa.select(k.case_id).where(k.actor_id == actor.actor_id, k.expires_at > when)).scalars()
+            )
+            ids = [int(i) for i in session.execute(waiting.where(c.case_id.in_(own)).order_by(*order)).scalars()]
+            ids += [int(i) for i in session.execute(waiting.order_by(*order).limit(len(skipped) + 5)).scalars()]
+        ids = [i for i in dict.fromkeys(ids) if i not in skipped]
         if not ids:
             return None
         for cid in ids:

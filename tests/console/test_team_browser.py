@@ -489,3 +489,33 @@ def test_dashboard_counts_what_the_team_did(console: Console, person: Any, extra
         assert page.locator("svg.chart rect").count() > 3
         fits(page, viewport["width"])
         screenshot(page, f"team-dashboard-{viewport['width']}", full_page=True)
+
+
+def test_appeal_statement_next_to_the_appeal_forms(console: Console, person: Any, extra_cases: list[int]) -> None:
+    from core.db import session_factory
+    from sanctions.cases import appeal, decide
+    from sanctions.schemas import Evidence
+    from sanctions.workflow import Actor, Role
+
+    cid = extra_cases[80]
+    engine = console.engine()
+    with engine.connect() as conn:
+        keeper = conn.execute(
+            sa.text("select s.shopkeeper_id from shops s join cases c on c.shop_id = s.shop_id where c.case_id = :c"),
+            {"c": cid},
+        ).scalar_one()
+    statement = "The test buy was of another shop's item; our invoices are attached."
+    with session_factory(engine)() as s:
+        decide(
+            s, cid, "close", Actor("fixture-reviewer", Role.REVIEWER), reason="test buy: fake",
+            evidence=[Evidence(kind="test_buy", ref="TB-80", detail="fake")],
+        )  # fmt: skip
+        appeal(s, cid, Actor(str(keeper), Role.SELLER), reason=statement)
+    engine.dispose()
+    page = person("reviewer", PHONE)
+    page.goto(console.url(f"/console/cases/{cid}"))
+    assert statement in page.locator("#appeal-statement").inner_text()
+    # the statement sits in the decide section, right above the appeal forms
+    assert page.locator("section.decide #appeal-statement + p + .decisions form.decision-reverse").count() == 1
+    fits(page, PHONE["width"])
+    screenshot(page, "team-appeal-390")
