@@ -25,6 +25,20 @@
     var first = reason.closest("form").querySelector("select, input:not([type=hidden]), textarea");
     (first || reason).focus();
   }
+  // a table that scrolls sideways (narrow screens) can take focus, so the keyboard can scroll it too
+  function scrollables() {
+    var els = document.querySelectorAll("main table, main .table-wrap");
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      if (el.scrollWidth > el.clientWidth + 1 && getComputedStyle(el).overflowX !== "visible") {
+        el.setAttribute("tabindex", "0");
+      } else if (el.getAttribute("tabindex") === "0") {
+        el.removeAttribute("tabindex");
+      }
+    }
+  }
+  scrollables();
+  window.addEventListener("resize", scrollables);
   document.addEventListener("keydown", function (ev) {
     var help = document.getElementById("help");
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey) && typing(ev.target) && ev.target.form) {
