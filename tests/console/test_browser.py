@@ -168,6 +168,7 @@ def test_stale_form_shows_conflict(console: Console, page_for: Any) -> None:
     assert "version 2" in conflict.inner_text()
     # the page now shows the current state, and the reason typed is kept for the reviewer
     assert second.locator("#case-status").inner_text() == "dismissed"
+    assert second.locator("#kept-reason").input_value() == "I think they should be banned"
     screenshot(second, "conflict")
     assert case_of(console, shop.shop_id)[1:] == ("dismissed", 2)
     assert [e.action for e in events_of(console, case_id)] == ["open", "dismiss"]
