@@ -43,6 +43,7 @@ lint: $(STAMP)
 
 test: $(STAMP)
 	bash scripts/ensure-browser
+	test -f tests/console/js/node_modules/axe-core/axe.min.js || npm ci --prefix tests/console/js --no-audit --no-fund
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 

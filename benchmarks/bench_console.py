@@ -8,6 +8,13 @@ that fetches one page of the queue (the 50 rows, no count, no facets, no HTML).
 
     .venv/bin/python benchmarks/bench_console.py            # 10,000 open cases
     .venv/bin/python benchmarks/bench_console.py --quick    # 2,000, for a smoke run
+    .venv/bin/python benchmarks/bench_console.py --reviewers 20 --decisions 15   # the team part only
+
+The team part (``--reviewers N``, issue 21): N reviewers, each signed in with their own key, work the
+queue concurrently over HTTP against a uvicorn server in its own process: load the queue, "claim next
+case", open the case page, dismiss it, again. It checks that no case was handed to two reviewers (in
+the responses AND in the database: one dismissal per case, by the reviewer who claimed it) and reports
+the p95 of each request kind.
 """
 
 from __future__ import annotations
@@ -77,9 +84,166 @@ def build(root: Path, n: int) -> tuple[object, object, str]:
     sengine = make_engine(settings.resolved_database_url)
     migrate(sengine)
     _, secret = ApiKeyStore(sengine).create("reviewer", "bench reviewer")
+    team = [ApiKeyStore(sengine).create("reviewer", f"bench reviewer {i}")[1] for i in range(40)]
     sengine.dispose()
+    (root / "team-keys.txt").write_text("\n".join(team))
     print(f"store: {report.opened} open cases over {n} shops, built in {time.perf_counter() - t0:.1f} s")
     return settings, mp, secret
+
+
+def _serve(settings: object, market: str, port: int) -> None:
+    """The service in its own process (so the clients do not share its interpreter)."""
+    import os
+
+    import uvicorn
+
+    from marketplace.loader import load_marketplace
+    from serving.app import create_app
+    from serving.config import ServeOptions
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    app = create_app(
+        settings,  # type: ignore[arg-type]
+        ServeOptions(poll_seconds=3600, registry_timeout_seconds=2),
+        marketplace=load_marketplace(market),
+    )
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def wait_up(port: int, tries: int) -> str:
+    """The server's base URL once it answers /healthz (polled every 0.1 s)."""
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(tries):
+        try:
+            httpx.get(base + "/healthz", timeout=2)
+            break
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    return base
+
+
+def p95(ms: list[float]) -> float:
+    return sorted(ms)[max(0, int(len(ms) * 0.95) - 1)] if ms else float("nan")
+
+
+def team_run(root: Path, settings: object, reviewers: int, decisions: int, think: float) -> bool:
+    """``reviewers`` people work the queue at once over HTTP; True when no case went to two of them."""
+    import asyncio
+    import multiprocessing
+
+    keys = (root / "team-keys.txt").read_text().split("\n")[:reviewers]
+    port = free_port()
+    proc = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(settings, str(root / "market"), port), daemon=True
+    )
+    proc.start()
+    base = wait_up(port, 1200)
+    times: dict[str, list[float]] = {"queue": [], "next case (claim)": [], "case page": [], "decision": []}
+    got: dict[int, list[int]] = {}
+    csrf_re = re.compile(r'name="csrf_token" value="([^"]+)"')
+    version_re = re.compile(r'name="expected_version" value="(\d+)"')
+
+    import random
+
+    async def pause(rng: random.Random) -> None:
+        # a person reads before the next click (0.5–1.5 × think seconds); 0: back to back, a stress test
+        if think > 0:
+            await asyncio.sleep(think * rng.uniform(0.5, 1.5))
+
+    async def person(i: int, key: str) -> None:
+        rng = random.Random(i)
+        # people do not all click at the same instant: each starts within the first think time
+        await asyncio.sleep(think * rng.random())
+        async with httpx.AsyncClient(base_url=base, timeout=120) as c:
+            login = await c.get("/console/login")
+            tok = csrf_re.search(login.text)
+            assert tok is not None
+            r = await c.post("/console/login", data={"csrf_token": tok.group(1), "api_key": key})
+            assert r.status_code == 303, r.text
+            mine: list[int] = []
+            for _ in range(decisions):
+                t = time.perf_counter()
+                q = await c.get("/console/queue")
+                times["queue"].append((time.perf_counter() - t) * 1000)
+                tok = csrf_re.search(q.text)
+                assert q.status_code == 200 and tok is not None
+                t = time.perf_counter()
+                r = await c.post("/console/next", data={"csrf_token": tok.group(1)})
+                times["next case (claim)"].append((time.perf_counter() - t) * 1000)
+                loc = r.headers.get("location", "")
+                if "/console/cases/" not in loc:
+                    break
+                cid = int(loc.rsplit("/", 1)[1])
+                mine.append(cid)
+                await pause(rng)
+                t = time.perf_counter()
+                page = await c.get(loc)
+                times["case page"].append((time.perf_counter() - t) * 1000)
+                ver = version_re.search(page.text)
+                assert page.status_code == 200 and ver is not None, page.status_code
+                await pause(rng)
+                t = time.perf_counter()
+                d = await c.post(
+                    f"/console/cases/{cid}/decision",
+                    data={
+                        "csrf_token": tok.group(1),
+                        "action": "dismiss",
+                        "reason": f"bench reviewer {i}: honest",
+                        "expected_version": ver.group(1),
+                    },
+                )
+                times["decision"].append((time.perf_counter() - t) * 1000)
+                assert d.status_code == 303, (d.status_code, d.text[:300])
+                await pause(rng)
+            got[i] = mine
+
+    async def everyone() -> None:
+        await asyncio.gather(*(person(i, k) for i, k in enumerate(keys)))
+
+    # warm up (the first console request builds the marketplace index), untimed, no claim
+    with httpx.Client(base_url=base, timeout=300) as c:
+        login = c.get("/console/login")
+        tok = csrf_re.search(login.text)
+        assert tok is not None
+        c.post("/console/login", data={"csrf_token": tok.group(1), "api_key": keys[0]})
+        q = c.get("/console/queue")
+        first = re.search(r'href="/console/cases/(\d+)"', q.text)
+        assert first is not None
+        c.get(f"/console/cases/{first.group(1)}").raise_for_status()
+
+    t0 = time.perf_counter()
+    try:
+        asyncio.run(everyone())
+    finally:
+        proc.terminate()
+        proc.join(timeout=30)
+    wall = time.perf_counter() - t0
+    handed = [c for cs in got.values() for c in cs]
+    engine = sa.create_engine(settings.resolved_database_url)  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT e.case_id, count(*), min(e.actor_id) FROM case_events e "
+                "WHERE e.action = 'dismiss' AND e.reason LIKE 'bench reviewer %' GROUP BY e.case_id"
+            )
+        ).all()
+    engine.dispose()
+    twice_in_db = [r for r in rows if r[1] != 1]
+    print(
+        f"\nteam: {len(keys)} reviewers (think time {think:g} s), {len(handed)} cases claimed and dismissed "
+        f"in {wall:.1f} s"
+    )
+    print(f"{'request':24} {'n':>5} {'median ms':>10} {'p95 ms':>8} {'max ms':>8}  target p95 ≤ 300 ms")
+    for label, ms in times.items():
+        print(f"{label:24} {len(ms):5d} {statistics.median(ms):10.1f} {p95(ms):8.1f} {max(ms):8.1f}")
+    ok = len(handed) == len(set(handed)) and not twice_in_db and len(rows) == len(handed)
+    print(
+        f"cases handed out: {len(handed)}, distinct: {len(set(handed))}, dismissed once each in the database: "
+        f"{len(rows) - len(twice_in_db)} → {'no case assigned twice' if ok else 'A CASE WENT TO TWO REVIEWERS'}"
+    )
+    slow = max(p95(times["queue"]), p95(times["case page"]))
+    return ok and slow <= 300
 
 
 def timed(fn: object, repeat: int) -> list[float]:
@@ -97,6 +261,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="2,000 cases, fewer repetitions")
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument("--with-index", action="store_true", help="then add an index on cases (status, score) and rerun")
+    ap.add_argument("--reviewers", type=int, default=0, help="only the team part: N concurrent reviewers (max 40)")
+    ap.add_argument("--decisions", type=int, default=15, help="team part: cases each reviewer decides")
+    ap.add_argument("--think", type=float, default=1.0, help="team part: seconds a reviewer reads between clicks")
     args = ap.parse_args()
     n = 2000 if args.quick else args.cases
     repeat = 10 if args.quick else args.repeat
@@ -112,18 +279,14 @@ def main() -> int:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     with tempfile.TemporaryDirectory() as tmp:
         settings, mp, secret = build(Path(tmp), n)
+        if args.reviewers:
+            return 0 if team_run(Path(tmp), settings, min(args.reviewers, 40), args.decisions, args.think) else 1
         app = create_app(settings, ServeOptions(poll_seconds=3600, registry_timeout_seconds=2), marketplace=mp)
         port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                httpx.get(base + "/healthz", timeout=2)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        base = wait_up(port, 600)
         client = httpx.Client(base_url=base, timeout=30)
         form = client.get("/console/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)

@@ -65,3 +65,71 @@ def session_secret(engine: Engine) -> str:
                 sa.select(console_settings.c.value).where(console_settings.c.name == "session_secret")
             ).scalar_one()
         )
+
+
+# --------------------------------------------------------------------------- the team's tables (issue 21)
+
+#: who works a case now: one row per case (the primary key makes a second holder impossible); a claim
+#: lapses at ``expires_at`` and may then be taken by someone else
+claims = sa.Table(
+    "console_claims",
+    metadata,
+    sa.Column("case_id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+    #: the admin who assigned it, None when the holder claimed it
+    sa.Column("assigned_by", sa.String(64), nullable=True),
+    sa.Index("ix_console_claims_actor", "actor_id", "expires_at"),
+)
+
+#: append-only notes on a case (also in the audit chain as ``case.note``)
+notes = sa.Table(
+    "console_notes",
+    metadata,
+    sa.Column("note_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.Integer(), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("body", sa.Text(), nullable=False),
+    sa.Index("ix_console_notes_case", "case_id", "note_id"),
+)
+
+#: files attached to a case, kept in the database with their sha256 (``case.attachment`` in the chain)
+attachments = sa.Table(
+    "console_attachments",
+    metadata,
+    sa.Column("attachment_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("case_id", sa.Integer(), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("filename", sa.String(200), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.Integer(), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("data", sa.LargeBinary(), nullable=False),
+    sa.Index("ix_console_attachments_case", "case_id", "attachment_id"),
+)
+
+#: a case's tags (a tag is on a case or not: the pair is the key)
+tags = sa.Table(
+    "console_tags",
+    metadata,
+    sa.Column("case_id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("tag", sa.String(40), primary_key=True),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_console_tags_tag", "tag"),
+)
+
+#: a case put aside until a date: out of the waiting queue and "next case" until then
+snoozes = sa.Table(
+    "console_snoozes",
+    metadata,
+    sa.Column("case_id", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("until", sa.DateTime(), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+)
+
+TEAM_TABLES = (claims, notes, attachments, tags, snoozes)

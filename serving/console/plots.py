@@ -150,6 +150,23 @@ def timeline_svg(
     return "".join(parts)
 
 
+def _frame(
+    title: str, width: int, height: int, top: float, left: int, pw: float, top_pad: int, ph: float, *, percent: bool
+) -> list[str]:
+    """The opening of a bar chart: the svg element, its title and five horizontal grid lines up to ``top``."""
+    parts = [
+        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
+        f"<title>{escape(title)}</title>",
+    ]
+    for k in range(5):
+        v = top * k / 4
+        yy = top_pad + ph * (1 - v / top)
+        text = f"{v * 100:.0f}%" if percent else f"{v:g}"
+        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>')
+        parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" class="axis" text-anchor="end">{text}</text>')
+    return parts
+
+
 def histogram_svg(
     edges: Sequence[float],
     groups: Sequence[tuple[str, Sequence[float], str]],
@@ -167,15 +184,7 @@ def histogram_svg(
     left, right, top_pad, bottom = 44, 12, 28, 36
     pw, ph = width - left - right, height - top_pad - bottom
     bw = pw / nb
-    parts = [
-        f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}">',
-        f"<title>{escape(title)}</title>",
-    ]
-    for k in range(5):
-        v = top * k / 4
-        yy = top_pad + ph * (1 - v / top)
-        parts.append(f'<line x1="{left}" x2="{left + pw}" y1="{yy:.1f}" y2="{yy:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{yy + 4:.1f}" class="axis" text-anchor="end">{v * 100:.0f}%</text>')
+    parts = _frame(title, width, height, top, left, pw, top_pad, ph, percent=True)
     inner = bw * 0.8 / len(groups)
     for b in range(nb):
         for gi, (_label, shares, colour) in enumerate(groups):
@@ -280,3 +289,38 @@ def sparkline_svg(values: Sequence[float], label: str, width: int = 120, height:
         f'<line x1="0" x2="{width}" y1="{y(0.25):.1f}" y2="{y(0.25):.1f}" class="marker"/>'
         f'<polyline points="{pts}" fill="none" stroke="{PALETTE[0]}" stroke-width="1.5"/></svg>'
     )
+
+
+def bars_svg(
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    colour: str = PALETTE[0],
+    percent: bool = False,
+    width: int = 1000,
+    height: int = 220,
+) -> str:
+    """One bar per label (counts, or shares 0–1 with ``percent``), e.g. decisions per day."""
+    if not labels:
+        return ""
+    peak = max(max(values), 1e-9)
+    top = 1.0 if percent else float(next((m for m in (5, 10, 20, 50, 100, 200, 500, 1000) if peak <= m), peak))
+    left, right, top_pad, bottom = 44, 12, 16, 36
+    pw, ph = width - left - right, height - top_pad - bottom
+    bw = pw / len(labels)
+    parts = _frame(title, width, height, top, left, pw, top_pad, ph, percent=percent)
+    step = max(1, len(labels) // 10)
+    for i, (label, v) in enumerate(zip(labels, values, strict=True)):
+        h = ph * min(v, top) / top
+        xx = left + i * bw + bw * 0.15
+        parts.append(
+            f'<rect x="{xx:.1f}" y="{top_pad + ph - h:.1f}" width="{bw * 0.7:.1f}" height="{h:.1f}" fill="{colour}"/>'
+        )
+        if i % step == 0:
+            parts.append(
+                f'<text x="{left + i * bw + bw / 2:.1f}" y="{height - bottom + 14}" class="axis" '
+                f'text-anchor="middle">{escape(label)}</text>'
+            )
+    parts.append("</svg>")
+    return "".join(parts)

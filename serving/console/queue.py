@@ -8,6 +8,9 @@ version) and, summed over the groups the filters keep, the number of matching ca
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -24,6 +27,12 @@ STATUS_CHOICES = {
     "open": ("open",),
     "appealed": ("appealed_close", "appealed_ban"),
     "banned": ("banned",),
+    "closed": ("closed",),
+    "settled": ("settled",),
+    "dismissed": ("dismissed",),
+    "reversed": ("reversed",),
+    "snoozed": WAITING,
+    "all": ("open", "appealed_close", "appealed_ban", "banned", "closed", "settled", "dismissed", "reversed"),
 }
 #: age filter: (label, min days, max days)
 AGES: dict[str, tuple[str, float | None, float | None]] = {
@@ -44,6 +53,11 @@ class QueueFilter:
     age: str = ""
     model_version: str = ""
     page: int = 1
+    #: search: a case id, a shop id, or part of a shop's name
+    q: str = ""
+    tag: str = ""
+    #: only the cases the signed-in person holds
+    mine: bool = False
 
     @classmethod
     def parse(cls, params: Any) -> QueueFilter:
@@ -53,7 +67,8 @@ class QueueFilter:
             value = params.get(name) or ""
             return str(value)[:limit].strip()
 
-        status = get("status")
+        q = get("q", 100)
+        status = get("status") or ("all" if q else "")
         age = get("age")
         try:
             page = max(1, min(int(get("page") or 1), 1_000_000))
@@ -66,6 +81,9 @@ class QueueFilter:
             age=age if age in AGES else "",
             model_version=get("model_version"),
             page=page,
+            q=q,
+            tag=get("tag", 40).lower(),
+            mine=get("mine", 4) == "1",
         )
 
     def query(self, **changes: Any) -> str:
@@ -79,6 +97,9 @@ class QueueFilter:
             "age": self.age,
             "model_version": self.model_version,
             "page": self.page,
+            "q": self.q,
+            "tag": self.tag,
+            "mine": "1" if self.mine else "",
         }
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v not in ("", None) and not (k == "page" and v == 1)})
@@ -97,6 +118,9 @@ class QueueRow:
     model_version: str | None
     opened_at: datetime
     reasons: list[str]
+    version: int = 1
+    holder: str | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -109,9 +133,37 @@ class QueuePage:
     waiting_total: int = 0
 
 
-def _where(f: QueueFilter, now: datetime, facets: bool = False) -> list[Any]:
+def search_condition(q: str) -> Any:
+    """A case id, a shop id (exact or its beginning) or part of a shop's name (case-insensitive)."""
+    c, s = Case.__table__.c, Shop.__table__.c
+    like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    found = [s.shop_id == q, s.shop_id.like(like[1:], escape="\\"), s.name.ilike(like, escape="\\")]
+    digits = q.lstrip("#")
+    if digits.isdigit() and len(digits) < 18:
+        found.append(c.case_id == int(digits))
+    return sa.or_(*found)
+
+
+def _where(f: QueueFilter, now: datetime, facets: bool = False, actor_id: str = "") -> list[Any]:
+    from serving.console.db import claims, snoozes, tags
+
     c, s = Case.__table__.c, Shop.__table__.c
     conds: list[Any] = [c.status.in_(STATUS_CHOICES[f.status])]
+    z = snoozes.c
+    snoozed = sa.select(z.case_id).where(z.case_id == c.case_id, z.until > now).exists()
+    if f.status == "snoozed":
+        conds.append(snoozed)
+    elif f.status in ("waiting", "open", "appealed"):
+        conds.append(~snoozed)
+    if f.q:
+        conds.append(search_condition(f.q))
+    if f.tag:
+        conds.append(sa.select(tags.c.case_id).where(tags.c.case_id == c.case_id, tags.c.tag == f.tag).exists())
+    if f.mine:
+        k = claims.c
+        conds.append(
+            sa.select(k.case_id).where(k.case_id == c.case_id, k.actor_id == actor_id, k.expires_at > now).exists()
+        )
     _label, lo, hi = AGES[f.age]
     if lo is not None:
         conds.append(c.opened_at <= now - timedelta(days=lo))
@@ -128,18 +180,69 @@ def _where(f: QueueFilter, now: datetime, facets: bool = False) -> list[Any]:
     return conds
 
 
-def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int = PAGE_SIZE) -> QueuePage:
+class _FacetCache:
+    """The facet counts of a filter, kept :data:`FACET_SECONDS`: under a team's load the ``GROUP BY`` over
+    every waiting case is most of a queue page's cost, and counts a few seconds old are fine (the rows
+    themselves, their claims and tags are always read fresh)."""
+
+    def __init__(self) -> None:
+        self._items: dict[Any, tuple[float, list[Any]]] = {}
+        self._computing: dict[Any, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, key: Any, count: Callable[[], list[Any]]) -> list[Any]:
+        """``key``'s counts: fresh ones from the cache; else one caller counts while callers that find
+        another already counting take the previous counts (stale by seconds) instead of waiting."""
+        with self._lock:
+            hit = self._items.get(key)
+            lock = self._computing.setdefault(key, threading.Lock())
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        if not lock.acquire(blocking=hit is None):
+            assert hit is not None
+            return hit[1]
+        try:
+            with self._lock:
+                again = self._items.get(key)
+            if again is not None and again[0] > time.monotonic():
+                return again[1]
+            rows = count()
+            with self._lock:
+                if len(self._items) > 512:
+                    self._items.clear()
+                    self._computing.clear()
+                self._items[key] = (time.monotonic() + FACET_SECONDS, rows)
+            return rows
+        finally:
+            lock.release()
+
+
+FACET_SECONDS = 5.0
+_FACETS = _FacetCache()
+
+
+def load_queue(
+    conn: Connection, f: QueueFilter, now: datetime, page_size: int = PAGE_SIZE, actor_id: str = ""
+) -> QueuePage:
     cases, shops = Case.__table__, Shop.__table__
     c, s = cases.c, shops.c
     joined = cases.join(shops, s.shop_id == c.shop_id)
     # every facet count in one GROUP BY over the cases matching status and age; the filtered total is
     # the sum of the groups the other filters keep (tier, category and version are the group keys)
-    grouped = conn.execute(
-        sa.select(c.tier, s.category, c.model_version, sa.func.count())
-        .select_from(joined)
-        .where(*_where(f, now, facets=True))
-        .group_by(c.tier, s.category, c.model_version)
-    ).all()
+    key = (f.status, f.age, f.q, f.tag, f.mine, actor_id if f.mine else "", conn.engine.url.render_as_string())
+
+    def count() -> list[Any]:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                sa.select(c.tier, s.category, c.model_version, sa.func.count())
+                .select_from(joined)
+                .where(*_where(f, now, facets=True, actor_id=actor_id))
+                .group_by(c.tier, s.category, c.model_version)
+            )
+        ]
+
+    grouped = _FACETS.fetch(key, count)
     tiers: dict[str, int] = {}
     cats: dict[str, int] = {}
     versions: dict[str, int] = {}
@@ -162,7 +265,7 @@ def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int =
     ids_q = (
         sa.select(c.case_id)
         .select_from(joined)
-        .where(*_where(f, now))
+        .where(*_where(f, now, actor_id=actor_id))
         .order_by(c.score.desc().nulls_last(), c.case_id)
         .limit(page_size)
         .offset((page - 1) * page_size)
@@ -184,6 +287,7 @@ def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int =
                 c.model_version,
                 c.opened_at,
                 c.reasons,
+                c.version,
             )
             .select_from(joined)
             .where(c.case_id.in_(ids))
@@ -202,11 +306,22 @@ def load_queue(conn: Connection, f: QueueFilter, now: datetime, page_size: int =
                     model_version=r.model_version,
                     opened_at=r.opened_at,
                     reasons=list(r.reasons or []),
+                    version=int(r.version),
                 )
                 for r in conn.execute(stmt)
             ),
             key=lambda row: rank[row.case_id],
         )
+    if rows:
+        from serving.console.db import tags
+        from serving.console.team import holders
+
+        held = holders(conn, ids, now)
+        tagged: dict[int, list[str]] = {}
+        for cid, t in conn.execute(sa.select(tags.c.case_id, tags.c.tag).where(tags.c.case_id.in_(ids))):
+            tagged.setdefault(int(cid), []).append(str(t))
+        for row in rows:
+            row.holder, row.tags = held.get(row.case_id), sorted(tagged.get(row.case_id, []))
     order = {"suspected": 0, "watch": 1, "low": 2, "none": 3}
     facets = {
         "tier": sorted(tiers.items(), key=lambda kv: (order.get(kv[0], 9), kv[0])),

@@ -173,6 +173,7 @@ async def checked_form(request: Request, user: User) -> FormData:
     form = await request.form()
     token = form.get("csrf_token")
     if not same_origin(request) or not csrf_ok(user, token if isinstance(token, str) else None):
+        await form.close()  # an uploaded file's temporary file too
         raise ConsoleError(
             403,
             "Form rejected",
@@ -288,7 +289,7 @@ async def logout(request: Request) -> Response:
 
 @router.get("/static/{name}")
 async def static(name: str) -> Response:
-    files = {"console.css": "text/css; charset=utf-8"}
+    files = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
     if name not in files:
         raise ConsoleError(404, "Not found", "No such file.")
     resp = Response((HERE / "static" / name).read_bytes(), media_type=files[name])
@@ -305,8 +306,26 @@ async def queue(request: Request) -> Response:
     user = await current_user(request)
     services, _ = await state_of(request)
     f = QueueFilter.parse(request.query_params)
-    page = await read(services, lambda s: load_queue(s.connection(), f, _now()))
-    return render("queue.html", user=user, f=f, page=page, ages=AGES, statuses=list(STATUS_CHOICES))
+
+    def load(s: Session) -> tuple[Any, dict[str, str]]:
+        from serving.console.team import people
+
+        conn = s.connection()
+        return load_queue(conn, f, _now(), actor_id=user.actor_id), people(conn)
+
+    page, names = await read(services, load)
+    return render(
+        "queue.html",
+        user=user,
+        f=f,
+        page=page,
+        ages=AGES,
+        statuses=list(STATUS_CHOICES),
+        names=names,
+        idem=secrets.token_urlsafe(16),
+        notice=notice(request, "notice"),
+        select=request.query_params.get("select") == "1",
+    )
 
 
 def _case_id(raw: str) -> int:
@@ -322,13 +341,20 @@ def _case_id(raw: str) -> int:
 async def _case_page(request: Request, user: User, case_id: int, status: int = 200, **extra: Any) -> Response:
     from sanctions.schemas import PROOF_KINDS
     from serving.console.evidence import DECISION_ACTIONS, load_case_page
+    from serving.console.team import case_extras, people
 
     services, st = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, dict[str, Any], dict[str, str]]:
+        page = load_case_page(s, case_id, user.role, st.market)
+        conn = s.connection()
+        return page, case_extras(conn, case_id, _now()), people(conn)
+
     try:
-        page = await read(services, lambda s: load_case_page(s, case_id, user.role, st.market))
+        page, team, names = await read(services, load)
     except NotFound as exc:
         raise refused(exc, "No such case", user, missing="No such case") from exc
-    ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
+    ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}, "team_notice": None}
     ctx.update(extra)
     ctx["cited"] = await asyncio.to_thread(_cited_reasons, services, str(page.case.shop_id))
     return render(
@@ -340,6 +366,10 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         labels={a.value: t for a, t in DECISION_ACTIONS.items()},
         proof_kinds=PROOF_KINDS,
         idem=secrets.token_urlsafe(16),
+        team=team,
+        timeline=_timeline(page.case.events, team["items"]),
+        names=names,
+        today=_now().date().isoformat(),
         **ctx,
     )
 
@@ -365,11 +395,18 @@ def _cited_reasons(services: Services, shop_id: str) -> list[dict[str, Any]] | N
     return reasons
 
 
+def _timeline(events: list[Any], items: list[Any]) -> list[dict[str, Any]]:
+    """The case's events and the console's notes and attachments in one list, oldest first."""
+    rows = [{"at": e.at, "kind": "event", "e": e} for e in events]
+    rows += [{"at": i.at, "kind": i.kind, "i": i} for i in items]
+    return sorted(rows, key=lambda r: r["at"])
+
+
 @router.get("/cases/{case_id}")
 async def case(request: Request, case_id: str) -> Response:
     user = await current_user(request)
     done = request.query_params.get("done", "")[:40] or None
-    return await _case_page(request, user, _case_id(case_id), done=done)
+    return await _case_page(request, user, _case_id(case_id), done=done, team_notice=notice(request, "notice"))
 
 
 @router.post("/cases/{case_id}/decision")
@@ -410,6 +447,9 @@ async def decide(request: Request, case_id: str) -> Response:
         evidence.append(Evidence(kind=kind, ref=ref, detail=reason[:2000]))
     actor = _actor(user)
     key = f"console:{user.key_id}:{idem}" if idem else None
+    held = await _held_by_other(services, cid, user)
+    if held is not None:
+        return await _case_page(request, user, cid, 409, form=kept, conflict=held)
 
     def work(s: Session) -> Any:
         if action == "escalate":
@@ -434,7 +474,241 @@ async def decide(request: Request, case_id: str) -> Response:
         # case as it is now; any other refusal is an error next to the form
         outcome = {"conflict": str(exc)} if status == 409 else {"error": str(exc)}
         return await _case_page(request, user, cid, status, form=kept, **outcome)
+    await _release_after_decision(services, user, cid)
     return redirect(f"/console/cases/{cid}?done={quote(result.action + ':' + result.new_status)}")
+
+
+# --------------------------------------------------------------------------- the team: claims, next case, notes
+
+
+async def _held_by_other(services: Services, case_id: int, user: User) -> str | None:
+    """Why ``user`` may not decide ``case_id`` now (someone else holds it), or None."""
+    from serving.console.team import holder, people
+
+    def load(s: Session) -> str | None:
+        conn = s.connection()
+        h = holder(conn, case_id, _now())
+        if h is None or h.actor_id == user.actor_id:
+            return None
+        who = people(conn).get(h.actor_id, h.actor_id)
+        return f"{who} has claimed case {case_id} until {h.expires_at:%H:%M} UTC; your decision was not recorded"
+
+    return await read(services, load)
+
+
+async def _release_after_decision(services: Services, user: User, case_id: int) -> None:
+    from serving.console.team import release
+
+    await write(services, lambda s: release(s, _actor(user), case_id, audit=False))
+
+
+def _team_error(exc: DajiaError, user: User, what: str) -> ConsoleError:
+    return refused(exc, what, user, missing="No such case")
+
+
+@router.post("/next")
+async def next_case(request: Request) -> Response:
+    """Claim the next waiting case in this person's queue order (their filters) and open it."""
+    from serving.console.queue import QueueFilter, _where
+    from serving.console.team import next_case as take_next
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    f = QueueFilter.parse(form)
+    f = QueueFilter(tier=f.tier, category=f.category, age=f.age, model_version=f.model_version, q=f.q, tag=f.tag)
+    now = _now()
+    where = _where(f, now)
+    leaving = field(form, "current", 20)
+    skip = int(leaving) if leaving.isdigit() else None
+    cid = await write(services, lambda s: take_next(s, _actor(user), where, now=now, skip=skip))
+    if cid is None:
+        return redirect(f"/console/queue?{f.query()}&notice=empty" if f.query() else "/console/queue?notice=empty")
+    return redirect(f"/console/cases/{cid}")
+
+
+@router.post("/cases/{case_id}/team/{what}")
+async def case_team(request: Request, case_id: str, what: str) -> Response:
+    """Claim, release, assign (admins), tag, untag, snooze, note: each audited, back to the case page."""
+    from serving.console.team import add_note, claim, release, set_tag, snooze
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    cid = _case_id(case_id)
+    actor = _actor(user)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    if what == "note":
+        body = field(form, "body", 5000)
+
+        def work(s: Session) -> Any:
+            return add_note(s, actor, cid, body, key=key)
+    elif what == "claim":
+
+        def work(s: Session) -> Any:
+            return claim(s, actor, cid)
+    elif what == "assign":
+        assignee = field(form, "assignee", 80)
+        if not user.is_admin:
+            raise ConsoleError(403, "Admins only", "Only an admin assigns cases to someone else.", user)
+
+        def work(s: Session) -> Any:
+            return claim(s, actor, cid, assignee=assignee)
+    elif what == "release":
+
+        def work(s: Session) -> Any:
+            return release(s, actor, cid)
+    elif what in ("tag", "untag"):
+        tag = field(form, "tag", 60)
+
+        def work(s: Session) -> Any:
+            return set_tag(s, actor, cid, tag, remove=what == "untag")
+    elif what == "snooze":
+        raw = field(form, "until", 20)
+        try:
+            until = datetime.fromisoformat(raw) if raw else None
+        except ValueError:
+            return await _case_page(request, user, cid, 400, error=f"'{raw}' is not a date (YYYY-MM-DD).")
+
+        def work(s: Session) -> Any:
+            return snooze(s, actor, cid, until)
+    else:
+        raise ConsoleError(404, "Not found", f"No case action '{what[:40]}'.", user)
+    try:
+        await write(services, work)
+    except DajiaError as exc:
+        status = status_for(exc)
+        if status == 404:
+            raise refused(exc, "No such case", user, missing="No such case") from exc
+        kept = {"note": field(form, "body", 5000)}
+        outcome = {"conflict": str(exc)} if status == 409 else {"error": str(exc)}
+        return await _case_page(request, user, cid, status, form=kept, **outcome)
+    return redirect(f"/console/cases/{cid}?notice={what}")
+
+
+@router.post("/cases/{case_id}/attachments")
+async def add_attachment(request: Request, case_id: str) -> Response:
+    from starlette.datastructures import UploadFile
+
+    from serving.console.team import MAX_ATTACHMENT
+    from serving.console.team import add_attachment as attach
+
+    user = await current_user(request)
+    cid = _case_id(case_id)
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_ATTACHMENT + 64 * 1024:
+        return await _case_page(
+            request, user, cid, 413, error=f"The file is over the limit of {MAX_ATTACHMENT:,} bytes."
+        )
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    upload = form.get("file")
+    filename = upload.filename or "" if isinstance(upload, UploadFile) else ""
+    ctype = upload.content_type or "" if isinstance(upload, UploadFile) else ""
+    data = await upload.read(MAX_ATTACHMENT + 1) if isinstance(upload, UploadFile) else b""
+    await form.close()
+    if not filename:
+        return await _case_page(request, user, cid, 400, error="Choose a file to attach.")
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    try:
+        await write(services, lambda s: attach(s, _actor(user), cid, filename, ctype, data, key=key))
+    except DajiaError as exc:
+        if status_for(exc) == 404:
+            raise refused(exc, "No such case", user, missing="No such case") from exc
+        return await _case_page(request, user, cid, status_for(exc), error=str(exc))
+    return redirect(f"/console/cases/{cid}?notice=attachment")
+
+
+@router.get("/cases/{case_id}/attachments/{attachment_id}")
+async def get_attachment(request: Request, case_id: str, attachment_id: str) -> Response:
+    """An attachment, served only as a download: opaque type, attachment disposition, sandboxed."""
+    from serving.console.team import attachment
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+    cid, aid = _case_id(case_id), _case_id(attachment_id)
+    try:
+        name, data = await read(services, lambda s: attachment(s.connection(), cid, aid))
+    except NotFound as exc:
+        raise refused(exc, "No such attachment", user, missing="No such attachment") from exc
+    resp = Response(data, media_type="application/octet-stream")
+    return apply_headers(
+        resp,
+        {
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+@router.post("/bulk")
+async def bulk(request: Request) -> Response:
+    """One action on the ticked cases, each decided and audited on its own; a summary of the outcomes."""
+    from sanctions.cases import decide as decide_case
+    from serving.console.team import claim, set_tag
+
+    user = await current_user(request)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    action = field(form, "bulk_action", 16)
+    reason = field(form, "reason", 2000)
+    tag = field(form, "tag", 60)
+    assignee = field(form, "assignee", 80)
+    idem = field(form, "idempotency_key", 100)
+    picked: list[tuple[int, int]] = []
+    for raw in form.getlist("case"):
+        cid_s, _, ver_s = str(raw).partition(":")
+        if cid_s.isdigit() and ver_s.isdigit():
+            picked.append((int(cid_s), int(ver_s)))
+    picked = picked[:500]
+    if not picked:
+        raise ConsoleError(400, "Nothing selected", "Tick at least one case for a bulk action.", user)
+    if action not in ("dismiss", "tag", "assign"):
+        raise ConsoleError(400, "Unknown action", f"'{action}' is not a bulk action (dismiss, tag, assign).", user)
+    if action == "dismiss" and not reason:
+        raise ConsoleError(400, "Reason missing", "Give a reason for dismissing the ticked cases.", user)
+    if action == "assign" and not user.is_admin:
+        raise ConsoleError(403, "Admins only", "Only an admin assigns cases to someone else.", user)
+    actor = _actor(user)
+    results: list[tuple[int, str, str]] = []
+
+    def one(s: Session, cid: int, version: int, key: str | None) -> Any:
+        if action == "dismiss":
+            return decide_case(s, cid, "dismiss", actor, reason=reason, expected_version=version, idempotency_key=key)
+        if action == "tag":
+            return set_tag(s, actor, cid, tag)
+        return claim(s, actor, cid, assignee=assignee)
+
+    for cid, version in picked:
+        key = f"console:{user.key_id}:{idem}:{cid}" if idem else None
+        if action == "dismiss":
+            held = await _held_by_other(services, cid, user)
+            if held is not None:
+                results.append((cid, "conflict", held))
+                continue
+
+        def work(s: Session, cid: int = cid, version: int = version, key: str | None = key) -> Any:
+            return one(s, cid, version, key)
+
+        try:
+            await write(services, work)
+        except DajiaError as exc:
+            results.append((cid, "conflict" if status_for(exc) == 409 else "refused", str(exc)))
+            continue
+        if action == "dismiss":
+            await _release_after_decision(services, user, cid)
+        results.append((cid, "done", ""))
+    ok = sum(1 for r in results if r[1] == "done")
+    return render(
+        "bulk.html",
+        user=user,
+        action=action,
+        results=results,
+        ok=ok,
+        failed=len(results) - ok,
+    )
 
 
 @router.get("/shops/{shop_id}")
@@ -481,7 +755,8 @@ async def audit_sample(request: Request) -> Response:
 
     def load(s: Session) -> tuple[Any, Any, Any]:
         conn = s.connection()
-        return draw_sample(conn, 20), miss_estimate(conn), recent_findings(conn, 20)
+        scores = services.settings.home / "scores.parquet"
+        return draw_sample(conn, 20, scores), miss_estimate(conn), recent_findings(conn, 20)
 
     sample, est, recent = await read(services, load)
     return render(
@@ -595,6 +870,37 @@ async def monitor(request: Request) -> Response:
     )
 
 
+@router.get("/dashboard")
+async def dashboard(request: Request) -> Response:
+    """Queue size and age, decisions per day and per reviewer, agreement with the model over time."""
+    from serving.console.dashboard import load_dashboard
+    from serving.console.plots import PALETTE, bars_svg
+    from serving.console.team import people
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+
+    def load(s: Session) -> tuple[Any, dict[str, str]]:
+        conn = s.connection()
+        return load_dashboard(conn, _now()), people(conn)
+
+    d, names = await read(services, load)
+    charts = {
+        "ages": bars_svg([a for a, _ in d.ages], [n for _, n in d.ages], title="Waiting cases by age"),
+        "days": bars_svg(
+            [k for k, _ in d.days], [n for _, n in d.days], title=f"Decisions per day, last {d.window_days} days"
+        ),
+        "weeks": bars_svg(
+            [w for w, _, _ in d.weeks],
+            [share or 0.0 for _, _, share in d.weeks],
+            title="Share of score-opened cases sanctioned (agreement with the model) per week",
+            colour=PALETTE[1],
+            percent=True,
+        ),
+    }
+    return render("dashboard.html", user=user, d=d, names=names, charts=charts)
+
+
 # --------------------------------------------------------------------------- admin: campaigns, disclosure
 
 
@@ -634,11 +940,36 @@ async def campaign(request: Request, campaign_id: str) -> Response:
     user = await current_user(request, admin=True)
     services, _ = await state_of(request)
     cid = _case_id(campaign_id)
+
+    def load(s: Session) -> tuple[Any, dict[str, Any] | None]:
+        view = get_campaign(s, cid)
+        return view, (_campaign_preview(s, cid) if view.status in ("draft", "approved") else None)
+
     try:
-        view = await read(services, lambda s: get_campaign(s, cid))
+        view, preview = await read(services, load)
     except NotFound as exc:
         raise refused(exc, "No such campaign", user, missing="No such campaign") from exc
-    return render("campaign.html", user=user, c=view, idem=secrets.token_urlsafe(16))
+    return render("campaign.html", user=user, c=view, preview=preview, idem=secrets.token_urlsafe(16))
+
+
+def _campaign_preview(s: Session, campaign_id: int) -> dict[str, Any]:
+    """What publishing would send, computed without writing: the announcement's facts as of now and the
+    warning one seller would get (the same builders ``publish_campaign`` uses)."""
+    from sanctions.campaigns import WARNING_TEXT, build_announcement
+    from sanctions.models import Campaign, CampaignCase, Shop
+
+    row = s.get(Campaign, campaign_id)
+    assert row is not None
+    ids = list(s.execute(sa.select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars())
+    sellers = sa.select(Shop.shop_id, Shop.shopkeeper_id).where(Shop.status != "closed")
+    first = s.execute(sellers.order_by(Shop.shop_id).limit(1)).first()
+    count = s.execute(sa.select(sa.func.count()).select_from(sellers.subquery())).scalar_one()
+    return {
+        "a": build_announcement(s, row, ids),
+        "warning": WARNING_TEXT.format(campaign_id=campaign_id, title=row.title),
+        "warning_to": (str(first.shopkeeper_id), str(first.shop_id)) if first else None,
+        "sellers": int(count),
+    }
 
 
 @router.post("/admin/campaigns")
@@ -684,8 +1015,32 @@ async def disclosures(request: Request) -> Response:
     user = await current_user(request, admin=True)
     services, _ = await state_of(request)
 
+    q = request.query_params.get("q", "").strip()[:100]
+    try:
+        page_no = max(1, min(int(request.query_params.get("page", "1")), 1_000_000))
+    except ValueError:
+        page_no = 1
+    per_page = 50
+    total_rows = 0
+
     def load(s: Session) -> tuple[Any, Any, int]:
-        rows = s.execute(sa.select(Disclosure).order_by(Disclosure.disclosure_id.desc()).limit(200)).scalars().all()
+        nonlocal total_rows
+        from sanctions.models import Shop
+        from serving.console.queue import search_condition
+
+        which = sa.select(Disclosure.disclosure_id).join(Case, Case.case_id == Disclosure.case_id)
+        which = which.join(Shop, Shop.shop_id == Case.shop_id)
+        if q:
+            which = which.where(search_condition(q))
+        total_rows = int(s.execute(sa.select(sa.func.count()).select_from(which.subquery())).scalar_one())
+        ids = which.order_by(Disclosure.disclosure_id.desc()).limit(per_page).offset((page_no - 1) * per_page)
+        rows = (
+            s.execute(
+                sa.select(Disclosure).where(Disclosure.disclosure_id.in_(ids)).order_by(Disclosure.disclosure_id.desc())
+            )
+            .scalars()
+            .all()
+        )
         policies = s.execute(sa.select(DisclosurePolicy).order_by(DisclosurePolicy.name)).scalars().all()
         disclosed = sa.select(Disclosure.case_id)
         pending = s.execute(
@@ -703,6 +1058,10 @@ async def disclosures(request: Request) -> Response:
         idem=secrets.token_urlsafe(16),
         done=notice(request, "done"),
         withdrawn=request.query_params.get("withdrawn") == "1",
+        q=q,
+        page=page_no,
+        pages=max(1, -(-total_rows // per_page)),
+        total=total_rows,
     )
 
 

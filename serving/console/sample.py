@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -45,6 +46,23 @@ class SampleShop:
     score: float | None
     tier: str | None
     model_version: str | None
+    #: where the score comes from: "sweep <as_of>" or "API"
+    source: str = ""
+
+
+def sweep_scores(path: Path, shop_ids: list[str]) -> dict[str, tuple[float, str, str, datetime]]:
+    """The latest sweep's view of ``shop_ids`` from its scores file (``dajia sweep`` / the crackdown write
+    ``<home>/scores.parquet``, one file or a folder of part files): score, tier, model version, as-of."""
+    if not shop_ids or not path.exists():
+        return {}
+    cols = ["shop_id", "score", "tier", "model_version", "as_of"]
+    frame = pd.read_parquet(path, columns=cols, filters=[("shop_id", "in", list(shop_ids))])
+    frame = frame.sort_values("as_of").drop_duplicates("shop_id", keep="last")
+    rows = frame.to_dict("records")
+    return {
+        str(r["shop_id"]): (float(r["score"]), str(r["tier"]), str(r["model_version"]), pd.Timestamp(r["as_of"]))
+        for r in rows
+    }
 
 
 class FindingView(BaseModel):
@@ -80,8 +98,9 @@ def unflagged_count(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.count()).where(s.status == "active", ~has_case)).scalar_one())
 
 
-def draw_sample(conn: Connection, n: int = 20) -> list[SampleShop]:
-    """``n`` random active shops with no case, not checked yet."""
+def draw_sample(conn: Connection, n: int = 20, scores_path: Path | None = None) -> list[SampleShop]:
+    """``n`` random active shops with no case, not checked yet, with the latest sweep's score of each
+    (from ``scores_path``) or else its latest score logged by the API."""
     c, s, f = Case.__table__.c, Shop.__table__.c, findings.c
     has_case = sa.select(c.case_id).where(c.shop_id == s.shop_id).exists()
     checked = sa.select(f.finding_id).where(f.shop_id == s.shop_id).exists()
@@ -102,9 +121,12 @@ def draw_sample(conn: Connection, n: int = 20) -> list[SampleShop]:
             )
         }
     scored = _latest_predictions(conn, ids)
+    swept = sweep_scores(scores_path, ids) if scores_path is not None else {}
     out = []
     for r in rows:
-        sc = scored.get(str(r.shop_id))
+        sw = swept.get(str(r.shop_id))
+        sc: tuple[Any, ...] | None = sw[:3] if sw else scored.get(str(r.shop_id))
+        source = f"sweep {sw[3]:%Y-%m-%d}" if sw else ("API" if sc else "")
         out.append(
             SampleShop(
                 shop_id=str(r.shop_id),
@@ -115,6 +137,7 @@ def draw_sample(conn: Connection, n: int = 20) -> list[SampleShop]:
                 score=sc[0] if sc else None,
                 tier=sc[1] if sc else None,
                 model_version=sc[2] if sc else None,
+                source=source,
             )
         )
     return out

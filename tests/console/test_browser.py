@@ -168,6 +168,7 @@ def test_stale_form_shows_conflict(console: Console, page_for: Any) -> None:
     assert "version 2" in conflict.inner_text()
     # the page now shows the current state, and the reason typed is kept for the reviewer
     assert second.locator("#case-status").inner_text() == "dismissed"
+    assert second.locator("#kept-reason").input_value() == "I think they should be banned"
     screenshot(second, "conflict")
     assert case_of(console, shop.shop_id)[1:] == ("dismissed", 2)
     assert [e.action for e in events_of(console, case_id)] == ["open", "dismiss"]
@@ -266,6 +267,7 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     # withdraw one entry again, with a recorded reason: off the public list, kept in the table
     with engine.connect() as conn:
         first = conn.execute(sa.text("select min(disclosure_id) from disclosures")).scalar_one()
+    page.locator(f"#reason-{first}").locator("xpath=ancestor::details/summary").click()  # folded per row
     page.locator(f"#reason-{first}").fill("court order 2026-17")
     page.get_by_role("button", name=f"Withdraw #{first}").click()
     page.wait_for_load_state()
