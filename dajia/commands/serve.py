@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -67,4 +68,14 @@ def register(app: typer.Typer) -> None:
             loop="uvloop",
             http="httptools",
             timeout_graceful_shutdown=10,
+            **forwarded_options(settings.trusted_proxies),
         )
+
+
+def forwarded_options(trusted_proxies: str) -> dict[str, Any]:
+    """uvicorn's options for forwarded headers: believed only from ``trusted_proxies``
+    (``settings.trusted_proxies``); none trusted when it is empty (uvicorn's default trusts 127.0.0.1)."""
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    if not proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": proxies}

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.db import storable_text
 from sanctions.models import Case, Shop
 
 #: what a reviewer must decide: fresh cases and appeals
@@ -50,8 +51,8 @@ class QueueFilter:
         """From query parameters; unknown values fall back to "no filter" rather than failing."""
 
         def get(name: str, limit: int = 64) -> str:
-            value = params.get(name) or ""
-            return str(value)[:limit].strip()
+            value = str(params.get(name) or "")[:limit].strip()
+            return "" if storable_text(value) else value  # a NUL no database stores: no filter
 
         status = get("status")
         age = get("age")

@@ -20,7 +20,7 @@ from marketplace.records import RECORD_STRUCT, columns_of
 from serving.deps import SCORING_ROLES, authorise
 from serving.errors import request_id_of
 from serving.responses import OrjsonResponse
-from serving.schemas import HARD_MAX_BATCH, ErrorBody, ScoreOptions, ScoreRequest, ScoreResponse
+from serving.schemas import HARD_MAX_BATCH, ErrorBody, ScoreOptions, ScoreRequest, ScoreResponse, duplicate_key
 from serving.scoring import InlineRecords, ScoreInput, check_batch, score_request, too_large
 from serving.services import Services
 
@@ -141,7 +141,12 @@ _RECORDS_BODY: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
 
 
 def validate_score_request(raw: bytes) -> ScoreRequest:
-    """The body as a ``ScoreRequest``; errors as FastAPI's (422, each path under ``body``)."""
+    """The body as a ``ScoreRequest``; errors as FastAPI's (422, each path under ``body``). An object
+    naming a key twice is refused (422 naming the key)."""
+    repeated = duplicate_key(raw)
+    if repeated is not None:
+        msg = f"JSON decode error: duplicate key {repeated!r}"
+        raise RequestValidationError([{"loc": ("body",), "msg": msg, "type": "json_invalid"}])
     try:
         return ScoreRequest.model_validate_json(raw)
     except ValidationError as exc:
