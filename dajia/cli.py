@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         if full is not None:
             err_console.print(f"[red]error:[/red] {full}", soft_wrap=True, highlight=False)
             return 2
+        from sqlalchemy import exc as sa_exc
+
+        if isinstance(exc, sa_exc.DBAPIError):  # read-only, unreachable, refused: one line, no parameters
+            from dajia.db import database_problem
+
+            err_console.print(f"[red]error:[/red] {database_problem(exc)}", soft_wrap=True, highlight=False)
+            return 2
         raise
     return 0
 

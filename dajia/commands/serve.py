@@ -33,8 +33,9 @@ def register(app: typer.Typer) -> None:
         """Serve the dajia API (OpenAPI at /openapi.json, health at /healthz and /readyz, /metrics)."""
         import uvicorn
 
+        from core.db import make_engine
         from core.settings import get_settings
-        from dajia.db import migrate
+        from dajia.db import check_writable, migrate
         from serving.app import create_app
         from serving.config import ServeOptions
 
@@ -58,6 +59,11 @@ def register(app: typer.Typer) -> None:
             log_commit=log_commit,
         )
         migrate(settings.resolved_database_url)  # before the app: it never migrates itself
+        probe = make_engine(settings.resolved_database_url)
+        try:
+            check_writable(probe)  # a read-only database: one line and exit 2, before uvicorn starts
+        finally:
+            probe.dispose()
         api = create_app(settings, options)
         uvicorn.run(
             api,
