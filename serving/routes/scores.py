@@ -16,7 +16,7 @@ from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from marketplace.records import RECORD_STRUCT, columns_of
+from marketplace.records import RECORD_STRUCT, columns_of, key_problem, record_key_problem, text_keys
 from serving.deps import SCORING_ROLES, authorise
 from serving.errors import request_id_of
 from serving.responses import OrjsonResponse
@@ -89,10 +89,21 @@ def parse_score_request(raw: bytes, max_batch: int) -> ScoreInput:
     shops: 422 on the list."""
     inline = inline_records(raw, max_batch)
     if inline is not None:
+        _refuse_key_problem(key_problem(inline.columns.columns))
         return inline
     body = validate_score_request(raw)
     check_batch(body, max_batch)
+    if body.records is not None:
+        _refuse_key_problem(record_key_problem(body.records))
     return body
+
+
+def _refuse_key_problem(problem: tuple[str, str] | None) -> None:
+    """Inline records are held to the key rules of files: a duplicate or dangling id is a 422."""
+    if problem is not None:
+        where, what = problem
+        msg = f"{where}: {what}"
+        raise RequestValidationError([{"loc": ("body", "records"), "msg": msg, "type": "key_error"}])
 
 
 def inline_records(raw: bytes, max_batch: int) -> InlineRecords | None:
@@ -120,6 +131,10 @@ def inline_records(raw: bytes, max_batch: int) -> InlineRecords | None:
         raise too_large("records", len(body.records), max_batch)
     columns = columns_of(body.records)
     if columns is None:
+        return None
+    # a key the text gives twice (the decoder keeps one silently), or written "key" : with a space: the
+    # slow path decides (it refuses a repeated key and names it)
+    if text_keys(raw) != 1 + sum(v is not UNSET for v in given.values()) + columns.keys:
         return None
     return InlineRecords(raw, columns, options.as_of, options.route, options.top)
 
