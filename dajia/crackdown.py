@@ -18,6 +18,7 @@ hold another run's cases (checked).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -98,9 +99,20 @@ class RunFolder:
         atomic.write_text(self.state_path, json.dumps(state, indent=2, default=str))
 
     def claim(self, config: CrackdownConfig) -> dict[str, Any]:
-        """Start a new run here, or resume the run this folder already holds (same config only)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        state = self.load_state()
+        """Start a new run here, or resume the run this folder already holds (same config only). A path
+        that is a file, or a folder that cannot be made or written, is a ``DajiaError`` naming it."""
+        if self.root.exists() and not self.root.is_dir():
+            raise DajiaError(f"--out {self.root}: is a file, not a folder; choose a new folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DajiaError(f"--out {self.root}: cannot create the folder ({exc.strerror or exc})") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise DajiaError(f"--out {self.root}: the folder is not writable")
+        try:
+            state = self.load_state()
+        except (OSError, ValueError) as exc:
+            raise DajiaError(f"--out {self.root}: cannot read state.json ({exc})") from None
         if not state:
             if any(self.root.iterdir()):
                 raise DajiaError(f"--out {self.root}: folder is not empty and holds no crackdown run; choose a new one")
