@@ -26,6 +26,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "keys",
+    "predictions",
     "train",
     "evaluate",
     "promote",

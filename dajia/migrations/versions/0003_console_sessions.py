@@ -1,5 +1,6 @@
 """Server-side console sessions (``console_sessions``): signing out, revoking a key or changing its role
-ends its sessions at once (a copied cookie no longer works).
+ends its sessions at once (a copied cookie no longer works). Also an index on the prediction log's
+``logged_at``, by which its retention (``dajia predictions prune``) finds the old rows.
 
 Revision ID: 0003_sessions
 Revises: 0002
@@ -32,9 +33,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_console_sessions_key", "console_sessions", ["key_id"])
     op.create_index("ix_console_sessions_expires", "console_sessions", ["expires_at"])
+    # a database whose serving tables came from create_all (see 0002) may hold it already
+    existing = {ix["name"] for ix in sa.inspect(op.get_bind()).get_indexes("serving_predictions")}
+    if "ix_serving_predictions_logged_at" not in existing:
+        op.create_index("ix_serving_predictions_logged_at", "serving_predictions", ["logged_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_serving_predictions_logged_at", table_name="serving_predictions")
     op.drop_index("ix_console_sessions_expires", table_name="console_sessions")
     op.drop_index("ix_console_sessions_key", table_name="console_sessions")
     op.drop_table("console_sessions")
