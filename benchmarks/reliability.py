@@ -4,10 +4,12 @@ and reviewer traffic on loopback) with errors and p50/p99, and data lost.
     .venv/bin/python benchmarks/reliability.py --run <crackdown folder> [--seconds 60] [--quick]
 
 ``--run`` reuses a finished ``dajia crackdown --out`` folder (its model, marketplace and database);
-without it a 1,500-shop crackdown is made first. Two faults are injected here too (``--faults-only``:
+without it a 1,500-shop crackdown is made first. Faults are injected here too (``--faults-only``:
 just those): campaign publishing and outbox delivery SIGKILLed at random points and rerun
 (``tests/reliability/test_kill_rerun.py``'s scenario, more kills), and a disk filling up under every
-writer (``tests/reliability/test_disk_full.py``, needs root to mount a tmpfs). The other faults
+writer (``tests/reliability/test_disk_full.py``, needs root to mount a tmpfs), and issue 23's edge
+cases (``EDGE_SUITES``: ids and NUL at the edge, a read-only database's output, sessions, strict bodies,
+forwarded headers, ``/readyz`` and outage pages, CLI inputs, retention). The other faults
 (database cut, registry down) are exercised by tests/reliability and tests/serving; see
 docs/reliability.md.
 """
@@ -158,9 +160,25 @@ def kill_rerun_figures(kills: int, seed: int) -> dict[str, int]:
 
 def disk_full_figures() -> tuple[dict[str, int], str]:
     """Runs tests/reliability/test_disk_full.py: each test fills a real tmpfs under one writer."""
+    return pytest_figures(["tests/reliability/test_disk_full.py"])
+
+
+#: issue 23's edge cases, each a test on SQLite and (where it names one) PostgreSQL
+EDGE_SUITES = [
+    "tests/reliability/test_edges.py",
+    "tests/reliability/test_strict_scores.py",
+    "tests/reliability/test_failure_output.py",
+    "tests/reliability/test_forwarded.py",
+    "tests/reliability/test_cli_inputs.py",
+    "tests/serving/test_retention.py",
+]
+
+
+def pytest_figures(paths: list[str]) -> tuple[dict[str, int], str]:
+    """Runs the test files ``paths``: (scenarios, survived, failed, skipped) and the first skip reason."""
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "tests/reliability/test_disk_full.py", "-q", "-rs", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", *paths, "-q", "-rs", "-p", "no:cacheprovider"],
         cwd=root,
         capture_output=True,
         text=True,
@@ -177,7 +195,7 @@ def disk_full_figures() -> tuple[dict[str, int], str]:
 
 
 def print_fault_figures(kills: int) -> int:
-    """Prints the two fault figures; returns the data lost (messages lost or filed twice, failed scenarios)."""
+    """Prints the fault figures; returns the data lost (messages lost or filed twice, failed scenarios)."""
     t0 = time.perf_counter()
     kr = kill_rerun_figures(kills, seed=kills)
     print(
@@ -195,7 +213,18 @@ def print_fault_figures(kills: int) -> int:
         + (f" ({skip_reason})" if skip_reason else "")
         + f" ({time.perf_counter() - t0:.0f} s)"
     )
-    return kr["lost"] + kr["filed_twice"] + kr["undelivered"] + kr["publish_half_written"] + df["failed"]
+    t0 = time.perf_counter()
+    edges, skip_reason = pytest_figures(EDGE_SUITES)
+    print(
+        f"issue 23 edges (ids and NUL at the edge, read-only database output, sessions, strict bodies, forwarded "
+        f"headers, readyz and outage pages, CLI inputs, retention): {edges['scenarios']} scenarios, "
+        f"{edges['survived']} held, {edges['failed']} failed, {edges['skipped']} skipped"
+        + (f" ({skip_reason})" if skip_reason else "")
+        + f" ({time.perf_counter() - t0:.0f} s)"
+    )
+    return (
+        kr["lost"] + kr["filed_twice"] + kr["undelivered"] + kr["publish_half_written"] + df["failed"] + edges["failed"]
+    )
 
 
 def main() -> None:
@@ -205,7 +234,9 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--quick", action="store_true", help="10 s of load")
     ap.add_argument("--kills", type=int, default=12, help="delivery processes SIGKILLed in the kill-and-rerun fault")
-    ap.add_argument("--faults-only", action="store_true", help="only the kill-and-rerun and disk-full faults")
+    ap.add_argument(
+        "--faults-only", action="store_true", help="only the faults: kill and rerun, disk full, issue 23 edges"
+    )
     args = ap.parse_args()
     seconds = 10 if args.quick else args.seconds
     if args.faults_only:

@@ -19,6 +19,7 @@ SQLite and PostgreSQL are configured here, once, for every user of the database 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +48,23 @@ class Base(DeclarativeBase):
     """Declarative base of the ORM tables, on the one :data:`metadata`."""
 
     metadata = metadata
+
+
+#: the largest id an ``Integer`` column holds on every supported database (PostgreSQL's ``integer`` is
+#: 32-bit; SQLite's 64-bit): ids from outside are checked against it before they reach a query
+MAX_ID = 2**31 - 1
+#: characters no text column can hold on every supported database: PostgreSQL refuses NUL in text
+#: (SQLite would store it silently) and a lone UTF-16 surrogate cannot be encoded for either driver
+FORBIDDEN_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(value: str) -> str | None:
+    """None when every database can store ``value``, else why not (a sentence for an error message)."""
+    m = FORBIDDEN_TEXT.search(value)
+    if m is None:
+        return None
+    what = "the NUL character (\\u0000)" if m.group() == "\x00" else f"a lone surrogate (\\u{ord(m.group()):04x})"
+    return f"must not contain {what}"
 
 
 #: execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)

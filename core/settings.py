@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     lightgbm_threads: int = Field(default=1, gt=0)
     public_rate_per_minute: float = Field(default=300.0, ge=0)  # per client IP, unkeyed endpoints; 0: off
     public_rate_burst: int = Field(default=120, ge=1)  # requests a client may send at once before the rate applies
+    # prediction log: rows older than this many days are archived and deleted by `dajia predictions prune`
+    # (run it from cron or a timer); None: kept until pruned by hand with --older-than
+    prediction_retention_days: float | None = Field(default=None, gt=0)
+    # the reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated IPs or
+    # networks, e.g. "10.0.0.5,10.1.0.0/16"; "*" any). Empty: none, the client is the peer of the socket
+    # (uvicorn on its own would trust 127.0.0.1, so anyone on the host could pick their rate-limit bucket)
+    trusted_proxies: str = Field(default="", pattern=r"^[0-9A-Fa-f.:/*,\s]*$")
 
     @field_validator("database_url", "mlflow_tracking_uri")
     @classmethod

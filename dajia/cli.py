@@ -26,6 +26,7 @@ app = typer.Typer(
 COMMAND_MODULES: tuple[str, ...] = (
     "serve",
     "keys",
+    "predictions",
     "train",
     "evaluate",
     "promote",
@@ -91,6 +92,13 @@ def _run(argv: list[str] | None) -> int:
         full = disk_full(exc)  # a writer or the SQLite store hit a full disk: one line, not a traceback
         if full is not None:
             err_console.print(f"[red]error:[/red] {full}", soft_wrap=True, highlight=False)
+            return 2
+        from sqlalchemy import exc as sa_exc
+
+        if isinstance(exc, sa_exc.DBAPIError):  # read-only, unreachable, refused: one line, no parameters
+            from dajia.db import database_problem
+
+            err_console.print(f"[red]error:[/red] {database_problem(exc)}", soft_wrap=True, highlight=False)
             return 2
         raise
     return 0

@@ -18,6 +18,7 @@ hold another run's cases (checked).
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,9 +104,20 @@ class RunFolder:
         atomic.write_text(self.state_path, json.dumps(state, indent=2, default=str))
 
     def claim(self, config: CrackdownConfig) -> dict[str, Any]:
-        """Start a new run here, or resume the run this folder already holds (same config only)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        state = self.load_state()
+        """Start a new run here, or resume the run this folder already holds (same config only). A path
+        that is a file, or a folder that cannot be made or written, is a ``DajiaError`` naming it."""
+        if self.root.exists() and not self.root.is_dir():
+            raise DajiaError(f"--out {self.root}: is a file, not a folder; choose a new folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DajiaError(f"--out {self.root}: cannot create the folder ({exc.strerror or exc})") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise DajiaError(f"--out {self.root}: the folder is not writable")
+        try:
+            state = self.load_state()
+        except (OSError, ValueError) as exc:
+            raise DajiaError(f"--out {self.root}: cannot read state.json ({exc})") from None
         if not state:
             if any(self.root.iterdir()):
                 raise DajiaError(f"--out {self.root}: folder is not empty and holds no crackdown run; choose a new one")
@@ -383,7 +395,9 @@ class Crackdown:
         """Deliver the outbox to files under published/ (stand-in for mail, SMS and the public site).
 
         Each message is marked delivered right after it is filed and the mailbox files a dedupe_key
-        once, so a run killed here and resumed files every message exactly once."""
+        once, so a run killed here and resumed files every message exactly once. The mailbox fsyncs each
+        line before the mark commits (``fsync=True``, ~0.5 ms a message): a power cut loses no message
+        the store already counts as delivered."""
         from sanctions.campaigns import campaign_html
         from sanctions.outbox import FileMailbox, counts, deliver
         from sanctions.public import closed_shops
@@ -391,7 +405,7 @@ class Crackdown:
         out = self.folder.published
         delivered = 0
         with _session(self.settings) as session:
-            with FileMailbox(out) as mailbox:
+            with FileMailbox(out, fsync=True) as mailbox:
                 while n := deliver(session, mailbox, limit=5000):
                     delivered += n
             campaign_id = int(self._done("campaign")["campaign_id"])

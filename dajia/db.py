@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import exc as sa_exc
 
-from core.db import is_sqlite, make_engine, metadata
+from core.db import is_sqlite, make_engine, metadata, writing
+from core.errors import DajiaError
 
 _MIGRATED: set[str] = set()
 _LOCK = threading.Lock()
@@ -66,3 +68,22 @@ def open_store(url: str, **kwargs: Any) -> Engine:
             migrate(engine)
             _MIGRATED.add(url)
     return engine
+
+
+def database_problem(exc: sa_exc.DBAPIError) -> str:
+    """One line saying what the database refused: the driver's first line only. Never the statement's
+    parameters (shopkeepers' personal data; the engine hides them too) nor PostgreSQL's DETAIL line,
+    which can quote a row's values."""
+    orig = getattr(exc, "orig", None) or exc
+    first = (str(orig).strip().splitlines() or [type(orig).__name__])[0]
+    return f"the database refused the operation: {first[:300]} ({type(exc).__name__})"
+
+
+def check_writable(engine: Engine) -> None:
+    """A ``DajiaError`` (one line) unless the database takes a write: a read-only file or transaction,
+    a missing permission. The probe updates no row."""
+    try:
+        with writing(engine).begin() as conn:
+            conn.execute(text("UPDATE console_settings SET value = value WHERE name = '-'"))
+    except sa_exc.DBAPIError as exc:
+        raise DajiaError(database_problem(exc)) from None

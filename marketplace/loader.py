@@ -45,7 +45,10 @@ def load_marketplace(path: str | Path, snapshot_at: object = None) -> Marketplac
         table = _read_table(folder, spec)
         if table is not None:
             raw[spec.name] = table
-    return validate_raw(raw, snap)
+    mp = validate_raw(raw, snap)
+    if mp.shops.empty:  # every table empty (no shop, so no child row either): nothing to learn or score
+        raise DataContractError("shops", None, f"no rows: the marketplace in '{folder}' holds no shop")
+    return mp
 
 
 def read_snapshot_at(folder: Path) -> object:

@@ -116,6 +116,8 @@ def limits(table: Table, name: str, *, optional: bool = False) -> Any:
         if col.choices is not None:
             extra["enum"] = list(col.choices)
         kw["json_schema_extra"] = extra
+    if col.kind in ("int", "float", "bool"):
+        kw["strict"] = True  # JSON's own types only: "12" is no price (a whole number is a float still)
     if col.kind in ("int", "float"):
         if col.min is not None:
             kw["ge"] = col.min

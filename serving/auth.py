@@ -19,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from core.db import writing
 from core.errors import DajiaError, NotFound
 from serving.db import api_keys
 
@@ -96,6 +97,24 @@ class ApiKeyStore:
                 raise NotFound(f"no API key with id {key_id!r}")
             if row.revoked_at is None:
                 conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(revoked_at=_now()))
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).one()
+        with self._lock:
+            self._cache.clear()
+        return _row_to_key(row)
+
+    def set_role(self, key_id: str, role: str) -> ApiKey:
+        """Give an active key another role; its console sessions end at once (they carry the old role)."""
+        try:
+            parsed = Role(role)
+        except ValueError:
+            raise DajiaError(f"unknown role {role!r}; choose one of {', '.join(r.value for r in Role)}") from None
+        with writing(self.engine).begin() as conn:
+            row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).first()
+            if row is None:
+                raise NotFound(f"no API key with id {key_id!r}")
+            if row.revoked_at is not None:
+                raise DajiaError(f"API key {key_id!r} is revoked")
+            conn.execute(api_keys.update().where(api_keys.c.key_id == key_id).values(role=parsed.value))
             row = conn.execute(sa.select(api_keys).where(api_keys.c.key_id == key_id)).one()
         with self._lock:
             self._cache.clear()

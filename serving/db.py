@@ -42,4 +42,6 @@ predictions = sa.Table(
     #: a challenger's score, logged for comparison and never returned to the caller
     sa.Column("shadow", sa.Boolean(), nullable=False, default=False),
     sa.Index("ix_serving_predictions_shop", "shop_id", "id"),
+    #: retention (``serving.retention``) finds the old rows by time (migration 0003_sessions)
+    sa.Index("ix_serving_predictions_logged_at", "logged_at"),
 )

@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 from starlette.types import Scope
 
 from core.errors import (
@@ -79,6 +80,14 @@ def error_response(
     return OrjsonResponse(body, status_code=status, headers=headers)
 
 
+def _message(e: dict[str, Any]) -> str:
+    """The error's message, with the parser's own words when it has them (e.g. which key was repeated)."""
+    msg = str(e.get("msg", "invalid"))
+    ctx = e.get("ctx")
+    detail = ctx.get("error") if isinstance(ctx, dict) else None
+    return f"{msg}: {detail}" if isinstance(detail, str) and detail and detail not in msg else msg
+
+
 def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
     out = []
     for e in raw:
@@ -87,7 +96,7 @@ def validation_errors(raw: list[Any]) -> list[dict[str, Any]]:
             {
                 "path": json_path(loc),
                 "loc": [str(p) if not isinstance(p, int) else p for p in loc],
-                "message": str(e.get("msg", "invalid")),
+                "message": _message(e),
                 "type": str(e.get("type", "value_error")),
             }
         )
@@ -119,9 +128,25 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(request.scope, 422, "ValidationError", f"{len(errors)} invalid field(s)", errors)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of the app answers at this address (Starlette's 405 names only the
+    methods of the first route whose path matches: ``GET`` for ``/v1/campaigns``, which also takes POST)."""
+    methods = []
+    for method in _METHODS:
+        probe = {**request.scope, "method": method}
+        if any(route.matches(probe)[0] == Match.FULL for route in request.app.router.routes):
+            methods.append(method)
+    return ", ".join(methods)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return error_response(request.scope, exc.status_code, "HTTPError", str(exc.detail), headers=headers)
 
 

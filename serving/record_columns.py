@@ -17,7 +17,7 @@ It lives with serving, its only user; ``marketplace.records.ShopRecord`` stays t
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -28,7 +28,14 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from marketplace.records import CHILD_TABLES, CLOCK_SKEW, STRING_CONTROLS, TEXT_CONTROLS, ShopRecord
+from marketplace.records import (
+    CHILD_TABLES,
+    CLOCK_SKEW,
+    STRING_CONTROLS,
+    TEXT_CONTROLS,
+    ShopRecord,
+    record_lists,
+)
 from marketplace.schema import SHOPS, Column, Table
 from marketplace.validate import EARLIEST
 
@@ -50,6 +57,9 @@ class RecordColumns:
 
     columns: dict[str, dict[str, np.ndarray]]
     rows: dict[str, int]
+    #: how many keys the records' objects hold (one per field given, absent ones not counted): compared with
+    #: the keys of the JSON text, it shows a key given twice, which the decoder would silently keep once
+    keys: int = 0
 
 
 class _Unproven(Exception):
@@ -82,8 +92,8 @@ def _item_fields(table: Table, owned: bool) -> list[tuple[Any, ...]]:
     fields: list[tuple[Any, ...]] = []
     for col in table.columns:
         kind = _decoded_type(col)
-        if col.nullable or (owned and col.name == "shop_id"):
-            fields.append((col.name, kind | None, None))
+        if col.nullable or (owned and col.name == "shop_id"):  # absent: UNSET, so given keys can be counted
+            fields.append((col.name, kind | None | msgspec.UnsetType, msgspec.UNSET))
         else:
             fields.append((col.name, kind))
     return fields
@@ -109,7 +119,7 @@ _ITEMS = {
 def _child_field(field: str, item: Any) -> tuple[Any, ...]:
     """A record's list of ``item`` structs: at most ``ShopRecord``'s number of items, empty when absent."""
     kind = Annotated[list[item], msgspec.Meta(max_length=_CHILD_LIMITS[field])]
-    return (field, kind, msgspec.field(default_factory=list))
+    return (field, kind | msgspec.UnsetType, msgspec.UNSET)
 
 
 #: one record as msgspec decodes it (a struct whose types and limits are ``ShopRecord``'s, from the schema),
@@ -218,13 +228,15 @@ def _with_nulls(values: list[Any], col: Column, now: datetime) -> np.ndarray:
 
 
 def _table_columns(
-    items: list[Any], table: Table, now: datetime, owners: np.ndarray | None = None
+    items: list[Any], table: Table, now: datetime, owners: np.ndarray | None = None, keys: list[int] | None = None
 ) -> dict[str, np.ndarray]:
     """The columns of ``table`` from ``items`` (decoded structs). ``owners``: the record's shop id of each
-    item, which an item's own ``shop_id`` (optional) must equal."""
+    item, which an item's own ``shop_id`` (optional) must equal. ``keys[0]`` grows by the fields given."""
     out: dict[str, np.ndarray] = {}
     for col in table.columns:
-        values = list(map(attrgetter(col.name), items))
+        values, given = _given(list(map(attrgetter(col.name), items)), None)
+        if keys is not None:
+            keys[0] += given
         if owners is not None and col.name == "shop_id":
             # the record's id (checked with the shops); a child may repeat it or leave it out, nothing else
             expected = owners.tolist()
@@ -263,14 +275,76 @@ def columns_of(decoded: list[Any], now: datetime | None = None) -> RecordColumns
         return None
 
 
+def _given(values: list[Any], absent: Any) -> tuple[list[Any], int]:
+    """``values`` with ``UNSET`` (a key the JSON object left out) as ``absent``, and how many were given."""
+    unset = values.count(msgspec.UNSET)
+    if unset:
+        values = [absent if v is msgspec.UNSET else v for v in values]
+    return values, len(values) - unset
+
+
 def _record_columns(records: list[Any], now: datetime) -> RecordColumns:
-    columns = {"shops": _table_columns(records, SHOPS, now)}
+    keys = [0]
+    columns = {"shops": _table_columns(records, SHOPS, now, keys=keys)}
     rows = {"shops": len(records)}
     shop_ids = columns["shops"]["shop_id"]
     for field, table in CHILD_TABLES.items():
-        lists = list(map(attrgetter(field), records))
+        lists, given = _given(list(map(attrgetter(field), records)), [])
+        keys[0] += given
         items = [it for lst in lists for it in lst]
         owners = np.repeat(shop_ids, list(map(len, lists))) if "shop_id" in table.column_names else None
-        columns[table.name] = _table_columns(items, table, now, owners)
+        columns[table.name] = _table_columns(items, table, now, owners, keys)
         rows[table.name] = len(items)
-    return RecordColumns(columns, rows)
+    return RecordColumns(columns, rows, keys[0])
+
+
+def text_keys(raw: bytes) -> int:
+    """How many object keys the JSON text ``raw`` holds, written ``"key":`` (no space before the colon),
+    for a text whose keys are plain field names: every ``":`` ends a key except inside a string, where
+    its quote is escaped (``\\":``). One pass of ``bytes.count`` (two when the text holds a backslash)."""
+    escaped = raw.count(b'\\":') if b"\\" in raw else 0  # no backslash at all: one memchr, not a count
+    return raw.count(b'":') - escaped
+
+
+def key_problem(tables: Mapping[str, Mapping[str, Sequence[Any] | np.ndarray]]) -> tuple[str, str] | None:
+    """The first break of the data contract's keys in a batch of inline records, as (``table.column``,
+    what is wrong), or None: the rules files are held to (``marketplace.validate_keys``) within the batch —
+    each table's key is unique, and a child's reference (an edit's listing, an order's listing, a
+    complaint's or review's order) names a row of the same batch. ``tables``: the shops and child tables,
+    column name -> values (``RecordColumns.columns`` or :func:`record_lists`); brands are not in records,
+    so references to them are not checked here."""
+
+    def values(table: str, column: str) -> list[Any]:
+        v = tables[table][column]
+        return v.tolist() if isinstance(v, np.ndarray) else list(v)
+
+    key_sets: dict[tuple[str, str], set[Any]] = {}
+    for table in (SHOPS, *CHILD_TABLES.values()):
+        keys: list[Any] = (
+            values(table.name, table.key[0])
+            if len(table.key) == 1
+            else list(zip(*(values(table.name, k) for k in table.key), strict=True))
+        )
+        unique = set(keys)
+        if len(unique) != len(keys):
+            seen: set[Any] = set()
+            dup = next(k for k in keys if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+            return f"{table.name}.{', '.join(table.key)}", f"{dup!r} appears more than once in the batch"
+        if len(table.key) == 1:
+            key_sets[(table.name, table.key[0])] = unique
+    for table in CHILD_TABLES.values():
+        for fk in table.foreign_keys:
+            if fk.table in ("shops", "brands"):  # a child's shop is its record's; brands are not in records
+                continue
+            parents = key_sets[(fk.table, fk.target)]
+            refs = values(table.name, fk.column)
+            if not parents.issuperset(refs):
+                missing = set(refs) - parents - {None}
+                if missing:
+                    return f"{table.name}.{fk.column}", f"{min(missing)!r} names no {fk.table[:-1]} of the batch"
+    return None
+
+
+def record_key_problem(records: Sequence[ShopRecord]) -> tuple[str, str] | None:
+    """:func:`key_problem` of validated ``ShopRecord`` objects."""
+    return key_problem({table.name: columns for table, columns, _ in record_lists(records)})

@@ -28,6 +28,19 @@ class SanctionsBridge:
 
         return import_marketplace(self.engine, mp)
 
+    def unknown_shops(self, shop_ids: list[str]) -> list[str]:
+        """The ids among ``shop_ids`` that the store does not know (routing cannot open a case for them)."""
+        from sanctions.models import Shop
+
+        wanted = sorted(set(shop_ids))
+        known: set[str] = set()
+        with self.sessions() as session:
+            for i in range(0, len(wanted), 500):
+                known.update(
+                    session.execute(select(Shop.shop_id).where(Shop.shop_id.in_(wanted[i : i + 500]))).scalars()
+                )
+        return [s for s in wanted if s not in known]
+
     def route(
         self, items: list[tuple[str, float, str, list[str]]], served: Any, threshold: float, key: Any
     ) -> dict[str, dict[str, Any]]:

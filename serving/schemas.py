@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from fastapi import Request
+from fastapi.routing import APIRoute
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+from starlette.responses import Response
 
+from core.db import MAX_ID, storable_text
 from marketplace.records import ShopRecord
 
 #: hard ceiling of the schema; the service's own limit is ``settings.max_batch`` (default 1,000)
@@ -15,7 +29,81 @@ HARD_MAX_BATCH = 100_000
 EARLIEST_AS_OF = datetime(2000, 1, 1)
 LATEST_AS_OF = datetime(2200, 1, 1)
 
-ShopId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+def _storable(value: str) -> str:
+    why = storable_text(value)
+    if why is not None:
+        raise ValueError(why)
+    return value
+
+
+#: the pattern of :data:`Text` in the published schema (what a generated request must match)
+STORABLE_PATTERN = "^[^\\u0000]*$"
+#: text that may reach the database: without what a database cannot store (NUL, lone surrogates), a 422
+#: at the edge instead of a 500 from PostgreSQL (or a NUL SQLite stores silently)
+Text = Annotated[str, AfterValidator(_storable), Field(json_schema_extra={"pattern": STORABLE_PATTERN})]
+#: an id of a row of the service's database: within what every database's ``integer`` holds (2^31 - 1;
+#: a larger one is a 422 here, not a 500 from PostgreSQL or an ``OverflowError`` from SQLite)
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+ShopId = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        for k, _ in pairs:
+            if k in seen:
+                raise _DuplicateKey(k)
+            seen.add(k)
+    return out
+
+
+def loads_unique(raw: bytes | str) -> Any:
+    """JSON text as Python data, refusing an object that names a key twice (JSON parsers keep the last
+    one silently, so what a client meant is ambiguous): ``json.JSONDecodeError`` naming the key."""
+    try:
+        return json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        raise json.JSONDecodeError(f"duplicate key {exc.args[0]!r}", text, 0) from None
+
+
+def duplicate_key(raw: bytes | str) -> str | None:
+    """The first key some object of the JSON text ``raw`` names twice; None when there is none or
+    ``raw`` is no JSON at all (its parser then says what is wrong)."""
+    try:
+        json.loads(raw, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        return str(exc.args[0])
+    except (ValueError, RecursionError):
+        return None
+    return None
+
+
+class UniqueKeysRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_unique(await self.body())
+        return self._json
+
+
+class StrictJsonRoute(APIRoute):
+    """A route whose JSON body is refused (422) when an object names a key twice."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def unique_keys(request: Request) -> Response:
+            return await handler(UniqueKeysRequest(request.scope, request.receive))
+
+        return unique_keys
+
+
 Tier = Literal["low", "watch", "suspected"]
 
 
@@ -27,10 +115,14 @@ class ScoreOptions(BaseModel):
     as_of: datetime | None = Field(
         default=None, description="records only: features use events strictly before this time (default: now, UTC)"
     )
-    route: bool = Field(default=False, description="open or update a case for shops at or above the suspected tier")
-    top: int = Field(default=3, ge=1, le=10, description="at most this many reasons per flagged shop")
+    # strict: JSON's own types only ("yes" or 1 is no true, "3" no 3)
+    route: bool = Field(
+        default=False, strict=True, description="open or update a case for shops at or above the suspected tier"
+    )
+    top: int = Field(default=3, ge=1, le=10, strict=True, description="at most this many reasons per flagged shop")
     evidence: bool = Field(
         default=False,
+        strict=True,
         description="shop_ids only: also return each reason structured (code, text, the evidence it cites: "
         "listing, review, complaint, linked shop, order) for watch and suspected shops, in `reason_details`",
     )
@@ -174,6 +266,7 @@ class ServedOut(BaseModel):
 
 class Readiness(BaseModel):
     ready: bool
+    database_error: str | None = Field(description="None when the database answers, else why not")
     model: ServedOut | None
     shadow: ServedOut | None
     last_error: str | None

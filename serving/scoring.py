@@ -17,7 +17,7 @@ import pandas as pd
 from fastapi.exceptions import RequestValidationError
 from numpy.typing import NDArray
 
-from core.errors import DajiaError
+from core.errors import DajiaError, NotFound
 from serving.auth import ApiKey
 from serving.metrics import observe_many
 from serving.model_holder import Served
@@ -119,6 +119,18 @@ async def score_request(
     """Score, log durably, route if asked; the response body as plain data."""
     if req.route and services.sanctions is None:
         raise DajiaError("routing is not available: the sanction workflow is not configured in this service")
+    if req.route and req.shop_ids is None and services.sanctions is not None:
+        # inline records: each shop must be one the store knows, or routing would silently open nothing
+        if isinstance(req, InlineRecords):
+            ids = [str(v) for v in req.columns.columns["shops"]["shop_id"].tolist()]
+        else:
+            ids = [r.shop_id for r in req.records or []]
+        unknown = await asyncio.to_thread(services.sanctions.unknown_shops, ids)
+        if unknown:
+            raise NotFound(
+                f"route: {len(unknown)} shop(s) unknown to the sanction store, e.g. {unknown[0]!r}; a case needs "
+                "a shop the store holds (import the marketplace), or score without route"
+            )
     runtime: ModelRuntime = served.runtime
     on_loop = req.shop_ids is not None and len(req.shop_ids) <= INLINE_ROWS
     if on_loop:

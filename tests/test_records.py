@@ -143,7 +143,9 @@ def _app() -> FastAPI:
 
 BAD_FIELDS: list[tuple[str, Any, tuple[Any, ...], str]] = [
     ("listings.1.price", -3.0, ("body", 0, "listings", 1, "price"), "greater than or equal to 0.01"),
-    ("listings.0.price", "NaN", ("body", 0, "listings", 0, "price"), "finite number"),
+    # a string is no number at all (strict types, issue 23): not even "NaN"
+    ("listings.0.price", "NaN", ("body", 0, "listings", 0, "price"), "valid number"),
+    ("listings.0.price", "12", ("body", 0, "listings", 0, "price"), "valid number"),
     ("orders.0.amount", 2e7, ("body", 0, "orders", 0, "amount"), "less than or equal to 10000000"),
     ("reviews.0.rating", 0, ("body", 0, "reviews", 0, "rating"), "greater than or equal to 1"),
     ("reviews.1.rating", "five", ("body", 0, "reviews", 1, "rating"), "valid integer"),

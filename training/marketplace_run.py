@@ -271,6 +271,7 @@ def track_marketplace_run(
         git_commit,
         log_and_register,
         log_dataset,
+        process_tags,
         report_dir,
         setup_mlflow,
         write_report_artifacts,
@@ -285,7 +286,13 @@ def track_marketplace_run(
     dates = run.examples.dates
     with mlflow.start_run(run_name=run_name) as active:
         mlflow.set_tags(
-            {"dajia.mode": "marketplace", "dajia.source": source, "git_commit": git_commit() or "none", **(tags or {})}
+            {
+                "dajia.mode": "marketplace",
+                "dajia.source": source,
+                "git_commit": git_commit() or "none",
+                **process_tags(),
+                **(tags or {}),
+            }
         )
         mlflow.log_params(
             {

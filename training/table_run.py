@@ -19,6 +19,7 @@ from training.tracking import (
     git_commit,
     log_and_register,
     log_dataset,
+    process_tags,
     setup_mlflow,
     write_report_artifacts,
 )
@@ -44,7 +45,12 @@ def run_table(
     digest = file_digest([path])
     with mlflow.start_run(run_name=f"table:{path.name}") as active:
         mlflow.set_tags(
-            {"dajia.mode": "table", "dajia.source": str(path.resolve()), "git_commit": git_commit() or "none"}
+            {
+                "dajia.mode": "table",
+                "dajia.source": str(path.resolve()),
+                "git_commit": git_commit() or "none",
+                **process_tags(),
+            }
         )
         mlflow.log_params(
             {

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import subprocess
 import tempfile
 import warnings
@@ -52,7 +54,45 @@ def setup_mlflow(settings: Settings) -> MlflowClient:
         location = artifacts.as_uri() if artifacts is not None else None
         client.create_experiment(EXPERIMENT, artifact_location=location)
     mlflow.set_experiment(EXPERIMENT)
+    fail_interrupted_runs(client, settings.model_name)
     return client
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that runs a training (set at the run's start), so a later start can tell a
+    run whose process was killed from one still going."""
+    return {"dajia.host": socket.gethostname(), "dajia.pid": str(os.getpid())}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def fail_interrupted_runs(client: MlflowClient, model_name: str) -> list[str]:
+    """Runs of the experiment left RUNNING by a process of this host that no longer exists (a training
+    killed midway: MLflow cannot end its run): each is marked FAILED, and any model version it registered
+    before it died is deleted, so a killed training registers nothing. Returns their run ids."""
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        return []
+    host = socket.gethostname()
+    failed = []
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        pid = tags.get("dajia.pid", "")
+        if tags.get("dajia.host") != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        for version in client.search_model_versions(f"run_id = '{run.info.run_id}'"):
+            client.delete_model_version(version.name, version.version)
+        client.set_terminated(run.info.run_id, status="FAILED")
+        failed.append(run.info.run_id)
+    return failed
 
 
 def git_commit() -> str | None:

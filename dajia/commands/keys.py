@@ -1,4 +1,4 @@
-"""``dajia keys create|list|revoke``: API keys for the HTTP service (the secret is printed once)."""
+"""``dajia keys create|list|revoke|role``: API keys for the HTTP service (the secret is printed once)."""
 
 from __future__ import annotations
 
@@ -72,3 +72,13 @@ def register(app: typer.Typer) -> None:
         """Revoke a key (the service refuses it within a few seconds)."""
         key = _store().revoke(key_id)
         emit({"key_id": key.key_id, "revoked_at": key.revoked_at}, as_json)
+
+    @keys.command("role")
+    def set_role(
+        key_id: str = typer.Argument(..., help="the key's id"),
+        role: str = typer.Option(..., "--role", help="scorer, reviewer or admin"),
+        as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+    ) -> None:
+        """Give a key another role (its console sessions end at once; the API sees it within seconds)."""
+        key = _store().set_role(key_id, role)
+        emit({"key_id": key.key_id, "role": key.role.value}, as_json)

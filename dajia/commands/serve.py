@@ -34,8 +34,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Serve the dajia API (OpenAPI at /openapi.json, health at /healthz and /readyz, /metrics)."""
         t0 = time.perf_counter()
+
+        from core.db import make_engine
         from core.settings import get_settings
-        from dajia.db import migrate
+        from dajia.db import check_writable, migrate
         from serving.app import create_app
         from serving.config import ServeOptions
 
@@ -60,7 +62,19 @@ def register(app: typer.Typer) -> None:
         )
         say(f"dajia serve: starting on http://{host}:{port} (loading the marketplace and the champion model)")
         migrate(settings.resolved_database_url)  # before the app: it never migrates itself
-        run_server(create_app(settings, options), host=host, port=port, log_level=log_level, t0=t0)
+        probe = make_engine(settings.resolved_database_url)
+        try:
+            check_writable(probe)  # a read-only database: one line and exit 2, before uvicorn starts
+        finally:
+            probe.dispose()
+        run_server(
+            create_app(settings, options),
+            host=host,
+            port=port,
+            log_level=log_level,
+            t0=t0,
+            trusted_proxies=settings.trusted_proxies,
+        )
 
 
 def say(text: str) -> None:
@@ -68,7 +82,15 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def run_server(api: Any, *, host: str, port: int, log_level: str = "warning", t0: float | None = None) -> None:
+def run_server(
+    api: Any,
+    *,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    t0: float | None = None,
+    trusted_proxies: str = "",
+) -> None:
     """Run ``api`` with uvicorn and say where it listens once it is ready: uvicorn binds the port only
     after the app's start-up (marketplace, model), so from that line on /readyz answers."""
     import uvicorn
@@ -105,5 +127,15 @@ def run_server(api: Any, *, host: str, port: int, log_level: str = "warning", t0
         loop="uvloop",
         http="httptools",
         timeout_graceful_shutdown=10,
+        **forwarded_options(trusted_proxies),
     )
     Server(config).run()
+
+
+def forwarded_options(trusted_proxies: str) -> dict[str, Any]:
+    """uvicorn's options for forwarded headers: believed only from ``trusted_proxies``
+    (``settings.trusted_proxies``); none trusted when it is empty (uvicorn's default trusts 127.0.0.1)."""
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    if not proxies:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": proxies}

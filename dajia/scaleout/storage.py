@@ -85,8 +85,8 @@ def table_file(src: Location, spec: Table) -> str | None:
         raise DataContractError(
             spec.name,
             None,
-            f"{spec.name}.csv: scale-out jobs stream Parquet only; convert the folder once "
-            "(e.g. load it with dajia validate and write Parquet) or run without --scheduler",
+            f"{spec.name}.csv: the sweep and the scale-out jobs stream Parquet tables only (with or without "
+            "--scheduler); convert the folder once (load it with marketplace.loader and write Parquet)",
         )
     if spec.optional:
         return None

@@ -2,6 +2,8 @@
 
 * ``console_settings`` — the session-signing secret (created once, shared by every worker and kept
   across restarts, so signing in survives a restart and never depends on an environment variable);
+* ``console_sessions`` — who is signed in: one row per console session (the sha256 of the cookie's
+  random token, never the token), deleted at sign-out, so a copied cookie dies with it;
 * ``console_findings`` — what reviewers found when they checked a shop of the audit sample (shops the
   model did not flag). Exported as verdict rows for training by :func:`serving.console.sample.export_verdicts`.
 
@@ -44,6 +46,21 @@ findings = sa.Table(
 )
 
 VERDICTS = ("counterfeit", "genuine", "unsure")
+
+sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    #: sha256 (hex) of the random token the session cookie carries
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("key_id", sa.String(32), nullable=False),
+    #: the key's role at sign-in: a key whose role changed since no longer matches, so its sessions end
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.DateTime(), nullable=False),
+    sa.Column("expires_at", sa.DateTime(), nullable=False),
+    sa.Index("ix_console_sessions_key", "key_id"),
+    sa.Index("ix_console_sessions_expires", "expires_at"),
+)
 
 
 def session_secret(engine: Engine) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from core.db import storable_text
 from sanctions.models import Case, Shop
 
 #: what a reviewer must decide: fresh cases and appeals
@@ -64,8 +65,8 @@ class QueueFilter:
         """From query parameters; unknown values fall back to "no filter" rather than failing."""
 
         def get(name: str, limit: int = 64) -> str:
-            value = params.get(name) or ""
-            return str(value)[:limit].strip()
+            value = str(params.get(name) or "")[:limit].strip()
+            return "" if storable_text(value) else value  # a NUL no database stores: no filter
 
         q = get("q", 100)
         status = get("status") or ("all" if q else "")

@@ -8,9 +8,10 @@ console's own audited finding service, each in one transaction.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -25,6 +26,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from core.db import MAX_ID, storable_text
 from core.errors import DajiaError, NotFound
 from serving.console.db import session_secret
 from serving.console.security import (
@@ -73,9 +75,7 @@ def _state(services: Services) -> ConsoleState:
             from serving.console.monitor import DriftCache
 
             st = ConsoleState(
-                sessions=Sessions(
-                    session_secret(services.engine), services.engine, services.options.auth_cache_seconds
-                ),
+                sessions=Sessions(session_secret(services.engine), services.engine),
                 market=MarketIndex(services.marketplace) if services.marketplace is not None else None,
                 drift=DriftCache(on_report=services.metrics.set_drift),
             )
@@ -185,7 +185,15 @@ async def checked_form(request: Request, user: User) -> FormData:
 
 def field(form: FormData, name: str, limit: int = 2000) -> str:
     v = form.get(name)
-    return v.strip()[:limit] if isinstance(v, str) else ""
+    return storable(v.strip()[:limit], name) if isinstance(v, str) else ""
+
+
+def storable(value: str, name: str) -> str:
+    """``value`` unless it holds what no database can store (NUL): then a 422 page naming the field."""
+    why = storable_text(value)
+    if why is not None:
+        raise ConsoleError(422, "Form rejected", f"The field {name!r} {why}.")
+    return value
 
 
 async def read(services: Services, fn: Callable[[Session], T]) -> T:
@@ -271,7 +279,7 @@ async def login(request: Request) -> Response:
         return again(401, "Unknown or revoked API key.")
     if key.role.value not in ROLES:
         return again(403, f"A {key.role.value} key cannot sign in to the console; use a reviewer or admin key.")
-    token, _user = st.sessions.issue(key.key_id, key.name, key.role.value)
+    token, _user = await asyncio.to_thread(st.sessions.issue, key.key_id, key.name, key.role.value)
     resp = redirect(nxt)
     set_cookie(resp, request, SESSION_COOKIE, token, SESSION_SECONDS)
     clear_cookie(resp, LOGIN_COOKIE)
@@ -282,6 +290,8 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     user = await current_user(request)
     await checked_form(request, user)
+    _, st = await state_of(request)
+    await asyncio.to_thread(st.sessions.end, request)
     resp = redirect("/console/login")
     clear_cookie(resp, SESSION_COOKIE)
     return resp
@@ -328,13 +338,14 @@ async def queue(request: Request) -> Response:
     )
 
 
-def _case_id(raw: str) -> int:
+def _case_id(raw: str, what: str = "case") -> int:
+    """An id from the address, or a 404 page: not a number, or beyond what the database holds."""
     try:
-        value = int(raw)
+        value = int(raw) if len(raw) <= 20 else 0
     except ValueError:
         value = 0
-    if not 1 <= value <= 2**62:
-        raise ConsoleError(404, "No such case", f"There is no case {raw[:40]!r}.")
+    if not 1 <= value <= MAX_ID:
+        raise ConsoleError(404, f"No such {what}", f"There is no {what} {raw[:40]!r}.")
     return value
 
 
@@ -719,7 +730,7 @@ async def shop(request: Request, shop_id: str) -> Response:
 
     user = await current_user(request)
     services, st = await state_of(request)
-    sid = shop_id[:64]
+    sid = storable(shop_id[:64], "shop_id")
 
     def load(s: Session) -> tuple[Any, Any, list[Any]]:
         ev = load_shop_evidence(s, sid, st.market)
@@ -939,7 +950,7 @@ async def campaign(request: Request, campaign_id: str) -> Response:
 
     user = await current_user(request, admin=True)
     services, _ = await state_of(request)
-    cid = _case_id(campaign_id)
+    cid = _case_id(campaign_id, "campaign")
 
     def load(s: Session) -> tuple[Any, dict[str, Any] | None]:
         view = get_campaign(s, cid)
@@ -996,7 +1007,7 @@ async def campaign_step(request: Request, campaign_id: str, step: str) -> Respon
     user = await current_user(request, admin=True)
     await checked_form(request, user)
     services, _ = await state_of(request)
-    cid = _case_id(campaign_id)
+    cid = _case_id(campaign_id, "campaign")
     steps = {"approve": approve_campaign, "publish": publish_campaign}
     if step not in steps:
         raise ConsoleError(404, "Not found", f"No campaign step '{step[:40]}'.", user)
@@ -1086,18 +1097,19 @@ async def publish_disclosures(request: Request) -> Response:
 
 
 @router.post("/admin/disclosures/{disclosure_id}/withdraw")
-async def withdraw_disclosure(request: Request, disclosure_id: int) -> Response:
+async def withdraw_disclosure(request: Request, disclosure_id: str) -> Response:
     """An admin takes an entry off the public list, with a recorded reason."""
     from sanctions.disclosure import withdraw_disclosure as withdraw
 
     user = await current_user(request, admin=True)
     form = await checked_form(request, user)
     services, _ = await state_of(request)
+    did = _case_id(disclosure_id, "entry")
     reason = field(form, "reason", 2000)
     idem = field(form, "idempotency_key", 100)
     key = f"console:{user.key_id}:{idem}" if idem else None
     try:
-        await write(services, lambda s: withdraw(s, disclosure_id, _actor(user), reason=reason, idempotency_key=key))
+        await write(services, lambda s: withdraw(s, did, _actor(user), reason=reason, idempotency_key=key))
     except DajiaError as exc:
         raise refused(exc, "Not withdrawn", user, missing="No such entry") from exc
     return redirect("/console/admin/disclosures?withdrawn=1")
@@ -1109,8 +1121,30 @@ async def not_found(request: Request, rest: str) -> Response:
     raise ConsoleError(404, "Not found", f"There is no console page /console/{rest[:80]}.")
 
 
+def _as_page(handler: Callable[[Request, Any], Response | Awaitable[Response]]) -> Any:
+    """The app's handler for an exception, answering console addresses with an HTML error page of the
+    same status and headers (a database that is down: 503 with ``Retry-After``) instead of JSON."""
+
+    async def page(request: Request, exc: Exception) -> Response:
+        answer = handler(request, exc)
+        if inspect.isawaitable(answer):
+            answer = await answer
+        if not request.url.path.startswith("/console"):
+            return answer
+        message = "The database cannot be reached right now. Try again in a moment; nothing was changed."
+        resp = render("error.html", status=answer.status_code, title="Service unavailable", message=message)
+        if "retry-after" in answer.headers:
+            resp.headers["Retry-After"] = answer.headers["retry-after"]
+        return resp
+
+    return page
+
+
 def mount(app: FastAPI) -> None:
-    """Serve the console under ``/console`` (called once by ``serving.app.create_app``)."""
+    """Serve the console under ``/console`` (called once by ``serving.app.create_app``, after the app's
+    error handlers, whose database errors it answers as HTML pages on console addresses)."""
     app.include_router(router)
     app.add_exception_handler(ConsoleError, _console_error)
     app.add_exception_handler(SignInRequired, _sign_in_required)
+    for kind in (sa.exc.DBAPIError, sa.exc.TimeoutError):
+        app.add_exception_handler(kind, _as_page(app.exception_handlers[kind]))

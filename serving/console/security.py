@@ -3,10 +3,12 @@
 * **Sign-in.** A reviewer or admin signs in with their API key (``dajia keys create --role reviewer``):
   the service already stores keys only as sha256 digests, gives each one role and can revoke them,
   so the console adds no second password store. Scorer keys cannot sign in.
-* **Session.** A cookie signed with ``itsdangerous`` (secret in ``console_settings``), HttpOnly,
-  SameSite=Strict, path ``/console``, Secure over https, valid for 8 hours. It carries the key id,
-  never the secret; every request checks the key is still active (a revoked key ends its sessions
-  within the key cache time).
+* **Session.** Server-side: a row of ``console_sessions`` (the key id, its role at sign-in, the CSRF
+  token, the expiry) found by the sha256 of a random token; the cookie carries that token, signed with
+  ``itsdangerous`` (secret in ``console_settings``), HttpOnly, SameSite=Strict, path ``/console``,
+  Secure over https, valid for 8 hours. Every request reads the row joined with its key, uncached:
+  signing out deletes the row, and a revoked key or one whose role changed matches no more, so each of
+  them ends the session at once (in every worker), even for a copied cookie.
 * **CSRF.** Every session has a random token; every POST form carries it and it is compared in
   constant time. The sign-in form has its own token in a short-lived signed cookie (double submit).
   A POST whose ``Origin`` names another host is refused too.
@@ -14,12 +16,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -28,6 +30,8 @@ from sqlalchemy.engine import Engine
 from starlette.requests import Request
 from starlette.responses import Response
 
+from core.db import writing
+from serving.console.db import sessions
 from serving.db import api_keys
 
 SESSION_COOKIE = "dajia_console"
@@ -69,25 +73,43 @@ class User:
         return self.role == "admin"
 
 
-class Sessions:
-    """Signs and checks session and sign-in cookies; caches key status for a few seconds."""
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
 
-    def __init__(self, secret: str, engine: Engine, cache_seconds: float = 5.0) -> None:
+
+def _session_id(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class Sessions:
+    """Issues, checks and ends server-side sessions; signs and checks the sign-in form's cookie."""
+
+    def __init__(self, secret: str, engine: Engine) -> None:
         self._session = URLSafeTimedSerializer(secret, salt="dajia-console-session")
         self._login = URLSafeTimedSerializer(secret, salt="dajia-console-login")
         self.engine = engine
-        self.cache_seconds = cache_seconds
-        self._keys: dict[str, tuple[float, tuple[str, str] | None]] = {}
-        self._lock = threading.Lock()
 
     # -- sessions -----------------------------------------------------------------------------------
     def issue(self, key_id: str, name: str, role: str) -> tuple[str, User]:
+        """A new session for the key: (cookie value, user). Expired sessions are swept on the way."""
         user = User(key_id=key_id, name=name, role=role, csrf=secrets.token_urlsafe(32))
-        token = self._session.dumps({"k": key_id, "c": user.csrf})
-        return token, user
+        token = secrets.token_urlsafe(32)
+        now = _now()
+        with writing(self.engine).begin() as conn:
+            conn.execute(sessions.delete().where(sessions.c.expires_at < now))
+            conn.execute(
+                sessions.insert().values(
+                    session_id=_session_id(token),
+                    key_id=key_id,
+                    role=role,
+                    csrf=user.csrf,
+                    created_at=now,
+                    expires_at=now + timedelta(seconds=SESSION_SECONDS),
+                )
+            )
+        return self._session.dumps({"s": token}), user
 
-    def user(self, request: Request) -> User | None:
-        """The signed-in user, or None (no cookie, bad signature, expired, key revoked or demoted)."""
+    def _token(self, request: Request) -> str | None:
         raw = request.cookies.get(SESSION_COOKIE)
         if not raw:
             return None
@@ -95,28 +117,38 @@ class Sessions:
             data: Any = self._session.loads(raw, max_age=SESSION_SECONDS)
         except BadSignature:
             return None
-        if not isinstance(data, dict) or not isinstance(data.get("k"), str) or not isinstance(data.get("c"), str):
-            return None
-        key = self._key(data["k"])
-        if key is None or key[1] not in ROLES:
-            return None
-        return User(key_id=data["k"], name=key[0], role=key[1], csrf=data["c"])
+        token = data.get("s") if isinstance(data, dict) else None
+        return token if isinstance(token, str) and 0 < len(token) <= 100 else None
 
-    def _key(self, key_id: str) -> tuple[str, str] | None:
-        now = time.monotonic()
-        hit = self._keys.get(key_id)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+    def user(self, request: Request) -> User | None:
+        """The signed-in user, or None (no cookie, bad signature, signed out, expired, key revoked or
+        its role changed)."""
+        token = self._token(request)
+        if token is None:
+            return None
+        query = (
+            sa.select(sessions.c.key_id, sessions.c.csrf, api_keys.c.name, api_keys.c.role)
+            .join(api_keys, api_keys.c.key_id == sessions.c.key_id)
+            .where(
+                sessions.c.session_id == _session_id(token),
+                sessions.c.expires_at > _now(),
+                api_keys.c.revoked_at.is_(None),
+                api_keys.c.role == sessions.c.role,
+                api_keys.c.role.in_(ROLES),
+            )
+        )
         with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.select(api_keys.c.name, api_keys.c.role, api_keys.c.revoked_at).where(api_keys.c.key_id == key_id)
-            ).first()
-        value = (str(row.name), str(row.role)) if row is not None and row.revoked_at is None else None
-        with self._lock:
-            if len(self._keys) > 10_000:
-                self._keys.clear()
-            self._keys[key_id] = (now + self.cache_seconds, value)
-        return value
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return User(key_id=str(row.key_id), name=str(row.name), role=str(row.role), csrf=str(row.csrf))
+
+    def end(self, request: Request) -> None:
+        """Sign out: the session's row is deleted, so its cookie (and any copy of it) is dead."""
+        token = self._token(request)
+        if token is not None:
+            with writing(self.engine).begin() as conn:
+                conn.execute(sessions.delete().where(sessions.c.session_id == _session_id(token)))
 
     # -- the sign-in form's own CSRF token -----------------------------------------------------------
     def login_token(self) -> tuple[str, str]:

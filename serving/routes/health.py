@@ -1,8 +1,12 @@
-"""Liveness, readiness (a model is loaded) and Prometheus metrics."""
+"""Liveness, readiness (a model is loaded and the database answers) and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
+
+import sqlalchemy as sa
 from fastapi import APIRouter
+from sqlalchemy.engine import Engine
 from starlette.responses import Response
 
 from serving.deps import ServicesDep
@@ -17,18 +21,42 @@ async def healthz() -> Response:
     return OrjsonResponse({"status": "ok"})
 
 
+#: seconds /readyz waits for the database's answer before calling it unreachable
+DB_CHECK_SECONDS = 2.0
+
+
+def _ping(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+async def database_error(engine: Engine) -> str | None:
+    """None when the database answers a trivial query within :data:`DB_CHECK_SECONDS`, else why not (the
+    error's kind only: its text may name hosts and users)."""
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_ping, engine), DB_CHECK_SECONDS)
+    except TimeoutError:
+        return f"no answer within {DB_CHECK_SECONDS:g} s"
+    except Exception as exc:
+        return f"unreachable ({type(exc).__name__})"
+    return None
+
+
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="ready only with a model loaded; says which version and whether it is a cached fallback",
-    responses={503: {"model": Readiness, "description": "no model loaded"}},
+    summary="ready only with a model loaded and the database answering; says which model version is served",
+    responses={503: {"model": Readiness, "description": "no model loaded, or the database does not answer"}},
 )
 async def readyz(services: ServicesDep) -> Response:
     holder = services.holder
+    db_error = await database_error(services.engine)
     current, shadow = holder.current, holder.shadow
     mp = services.marketplace
+    ready = current is not None and db_error is None
     body = {
-        "ready": current is not None,
+        "ready": ready,
+        "database_error": db_error,
         "model": current.describe() if current else None,
         "shadow": shadow.describe() if shadow else None,
         "last_error": holder.last_error,
@@ -37,7 +65,7 @@ async def readyz(services: ServicesDep) -> Response:
         "inputs": list(current.runtime.inputs) if current else [],
         "features": current.runtime.feature_names if current and current.runtime.inputs == ("rows",) else None,
     }
-    return OrjsonResponse(body, status_code=200 if current is not None else 503)
+    return OrjsonResponse(body, status_code=200 if ready else 503)
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)

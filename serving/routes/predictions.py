@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from serving.deps import ReviewerKey, ServicesDep
 from serving.responses import OrjsonResponse, iso_utc
-from serving.schemas import ErrorBody, PredictionPage
+from serving.schemas import ErrorBody, PredictionPage, Text
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
 
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1", tags=["predictions"])
 async def list_predictions(
     services: ServicesDep,
     key: ReviewerKey,
-    shop_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    shop_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
     shadow: Annotated[bool | None, Query(description="only shadow (true) or only served (false) scores")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=2**62)] = None,

@@ -21,13 +21,13 @@ from sanctions.schemas import EVIDENCE_KINDS
 from serving.auth import ApiKey
 from serving.deps import AdminKey, ReviewerKey, ServicesDep
 from serving.responses import OrjsonResponse
-from serving.schemas import ErrorBody
+from serving.schemas import ErrorBody, Id, StrictJsonRoute, Text
 from serving.services import Services
 
 T = TypeVar("T")
 
-CaseId = Annotated[int, Path(ge=1, le=2**62)]
-CampaignId = Annotated[int, Path(ge=1, le=2**62)]
+CaseId = Annotated[Id, Path()]
+CampaignId = Annotated[Id, Path()]
 IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (400, 401, 403, 404, 409, 422)}
 
@@ -61,36 +61,40 @@ def _present(value: Any) -> Response:
 EvidenceKind = Enum("EvidenceKind", {k: k for k in EVIDENCE_KINDS}, type=str)  # type: ignore[misc]
 
 
+#: request bodies take JSON's own types only: no "yes" for true, no "12" for 12
+STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class EvidenceIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     kind: EvidenceKind
-    ref: str = Field(default="", max_length=500)
-    detail: str = Field(default="", max_length=2000)
+    ref: Text = Field(default="", max_length=500)
+    detail: Text = Field(default="", max_length=2000)
 
 
 class DecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     action: Literal["close", "ban", "dismiss"]
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
     evidence: list[EvidenceIn] = Field(default_factory=list, max_length=100)
-    suspect_listing_ids: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+    suspect_listing_ids: list[Annotated[Text, Field(min_length=1, max_length=64)]] | None = Field(
         default=None, max_length=10_000
     )
-    expected_version: int | None = Field(default=None, ge=1, le=2**31)
+    expected_version: Id | None = None
 
 
 class AppealDecisionIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     uphold: bool
-    reason: str = Field(min_length=1, max_length=2000)
+    reason: Text = Field(min_length=1, max_length=2000)
     evidence: list[EvidenceIn] = Field(default_factory=list, max_length=100)
-    expected_version: int | None = Field(default=None, ge=1, le=2**31)
+    expected_version: Id | None = None
 
 
 class CampaignIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    title: str = Field(min_length=1, max_length=300)
-    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
+    model_config = STRICT
+    title: Text = Field(min_length=1, max_length=300)
+    case_ids: list[Id] | None = Field(default=None, max_length=100_000)
 
 
 def _evidence(items: list[EvidenceIn]) -> list[Any]:
@@ -102,15 +106,15 @@ def _evidence(items: list[EvidenceIn]) -> list[Any]:
         raise DajiaError(f"evidence: {exc}") from exc
 
 
-cases = APIRouter(prefix="/v1/cases", tags=["cases"], responses=_ERRORS)
+cases = APIRouter(prefix="/v1/cases", tags=["cases"], responses=_ERRORS, route_class=StrictJsonRoute)
 
 
 @cases.get("", summary="cases, riskiest open first (reviewer or admin)")
 async def list_cases(
     services: ServicesDep,
     key: ReviewerKey,
-    status: Annotated[str | None, Query(max_length=32)] = None,
-    shop_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    status: Annotated[Text | None, Query(max_length=32)] = None,
+    shop_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
@@ -182,7 +186,7 @@ async def decide_appeal(
     )
 
 
-campaigns = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=_ERRORS)
+campaigns = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=_ERRORS, route_class=StrictJsonRoute)
 
 
 @campaigns.get("", summary="campaigns (reviewer or admin)")

@@ -18,9 +18,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from serving.deps import SCORING_ROLES, authorise
 from serving.errors import request_id_of
-from serving.record_columns import RECORD_STRUCT, columns_of
+from serving.record_columns import RECORD_STRUCT, columns_of, key_problem, record_key_problem, text_keys
 from serving.responses import OrjsonResponse
-from serving.schemas import HARD_MAX_BATCH, ErrorBody, ScoreOptions, ScoreRequest, ScoreResponse
+from serving.schemas import HARD_MAX_BATCH, ErrorBody, ScoreOptions, ScoreRequest, ScoreResponse, duplicate_key
 from serving.scoring import InlineRecords, ScoreInput, check_batch, score_request, too_large
 from serving.services import Services
 
@@ -89,10 +89,21 @@ def parse_score_request(raw: bytes, max_batch: int) -> ScoreInput:
     shops: 422 on the list."""
     inline = inline_records(raw, max_batch)
     if inline is not None:
+        _refuse_key_problem(key_problem(inline.columns.columns))
         return inline
     body = validate_score_request(raw)
     check_batch(body, max_batch)
+    if body.records is not None:
+        _refuse_key_problem(record_key_problem(body.records))
     return body
+
+
+def _refuse_key_problem(problem: tuple[str, str] | None) -> None:
+    """Inline records are held to the key rules of files: a duplicate or dangling id is a 422."""
+    if problem is not None:
+        where, what = problem
+        msg = f"{where}: {what}"
+        raise RequestValidationError([{"loc": ("body", "records"), "msg": msg, "type": "key_error"}])
 
 
 def inline_records(raw: bytes, max_batch: int) -> InlineRecords | None:
@@ -121,6 +132,10 @@ def inline_records(raw: bytes, max_batch: int) -> InlineRecords | None:
     columns = columns_of(body.records)
     if columns is None:
         return None
+    # a key the text gives twice (the decoder keeps one silently), or written "key" : with a space: the
+    # slow path decides (it refuses a repeated key and names it)
+    if text_keys(raw) != 1 + sum(v is not UNSET for v in given.values()) + columns.keys:
+        return None
     return InlineRecords(raw, columns, options.as_of, options.route, options.top)
 
 
@@ -141,7 +156,12 @@ _RECORDS_BODY: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
 
 
 def validate_score_request(raw: bytes) -> ScoreRequest:
-    """The body as a ``ScoreRequest``; errors as FastAPI's (422, each path under ``body``)."""
+    """The body as a ``ScoreRequest``; errors as FastAPI's (422, each path under ``body``). An object
+    naming a key twice is refused (422 naming the key)."""
+    repeated = duplicate_key(raw)
+    if repeated is not None:
+        msg = f"JSON decode error: duplicate key {repeated!r}"
+        raise RequestValidationError([{"loc": ("body",), "msg": msg, "type": "json_invalid"}])
     try:
         return ScoreRequest.model_validate_json(raw)
     except ValidationError as exc:

@@ -225,17 +225,20 @@ class Api(ThreadedServer):
         raise TimeoutError(f"model version {version} not served after {timeout:.0f}s: {body}")
 
 
-def start_api(registry: Registry, keys: dict[str, str], home: Path | None = None, **settings: Any) -> Api:
+def start_api(
+    registry: Registry, keys: dict[str, str], home: Path | None = None, database_url: str | None = None, **settings: Any
+) -> Api:
     """The dajia app on a real uvicorn server in a thread, pointed at the MLflow REST registry.
 
-    ``home`` (default: the registry's) holds the SQLite database; ``settings`` override the rest."""
+    ``home`` (default: the registry's) holds the SQLite database unless ``database_url`` names another;
+    ``settings`` override the rest."""
     from serving.app import create_app
     from serving.config import ServeOptions
 
     home = home or registry.home
     config = Settings(
         home=home,
-        DATABASE_URL=f"sqlite:///{home / 'dajia.db'}",
+        DATABASE_URL=database_url or f"sqlite:///{home / 'dajia.db'}",
         MLFLOW_TRACKING_URI=registry.url,
         max_batch=MAX_BATCH,
         **settings,

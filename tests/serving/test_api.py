@@ -132,8 +132,9 @@ def test_score_inline_records_match_by_id(api: Api, market: Any, all_scores: dic
 
 
 def test_inline_fast_path_and_model_path_agree(api: Api, market: Any, all_scores: dict[str, dict[str, Any]]) -> None:
-    """Records the column check proves valid, and records in spellings only ShopRecord reads (a price
-    sent as a string, a time without seconds), score identically: one validation, two routes to it."""
+    """Records the column check proves valid, and records in spellings only ShopRecord reads (a time with
+    a space for its T, or without seconds), score identically: one validation, two routes to it. A price
+    sent as a string is no spelling of a number (issue 23: strict types): 422 on either path."""
     import orjson
 
     from marketplace.records import records_from_frames
@@ -146,16 +147,20 @@ def test_inline_fast_path_and_model_path_agree(api: Api, market: Any, all_scores
     as_of = (pd.Timestamp(market.snapshot_at) + pd.Timedelta(seconds=1)).isoformat()
     plain = {"records": records, "as_of": as_of}
     lax = orjson.loads(orjson.dumps(plain))
-    listing = next(r for r in lax["records"] if r["listings"])["listings"][0]
-    listing["price"] = str(listing["price"])  # pydantic's lax mode reads it; the column check leaves it
     opened = lax["records"][0]["opened_at"]
+    lax["records"][0]["opened_at"] = opened.replace("T", " ", 1)  # pydantic reads it; the column check leaves it
     if opened.endswith(":00"):
         lax["records"][0]["opened_at"] = opened[:-3]  # "YYYY-MM-DDTHH:MM": the model's path only
+    priced = orjson.loads(orjson.dumps(plain))
+    listing = next(r for r in priced["records"] if r["listings"])["listings"][0]
+    listing["price"] = str(listing["price"])
     assert inline_records(orjson.dumps(plain), MAX_BATCH) is not None
     assert inline_records(orjson.dumps(lax), MAX_BATCH) is None
     c = api.client("scorer")
     fast, slow = c.post("/v1/scores", json=plain), c.post("/v1/scores", json=lax)
     assert fast.status_code == 200 and slow.status_code == 200, (fast.text, slow.text)
+    refused = c.post("/v1/scores", json=priced)
+    assert refused.status_code == 422 and "price" in refused.json()["errors"][0]["path"], refused.text
     strip = ("request_id",)
     assert [{k: v for k, v in x.items() if k not in strip} for x in fast.json()["results"]] == [
         {k: v for k, v in x.items() if k not in strip} for x in slow.json()["results"]

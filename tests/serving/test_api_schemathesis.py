@@ -23,6 +23,7 @@ schema-valid request can rightly get a 422 or 409.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -40,6 +41,7 @@ from schemathesis.engine.errors import is_inconsistent_replay
 from schemathesis.generation.stateful.state_machine import StepInput
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from tests.conftest import postgres_schema
 from tests.serving.conftest import MAX_BATCH, Api, Registry, create_keys, start_api
 
 ROLES: tuple[str | None, ...] = (None, "scorer", "reviewer", "admin")
@@ -55,14 +57,23 @@ EXCLUDED = [positive_data_acceptance]
 CATCH_ALL = Bundle("catch_all")
 
 
-@pytest.fixture(scope="module")
-def server(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
-    home = tmp_path_factory.mktemp("schemathesis")
-    keys = create_keys(f"sqlite:///{home / 'dajia.db'}")
-    a = start_api(registry, keys, home=home, public_rate_per_minute=1e6, public_rate_burst=100_000)
-    a.wait_version("1")
-    yield a
-    a.stop()
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(
+    registry: Registry, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[Api]:
+    """The API over a fresh database of each kind (issue 23: both in CI)."""
+    home = tmp_path_factory.mktemp(f"schemathesis-{request.param}")
+    with contextlib.ExitStack() as stack:
+        url = f"sqlite:///{home / 'dajia.db'}"
+        if request.param == "postgres":
+            url = stack.enter_context(postgres_schema(request.getfixturevalue("postgres_admin_url"), prefix="st_"))
+        keys = create_keys(url)
+        a = start_api(
+            registry, keys, home=home, database_url=url, public_rate_per_minute=1e6, public_rate_burst=100_000
+        )
+        a.wait_version("1")
+        yield a
+        a.stop()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,25 @@ from serving.console.db import console_settings, findings
 from serving.db import api_keys, predictions
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICE_TABLES = ("serving_api_keys", "serving_predictions", "console_settings", "console_findings")
+SERVICE_TABLES = (
+    "serving_api_keys",
+    "serving_predictions",
+    "console_settings",
+    "console_findings",
+    "console_sessions",
+)
+
+
+def _head() -> str:
+    """The head revision of the shipped history (whatever revisions branches add to it)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config(str(ROOT / "dajia" / "alembic.ini"))
+    cfg.set_main_option("script_location", str(ROOT / "dajia" / "migrations"))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
