@@ -88,3 +88,35 @@ def segment_metrics(
                 m = binary_metrics(part["label"].to_numpy(), part[col].to_numpy(), k, probabilities=False)
                 rows.append({"segment": seg, "value": str(value), "scorer": col, **m})
     return rows
+
+
+def reliability_equal_mass(y_in: ArrayLike, s_in: ArrayLike, bins: int = 10) -> list[dict[str, float]]:
+    """Reliability curve over equal-mass bins: the scores sorted and cut into ``bins`` groups of (nearly)
+    the same count, so a few high scores get a bin of their own instead of sharing a mostly empty one.
+    Each bin: its score range, count, mean score and observed rate."""
+    y = np.asarray(y_in, dtype=np.float64)
+    s = np.asarray(s_in, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"reliability needs two 1-d arrays of equal length, got {y.shape} and {s.shape}")
+    order = np.argsort(s, kind="stable")
+    out = []
+    for part in np.array_split(order, min(bins, len(s))) if len(s) else []:
+        out.append(
+            {
+                "bin_low": float(s[part].min()),
+                "bin_high": float(s[part].max()),
+                "n": len(part),
+                "mean_score": float(s[part].mean()),
+                "observed_rate": float(y[part].mean()),
+            }
+        )
+    return out
+
+
+def expected_calibration_error(y: ArrayLike, s: ArrayLike, bins: int = 10) -> float:
+    """ECE over equal-mass bins: the count-weighted mean |mean score − observed rate| of the bins."""
+    curve = reliability_equal_mass(y, s, bins)
+    n = sum(b["n"] for b in curve)
+    if n == 0:
+        return float("nan")
+    return float(sum(b["n"] * abs(b["mean_score"] - b["observed_rate"]) for b in curve) / n)
