@@ -34,6 +34,7 @@ from marketplace.loader import load_marketplace
 from marketplace.schema import GROUND_TRUTH_FILE
 from marketplace.synth.plan import LINKAGE
 from marketplace.tables import Marketplace
+from models.calibration import CALIBRATORS
 from models.thresholds import ThresholdPolicy
 from training.booster import BoosterConfig
 from training.evaluation import routed_mask
@@ -83,6 +84,27 @@ def linked_to_convicted(mp: Marketplace, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
+def calibration_comparison(mp: Marketplace, run: Any) -> dict[str, dict[str, float]]:
+    """Each calibrator of ``models.calibration.CALIBRATORS`` fitted on the run's labelled validation raw
+    scores (what ``fit_risk_model`` calibrates on): ECE against test verdicts, and how many distinct
+    calibrated values (rounded to 1e-4) the test population gets — a staircase map ties thousands of shops."""
+    pipe = run.model.pipeline
+    valid = run.examples.part("valid", labelled_only=True)
+    v_raw = run.model.raw_scores(pipe.transform_examples(mp, valid[["shop_id", "as_of"]], oof=True))
+    test = run.test
+    t_raw = run.model.raw_scores(pipe.transform_examples(mp, test[["shop_id", "as_of"]], oof=True))
+    lab = test["labelled"].to_numpy()
+    out = {}
+    for name, cls in CALIBRATORS.items():
+        cal = cls().fit(v_raw, valid["label"].to_numpy(dtype=np.float64))
+        p = cal.transform(t_raw)
+        out[name] = {
+            "ece": expected_calibration_error(test.loc[lab, "label"], p[lab]),
+            "levels": float(len(np.unique(np.round(p, 4)))),
+        }
+    return out
+
+
 def world_report(mp: Marketplace, gt: pd.DataFrame, run: Any) -> dict[str, Any]:
     test = run.test
     truth = gt.set_index(gt["shop_id"].astype(str))
@@ -109,6 +131,7 @@ def world_report(mp: Marketplace, gt: pd.DataFrame, run: Any) -> dict[str, Any]:
         "routed_linked_1x": float(r1[linked].mean()) if linked.any() else float("nan"),
         "routed_reregistered_1x": float(r1[parent].mean()) if parent.any() else float("nan"),
         "archetypes": {},
+        "calibration": calibration_comparison(mp, run),
     }
     for a in sorted(set(arch)):
         m = arch == a
@@ -120,14 +143,25 @@ def world_report(mp: Marketplace, gt: pd.DataFrame, run: Any) -> dict[str, Any]:
     return out
 
 
-def run_world(name: str, knobs: dict[str, Any], shops: int, seed: int, root: Path) -> dict[str, Any]:
+def run_world(
+    name: str,
+    knobs: dict[str, Any],
+    shops: int,
+    seed: int,
+    root: Path,
+    plan: ExamplePlan | None = None,
+    config: BoosterConfig | None = None,
+    pipeline_params: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     data = root / f"{name}-{seed}"
     t0 = time.perf_counter()
     generate(GeneratorConfig(shops=shops, seed=seed, **knobs), data)
     mp = load_marketplace(data)
     gt = pd.read_parquet(data / GROUND_TRUTH_FILE)
-    plan = ExamplePlan(seed=0)
-    run = train_marketplace(mp, plan, BoosterConfig(seed=0), ThresholdPolicy(sweep_days=plan.step_days), gt)
+    plan = plan or ExamplePlan(seed=0)
+    config = config or BoosterConfig(seed=0)
+    policy = ThresholdPolicy(sweep_days=plan.step_days)
+    run = train_marketplace(mp, plan, config, policy, gt, pipeline_params=pipeline_params)
     report = world_report(mp, gt, run)
     report.update({"world": name, "seed": seed, "shops": shops, "seconds": round(time.perf_counter() - t0, 1)})
     return report
@@ -151,6 +185,10 @@ def print_report(results: list[dict[str, Any]]) -> None:
             f"{r['routed_reregistered_1x']:>7.3f}{at('counterfeit_camouflaged'):>8}{at('counterfeit_sideline'):>8}"
             f"{at('counterfeit_blatant'):>8}{r['logistic_true_pr_auc']:>7.3f}"
         )
+    print("\ncalibrators on the same validation scores: ECE vs test verdicts (distinct values on the test population)")
+    for r in results:
+        parts = [f"{k} {v['ece']:.3f} ({v['levels']:.0f})" for k, v in r["calibration"].items()]
+        print(f"  {r['world']}-{r['seed']}: " + ", ".join(parts))
     print("\nrouted share per archetype, 1× / 4× capacity (honest archetypes: false alarms)")
     for r in results:
         parts = [f"{k} {v['routed_1x']:.3f}/{v['routed_4x']:.3f}" for k, v in r["archetypes"].items()]
@@ -163,12 +201,25 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[11, 12])
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
+    ap.add_argument("--unlabelled-weight", type=float, default=None, help="ablation: ExamplePlan.unlabelled_weight")
+    ap.add_argument("--no-monotone", action="store_true", help="ablation: BoosterConfig(monotone=False)")
+    ap.add_argument("--text-solver", default=None, help="ablation: ShopFeaturePipeline(text_solver=...)")
+    ap.add_argument("--text-C", type=float, default=None, help="ablation: ShopFeaturePipeline(text_C=...)")
     args = ap.parse_args()
+    plan = ExamplePlan(seed=0)
+    if args.unlabelled_weight is not None:
+        plan = ExamplePlan(seed=0, unlabelled_weight=args.unlabelled_weight)
+    config = BoosterConfig(seed=0, monotone=not args.no_monotone)
+    params: dict[str, Any] = {}
+    if args.text_solver is not None:
+        params["text_solver"] = args.text_solver
+    if args.text_C is not None:
+        params["text_C"] = args.text_C
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.worlds:
             for seed in args.seeds:
-                r = run_world(name, WORLDS[name], args.shops, seed, Path(tmp))
+                r = run_world(name, WORLDS[name], args.shops, seed, Path(tmp), plan, config, params)
                 print(
                     f"{name} seed {seed}: PR-AUC {r['true_pr_auc']:.3f}, ECE {r['ece_verdicts']:.3f} "
                     f"({r['seconds']:.0f} s)",

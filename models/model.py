@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from models.calibration import IsotonicCalibrator
+from models.calibration import CALIBRATORS, Calibrator
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds
 
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 #: population rows scored to place the capacity threshold (seeded sample beyond this)
 POPULATION_SAMPLE = 20_000
+#: the calibrator ``fit_risk_model`` uses (``models.calibration.CALIBRATORS``): chosen by ECE against test
+#: verdicts over six generated worlds (docs/training.md, "Calibration")
+DEFAULT_CALIBRATION = "crossfit_isotonic"
 #: tiers that get reasons by default on the hot path
 EXPLAINED_TIERS = ("watch", "suspected")
 
@@ -44,7 +47,7 @@ class ShopRiskModel:
     def __init__(
         self,
         booster: lgb.Booster,
-        calibrator: IsotonicCalibrator,
+        calibrator: Calibrator,
         thresholds: Thresholds,
         explainer: ReasonExplainer,
         pipeline: Any | None = None,
@@ -169,6 +172,7 @@ def fit_risk_model(
     texts: dict[str, FeatureText] | None = None,
     info: dict[str, Any] | None = None,
     weight: NDArray[np.float64] | None = None,
+    calibration: str = DEFAULT_CALIBRATION,
 ) -> ShopRiskModel:
     """Booster with early stopping on the held-out slice, then calibrator and thresholds on that slice.
 
@@ -179,7 +183,9 @@ def fit_risk_model(
     from training.booster import fit_booster
 
     fit = fit_booster(X_fit, y_fit, X_hold, y_hold, config, weight=weight)
-    calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
+    if calibration not in CALIBRATORS:
+        raise ValueError(f"calibration must be one of {', '.join(CALIBRATORS)}, got {calibration!r}")
+    calibrator = CALIBRATORS[calibration]().fit(fit.valid_raw, y_hold)
     hold_scores = calibrator.transform(fit.valid_raw)
     if population_scores_X is None:
         pop_scores = hold_scores

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,8 @@ def _train_marketplace(
     train = exs.training()
     pipeline = ShopFeaturePipeline(random_state=config.seed, **(pipeline_params or {}))
     X_train = pipeline.fit_transform(mp, train[["shop_id", "as_of", "label"]])
+    if config.monotone:
+        config = replace(config, extra={"monotone_constraints": pipeline.monotone_constraints(), **config.extra})
     y_train = train["label"].to_numpy(dtype=np.float64)
     valid = exs.part("valid", labelled_only=False)
     valid_sizes = [exs.population[d] for d in exs.dates["valid"]]
