@@ -94,7 +94,7 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
 
     group = "linkage"
     needs: ClassVar[dict[str, tuple[str, ...]]] = {
-        "shops": ("shop_id", *LINKAGE_FIELDS),
+        "shops": ("shop_id", "opened_at", *LINKAGE_FIELDS),
         "verdicts": ("shop_id", "decided_at", "outcome"),
     }
 
@@ -120,6 +120,13 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
             FeatureDoc(
                 "days_since_linked_verdict",
                 "a linked shop was found selling counterfeits {value:.0f} days ago",
+                False,
+                g,
+            ),
+            # a banned keeper re-registers within weeks: a shop opened soon after its linked shop's verdict
+            FeatureDoc(
+                "opened_days_after_linked_verdict",
+                "opened {value:.0f} days after a linked shop was found selling counterfeits",
                 False,
                 g,
             ),
@@ -165,8 +172,10 @@ class LinkedShopFeatures(MarketplaceFeatureBuilder):
             pair = np.unique(t.astype(np.int64) * (int(sc.max()) + 1) + sc)
             linked_shops = np.bincount(pair // (int(sc.max()) + 1), minlength=n).astype(np.float64)
         latest = group_max(t, adv_at.astype(np.float64), n)
+        opened = np.full(n, np.nan)
+        opened[codes[target_rows]] = snap.times("shops", "opened_at")[target_rows]
         cols = [by_kind[:, j] for j in range(k)]
-        cols += [by_kind.sum(axis=1), linked_shops, (snap.as_of_us - latest) / DAY_US]
+        cols += [by_kind.sum(axis=1), linked_shops, (snap.as_of_us - latest) / DAY_US, (opened - latest) / DAY_US]
         return stack(cols, n)
 
 

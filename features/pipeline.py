@@ -29,6 +29,18 @@ from marketplace.schema import TABLES, Kind
 from marketplace.tables import Marketplace
 
 EXAMPLE_COLUMNS = ("shop_id", "as_of", "label")
+#: features whose risk direction is known whatever the world's vocabulary, prices or label bias: more of them
+#: never makes a shop less likely a counterfeiter (name prefixes; the booster may constrain them monotone)
+MONOTONE_INCREASING = (
+    "linked_by_",
+    "linked_kinds",
+    "linked_counterfeit_shops",
+    "complaints_counterfeit_all",
+    "complaints_by_test_buy_",
+    "complaints_by_brand_owner_",
+    "fake_reviews_all",
+    "unauthorised_premium_below_half",
+)
 PERCENTILES = (1, 5, 10, 25, 50, 75, 90, 95, 99)
 
 _DTYPES: dict[Kind, str] = {
@@ -88,6 +100,8 @@ class ShopFeaturePipeline(BaseEstimator):
         text_max_iter: int = 10,
         text_threshold: float = 0.5,
         text_max_train_texts: int = 200_000,
+        text_solver: str = "idf_logistic",
+        text_C: float = 0.25,
         random_state: int = 0,
         batch_shops: int = 250_000,
     ) -> None:
@@ -101,6 +115,8 @@ class ShopFeaturePipeline(BaseEstimator):
         self.text_max_iter = text_max_iter
         self.text_threshold = text_threshold
         self.text_max_train_texts = text_max_train_texts
+        self.text_solver = text_solver
+        self.text_C = text_C
         self.random_state = random_state
         self.batch_shops = batch_shops
 
@@ -115,6 +131,8 @@ class ShopFeaturePipeline(BaseEstimator):
                 max_iter=self.text_max_iter,
                 threshold=self.text_threshold,
                 max_train_texts=self.text_max_train_texts,
+                solver=self.text_solver,
+                C=self.text_C,
                 random_state=self.random_state,
             ),
             BrandPriceFeatures(low_price_ratio=self.low_price_ratio),
@@ -225,6 +243,10 @@ class ShopFeaturePipeline(BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
         return np.asarray(self.feature_names_out_, dtype=object)
+
+    def monotone_constraints(self) -> list[int]:
+        """Per output column, LightGBM's ``monotone_constraints`` entry: 1 for ``MONOTONE_INCREASING``, else 0."""
+        return [int(str(n).startswith(MONOTONE_INCREASING)) for n in self.get_feature_names_out()]
 
     def describe(self, name: str) -> FeatureDoc:
         """Reason template and direction of feature ``name``."""

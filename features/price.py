@@ -90,6 +90,32 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
             FeatureDoc(
                 "low_price_share", f"{{value:.0%}} of branded listings below {low} of the reference price", True, g
             ),
+            # the tail of the riskiest listings (a few cheap unauthorised premium items in a large shop
+            # show here, where shop-wide means and shares dilute them)
+            FeatureDoc(
+                "unauthorised_premium_ratio_min",
+                "cheapest unauthorised premium-brand listing at {value:.0%} of its reference price",
+                False,
+                g,
+            ),
+            FeatureDoc(
+                "unauthorised_premium_ratio_median",
+                "unauthorised premium-brand listings at a median {value:.0%} of their reference price",
+                False,
+                g,
+            ),
+            FeatureDoc(
+                "unauthorised_premium_below_half",
+                "{value:.0f} unauthorised premium-brand listings below half their reference price",
+                True,
+                g,
+            ),
+            FeatureDoc(
+                "unauthorised_premium_below_half_share",
+                "{value:.0%} of listings are unauthorised premium-brand items below half the reference price",
+                True,
+                g,
+            ),
         ]
 
     def block(self, snap: Snapshot) -> np.ndarray:
@@ -114,6 +140,9 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
         rk = ~np.isnan(ratio)
         priced = snap.count(codes[rk])
         low = snap.count(codes[rk & (ratio < self.low_price_ratio)])
+        pu = rk & prem & ~authorised
+        pu_cheap = snap.count(codes[pu & (ratio < 0.5)])
+        listings = snap.count(state.codes)
         cols = [
             branded,
             unauth,
@@ -127,6 +156,10 @@ class BrandPriceFeatures(MarketplaceFeatureBuilder):
             group_median(codes[rk], ratio[rk], n),
             low,
             np.where(priced > 0, low / np.maximum(priced, 1), 0.0),
+            group_min(codes[pu], ratio[pu], n),
+            group_median(codes[pu], ratio[pu], n),
+            pu_cheap,
+            pu_cheap / np.maximum(listings, 1),
         ]
         return stack(cols, n)
 

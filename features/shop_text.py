@@ -70,6 +70,8 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         threshold: float = 0.5,
         max_train_texts: int = 200_000,
         random_state: int = 0,
+        solver: str = "idf_logistic",
+        C: float = 0.25,
     ) -> None:
         self.n_features = n_features
         self.ngram_range = ngram_range
@@ -79,6 +81,8 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
         self.threshold = threshold
         self.max_train_texts = max_train_texts
         self.random_state = random_state
+        self.solver = solver
+        self.C = C
 
     # -- fit -----------------------------------------------------------------------------------------------
     def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
@@ -140,6 +144,8 @@ class ShopTextFeatures(MarketplaceFeatureBuilder):
                     max_iter=self.max_iter,
                     class_weight="balanced",
                     random_state=self.random_state,
+                    solver=self.solver,
+                    C=self.C,
                 )
             coefs[kind], intercepts[kind] = W, b
         self.coef_ = coefs

@@ -59,7 +59,7 @@ def generate(
     # the manifest, written last, marks a whole marketplace: withdraw an older one before rewriting
     (out / MANIFEST_FILE).unlink(missing_ok=True)
     plan = build_plan(config)
-    vocab = V.build_vocabulary()
+    vocab = V.build_vocabulary(config.vocabulary)
 
     counts: dict[str, int] = {}
     counts["brands"] = len(write_brands(plan, out))
@@ -102,7 +102,7 @@ def generate(
 def write_brands(plan: Plan, out: Path) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            "brand": S.series(pa.array(V.brand_names())),
+            "brand": S.series(pa.array(V.brand_names(plan.config.vocabulary))),
             "category": S.series(S.take(pa.array(CATEGORIES), plan.brand_category)),
             "reference_price": plan.brand_price.astype(np.float64),
             "premium": plan.brand_premium.astype(bool),
@@ -115,7 +115,7 @@ def write_brands(plan: Plan, out: Path) -> pd.DataFrame:
 def write_authorisations(plan: Plan, out: Path) -> pd.DataFrame:
     frame = pd.DataFrame(
         {
-            "brand": S.series(S.take(pa.array(V.brand_names()), plan.auth_brand)),
+            "brand": S.series(S.take(pa.array(V.brand_names(plan.config.vocabulary)), plan.auth_brand)),
             "shop_id": S.series(S.ids("S", plan.auth_shop, 8)),
             "granted_at": S.timestamps(plan.auth_granted),
         }
@@ -197,7 +197,10 @@ def _summary(config: GeneratorConfig, plan: Plan, counts: Mapping[str, int], ver
         "snapshot_at": config.snapshot.isoformat(),
         "crackdown_at": config.crackdown.isoformat(),
         "counts": dict(counts),
-        "archetypes": {a: int(c) for a, c in zip(ARCHETYPES, per_arch, strict=True)},
+        # a sideline-free world's summary reads as before the sideline archetype existed
+        "archetypes": {
+            a: int(c) for a, c in zip(ARCHETYPES, per_arch, strict=True) if c or a != "counterfeit_sideline"
+        },
         "counterfeiters": n_cf,
         "counterfeit_rate": round(n_cf / plan.n, 4),
         "verdicts": {o: int((verdicts["outcome"] == o).sum()) for o in VERDICT_OUTCOMES},

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from models.calibration import IsotonicCalibrator
+from models.calibration import Calibrator
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import EXPLAINED_TIERS, Thresholds
 
@@ -39,7 +39,7 @@ class ShopRiskModel:
     def __init__(
         self,
         booster: lgb.Booster,
-        calibrator: IsotonicCalibrator,
+        calibrator: Calibrator,
         thresholds: Thresholds,
         explainer: ReasonExplainer,
         pipeline: ShopFeaturePipeline | None = None,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from models.calibration import IsotonicCalibrator
+from models.calibration import CALIBRATORS, DEFAULT_CALIBRATION
 from models.model import ShopRiskModel, feature_texts
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import ThresholdPolicy, choose_thresholds
@@ -36,6 +36,7 @@ def fit_risk_model(
     info: dict[str, Any] | None = None,
     weight: NDArray[np.float64] | None = None,
     fitted: FitResult | None = None,
+    calibration: str = DEFAULT_CALIBRATION,
 ) -> ShopRiskModel:
     """Booster with early stopping on the held-out slice, then calibrator and thresholds on that slice.
 
@@ -43,9 +44,12 @@ def fit_risk_model(
     held-out as-of dates, labelled or not), used for the capacity threshold; ``population_size`` is how
     many shops one sweep scores. ``fitted``: a booster already fitted on these rows elsewhere (Dask:
     ``dajia.scaleout.training.fit_booster_on_cluster``), so local and cluster training share the rest.
+    ``calibration``: a name of ``models.calibration.CALIBRATORS``.
     """
     fit = fitted if fitted is not None else fit_booster(X_fit, y_fit, X_hold, y_hold, config, weight=weight)
-    calibrator = IsotonicCalibrator().fit(fit.valid_raw, y_hold)
+    if calibration not in CALIBRATORS:
+        raise ValueError(f"calibration must be one of {', '.join(CALIBRATORS)}, got {calibration!r}")
+    calibrator = CALIBRATORS[calibration]().fit(fit.valid_raw, y_hold)
     hold_scores = calibrator.transform(fit.valid_raw)
     if population_scores_X is None:
         pop_scores = hold_scores

@@ -116,6 +116,7 @@ def _train_marketplace(
     train = exs.training()
     pipeline = ShopFeaturePipeline(random_state=config.seed, **(pipeline_params or {}))
     X_train = pipeline.fit_transform(mp, train[["shop_id", "as_of", "label"]])
+    config = config.for_pipeline(pipeline)
     y_train = train["label"].to_numpy(dtype=np.float64)
     valid = exs.part("valid", labelled_only=False)
     valid_sizes = [exs.population[d] for d in exs.dates["valid"]]

@@ -69,3 +69,35 @@ def binary_metrics(y_in: ArrayLike, s_in: ArrayLike, k: int, probabilities: bool
     if probabilities:
         out["brier"] = float(brier_score_loss(y, np.clip(s, 0.0, 1.0))) if len(y) else float("nan")
     return out
+
+
+def reliability_equal_mass(y_in: ArrayLike, s_in: ArrayLike, bins: int = 10) -> list[dict[str, float]]:
+    """Reliability curve over equal-mass bins: the scores sorted and cut into ``bins`` groups of (nearly)
+    the same count, so a few high scores get a bin of their own instead of sharing a mostly empty one.
+    Each bin: its score range, count, mean score and observed rate."""
+    y = np.asarray(y_in, dtype=np.float64)
+    s = np.asarray(s_in, dtype=np.float64)
+    if y.shape != s.shape or y.ndim != 1:
+        raise ValueError(f"reliability needs two 1-d arrays of equal length, got {y.shape} and {s.shape}")
+    order = np.argsort(s, kind="stable")
+    out = []
+    for part in np.array_split(order, min(bins, len(s))) if len(s) else []:
+        out.append(
+            {
+                "bin_low": float(s[part].min()),
+                "bin_high": float(s[part].max()),
+                "n": len(part),
+                "mean_score": float(s[part].mean()),
+                "observed_rate": float(y[part].mean()),
+            }
+        )
+    return out
+
+
+def expected_calibration_error(y: ArrayLike, s: ArrayLike, bins: int = 10) -> float:
+    """ECE over equal-mass bins: the count-weighted mean |mean score − observed rate| of the bins."""
+    curve = reliability_equal_mass(y, s, bins)
+    n = sum(b["n"] for b in curve)
+    if n == 0:
+        return float("nan")
+    return float(sum(b["n"] * abs(b["mean_score"] - b["observed_rate"]) for b in curve) / n)

@@ -167,6 +167,7 @@ def train_marketplace_on_cluster(
         train = exs.training()
         pipeline = ShopFeaturePipeline(random_state=config.seed)
         X_train = pipeline.fit_transform(mp, train[["shop_id", "as_of", "label"]])
+        config = config.for_pipeline(pipeline)
         y_train = train["label"].to_numpy(dtype=np.float64)
         # per-row training weights (unlabelled negatives down-weighted) when the example plan gives them
         weight = train["weight"].to_numpy(dtype=np.float64) if "weight" in train.columns else None

@@ -10,6 +10,10 @@ import pandas as pd
 from core.errors import DajiaError
 
 DEFAULT_SNAPSHOT = "2026-06-30T00:00:00"
+VOCABULARIES = ("default", "alt")
+PRICE_REGIMES = ("default", "tight")
+#: knobs the manifest lists only when they differ from the default (older manifests stay byte-identical)
+STYLE_KNOBS = ("vocabulary", "price_regime", "camouflage_depth", "sideline_share", "lookalike_share")
 
 
 class InvalidGeneratorConfig(DajiaError):
@@ -39,6 +43,18 @@ class GeneratorConfig:
     orders_per_shop: float = 20.0
     listings_per_shop: float = 5.0
     chunk_shops: int = 50_000
+    #: --- world style (docs/generator.md "Other worlds"); the defaults give the original marketplace ---
+    #: "default" or "alt": another counterfeit vocabulary (blatant words, euphemisms, cover words, fake
+    #: reviews) and other brand names
+    vocabulary: str = "default"
+    #: "default" or "tight": fakes priced nearer the real thing, honest look-alikes cheaper, wider product range
+    price_regime: str = "default"
+    #: 0..1: how far camouflaged counterfeiters' titles and descriptions move toward an honest shop's
+    camouflage_depth: float = 0.0
+    #: share of counterfeiters that are sideline sellers: an ordinary shop with a few fake premium items
+    sideline_share: float = 0.0
+    #: share of honest shops that look alike on price (discounters, second-hand, grey importers); 0.28 default
+    lookalike_share: float = 0.28
 
     def __post_init__(self) -> None:
         def bad(knob: str, value: object, why: str) -> InvalidGeneratorConfig:
@@ -54,10 +70,18 @@ class GeneratorConfig:
             "label_coverage",
             "reregister_rate",
             "honest_investigation_rate",
+            "camouflage_depth",
+            "sideline_share",
         ):
             value = getattr(self, knob)
             if not 0.0 <= value <= 1.0:
                 raise bad(knob, value, "must be a share between 0 and 1")
+        if not 0.0 <= self.lookalike_share <= 0.9:
+            raise bad("lookalike_share", self.lookalike_share, "must be a share between 0 and 0.9")
+        if self.vocabulary not in VOCABULARIES:
+            raise bad("vocabulary", self.vocabulary, f"must be one of {', '.join(VOCABULARIES)}")
+        if self.price_regime not in PRICE_REGIMES:
+            raise bad("price_regime", self.price_regime, f"must be one of {', '.join(PRICE_REGIMES)}")
         if not 14.0 <= self.label_delay_days <= 365.0:
             raise bad("label_delay_days", self.label_delay_days, "must be between 14 and 365 days")
         if not 2 <= self.history_months <= 120:
@@ -98,6 +122,9 @@ class GeneratorConfig:
     def knobs(self) -> dict[str, Any]:
         """The knobs as written to ``manifest.json`` (crackdown resolved)."""
         doc = asdict(self)
+        for knob in STYLE_KNOBS:
+            if doc[knob] == GeneratorConfig.__dataclass_fields__[knob].default:
+                del doc[knob]
         doc["crackdown_at"] = self.crackdown.isoformat()
         return doc
 

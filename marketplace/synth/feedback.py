@@ -15,16 +15,17 @@ from marketplace.synth.orders import Orders
 from marketplace.synth.plan import DAY, OUTCOME_COUNTERFEIT, SEC, Plan
 
 # Per-archetype tables, rows in the order of plan.ARCHETYPES:
-# honest, authorised, discounter, second_hand, grey_import, counterfeit_blatant, counterfeit_camouflaged
+# honest, authorised, discounter, second_hand, grey_import, counterfeit_blatant, counterfeit_camouflaged,
+# counterfeit_sideline (an honest shop with a few fakes: about 30% of the way from honest to camouflaged)
 
-COMPLAINT_P = np.array([0.015, 0.010, 0.025, 0.035, 0.025, 0.030, 0.050])
+COMPLAINT_P = np.array([0.015, 0.010, 0.025, 0.035, 0.025, 0.030, 0.050, 0.026])
 #: share of consumer complaints that say "counterfeit"
-COMPLAINT_CF_SHARE = np.array([0.05, 0.03, 0.10, 0.15, 0.15, 0.35, 0.45])
+COMPLAINT_CF_SHARE = np.array([0.05, 0.03, 0.10, 0.15, 0.15, 0.35, 0.45, 0.17])
 #: other complaint kinds (quality, not_delivered, description_mismatch, other) for ordinary / second-hand
 OTHER_KIND_P = np.array([0.45, 0.20, 0.25, 0.10])
 OTHER_KIND_P_SECOND_HAND = np.array([0.30, 0.10, 0.50, 0.10])
 #: brand-owner notices per year of activity, for shops listing premium brands without authorisation
-BRAND_OWNER_RATE = np.array([0.02, 0.0, 0.05, 0.08, 0.15, 0.50, 0.35])
+BRAND_OWNER_RATE = np.array([0.02, 0.0, 0.05, 0.08, 0.15, 0.50, 0.35, 0.12])
 REVIEW_P = 0.3
 #: a brushing order almost always leaves a glowing review
 BRUSH_REVIEW_P = 0.9
@@ -37,10 +38,11 @@ RATING_P = np.array(
         [0.04, 0.04, 0.10, 0.30, 0.52],
         [0.08, 0.07, 0.15, 0.30, 0.40],
         [0.14, 0.08, 0.13, 0.25, 0.40],
+        [0.06, 0.045, 0.095, 0.257, 0.543],
     ]
 )
-FAKE_REVIEW_P = np.array([0.006, 0.003, 0.012, 0.02, 0.015, 0.05, 0.10])
-NOT_FAKE_REVIEW_P = np.array([0.03, 0.03, 0.04, 0.05, 0.05, 0.06, 0.10])
+FAKE_REVIEW_P = np.array([0.006, 0.003, 0.012, 0.02, 0.015, 0.05, 0.10, 0.034])
+NOT_FAKE_REVIEW_P = np.array([0.03, 0.03, 0.04, 0.05, 0.05, 0.06, 0.10, 0.05])
 
 
 def make_complaints(

@@ -16,7 +16,18 @@ from marketplace.schema import CATEGORIES
 from marketplace.synth import strings as S
 from marketplace.synth import vocab as V
 from marketplace.synth.common import HOUR, Counters, after, choice_rows, group_starts, inside, langs, log_uniform
-from marketplace.synth.plan import CF_BLATANT, CF_CAMO, DAY, OUTCOME_COUNTERFEIT, PULL_AFTER_TEST_BUY_P, SEC, Plan
+from marketplace.synth.config import GeneratorConfig
+from marketplace.synth.plan import (
+    CF_BLATANT,
+    CF_CAMO,
+    CF_SIDELINE,
+    DAY,
+    HONEST,
+    OUTCOME_COUNTERFEIT,
+    PULL_AFTER_TEST_BUY_P,
+    SEC,
+    Plan,
+)
 
 # Per-archetype tables, rows in the order of plan.ARCHETYPES:
 # honest, authorised, discounter, second_hand, grey_import, counterfeit_blatant, counterfeit_camouflaged
@@ -84,6 +95,56 @@ DESC_P_BLATANT_AFTER = np.array([0.15, 0.00, 0.00, 0.00, 0.00, 0.00, 0.08, 0.50,
 DELIST_P = np.array([0.12, 0.08, 0.20, 0.45, 0.15, 0.28, 0.28])
 EDIT_P = np.array([0.06, 0.05, 0.10, 0.05, 0.08, 0.20, 0.20])
 
+#: a sideline counterfeiter's listing is a fake premium item with this chance; its other listings (and the
+#: words of every listing) are an honest shop's
+SIDELINE_FAKE_P = 0.15
+#: the "tight" price regime: fakes priced nearer the real thing, honest look-alikes cheaper, products
+#: spread wider around the brand reference; rows as RATIO_PREMIUM
+RATIO_PREMIUM_TIGHT = np.array(
+    [[0.60, 1.05], [0.85, 1.00], [0.30, 0.70], [0.12, 0.55], [0.50, 0.88], [0.08, 0.45], [0.20, 0.65]]
+)
+HIGH_END_FAKE_SHARE_TIGHT = 0.6
+RATIO_HIGH_END_FAKE_TIGHT = np.array([0.50, 0.95])
+PRODUCT_FACTOR_SIGMA_TIGHT = 0.8
+
+
+@dataclass(frozen=True)
+class Style:
+    """The per-archetype tables of one world (``GeneratorConfig``'s style knobs applied)."""
+
+    prefix_p: np.ndarray
+    desc_p: np.ndarray
+    suffix_genuine_p: np.ndarray
+    brand_style_p: np.ndarray
+    ratio_premium: np.ndarray
+    high_end_share: float
+    ratio_high_end: np.ndarray
+    product_sigma: float
+
+
+def style_of(config: GeneratorConfig) -> Style:
+    """Default knobs give exactly the module tables; ``camouflage_depth`` moves the camouflaged row of the
+    wording tables toward the honest row; ``price_regime="tight"`` swaps the price tables."""
+    d = config.camouflage_depth
+
+    def blend(table: np.ndarray) -> np.ndarray:
+        out = table.copy()
+        if d > 0:
+            out[CF_CAMO] = (1.0 - d) * table[CF_CAMO] + d * table[HONEST]
+        return out
+
+    tight = config.price_regime == "tight"
+    return Style(
+        prefix_p=blend(PREFIX_P),
+        desc_p=blend(DESC_P),
+        suffix_genuine_p=blend(SUFFIX_GENUINE_P),
+        brand_style_p=blend(BRAND_STYLE_P),
+        ratio_premium=RATIO_PREMIUM_TIGHT if tight else RATIO_PREMIUM,
+        high_end_share=HIGH_END_FAKE_SHARE_TIGHT if tight else HIGH_END_FAKE_SHARE,
+        ratio_high_end=RATIO_HIGH_END_FAKE_TIGHT if tight else RATIO_HIGH_END_FAKE,
+        product_sigma=PRODUCT_FACTOR_SIGMA_TIGHT if tight else PRODUCT_FACTOR_SIGMA,
+    )
+
 
 @dataclass
 class Listings:
@@ -149,6 +210,16 @@ def make_listings(
     k = np.arange(n) - start[shop]
     g = lo + shop
     arche = plan.archetype[g].astype(np.int64)
+    style = style_of(plan.config)
+    # a sideline counterfeiter: a few fake premium items (priced like a camouflaged fake) in an honest shop,
+    # every title worded like an honest shop's; drawn from a stream of its own (other worlds draw as before)
+    side = arche == CF_SIDELINE
+    side_fake = np.zeros(n, dtype=bool)
+    if side.any():
+        side_rng = np.random.default_rng(np.random.SeedSequence([plan.config.seed, 0x51DE, lo]))
+        side_fake = side & (side_rng.random(n) < SIDELINE_FAKE_P)
+        arche = np.where(side, np.where(side_fake, CF_CAMO, HONEST), arche)
+    words = np.where(side, HONEST, arche)
     s_open, s_end = plan.opened[g], plan.end[g]
 
     created = np.where(
@@ -160,6 +231,7 @@ def make_listings(
 
     # brand, category, price
     mode = choice_rows(rng, BRAND_MODE_P[arche])
+    mode = np.where(side_fake, M_PREMIUM, mode)
     a_lo = np.searchsorted(plan.auth_shop, g, side="left")
     a_n = np.searchsorted(plan.auth_shop, g, side="right") - a_lo
     has_auth = a_n > 0
@@ -182,28 +254,28 @@ def make_listings(
     branded = brand >= 0
     category = np.where(branded, plan.brand_category[np.maximum(brand, 0)], category)
     premium = branded & plan.brand_premium[np.maximum(brand, 0)]
-    ratio_tab = np.where(premium[:, None], RATIO_PREMIUM[arche], RATIO_REGULAR[arche])
-    high_end = (arche == CF_CAMO) & (rng.random(hi - lo) < HIGH_END_FAKE_SHARE)[shop] & premium
-    ratio_tab[high_end] = RATIO_HIGH_END_FAKE
+    ratio_tab = np.where(premium[:, None], style.ratio_premium[arche], RATIO_REGULAR[arche])
+    high_end = (arche == CF_CAMO) & (rng.random(hi - lo) < style.high_end_share)[shop] & premium
+    ratio_tab[high_end] = style.ratio_high_end
     ratio = log_uniform(rng, ratio_tab[:, 0], ratio_tab[:, 1])
     base = np.where(branded, plan.brand_price[np.maximum(brand, 0)], plan.unbranded_price[category])
     noise = np.where(
         branded,
-        rng.lognormal(PRODUCT_FACTOR_MU, PRODUCT_FACTOR_SIGMA, size=n),
+        rng.lognormal(PRODUCT_FACTOR_MU, style.product_sigma, size=n),
         rng.lognormal(0.0, 0.5, size=n),
     )
     price = np.where(branded, base * ratio, base) * noise
     price = np.maximum(np.round(price) - np.where(rng.random(n) < 0.3, 0.1, 0.0), 1.0)
 
     # title
-    p_prefix = PREFIX_P[arche]
+    p_prefix = style.prefix_p[words]
     blatant_after = (arche == CF_BLATANT) & after_crackdown
     p_prefix[blatant_after] = PREFIX_P_BLATANT_AFTER
     prefix = choice_rows(rng, p_prefix)
     brand_only = np.isin(prefix, (V.BLATANT, V.EUPHEMISM, V.GREY, V.AUTH))
     prefix = np.where(brand_only & ~branded, V.NONE, prefix)
     disclaim = plan.disclaimer[g] & (rng.random(n) < 0.5)
-    suffix = np.where(disclaim, V.NEGATION, np.where(rng.random(n) < SUFFIX_GENUINE_P[arche], V.GENUINE, V.NONE))
+    suffix = np.where(disclaim, V.NEGATION, np.where(rng.random(n) < style.suffix_genuine_p[words], V.GENUINE, V.NONE))
     lang = langs(rng, plan.lang[g])
     tag_lang = np.where(plan.lang[g] == 2, rng.integers(0, 2, size=n), lang)
     prefix_idx = vocab.tags.pick(prefix, tag_lang, rng.random(n))
@@ -211,8 +283,8 @@ def make_listings(
     variant = rng.choice(4, size=n, p=V.BRAND_VARIANT_P)
     blank_brand = len(vocab.brand_display) - 1
     brand_disp = np.where(branded, brand * 4 + variant, blank_brand)
-    style = branded & (rng.random(n) < BRAND_STYLE_P[arche])
-    brand_suffix = vocab.brand_suffix.pick(style.astype(np.int64), lang, rng.random(n))
+    same_style = branded & (rng.random(n) < style.brand_style_p[words])
+    brand_suffix = vocab.brand_suffix.pick(same_style.astype(np.int64), lang, rng.random(n))
     noun = vocab.nouns.pick(category, lang, rng.random(n))
     special = np.isin(category, (CATEGORIES.index("toys"), CATEGORIES.index("electronics"))) & (rng.random(n) < 0.025)
     attr_family = np.where(special, 2 + category, np.where(rng.random(n) < 0.6, V.ATTR_GENERAL, V.ATTR_NONE))
@@ -220,7 +292,7 @@ def make_listings(
     title = title_of(vocab, prefix_idx, brand_disp, brand_suffix, noun, attr, suffix_idx)
 
     # description
-    p_desc = DESC_P[arche]
+    p_desc = style.desc_p[words]
     p_desc[blatant_after] = DESC_P_BLATANT_AFTER
     middle = choice_rows(rng, p_desc)
     zeros = np.zeros(n, dtype=np.int64)
@@ -259,7 +331,7 @@ def make_listings(
 
     ids = S.ids("L", counters.listings + np.arange(n), 10)
     counters.listings += n
-    brand_names = pa.array(V.brand_names())
+    brand_names = vocab.brands
     frame = pd.DataFrame(
         {
             "listing_id": S.series(ids),

@@ -14,9 +14,10 @@ from marketplace.synth.listings import Listings
 from marketplace.synth.plan import BRUSH_ACCOUNTS_PER_SERVICE, DAY, SEC, Plan
 
 # Per-archetype tables, rows in the order of plan.ARCHETYPES:
-# honest, authorised, discounter, second_hand, grey_import, counterfeit_blatant, counterfeit_camouflaged
+# honest, authorised, discounter, second_hand, grey_import, counterfeit_blatant, counterfeit_camouflaged,
+# counterfeit_sideline (an honest shop with a few fakes: about 30% of the way from honest to camouflaged)
 
-REFUND_P = np.array([0.04, 0.03, 0.06, 0.08, 0.07, 0.08, 0.13])
+REFUND_P = np.array([0.04, 0.03, 0.06, 0.08, 0.07, 0.08, 0.13, 0.067])
 FESTIVAL_DAYS = ((6, 18), (11, 11), (12, 12))
 FESTIVAL_SHARE = 0.1
 #: relative order volume per hour of the day, Beijing time (evening peak, quiet nights)

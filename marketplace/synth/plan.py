@@ -29,17 +29,20 @@ ARCHETYPES = (
     "grey_import",
     "counterfeit_blatant",
     "counterfeit_camouflaged",
+    "counterfeit_sideline",
 )
-HONEST, AUTHORISED, DISCOUNTER, SECOND_HAND, GREY_IMPORT, CF_BLATANT, CF_CAMO = range(7)
-#: how honest shops split into honest archetypes
+HONEST, AUTHORISED, DISCOUNTER, SECOND_HAND, GREY_IMPORT, CF_BLATANT, CF_CAMO, CF_SIDELINE = range(8)
+#: how honest shops split into honest archetypes (the last three are the look-alikes: ``lookalike_share``)
 HONEST_MIX = np.array([0.62, 0.10, 0.10, 0.10, 0.08])
+#: a sideline counterfeiter is less visible to investigators than a camouflaged one
+CF_SIDELINE_VISIBILITY = 0.6
 #: main category mix for honest shops and for counterfeiters (who favour luxury goods)
 CATEGORY_MIX_HONEST = np.array([0.12, 0.12, 0.06, 0.11, 0.13, 0.15, 0.05, 0.08, 0.09, 0.09])
 CATEGORY_MIX_CF = np.array([0.24, 0.18, 0.14, 0.12, 0.07, 0.10, 0.09, 0.02, 0.03, 0.01])
 #: shops that add a disclaimer ("not a replica", "假一赔十") to some titles, per archetype
-DISCLAIMER_P = np.array([0.025, 0.04, 0.03, 0.04, 0.04, 0.0, 0.04])
+DISCLAIMER_P = np.array([0.025, 0.04, 0.03, 0.04, 0.04, 0.0, 0.04, 0.025])
 #: investigation propensity of honest archetypes relative to the honest rate (cheap prices draw checks)
-HONEST_INVESTIGATION_MULT = np.array([1.0, 0.5, 2.5, 2.5, 2.5, 0.0, 0.0])
+HONEST_INVESTIGATION_MULT = np.array([1.0, 0.5, 2.5, 2.5, 2.5, 0.0, 0.0, 0.0])
 #: how much more visible (likely to be investigated) a blatant counterfeiter is than a camouflaged one
 CF_BLATANT_VISIBILITY = 2.0
 #: brushing (刷单, fake orders from hired accounts): share of shops that brush and the share of
@@ -120,6 +123,8 @@ class Plan:
     brush_service: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     #: real buyers are ``U0 .. U(n_buyers-1)``; brushing accounts come after them
     n_buyers: int = 0
+    #: the world-style knobs (vocabulary, price regime, camouflage depth, sideline share, look-alikes)
+    config: GeneratorConfig = field(default_factory=GeneratorConfig)
 
     @property
     def is_counterfeiter(self) -> np.ndarray:
@@ -140,6 +145,16 @@ def _uniform_time(rng: np.random.Generator, lo: np.ndarray, hi: np.ndarray) -> n
     """Whole-second times strictly inside (lo, hi) when hi - lo >= 2 s."""
     width = np.maximum(hi - lo - 2 * SEC, 0)
     return lo + SEC + _floor_s(rng.random(len(lo)) * width)
+
+
+def honest_mix(lookalike_share: float) -> np.ndarray:
+    """The honest archetype shares with the look-alikes (discounter, second-hand, grey) scaled to a total."""
+    mix = HONEST_MIX.copy()
+    if lookalike_share == 0.28:  # the default: exactly the historical shares
+        return mix
+    look = mix[2:] / mix[2:].sum() * lookalike_share
+    rest = mix[:2] / mix[:2].sum() * (1.0 - lookalike_share)
+    return np.concatenate([rest, look])
 
 
 def _brands(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -188,8 +203,11 @@ def build_plan(config: GeneratorConfig) -> Plan:
     # --- who is who ---
     cf = rng.random(n) < config.counterfeit_rate
     camo = rng.random(n) < config.camouflage_share
-    honest_kind = rng.choice(5, size=n, p=HONEST_MIX)
+    honest_kind = rng.choice(5, size=n, p=honest_mix(config.lookalike_share))
     archetype = np.where(cf, np.where(camo, CF_CAMO, CF_BLATANT), honest_kind).astype(np.int8)
+    if config.sideline_share > 0:  # a stream of its own: the default world draws exactly as before
+        side_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0x51DE]))
+        archetype[cf & (side_rng.random(n) < config.sideline_share)] = CF_SIDELINE
     category = np.where(
         cf,
         rng.choice(len(CATEGORIES), size=n, p=CATEGORY_MIX_CF),
@@ -209,7 +227,12 @@ def build_plan(config: GeneratorConfig) -> Plan:
     # investigators see what is visible: blatant and busy counterfeiters are caught more often
     # (selection bias in the labels); the mean over counterfeiters stays ``label_coverage``
     window_ok = snapshot - opened >= 30 * DAY
-    visibility = np.where(archetype == CF_BLATANT, CF_BLATANT_VISIBILITY, 1.0) * raw**0.25
+    visibility = (
+        np.select(
+            [archetype == CF_BLATANT, archetype == CF_SIDELINE], [CF_BLATANT_VISIBILITY, CF_SIDELINE_VISIBILITY], 1.0
+        )
+        * raw**0.25
+    )
     cf_visibility = visibility[cf].mean() if cf.any() else 1.0
     p_inv = np.where(
         cf,
@@ -365,8 +388,8 @@ def build_plan(config: GeneratorConfig) -> Plan:
     name_lang = np.where(lang == 2, rng.integers(0, 2, size=n), lang).astype(np.int8)
     name_head = rng.random(n)
     style_general = np.zeros(n, dtype=np.int8)
-    special_style = np.array([0, 1, 2, 3, 4, 5, 5], dtype=np.int8)[archetype]
-    special_p = np.array([0.0, 0.6, 0.5, 0.5, 0.5, 0.3, 0.3])[archetype]
+    special_style = np.array([0, 1, 2, 3, 4, 5, 5, 0], dtype=np.int8)[archetype]
+    special_p = np.array([0.0, 0.6, 0.5, 0.5, 0.5, 0.3, 0.3, 0.0])[archetype]
     name_tail = np.where(rng.random(n) < special_p, special_style, style_general).astype(np.int8)
 
     # --- brands and authorisations ---
@@ -433,4 +456,5 @@ def build_plan(config: GeneratorConfig) -> Plan:
         brush_share=brush_share[perm],
         brush_service=service[perm],
         n_buyers=max(5_000, 6 * n),
+        config=config,
     )

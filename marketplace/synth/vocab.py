@@ -168,12 +168,21 @@ _PREFIXES = (
 _SUFFIXES = ("ora", "elle", "ano", "ique", "ento", "aris", "ova", "ine", "ux", "ard")
 
 
-def brand_names() -> list[str]:
-    """80 invented brand names; brand ``c * 8 + j`` belongs to category ``c``; j < 3 is premium."""
+_ALT_PREFIXES = (
+    "Zer", "Bri", "Dov", "Ety", "Fal", "Gry", "Hex", "Ivo", "Jun", "Kyr",
+    "Lyx", "Mont", "Nyx", "Ost", "Pry", "Rov", "Syl", "Tav", "Ulm", "Wex",
+)  # fmt: skip
+_ALT_SUFFIXES = ("enza", "ton", "ami", "berg", "elli", "ovo", "ak", "issa", "mont", "eau")
+
+
+def brand_names(vocabulary: str = "default") -> list[str]:
+    """80 invented brand names; brand ``c * 8 + j`` belongs to category ``c``; j < 3 is premium.
+    ``vocabulary="alt"``: another 80 (the "alt" world's brands)."""
+    prefixes, suffixes = (_ALT_PREFIXES, _ALT_SUFFIXES) if vocabulary == "alt" else (_PREFIXES, _SUFFIXES)
     names = []
     for i in range(len(CATEGORIES) * BRANDS_PER_CATEGORY):
         p, k = i % 20, i // 20
-        names.append(_PREFIXES[p] + _SUFFIXES[(k + 2 * p) % 10])
+        names.append(prefixes[p] + suffixes[(k + 2 * p) % 10])
     assert len(set(names)) == len(names)
     return names
 
@@ -323,6 +332,49 @@ REVIEWS: dict[int, tuple[list[str], list[str]]] = {
 }
 
 
+# --- the "alt" vocabulary: another world's counterfeit wording (none of it is in features/lexicon.py's
+# list, and the cover words differ), used with ``GeneratorConfig(vocabulary="alt")`` ----------------------
+ALT_TAGS: dict[int, tuple[list[str], list[str]]] = {
+    BLATANT: (
+        ["公司级", "过验版", "顶配版", "真标版", "代工版", "TOP级", "原厂版本", "HK版", "裁片版", "官网版"],
+        ["UA quality", "top grade copy", "1to1", "reps", "dupe", "OEM batch", "PK batch", "unauthorized authentic"],
+    ),
+    EUPHEMISM: (
+        ["细节对版", "品质对标", "对版出货", "同源面料", "大厂出品", "原版开模"],
+        ["same as counter", "factory direct batch", "identical details", "best batch", "counter grade"],
+    ),
+    GENUINE: (
+        ["保真", "专柜验货", "保正", "可鉴定", "支持鉴定"],
+        ["legit", "100% real", "real deal", "guaranteed real", "LEGIT"],
+    ),
+}
+ALT_DESC_MIDDLE: dict[int, tuple[list[str], list[str]]] = {
+    D_BLATANT: (
+        ["公司级品质，对版细节，过验无压力。", "代工厂出货，和官网一模一样。"],
+        ["Top grade batch, passes most checks.", "OEM batch, same as retail."],
+    ),
+    D_EUPHEMISM: (
+        ["细节对版，同源面料。", "大厂出品，品质对标专柜。"],
+        ["Identical details, counter grade.", "Best batch on the market."],
+    ),
+    D_OFFPLATFORM: (
+        ["不走鉴定，私信发实拍。", "更多款式请私聊，不讲价。", "图片为实物，细节看私信。"],
+        ["DM for real photos and more batches.", "No authentication service, DM for price."],
+    ),
+}
+ALT_REVIEWS: dict[int, tuple[list[str], list[str]]] = {
+    R_FAKE: (
+        ["拿去鉴定没过。", "和专柜对比根本不一样，退了。", "做工一看就不对，上当了。", "鉴定是仿的。"],
+        [
+            "Failed authentication.",
+            "This is a copy, sent it back.",
+            "Not real, stitching is off.",
+            "Legit check failed.",
+        ],
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Pieces:
     """A family table flattened: ``values[offset[f, lang] + i]`` for ``i < count[f, lang]``."""
@@ -371,25 +423,34 @@ class Vocabulary:
     reviews: Pieces
     shop_heads: Pieces
     shop_tails: Pieces
+    #: brand names (brand number -> name)
+    brands: pa.Array
 
 
-def build_vocabulary() -> Vocabulary:
+def build_vocabulary(name: str = "default") -> Vocabulary:
+    """The compiled vocabulary: ``"default"``, or ``"alt"`` (another counterfeit wording and other brands)."""
+    alt = name == "alt"
+    tags = {**TAGS, **ALT_TAGS} if alt else TAGS
+    middle = {**DESC_MIDDLE, **ALT_DESC_MIDDLE} if alt else DESC_MIDDLE
+    reviews = {**REVIEWS, **ALT_REVIEWS} if alt else REVIEWS
     nouns = {i: NOUNS[c] for i, c in enumerate(CATEGORIES)}
     attrs: dict[int, tuple[list[str], list[str]]] = {ATTR_NONE: ([""], [""]), ATTR_GENERAL: ATTRS_GENERAL}
     for i, c in enumerate(CATEGORIES):
         attrs[2 + i] = ATTRS_SPECIAL.get(c, ATTRS_GENERAL)
     # the last entry is blank: unbranded listings pick it
-    display = [v + " " for name in brand_names() for v in brand_display_variants(name)] + [""]
+    brands = brand_names(name)
+    display = [v + " " for b in brands for v in brand_display_variants(b)] + [""]
     return Vocabulary(
-        tags=compile_pieces(TAGS),
+        tags=compile_pieces(tags),
         brand_suffix=compile_pieces(BRAND_SUFFIXES),
         nouns=compile_pieces(nouns),
         attrs=compile_pieces(attrs),
         brand_display=pa.array(display, pa.string()),
         desc_open=compile_pieces({0: DESC_OPEN}, sep=("", " ")),
-        desc_middle=compile_pieces(DESC_MIDDLE, sep=("", " ")),
+        desc_middle=compile_pieces(middle, sep=("", " ")),
         desc_close=compile_pieces({0: DESC_CLOSE}, sep=("", " ")),
-        reviews=compile_pieces(REVIEWS, sep=("", " ")),
+        reviews=compile_pieces(reviews, sep=("", " ")),
         shop_heads=compile_pieces({0: SHOP_NAME_HEADS}, sep=("", " ")),
         shop_tails=compile_pieces(SHOP_NAME_TAILS, sep=("", " ")),
+        brands=pa.array(brands, pa.string()),
     )

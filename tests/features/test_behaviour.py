@@ -70,6 +70,43 @@ def test_lower_price_never_raises_the_price_ratio(factor: float) -> None:
         assert after["price_ratio_median"] <= before["price_ratio_median"]
         assert after["low_price_listings"] >= before["low_price_listings"]
         assert after["low_price_share"] >= before["low_price_share"]
+        for name in ("unauthorised_premium_ratio_min", "unauthorised_premium_ratio_median"):
+            assert not after[name] > before[name]  # NaN (no such listing) stays NaN
+        assert after["unauthorised_premium_below_half"] >= before["unauthorised_premium_below_half"]
+
+
+def test_a_cheap_unauthorised_premium_listing_shows_in_the_tail_and_an_authorisation_hides_it() -> None:
+    mp, _, pipe, base = _setup()
+    premium = mp.brands.loc[mp.brands["premium"].astype(bool)].iloc[0]
+    shop = mp.shops["shop_id"].iloc[0]
+    row = mp.listings.iloc[[0]].copy()
+    row["listing_id"] = "extra-fake"
+    row["shop_id"] = shop
+    row["brand"] = premium["brand"]
+    row["price"] = 0.2 * float(premium["reference_price"])
+    row["created_at"] = AS_OF - pd.Timedelta(days=3)
+    row["delisted_at"] = pd.NaT
+    with_fake = replace(mp, listings=pd.concat([mp.listings, row], ignore_index=True))
+    after = pipe.transform(with_fake, AS_OF, [shop]).iloc[0]
+    assert after["unauthorised_premium_ratio_min"] <= 0.2 + 1e-12
+    assert after["unauthorised_premium_below_half"] == base.loc[shop, "unauthorised_premium_below_half"] + 1
+    assert after["unauthorised_premium_below_half_share"] > base.loc[shop, "unauthorised_premium_below_half_share"]
+    grant = pd.DataFrame(
+        {"brand": [premium["brand"]], "shop_id": [shop], "granted_at": [AS_OF - pd.Timedelta(days=30)]}
+    ).astype(mp.authorisations.dtypes.to_dict())
+    authorised = replace(with_fake, authorisations=pd.concat([mp.authorisations, grant], ignore_index=True))
+    cleared = pipe.transform(authorised, AS_OF, [shop]).iloc[0]
+    # the grant covers the brand's every listing in the shop: at least the added one leaves the count
+    assert cleared["unauthorised_premium_below_half"] <= after["unauthorised_premium_below_half"] - 1
+
+
+def test_monotone_constraints_cover_the_known_direction_features_only() -> None:
+    _, _, pipe, _ = _setup()
+    names = list(pipe.get_feature_names_out())
+    flags = dict(zip(names, pipe.monotone_constraints(), strict=True))
+    assert flags["linked_kinds"] == flags["linked_by_device_id"] == flags["complaints_counterfeit_all"] == 1
+    assert flags["unauthorised_premium_below_half"] == 1
+    assert flags["listing_text_max"] == flags["orders_30d"] == flags["price_ratio_min"] == 0
 
 
 def test_link_to_a_closed_shop_never_lowers_linkage_features() -> None:

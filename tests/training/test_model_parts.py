@@ -11,12 +11,18 @@ import pandas as pd
 import pytest
 
 from dajia.cli import main
-from models.calibration import IsotonicCalibrator
+from models.calibration import BetaCalibrator, CrossFitIsotonicCalibrator, IsotonicCalibrator
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds, precision_threshold
 from training.booster import BoosterConfig
 from training.evaluation import truth_metrics, verdict_metrics
-from training.metrics import binary_metrics, precision_at_k, recall_at_precision
+from training.metrics import (
+    binary_metrics,
+    expected_calibration_error,
+    precision_at_k,
+    recall_at_precision,
+    reliability_equal_mass,
+)
 from training.table import TableError, train_table
 
 
@@ -42,6 +48,35 @@ def test_calibration_is_monotone_and_keeps_ranking() -> None:
     assert abs(cal.transform(np.array([0.9]))[0] - 0.81) < 0.1
     with pytest.raises(ValueError, match="one class"):
         IsotonicCalibrator().fit(raw, np.zeros_like(raw))
+
+
+@pytest.mark.parametrize("cls", [CrossFitIsotonicCalibrator, BetaCalibrator])
+def test_smooth_calibrators_are_monotone_calibrated_and_take_many_values(cls: type) -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.random(400) ** 2  # few labels, skewed scores: where one isotonic fit is a short staircase
+    y = (rng.random(400) < raw).astype(float)
+    cal = cls().fit(raw, y)
+    grid = np.linspace(0, 1, 500)
+    p = cal.transform(grid)
+    assert np.all(np.diff(p) > 0)
+    plain = IsotonicCalibrator().fit(raw, y).transform(grid)
+    assert len(np.unique(np.round(p, 4))) > len(np.unique(np.round(plain, 4)))
+    test_raw = rng.random(20_000) ** 2
+    test_y = (rng.random(20_000) < test_raw).astype(float)
+    iso_ece = expected_calibration_error(test_y, IsotonicCalibrator().fit(raw, y).transform(test_raw))
+    assert expected_calibration_error(test_y, cal.transform(test_raw)) < max(0.05, iso_ece + 0.01)
+    with pytest.raises(ValueError, match="one class"):
+        cls().fit(raw, np.zeros_like(raw))
+
+
+def test_equal_mass_reliability_and_ece() -> None:
+    s = np.array([0.1, 0.1, 0.2, 0.2, 0.9, 0.9])
+    y = np.array([0, 0, 0, 1, 1, 1])
+    curve = reliability_equal_mass(y, s, bins=3)
+    assert [b["n"] for b in curve] == [2, 2, 2]
+    assert [b["observed_rate"] for b in curve] == [0.0, 0.5, 1.0]
+    assert expected_calibration_error(y, s, bins=3) == pytest.approx((0.1 + 0.3 + 0.1) / 3)
+    assert expected_calibration_error(y, y.astype(float), bins=2) == 0.0
 
 
 def test_thresholds_respect_capacity_precision_and_floors() -> None:
