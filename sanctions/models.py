@@ -233,6 +233,10 @@ class DisclosurePolicy(Base):
     legal_basis: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: proposed (names personal fields, waits for a second admin) | approved
+    status: Mapped[str] = mapped_column(String(16), default="approved", server_default="approved")
+    approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Disclosure(Base):
@@ -244,12 +248,15 @@ class Disclosure(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.case_id"), index=True, unique=True)
     shop_id: Mapped[str] = mapped_column(String(64), index=True)
     policy_id: Mapped[int | None] = mapped_column(ForeignKey("disclosure_policies.policy_id"), nullable=True)
-    #: published | withdrawn
+    #: proposed | published | withdrawn
     status: Mapped[str] = mapped_column(String(16))
     entry: Mapped[dict[str, object]] = mapped_column(JSON)
-    approved_by: Mapped[str] = mapped_column(String(64))
+    #: four eyes: the admin who drafted the entry, and the second admin who approved (published) it
+    drafted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    drafted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     basis: Mapped[str] = mapped_column(Text)
-    published_at: Mapped[datetime] = mapped_column(DateTime)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 

@@ -13,7 +13,7 @@ chain-head lock is held for the shortest time and always taken after the rows th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,7 +31,7 @@ from core.db import unit_of_work
 from core.errors import Conflict, InvalidTransition
 from sanctions import audit, bulk
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
-from sanctions.workflow import Actor, Lifecycle
+from sanctions.workflow import Actor, Lifecycle, require_second_person
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S", bound=StrEnum)
@@ -67,6 +67,18 @@ def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
     # remembered only once the row is committed; a rolled-back registration is checked again
     pending: dict[str, str] = session.info.setdefault("dajia_pending_actors", {})
     pending[actor.actor_id] = actor.role.value
+
+
+def person_of(session: Session, actor_id: str) -> str:
+    """The person who acts under ``actor_id`` (one person may hold a reviewer and an admin id)."""
+    return actor_id
+
+
+def four_eyes(session: Session, actor: Actor, first: Iterable[str | None], *, what: str, first_did: str) -> None:
+    """Forbidden unless ``actor`` is another person than every actor id in ``first`` (four eyes,
+    ``workflow.require_second_person``); ``None`` entries (nobody) are ignored."""
+    people = {person_of(session, a) for a in first if a}
+    require_second_person(actor, person_of(session, actor.actor_id), people, what=what, first_did=first_did)
 
 
 @dataclass

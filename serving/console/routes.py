@@ -645,31 +645,40 @@ async def disclosures(request: Request) -> Response:
     user = await current_user(request, admin=True)
     services, _ = await state_of(request)
 
-    def load(s: Session) -> tuple[Any, Any, int]:
+    def load(s: Session) -> tuple[Any, Any, int, dict[str, int]]:
         rows = s.execute(sa.select(Disclosure).order_by(Disclosure.disclosure_id.desc()).limit(200)).scalars().all()
         policies = s.execute(sa.select(DisclosurePolicy).order_by(DisclosurePolicy.name)).scalars().all()
         disclosed = sa.select(Disclosure.case_id)
         pending = s.execute(
             sa.select(sa.func.count()).where(Case.status == "closed", Case.case_id.not_in(disclosed))
         ).scalar_one()
-        return list(rows), list(policies), int(pending)
+        drafters = s.execute(
+            sa.select(Disclosure.drafted_by, sa.func.count())
+            .where(Disclosure.status == "proposed")
+            .group_by(Disclosure.drafted_by)
+        ).all()
+        return list(rows), list(policies), int(pending), {str(d): int(n) for d, n in drafters}
 
-    rows, policies, pending = await read(services, load)
+    rows, policies, pending, proposed = await read(services, load)
     return render(
         "disclosures.html",
         user=user,
         rows=rows,
         policies=policies,
         pending=pending,
+        proposed=proposed,
+        me=_actor(user).actor_id,
         idem=secrets.token_urlsafe(16),
         done=notice(request, "done"),
+        proposed_now=notice(request, "proposed"),
         withdrawn=request.query_params.get("withdrawn") == "1",
     )
 
 
 @router.post("/admin/disclosures")
-async def publish_disclosures(request: Request) -> Response:
-    from sanctions.disclosure import publish_disclosures as publish
+async def propose_disclosures(request: Request) -> Response:
+    """An admin drafts entries of closed shops; a second admin approves them (four eyes)."""
+    from sanctions.disclosure import propose_disclosures as propose
 
     user = await current_user(request, admin=True)
     form = await checked_form(request, user)
@@ -680,8 +689,25 @@ async def publish_disclosures(request: Request) -> Response:
     key = f"console:{user.key_id}:{idem}" if idem else None
     try:
         result = await write(
-            services, lambda s: publish(s, _actor(user), basis=basis, policy=policy, idempotency_key=key)
+            services, lambda s: propose(s, _actor(user), basis=basis, policy=policy, idempotency_key=key)
         )
+    except DajiaError as exc:
+        raise refused(exc, "Not proposed", user) from exc
+    return redirect(f"/console/admin/disclosures?proposed={len(result.proposed)}")
+
+
+@router.post("/admin/disclosures/approve")
+async def approve_disclosures(request: Request) -> Response:
+    """A second admin, who drafted none of them, puts the proposed entries on the public list."""
+    from sanctions.disclosure import approve_disclosures as approve
+
+    user = await current_user(request, admin=True)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    try:
+        result = await write(services, lambda s: approve(s, _actor(user), idempotency_key=key))
     except DajiaError as exc:
         raise refused(exc, "Not published", user) from exc
     return redirect(f"/console/admin/disclosures?done={len(result.published)}")

@@ -230,9 +230,21 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     page.get_by_role("button", name="Prepare draft").click()
     page.wait_for_url("**/console/admin/campaigns/*")
     assert page.locator("#campaign-status").inner_text() == "draft"
+    campaign_url = page.url
+    admin, admin2 = (f"api-key:{console.key_ids[r]}" for r in ("admin", "admin2"))
+    assert admin in page.locator("#four-eyes").inner_text()
+    # four eyes: the admin who drafted it cannot approve it
     page.get_by_role("button", name="Approve for publication").click()
     page.wait_for_load_state()
-    assert page.locator("#campaign-status").inner_text() == "approved"
+    assert "four eyes" in page.content() and "may not also approve campaign" in page.content()
+    screenshot(page, "four-eyes-refused")
+    second = page_for("admin2")
+    second.goto(campaign_url)
+    assert second.locator("#campaign-status").inner_text() == "draft"  # the refusal wrote nothing
+    second.get_by_role("button", name="Approve for publication").click()
+    second.wait_for_load_state()
+    assert second.locator("#campaign-status").inner_text() == "approved"
+    page.goto(campaign_url)
     page.get_by_role("button", name="Publish announcement and warn every seller").click()
     page.wait_for_load_state()
     assert page.locator("#campaign-status").inner_text() == "published"
@@ -240,10 +252,10 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     engine = console.engine()
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text("select status, approved_by, published_by from campaigns where campaign_id = :c"),
+            sa.text("select status, created_by, approved_by, published_by from campaigns where campaign_id = :c"),
             {"c": campaign_id},
         ).one()
-    assert tuple(row) == ("published", f"api-key:{console.key_ids['admin']}", f"api-key:{console.key_ids['admin']}")
+    assert tuple(row) == ("published", admin, admin2, admin)
 
     with engine.connect() as conn:
         pending = conn.execute(
@@ -254,16 +266,25 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
         ).scalar_one()
     assert pending >= 1
     page.get_by_role("link", name="Disclosure").click()
-    page.get_by_label("Basis of this approval (recorded)").fill("closure proven by test buy TB-1")
-    page.get_by_role("button", name="Publish closed shops").click()
+    page.get_by_label("Basis of this publication (recorded)").fill("closure proven by test buy TB-1")
+    page.get_by_role("button", name="Propose closed shops for publication").click()
     page.wait_for_load_state()
-    assert f"Published {pending} entr" in page.locator(".alert-ok").inner_text()
+    assert f"Proposed {pending} entr" in page.locator(".alert-ok").inner_text()
+    assert "(you: another admin must approve)" in page.locator("#proposed-by").inner_text()
+    page.get_by_role("button", name="Approve and publish proposed entries").click()
+    page.wait_for_load_state()
+    assert "four eyes" in page.content()
+    second.goto(console.url("/console/admin/disclosures"))
+    second.get_by_role("button", name="Approve and publish proposed entries").click()
+    second.wait_for_load_state()
+    assert f"Published {pending} entr" in second.locator(".alert-ok").inner_text()
+    screenshot(second, "disclosures-approved", full_page=True)
     with engine.connect() as conn:
-        basis = conn.execute(sa.text("select basis, status, approved_by from disclosures")).all()
-    admin = f"api-key:{console.key_ids['admin']}"
-    assert [tuple(b) for b in basis] == [("closure proven by test buy TB-1", "published", admin)] * pending
+        basis = conn.execute(sa.text("select basis, status, drafted_by, approved_by from disclosures")).all()
+    assert [tuple(b) for b in basis] == [("closure proven by test buy TB-1", "published", admin, admin2)] * pending
 
     # withdraw one entry again, with a recorded reason: off the public list, kept in the table
+    page.goto(console.url("/console/admin/disclosures"))
     with engine.connect() as conn:
         first = conn.execute(sa.text("select min(disclosure_id) from disclosures")).scalar_one()
     page.locator(f"#reason-{first}").fill("court order 2026-17")

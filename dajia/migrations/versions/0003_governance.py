@@ -1,0 +1,47 @@
+"""Governance (issue 18): four eyes on disclosures and disclosure policies.
+
+Disclosure entries are drafted by one admin (``drafted_by``, ``drafted_at``, status ``proposed``)
+and published by a second (``approved_by``, ``published_at``, now empty until then); a disclosure
+policy that names personal fields waits for a second admin (``status``, ``approved_by``,
+``approved_at``). Existing rows: an entry's drafter is its approver (it was published in one step
+before), existing policies are ``approved``.
+
+Revision ID: 0003_governance
+Revises: 0002
+Create Date: 2026-12-07 18:30:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003_governance"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("disclosure_policies", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status", sa.String(length=16), server_default="approved", nullable=False))
+        batch_op.add_column(sa.Column("approved_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("approved_at", sa.DateTime(), nullable=True))
+    with op.batch_alter_table("disclosures", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("drafted_by", sa.String(length=64), nullable=True))
+        batch_op.add_column(sa.Column("drafted_at", sa.DateTime(), nullable=True))
+        batch_op.alter_column("approved_by", existing_type=sa.String(length=64), nullable=True)
+        batch_op.alter_column("published_at", existing_type=sa.DateTime(), nullable=True)
+    op.execute("UPDATE disclosures SET drafted_by = approved_by, drafted_at = published_at WHERE drafted_by IS NULL")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("disclosures", schema=None) as batch_op:
+        batch_op.drop_column("drafted_at")
+        batch_op.drop_column("drafted_by")
+    with op.batch_alter_table("disclosure_policies", schema=None) as batch_op:
+        batch_op.drop_column("approved_at")
+        batch_op.drop_column("approved_by")
+        batch_op.drop_column("status")
