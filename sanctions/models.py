@@ -278,6 +278,8 @@ class AuditEntry(Base):
     entity_type: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
+    #: canonical JSON {table: {group key: digest}} of the rows this entry wrote (``audit.bind_rows``)
+    rows: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -47,6 +47,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+#: ``session.info`` key: actor ids registered in the current transaction (bound by ``Change.finish``)
+NEW_ACTORS = "dajia_new_actor_rows"
+
+
 def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
     """Record the actor on first sight; an id keeps its role for ever (a different role is refused).
 
@@ -60,7 +64,9 @@ def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
         values = {"actor_id": actor.actor_id, "role": actor.role.value, "simulated": actor.simulated, "created_at": now}
         dialect = session.get_bind().dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ActorRow).values(**values)
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["actor_id"]))
+        res = session.execute(stmt.on_conflict_do_nothing(index_elements=["actor_id"]))
+        if res.rowcount:  # type: ignore[attr-defined]  # registered here: the change's audit entry binds the row
+            session.info.setdefault(NEW_ACTORS, []).append(actor.actor_id)
         row = session.get(ActorRow, actor.actor_id, populate_existing=True)
     if row is not None and row.role != actor.role.value:
         raise Conflict(f"actor '{actor.actor_id}' is registered as {row.role}, not {actor.role.value}")
@@ -132,9 +138,12 @@ class Change:
             self._outbox = []
 
     def finish(self) -> None:
-        """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
+        """Write the outbox rows, then append the audit entries (taking the chain-head lock last),
+        each bound to the digests of the rows it speaks for (``audit.bind_rows``)."""
         self.send_outbox()
-        audit.append(self.session, self._audit)
+        self.session.flush()
+        extra = {"actors": self.session.info.pop(NEW_ACTORS, [])}
+        audit.append(self.session, audit.bind_rows(self.session, self._audit, extra))
         self._audit = []
 
 

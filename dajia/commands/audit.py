@@ -23,5 +23,6 @@ def register(app: typer.Typer) -> None:
         if not report.ok:
             if as_json:
                 emit(report.as_dict(), True)
-            raise DajiaError(f"audit chain broken at entry {report.first_bad_seq}: {report.problem}")
+            where = f" at entry {report.first_bad_seq}" if report.first_bad_seq is not None else ""
+            raise DajiaError(f"audit chain broken{where}: {report.problem}")
         emit(report.as_dict(), as_json)

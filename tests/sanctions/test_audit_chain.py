@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, delete, func, select, text, update
@@ -122,3 +124,99 @@ def test_concurrent_appends_never_fork_the_chain(postgres_url: str) -> None:
         assert report.ok and report.entries == 200
         assert s.execute(text("select count(distinct prev_hash) from audit_log")).scalar_one() == 200
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- the chain binds the rows
+
+
+@pytest.fixture
+def decided(session: Session) -> dict[str, int]:
+    """S1 banned (two claims, one paid), S2 closed on proof: cases, events, claims, actors in the chain."""
+    from sanctions import cases
+    from sanctions.schemas import Evidence
+
+    orders = [
+        ("S1", "S1-L0", "B1", 100.0, SNAPSHOT - timedelta(days=3)),
+        ("S1", "S1-L1", "B2", 50.0, SNAPSHOT - timedelta(days=3)),
+    ]
+    import_marketplace(session, build_marketplace([shop_row("S1"), shop_row("S2")], orders=orders))
+    r = route_scored(session, [ScoredShop(f"S{i}", 0.9, "suspected", "m", "1", [], 0.5) for i in (1, 2)], now=SNAPSHOT)
+    s1, s2 = r.opened_case_ids
+    rev = Actor("rev-1", Role.REVIEWER)
+    cases.decide(session, s1, "ban", rev, reason="suspected", now=SNAPSHOT)
+    proof = Evidence(kind="test_buy", ref="TB-1", detail="fake")
+    cases.decide(session, s2, "close", rev, reason="proof", evidence=[proof], now=SNAPSHOT)
+    claim = cases.claims_of(session, s1)[0].claim_id
+    cases.record_payment(session, claim, Actor("keeper-S1", Role.SELLER), payment_ref="T-1", now=SNAPSHOT)
+    assert audit.verify_chain(session).ok
+    session.rollback()
+    return {"s1": s1, "s2": s2, "claim": claim}
+
+
+def latest_entry(session: Session, table: str, key: object) -> int:
+    """The last entry that bound ``table``'s rows of ``key`` (what verify must name)."""
+    found = [
+        seq
+        for seq, rows in session.execute(select(AuditEntry.seq, AuditEntry.rows).order_by(AuditEntry.seq))
+        if rows and str(key) in json.loads(rows).get(table, {})
+    ]
+    session.rollback()
+    assert found, (table, key)
+    return found[-1]
+
+
+def _tampered(db_url: str, expected_seq: int, *words: str) -> None:
+    proc = _cli_verify(db_url)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"audit chain broken at entry {expected_seq}:" in proc.stderr, proc.stderr
+    for w in words:
+        assert w in proc.stderr, proc.stderr
+
+
+def test_editing_a_claim_amount_is_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    seq = latest_entry(session, "claims", decided["claim"])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE claims SET amount_fen = 1 WHERE claim_id = :c"), {"c": decided["claim"]})
+    _tampered(db_url, seq, f"claims rows of claim {decided['claim']}", "no longer match")
+
+
+def test_deleting_a_case_event_is_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    seq = latest_entry(session, "case_events", decided["s2"])
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM case_events WHERE case_id = :c AND action = 'open'"),
+            {"c": decided["s2"]},
+        )
+    _tampered(db_url, seq, f"case_events rows of case {decided['s2']}")
+
+
+def test_editing_a_persons_role_is_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    seq = latest_entry(session, "actors", "rev-1")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE actors SET role = 'admin' WHERE actor_id = 'rev-1'"))
+    _tampered(db_url, seq, "actors rows of actor rev-1")
+
+
+def test_deleting_a_claim_and_adding_rows_outside_the_workflow_are_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    with engine.begin() as conn:  # a person registered behind the workflow's back
+        conn.execute(
+            text("INSERT INTO actors (actor_id, role, simulated, created_at) VALUES ('ghost', 'admin', false, :t)"),
+            {"t": SNAPSHOT},
+        )
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_seq is None
+    assert "actors rows of actor ghost were written outside the audit chain" in (report.problem or "")
+    session.rollback()
+    seq = latest_entry(session, "claims", decided["claim"])
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM claims WHERE claim_id = :c"), {"c": decided["claim"]})
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_seq == seq and "were deleted" in (report.problem or "")

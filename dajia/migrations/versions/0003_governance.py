@@ -1,10 +1,11 @@
-"""Governance (issue 18): four eyes on disclosures and disclosure policies.
+"""Governance (issue 18): four eyes on disclosures and disclosure policies; audit entries bound to rows.
 
 Disclosure entries are drafted by one admin (``drafted_by``, ``drafted_at``, status ``proposed``)
 and published by a second (``approved_by``, ``published_at``, now empty until then); a disclosure
 policy that names personal fields waits for a second admin (``status``, ``approved_by``,
 ``approved_at``). Existing rows: an entry's drafter is its approver (it was published in one step
-before), existing policies are ``approved``.
+before), existing policies are ``approved``. ``audit_log.rows`` holds the digests of the rows each
+entry wrote (empty for older entries, whose hash stays as it was).
 
 Revision ID: 0003_governance
 Revises: 0002
@@ -34,10 +35,14 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("drafted_at", sa.DateTime(), nullable=True))
         batch_op.alter_column("approved_by", existing_type=sa.String(length=64), nullable=True)
         batch_op.alter_column("published_at", existing_type=sa.DateTime(), nullable=True)
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("rows", sa.Text(), nullable=True))
     op.execute("UPDATE disclosures SET drafted_by = approved_by, drafted_at = published_at WHERE drafted_by IS NULL")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_column("rows")
     with op.batch_alter_table("disclosures", schema=None) as batch_op:
         batch_op.drop_column("drafted_at")
         batch_op.drop_column("drafted_by")
