@@ -24,10 +24,13 @@ import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, any_, bindparam, select, update
+from sqlalchemy import Table, Text, any_, bindparam, select, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.errors import DajiaError
@@ -83,31 +86,38 @@ def _table(name: str) -> Table:
     return cast(Table, AuditEntry.metadata.tables[name])
 
 
-def _value(v: Any) -> str:
-    if v is None:
-        return "\x00"
-    if isinstance(v, bool):
-        return "T" if v else "F"
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, datetime):
-        return v.isoformat(timespec="microseconds")
-    if isinstance(v, (dict, list)):
-        return canonical(v)
-    return str(v)
-
-
-def _group_digest(rows: Sequence[Sequence[Any]]) -> str:
+def _group_digest(rows: Sequence[Sequence[str | None]]) -> str:
+    """sha256 of a group's rows (every column as the database renders it as text), 128 bits in hex."""
     h = hashlib.sha256()
     for r in rows:
-        h.update("\x1f".join(map(_value, r)).encode("utf-8"))
+        h.update("\x1f".join(["\x00" if v is None else v for v in r]).encode("utf-8"))
         h.update(b"\x1e")
     return h.hexdigest()[:32]
 
 
-def _ordered(table: Table) -> Any:
-    group = table.c[COVERED[table.name][0]]
-    return select(table).order_by(group, *table.primary_key.columns)
+@cache
+def _ordered(name: str) -> Any:
+    """Every column of a covered table as text (the database's own rendering: nothing is parsed in
+    Python, so binding and verifying cost little), the group key first, in (group, primary key) order."""
+    table = _table(name)
+    group = table.c[COVERED[name][0]]
+    columns = [cast_(c, Text).label(c.name) for c in table.c]
+    return select(cast_(group, Text).label("_group"), *columns).order_by(group, *table.primary_key.columns)
+
+
+def _raw_rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """``stmt``'s rows straight from the driver's cursor: every column is text already, so
+    SQLAlchemy's row objects would only add cost (routing binds tens of thousands of rows)."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def row_digests(session: Session, table_name: str, keys: Sequence[str]) -> dict[str, str]:
@@ -116,16 +126,16 @@ def row_digests(session: Session, table_name: str, keys: Sequence[str]) -> dict[
     table = _table(table_name)
     group = table.c[COVERED[table_name][0]]
     values: list[Any] = [int(k) for k in keys] if group.type.python_type is int else list(keys)
-    grouped: dict[str, list[Sequence[Any]]] = {}
+    grouped: dict[str, list[Sequence[str | None]]] = {}
+    conn = session.connection()
     for i in range(0, len(values), 20_000):
         part = values[i : i + 20_000]
-        if session.get_bind().dialect.name == "postgresql":  # one array parameter, not thousands
+        if conn.dialect.name == "postgresql":  # one array parameter, not thousands
             where = group == any_(bindparam(None, part, type_=ARRAY(group.type)))
         else:
             where = group.in_(part)
-        stmt = _ordered(table).where(where)
-        for r in session.execute(stmt):
-            grouped.setdefault(str(r._mapping[group.name]), []).append(tuple(r))
+        for r in _raw_rows(conn, _ordered(table_name).where(where)):
+            grouped.setdefault(r[0], []).append(r[1:])
     return {k: _group_digest(v) for k, v in grouped.items()}
 
 
@@ -285,19 +295,16 @@ def verify_chain(session: Session, batch: int = 10_000) -> ChainReport:
     return ChainReport(True, count, int(head[0]))
 
 
-def _groups(session: Session, name: str, batch: int) -> Iterator[tuple[str, list[Sequence[Any]]]]:
+def _groups(session: Session, name: str, batch: int) -> Iterator[tuple[str, list[Sequence[str | None]]]]:
     """Every group of a covered table's rows, in order: (group key, its rows)."""
-    table = _table(name)
-    at = list(table.c.keys()).index(COVERED[name][0])
     key: str | None = None
-    rows: list[Sequence[Any]] = []
-    for r in session.execute(_ordered(table).execution_options(yield_per=batch)):
-        k = str(r[at])
-        if k != key:
+    rows: list[Sequence[str | None]] = []
+    for r in session.execute(_ordered(name).execution_options(yield_per=batch)):
+        if r[0] != key:
             if key is not None:
                 yield key, rows
-            key, rows = k, []
-        rows.append(tuple(r))
+            key, rows = r[0], []
+        rows.append(r[1:])
     if key is not None:
         yield key, rows
 

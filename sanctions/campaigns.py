@@ -5,7 +5,8 @@ announcement: what was done, how many shops were closed and banned, compensation
 paid, by category; rendered as JSON and HTML. Publishing needs an admin and a campaign approved
 by a second admin (four eyes: whoever drafted it may not approve it); it writes one
 ``publication`` outbox message and one ``warning`` message per seller on the marketplace (every
-shop not closed), each delivery tracked in the outbox.
+shop not closed), each delivery tracked in the outbox. The announcement carries a signed checkpoint of
+the audit chain's head (:mod:`sanctions.checkpoint`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidTransition, NotFound
-from sanctions import tx
+from sanctions import checkpoint, tx
 from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, Shop
 from sanctions.workflow import (
     CAMPAIGNS,
@@ -278,6 +279,9 @@ def publish_campaign(
             session.execute(select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars()
         )
         announcement = build_announcement(session, c, ids)
+        # the chain's head as it stands before this publication, signed (sanctions.checkpoint)
+        signer = checkpoint.Signer.resolve(session, ch.now)
+        announcement["checkpoint"] = checkpoint.checkpoint(session, signer, ch.now).model_dump()
         c.announcement = announcement
         c.html = render_announcement_html(announcement, ch.now)
         c.published_by = actor.actor_id

@@ -294,6 +294,18 @@ class AuditHead(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class AuditKey(Base):
+    """The Ed25519 key that signs audit checkpoints (``sanctions.checkpoint``), made on first use,
+    unless ``settings.audit_key_file`` names a key kept outside the store."""
+
+    __tablename__ = "audit_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    private_key: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
 class OutboxMessage(Base):
     """Everything that leaves the system, written in the same transaction as the change."""
 

@@ -8,11 +8,13 @@ import subprocess
 import sys
 import threading
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from core.errors import DajiaError
 from core.settings import get_settings
 from dajia.cli import main
 from sanctions import audit
@@ -220,3 +222,92 @@ def test_deleting_a_claim_and_adding_rows_outside_the_workflow_are_caught(
         conn.execute(text("DELETE FROM claims WHERE claim_id = :c"), {"c": decided["claim"]})
     report = audit.verify_chain(session)
     assert not report.ok and report.first_bad_seq == seq and "were deleted" in (report.problem or "")
+
+
+# --------------------------------------------------------------------------- signed checkpoints
+
+
+def _rewrite_history_from(session: Session, seq: int) -> None:
+    """A forger with the database: entry ``seq``'s payload changed, every later hash and the head
+    recomputed, so the chain alone verifies."""
+    rows = [
+        dict(r)
+        for r in session.execute(
+            select(AuditEntry.__table__).where(AuditEntry.seq >= seq).order_by(AuditEntry.seq)
+        ).mappings()
+    ]
+    session.rollback()
+    prev = rows[0]["prev_hash"]
+    rows[0]["payload"] = '{"forged":true}'
+    with session.begin():
+        for row in rows:
+            row["prev_hash"] = prev
+            row["hash"] = prev = audit.entry_hash(prev, row)
+            session.execute(
+                update(AuditEntry)
+                .where(AuditEntry.seq == row["seq"])
+                .values(payload=row["payload"], prev_hash=row["prev_hash"], hash=row["hash"])
+            )
+        session.execute(text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": prev})
+
+
+def test_a_rewritten_history_is_caught_against_the_checkpoint_published_with_the_announcement(
+    decided: dict[str, int], session: Session, db_url: str, tmp_path: Path
+) -> None:
+    from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
+    from sanctions.checkpoint import Checkpoint, verify_against
+
+    camp = create_campaign(session, Actor("rev-1", Role.REVIEWER), title="t", now=SNAPSHOT)
+    approve_campaign(session, camp.campaign_id, Actor("adm-1", Role.ADMIN), now=SNAPSHOT)
+    pub = publish_campaign(session, camp.campaign_id, Actor("adm-2", Role.ADMIN), now=SNAPSHOT)
+    assert pub.announcement is not None
+    cp = Checkpoint.model_validate(pub.announcement["checkpoint"])
+    session.rollback()
+    head_before_publication = session.execute(select(func.max(AuditEntry.seq))).scalar_one() - 1
+    assert cp.seq == head_before_publication  # the head as it stood when the announcement was made
+    assert verify_against(session, cp).ok
+    session.rollback()
+    html = session.execute(text("SELECT html FROM campaigns")).scalar_one()
+    session.rollback()
+    assert f"<code>{cp.hash}</code>" in html and cp.signature in html  # published with the announcement
+    published = tmp_path / "checkpoint.json"
+    published.write_text(cp.model_dump_json(), encoding="utf-8")
+
+    _rewrite_history_from(session, 2)
+    assert audit.verify_chain(session).ok  # inside the database, the forgery holds
+    session.rollback()
+    report = verify_against(session, cp)
+    assert not report.ok and report.first_bad_seq == cp.seq and "rewritten" in (report.problem or "")
+    session.rollback()
+    env = {**os.environ, "DATABASE_URL": db_url}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dajia.cli", "audit", "verify", "--checkpoint", str(published)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and f"audit chain broken at entry {cp.seq}" in proc.stderr, proc.stderr
+    # a checkpoint altered after signing is refused
+    forged = cp.model_copy(update={"hash": "0" * 64})
+    with pytest.raises(DajiaError, match="signature does not verify"):
+        verify_against(session, forged)
+
+
+def test_the_cli_signs_a_checkpoint_and_checks_it(decided: dict[str, int], db_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": db_url}
+    out = tmp_path / "cp.json"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dajia.cli", "audit", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    signed = cli("checkpoint", "--out", str(out), "--json")
+    assert signed.returncode == 0, signed.stderr
+    cp = json.loads(out.read_text(encoding="utf-8"))
+    assert cp["seq"] > 0 and len(cp["signature"]) == 128
+    ok = cli("verify", "--checkpoint", str(out), "--key", cp["public_key"], "--json")
+    assert ok.returncode == 0 and '"ok": true' in ok.stdout, ok.stderr
+    other = cli("verify", "--checkpoint", str(out), "--key", "ab" * 32)
+    assert other.returncode == 2 and "not by the trusted key" in other.stderr

@@ -5,7 +5,8 @@ and published by a second (``approved_by``, ``published_at``, now empty until th
 policy that names personal fields waits for a second admin (``status``, ``approved_by``,
 ``approved_at``). Existing rows: an entry's drafter is its approver (it was published in one step
 before), existing policies are ``approved``. ``audit_log.rows`` holds the digests of the rows each
-entry wrote (empty for older entries, whose hash stays as it was).
+entry wrote (empty for older entries, whose hash stays as it was); ``audit_keys`` the key that signs
+the chain's checkpoints.
 
 Revision ID: 0003_governance
 Revises: 0002
@@ -37,10 +38,19 @@ def upgrade() -> None:
         batch_op.alter_column("published_at", existing_type=sa.DateTime(), nullable=True)
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("rows", sa.Text(), nullable=True))
+    op.create_table(
+        "audit_keys",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("private_key", sa.String(length=64), nullable=False),
+        sa.Column("public_key", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_keys")),
+    )
     op.execute("UPDATE disclosures SET drafted_by = approved_by, drafted_at = published_at WHERE drafted_by IS NULL")
 
 
 def downgrade() -> None:
+    op.drop_table("audit_keys")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_column("rows")
     with op.batch_alter_table("disclosures", schema=None) as batch_op:
