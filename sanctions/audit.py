@@ -69,6 +69,7 @@ def entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
 COVERED: dict[str, tuple[str, str]] = {
     "cases": ("case_id", "case"),
     "case_events": ("case_id", "case"),
+    "evidence_snapshots": ("case_id", "case"),
     "claims": ("claim_id", "claim"),
     "campaigns": ("campaign_id", "campaign"),
     "campaign_cases": ("campaign_id", "campaign"),

@@ -169,6 +169,18 @@ class CaseEvent(Base):
     evidence: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
 
 
+class EvidenceSnapshot(Base):
+    """What a case's decision will rest on, copied once when the case opened (``sanctions.evidence``)."""
+
+    __tablename__ = "evidence_snapshots"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.case_id"), primary_key=True, autoincrement=False)
+    taken_at: Mapped[datetime] = mapped_column(DateTime)
+    content: Mapped[dict[str, object]] = mapped_column(JSON)
+    #: sha256 of the canonical JSON of ``content`` (also in the case's ``case.open`` audit entry)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
 class Claim(Base):
     """What a banned shop owes one affected consumer; payment and confirmation recorded."""
 

@@ -6,7 +6,7 @@ policy that names personal fields waits for a second admin (``status``, ``approv
 ``approved_at``). Existing rows: an entry's drafter is its approver (it was published in one step
 before), existing policies are ``approved``. ``audit_log.rows`` holds the digests of the rows each
 entry wrote (empty for older entries, whose hash stays as it was); ``audit_keys`` the key that signs
-the chain's checkpoints.
+the chain's checkpoints; ``evidence_snapshots`` the evidence frozen when each case opened.
 
 Revision ID: 0003_governance
 Revises: 0002
@@ -39,6 +39,17 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("rows", sa.Text(), nullable=True))
     op.create_table(
+        "evidence_snapshots",
+        sa.Column("case_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("taken_at", sa.DateTime(), nullable=False),
+        sa.Column("content", sa.JSON(), nullable=False),
+        sa.Column("content_hash", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["case_id"], ["cases.case_id"], name=op.f("fk_evidence_snapshots_case_id_cases")
+        ),
+        sa.PrimaryKeyConstraint("case_id", name=op.f("pk_evidence_snapshots")),
+    )
+    op.create_table(
         "audit_keys",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("private_key", sa.String(length=64), nullable=False),
@@ -51,6 +62,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("audit_keys")
+    op.drop_table("evidence_snapshots")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_column("rows")
     with op.batch_alter_table("disclosures", schema=None) as batch_op:
