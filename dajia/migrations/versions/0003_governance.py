@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.Column("taken_at", sa.DateTime(), nullable=False),
         sa.Column("content", sa.JSON(), nullable=False),
         sa.Column("content_hash", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["case_id"], ["cases.case_id"], name=op.f("fk_evidence_snapshots_case_id_cases")
-        ),
+        sa.ForeignKeyConstraint(["case_id"], ["cases.case_id"], name=op.f("fk_evidence_snapshots_case_id_cases")),
         sa.PrimaryKeyConstraint("case_id", name=op.f("pk_evidence_snapshots")),
     )
     op.create_table(
