@@ -115,12 +115,13 @@ def take(
 
 
 class Difference(BaseModel):
-    """One thing that is not as it was when the case opened."""
+    """One thing compared: as at opening (``then``) and now; ``changed`` when they differ."""
 
     what: str
     field: str
     then: Any
     now: Any
+    changed: bool = True
 
 
 class EvidenceComparison(BaseModel):
@@ -130,7 +131,13 @@ class EvidenceComparison(BaseModel):
     hash_ok: bool
     then: dict[str, Any]
     now: dict[str, Any]
-    changes: list[Difference]
+    #: every field compared, side by side (for the case page)
+    lines: list[Difference]
+
+    @property
+    def changes(self) -> list[Difference]:
+        """What is not as it was when the case opened."""
+        return [x for x in self.lines if x.changed]
 
 
 def compare(session: Session, case_id: int) -> EvidenceComparison | None:
@@ -145,27 +152,28 @@ def compare(session: Session, case_id: int) -> EvidenceComparison | None:
     now_shop: dict[str, Any] = shops.get(case.shop_id, {})
     now_listings: list[Any] = listings.get(case.shop_id, [])
     now = {"shop": now_shop, "listings": now_listings, "score": now_score}
-    changes: list[Difference] = []
+    lines: list[Difference] = []
+
+    def line(what: str, field: str, was: Any, is_: Any) -> None:
+        lines.append(Difference(what=what, field=field, then=was, now=is_, changed=was != is_))
+
     then_shop = dict(then.get("shop") or {})
     for f in SHOP_FIELDS:
-        if f in then_shop and then_shop[f] != now_shop.get(f):
-            changes.append(Difference(what="shop", field=f, then=then_shop[f], now=now_shop.get(f)))
+        if f in then_shop:
+            line("shop", f, then_shop[f], now_shop.get(f))
+    then_score = dict(then.get("score") or {})
+    for f in ("score", "tier", "model_version"):
+        if then_score:
+            line("score", f, then_score.get(f), now_score.get(f))
     before = {x["listing_id"]: x for x in then.get("listings") or []}
     after = {x["listing_id"]: x for x in now_listings}
     for lid in sorted(before.keys() | after.keys()):
         b, a = before.get(lid), after.get(lid)
         if b is None or a is None:
-            changes.append(
-                Difference(what=f"listing {lid}", field="listing", then=b and "present", now=a and "present")
-            )
+            line(f"listing {lid}", "listing", b and "present", a and "present")
             continue
-        for f in LISTING_FIELDS:
-            if b.get(f) != a.get(f):
-                changes.append(Difference(what=f"listing {lid}", field=f, then=b.get(f), now=a.get(f)))
-    then_score = dict(then.get("score") or {})
-    for f in ("score", "tier", "model_version"):
-        if then_score and then_score.get(f) != now_score.get(f):
-            changes.append(Difference(what="score", field=f, then=then_score.get(f), now=now_score.get(f)))
+        for f in LISTING_FIELDS[1:]:
+            line(f"listing {lid}", f, b.get(f), a.get(f))
     digest = hashlib.sha256(canonical(then).encode("utf-8")).hexdigest()
     return EvidenceComparison(
         case_id=case_id,
@@ -174,5 +182,5 @@ def compare(session: Session, case_id: int) -> EvidenceComparison | None:
         hash_ok=digest == snap.content_hash,
         then=then,
         now=now,
-        changes=changes,
+        lines=lines,
     )

@@ -320,12 +320,15 @@ def _case_id(raw: str) -> int:
 
 
 async def _case_page(request: Request, user: User, case_id: int, status: int = 200, **extra: Any) -> Response:
+    from sanctions.evidence import compare
     from sanctions.schemas import PROOF_KINDS
     from serving.console.evidence import DECISION_ACTIONS, load_case_page
 
     services, st = await state_of(request)
     try:
-        page = await read(services, lambda s: load_case_page(s, case_id, user.role, st.market))
+        page, frozen = await read(
+            services, lambda s: (load_case_page(s, case_id, user.role, st.market), compare(s, case_id))
+        )
     except NotFound as exc:
         raise refused(exc, "No such case", user, missing="No such case") from exc
     ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}}
@@ -336,6 +339,7 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         user=user,
         p=page,
         c=page.case,
+        frozen=frozen,
         labels={a.value: t for a, t in DECISION_ACTIONS.items()},
         proof_kinds=PROOF_KINDS,
         idem=secrets.token_urlsafe(16),

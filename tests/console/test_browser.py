@@ -359,3 +359,27 @@ def test_every_form_field_has_a_label(console: Console, page_for: Any) -> None:
     page.goto(console.url("/console/queue"))
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_case_page_shows_the_evidence_as_at_opening_beside_now(console: Console, page_for: Any) -> None:
+    """A closed case: its shop and listings were frozen at opening; the page marks what changed since."""
+    engine = console.engine()
+    with engine.connect() as conn:
+        case_id, shop_id = conn.execute(
+            sa.text("select case_id, shop_id from cases where status = 'closed' order by case_id")
+        ).first()  # type: ignore[misc]
+        title = conn.execute(sa.text("select min(title) from listings where shop_id = :s"), {"s": shop_id}).scalar_one()
+    engine.dispose()
+    page = page_for("reviewer")
+    page.goto(console.url(f"/console/cases/{case_id}"))
+    summary = page.locator("#frozen-summary").inner_text()
+    assert "(matches)" in summary and "changes since opening" in summary
+    changed = page.locator("#frozen tr.changed")
+    texts = [changed.nth(i).inner_text() for i in range(changed.count())]
+    assert any("status" in t and "active" in t and "closed" in t for t in texts), texts  # the shop, closed since
+    assert any("withdrawn" in t and "False" in t and "True" in t for t in texts), texts  # its listings withdrawn
+    unchanged = page.locator("#frozen tbody tr:not(.changed)")
+    assert unchanged.count() > 0 and title and title in page.locator("#frozen").inner_text()
+    page.locator("#h-frozen").scroll_into_view_if_needed()
+    shot = screenshot(page, "case-evidence-at-opening")
+    assert shot.stat().st_size > 10_000
