@@ -76,6 +76,7 @@ COVERED: dict[str, tuple[str, str]] = {
     "disclosures": ("disclosure_id", "disclosure"),
     "disclosure_policies": ("policy_id", "policy"),
     "actors": ("actor_id", "actor"),
+    "people": ("person_id", "person"),
 }
 #: entity type -> the covered tables an entry about such an entity binds
 TABLES_OF: dict[str, tuple[str, ...]] = {}

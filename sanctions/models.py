@@ -103,6 +103,19 @@ class ActorRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: the person acting under this id (one person may hold a reviewer and an admin id); None: unknown
+    person_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class Person(Base):
+    """A reviewer or admin with a name; their actor ids point here (``actors.person_id``)."""
+
+    __tablename__ = "people"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
 
 
 class Case(Base):

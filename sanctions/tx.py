@@ -76,8 +76,10 @@ def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
 
 
 def person_of(session: Session, actor_id: str) -> str:
-    """The person who acts under ``actor_id`` (one person may hold a reviewer and an admin id)."""
-    return actor_id
+    """The person who acts under ``actor_id`` (one person may hold a reviewer and an admin id);
+    an actor registered without a person is a person of its own."""
+    person = session.execute(select(ActorRow.person_id).where(ActorRow.actor_id == actor_id)).scalar_one_or_none()
+    return person or actor_id
 
 
 def four_eyes(session: Session, actor: Actor, first: Iterable[str | None], *, what: str, first_did: str) -> None:

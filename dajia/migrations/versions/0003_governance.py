@@ -6,7 +6,8 @@ policy that names personal fields waits for a second admin (``status``, ``approv
 ``approved_at``). Existing rows: an entry's drafter is its approver (it was published in one step
 before), existing policies are ``approved``. ``audit_log.rows`` holds the digests of the rows each
 entry wrote (empty for older entries, whose hash stays as it was); ``audit_keys`` the key that signs
-the chain's checkpoints; ``evidence_snapshots`` the evidence frozen when each case opened.
+the chain's checkpoints; ``people`` (named reviewers and admins, ``actors.person_id``);
+``evidence_snapshots`` the evidence frozen when each case opened.
 
 Revision ID: 0003_governance
 Revises: 0002
@@ -39,6 +40,17 @@ def upgrade() -> None:
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.add_column(sa.Column("rows", sa.Text(), nullable=True))
     op.create_table(
+        "people",
+        sa.Column("person_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_by", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("person_id", name=op.f("pk_people")),
+    )
+    with op.batch_alter_table("actors", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("person_id", sa.String(length=64), nullable=True))
+        batch_op.create_index(batch_op.f("ix_actors_person_id"), ["person_id"], unique=False)
+    op.create_table(
         "evidence_snapshots",
         sa.Column("case_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("taken_at", sa.DateTime(), nullable=False),
@@ -61,6 +73,10 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("audit_keys")
     op.drop_table("evidence_snapshots")
+    with op.batch_alter_table("actors", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_actors_person_id"))
+        batch_op.drop_column("person_id")
+    op.drop_table("people")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_column("rows")
     with op.batch_alter_table("disclosures", schema=None) as batch_op:
