@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     compensation_minimum: float = Field(default=500.0, ge=0)
     affected_window_days: int = Field(default=180, gt=0)
     compensation_deadline_days: int = Field(default=30, gt=0)
+    audit_key_file: Path | None = Field(
+        default=None, description="Ed25519 key (hex) signing audit checkpoints; default: a key kept in the store"
+    )
     # serving
     max_batch: int = Field(default=1000, gt=0, le=100_000)
     lightgbm_threads: int = Field(default=1, gt=0)

@@ -34,6 +34,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "generate",
     "cases",
     "audit",
+    "people",
     "campaign",
     "features",
     "sweep",

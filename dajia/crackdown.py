@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from core import atomic
 from core.errors import DajiaError
 from core.settings import Settings
-from dajia.simulation import ADMIN, SimulationRates, appeals, decide_cases, settle_claims
+from dajia.simulation import ADMIN, SECOND_ADMIN, SimulationRates, appeals, decide_cases, settle_claims
 
 STEPS = (
     "generate",
@@ -353,7 +353,7 @@ class Crackdown:
                 idempotency_key="sim-campaign-create",
                 now=when,
             )
-            approve_campaign(session, draft.campaign_id, ADMIN, idempotency_key="sim-campaign-approve", now=when)
+            approve_campaign(session, draft.campaign_id, SECOND_ADMIN, idempotency_key="sim-campaign-approve", now=when)
             view = publish_campaign(session, draft.campaign_id, ADMIN, idempotency_key="sim-campaign-publish", now=when)
             pending = (
                 create_campaign(
@@ -369,6 +369,9 @@ class Crackdown:
             )
         return {
             "campaign_id": view.campaign_id,
+            "drafted_by": view.created_by,
+            "approved_by": view.approved_by,
+            "published_by": view.published_by,
             "cases": len(view.case_ids),
             "warnings_sent": view.warnings_sent,
             "announcement": view.announcement,
@@ -377,11 +380,11 @@ class Crackdown:
         }
 
     def step_disclose(self) -> dict[str, Any]:
-        from sanctions.disclosure import publish_disclosures
+        from sanctions.disclosure import approve_disclosures, propose_disclosures
 
         when = self._day(self.settings.compensation_deadline_days + 11)
         with _session(self.settings) as session:
-            result = publish_disclosures(
+            result = propose_disclosures(
                 session,
                 ADMIN,
                 basis="[simulated] admin approval: closures proven by test buy or escalation, campaign "
@@ -389,7 +392,19 @@ class Crackdown:
                 idempotency_key="sim-disclose",
                 now=when,
             )
-        return {"disclosed": len(result.published), "policy": result.policy, "approved_by": result.approved_by}
+            approved = (
+                approve_disclosures(
+                    session, SECOND_ADMIN, case_ids=result.proposed, idempotency_key="sim-disclose-approve", now=when
+                )
+                if result.proposed
+                else None
+            )
+        return {
+            "disclosed": len(approved.published) if approved else 0,
+            "policy": result.policy,
+            "drafted_by": result.drafted_by,
+            "approved_by": approved.approved_by if approved else None,
+        }
 
     def step_deliver(self) -> dict[str, Any]:
         """Deliver the outbox to files under published/ (stand-in for mail, SMS and the public site).

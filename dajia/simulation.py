@@ -1,4 +1,4 @@
-"""The simulated humans of the crackdown demo: reviewers, sellers, consumers and an admin.
+"""The simulated humans of the crackdown demo: reviewers, sellers, consumers and two admins.
 
 A real deployment has people at these steps; the demo stands in for them, and says so: every
 actor here is created with ``simulated=True``, which the case events and the audit log record.
@@ -17,9 +17,11 @@ documented rates of :class:`SimulationRates`:
   ``consumer_confirm_rate`` (the ban lifts only when all have);
 - every honest shop that was banned appeals and the appeal is upheld (the reviewer's error is
   reversed); a closed counterfeiter appeals with probability ``counterfeiter_appeal_rate`` and is
-  rejected; the last appeal filed is left pending, for a person to decide;
-- an admin approves and publishes the campaign over the cases the sweep opened, and the disclosure of
-  closed shops; a second campaign (the ban-evasion closures) is left as a draft awaiting approval.
+  rejected; appeals are decided by a second reviewer (four eyes: whoever decided a case may not decide
+  its appeal), and the last appeal filed is left pending, for a person to decide;
+- one admin drafts the campaign over the cases the sweep opened and the disclosure of closed shops; a
+  second admin approves them (four eyes), and the campaign is then published; a second campaign (the
+  ban-evasion closures) is left as a draft awaiting approval.
 
 Time is simulated too: the sweep runs ``lead_days`` (45) before the marketplace snapshot
 (``dajia.crackdown.CrackdownConfig``), decisions a day later, payments and confirmations over the
@@ -46,7 +48,12 @@ from sanctions.schemas import Evidence
 from sanctions.workflow import Actor, CaseStatus, Role
 
 REVIEWER = Actor("sim-reviewer", Role.REVIEWER, simulated=True)
+#: four eyes: appeals go to another reviewer than the one who decided the case
+APPEALS_REVIEWER = Actor("sim-appeals-reviewer", Role.REVIEWER, simulated=True)
+#: drafts the campaign and the disclosure
 ADMIN = Actor("sim-admin", Role.ADMIN, simulated=True)
+#: four eyes: approves what ADMIN drafted
+SECOND_ADMIN = Actor("sim-second-admin", Role.ADMIN, simulated=True)
 
 
 @dataclass(frozen=True)
@@ -247,7 +254,7 @@ def appeals(
             session,
             case_id,
             uphold=wrongly,
-            actor=REVIEWER,
+            actor=APPEALS_REVIEWER,
             reason="[simulated] invoices check out: reversed" if wrongly else "[simulated] test buy stands: rejected",
             idempotency_key=f"sim-appeal-decision-{case_id}",
             now=now + timedelta(days=2),

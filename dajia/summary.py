@@ -100,6 +100,41 @@ def where_to_look(settings: Settings, folder: RunFolder) -> dict[str, Any]:
     }
 
 
+def _four_eyes(s: Any, campaign: Any, disclosure: Any, event: Any) -> dict[str, Any]:
+    """Who drafted and who approved, read from the store: every approval by a second person?"""
+    camps = [
+        {"campaign_id": cid, "drafted_by": d, "approved_by": a, "second_person": bool(a) and a != d}
+        for cid, d, a in s.execute(
+            select(campaign.campaign_id, campaign.created_by, campaign.approved_by).order_by(campaign.campaign_id)
+        ).all()
+    ]
+    pairs = s.execute(
+        select(disclosure.drafted_by, disclosure.approved_by, func.count())
+        .where(disclosure.approved_by.is_not(None))
+        .group_by(disclosure.drafted_by, disclosure.approved_by)
+    ).all()
+    disclosures = [{"drafted_by": d, "approved_by": a, "entries": int(n), "second_person": d != a} for d, a, n in pairs]
+    deciders = {
+        (int(c), str(a))
+        for c, a in s.execute(
+            select(event.case_id, event.actor_id).where(event.action.in_(("close", "ban", "escalate")))
+        ).all()
+    }
+    appeal_rows = s.execute(
+        select(event.case_id, event.actor_id).where(event.action.in_(("reverse", "reject_appeal")))
+    ).all()
+    by_decider = sum(1 for c, a in appeal_rows if (int(c), str(a)) in deciders)
+    return {
+        "campaigns": camps,
+        "disclosures": disclosures,
+        "appeals_decided": len(appeal_rows),
+        "appeals_decided_by_the_original_decider": by_decider,
+        "all_by_a_second_person": all(c["second_person"] for c in camps)
+        and all(d["second_person"] for d in disclosures)
+        and by_decider == 0,
+    }
+
+
 def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, Any]) -> dict[str, Any]:
     from sqlalchemy.orm import Session
 
@@ -158,11 +193,12 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                 "campaigns_approved": count(Campaign.status == "approved", model=Campaign),
                 "suspected_shop": _suspected_shop(s),
             }
+            four_eyes = _four_eyes(s, Campaign, Disclosure, CaseEvent)
             summary: dict[str, Any] = {
                 "run_folder": str(folder.root),
                 "config": state["config"],
                 "simulated": (
-                    "reviewers, sellers, consumers and the admin of this run are simulated "
+                    "reviewers, sellers, consumers and the two admins of this run are simulated "
                     f"({simulated_events} case events carry simulated=true)"
                 ),
                 "marketplace": done.get("generate", {}),
@@ -205,6 +241,7 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                     "policy": done.get("disclose", {}).get("policy"),
                 },
                 "appeals": done.get("appeals", {}),
+                "four_eyes": four_eyes,
                 "ban_evasion": {
                     "cases_opened": origins.get("ban_evasion", 0),
                     "shops_closed": evasion_closed,

@@ -1,8 +1,13 @@
-"""The append-only, hash-chained audit log.
+"""The append-only, hash-chained audit log, bound to the rows it speaks for.
 
 Entry ``n`` stores ``prev_hash`` (entry ``n-1``'s hash, 64 zeros for the first) and
 ``hash = sha256(prev_hash + canonical_json(entry))`` where the canonical JSON covers every
-column but the hashes (keys sorted, no whitespace, UTF-8). The head row (``audit_head``) holds
+column but the hashes (keys sorted, no whitespace, UTF-8), including ``rows``: the digests of
+the rows the change wrote, as they stood at commit (:data:`COVERED` names the tables and how
+their rows group: a case's row and its events under the case's entry, a claim under the claim's,
+…). :func:`verify_chain` recomputes those digests from the tables and compares each with the
+latest entry that wrote it, so editing a claim's amount, deleting a case event or editing a
+person's role names the entry whose rows no longer hold. The head row (``audit_head``) holds
 the last sequence number and hash; every append locks it (``SELECT … FOR UPDATE`` on
 PostgreSQL; SQLite transactions are ``BEGIN IMMEDIATE`` so there is one writer anyway), so two
 concurrent transactions can never both extend the same entry. Appends belong to the caller's
@@ -16,12 +21,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import Table, Text, any_, bindparam, select, update
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from core.errors import DajiaError
@@ -47,7 +56,115 @@ def entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     body = {k: row[k] for k in ("seq", "at", "actor_id", "role", "simulated", "action", "entity_type", "entity_id")}
     body["simulated"] = bool(body["simulated"])
     body["payload"] = row["payload"]
+    if row.get("rows") is not None:  # entries written before rows were bound keep their hash
+        body["rows"] = row["rows"]
     return hashlib.sha256((prev_hash + canonical(body)).encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------- the rows bound into the chain
+
+#: every table whose writes are bound into the chain: table -> (the column its rows group by, the
+#: entity type of the audit entry that speaks for the group). A case's events are one group with
+#: the case's row under the case's entry; a campaign's case list with the campaign.
+COVERED: dict[str, tuple[str, str]] = {
+    "cases": ("case_id", "case"),
+    "case_events": ("case_id", "case"),
+    "evidence_snapshots": ("case_id", "case"),
+    "claims": ("claim_id", "claim"),
+    "campaigns": ("campaign_id", "campaign"),
+    "campaign_cases": ("campaign_id", "campaign"),
+    "disclosures": ("disclosure_id", "disclosure"),
+    "disclosure_policies": ("policy_id", "policy"),
+    "actors": ("actor_id", "actor"),
+    "people": ("person_id", "person"),
+}
+#: entity type -> the covered tables an entry about such an entity binds
+TABLES_OF: dict[str, tuple[str, ...]] = {}
+for _name, (_col, _entity) in COVERED.items():
+    TABLES_OF[_entity] = (*TABLES_OF.get(_entity, ()), _name)
+
+
+def _table(name: str) -> Table:
+    return cast(Table, AuditEntry.metadata.tables[name])
+
+
+def _group_digest(rows: Sequence[Sequence[str | None]]) -> str:
+    """sha256 of a group's rows (every column as the database renders it as text), 128 bits in hex."""
+    h = hashlib.sha256()
+    for r in rows:
+        h.update("\x1f".join(["\x00" if v is None else v for v in r]).encode("utf-8"))
+        h.update(b"\x1e")
+    return h.hexdigest()[:32]
+
+
+@cache
+def _ordered(name: str) -> Any:
+    """Every column of a covered table as text (the database's own rendering: nothing is parsed in
+    Python, so binding and verifying cost little), the group key first, in (group, primary key) order."""
+    table = _table(name)
+    group = table.c[COVERED[name][0]]
+    columns = [cast_(c, Text).label(c.name) for c in table.c]
+    return select(cast_(group, Text).label("_group"), *columns).order_by(group, *table.primary_key.columns)
+
+
+def _raw_rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    """``stmt``'s rows straight from the driver's cursor: every column is text already, so
+    SQLAlchemy's row objects would only add cost (routing binds tens of thousands of rows)."""
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    params: Any = compiled.params
+    if compiled.positiontup is not None:
+        params = tuple(params[name] for name in compiled.positiontup)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(str(compiled), params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+def row_digests(session: Session, table_name: str, keys: Sequence[str]) -> dict[str, str]:
+    """The digest of each group of ``table_name``'s rows among ``keys`` (as they stand now, in
+    this transaction); keys with no row are left out."""
+    table = _table(table_name)
+    group = table.c[COVERED[table_name][0]]
+    values: list[Any] = [int(k) for k in keys] if group.type.python_type is int else list(keys)
+    grouped: dict[str, list[Sequence[str | None]]] = {}
+    conn = session.connection()
+    for i in range(0, len(values), 20_000):
+        part = values[i : i + 20_000]
+        if conn.dialect.name == "postgresql":  # one array parameter, not thousands
+            where = group == any_(bindparam(None, part, type_=ARRAY(group.type)))
+        else:
+            where = group.in_(part)
+        for r in _raw_rows(conn, _ordered(table_name).where(where)):
+            grouped.setdefault(r[0], []).append(r[1:])
+    return {k: _group_digest(v) for k, v in grouped.items()}
+
+
+def bind_rows(
+    session: Session, records: Sequence[AuditRecord], extra: Mapping[str, Sequence[str]]
+) -> list[AuditRecord]:
+    """``records`` with the digests of the rows they speak for: each entity's covered rows go on its
+    last record in this change; ``extra`` rows (table -> keys, e.g. actors registered) on the last record."""
+    if not records:
+        return []
+    last_of: dict[tuple[str, str], int] = {}
+    for i, rec in enumerate(records):
+        if rec.entity_type in TABLES_OF:
+            last_of[(rec.entity_type, str(rec.entity_id))] = i
+    wanted: dict[str, list[str]] = {}
+    for entity, key in last_of:
+        for table in TABLES_OF[entity]:
+            wanted.setdefault(table, []).append(key)
+    for table, keys in extra.items():
+        wanted.setdefault(table, []).extend(keys)
+    rows: list[dict[str, dict[str, str]]] = [{} for _ in records]
+    for table, keys in wanted.items():
+        entity = COVERED[table][1]
+        for key, digest in row_digests(session, table, sorted(set(keys))).items():
+            i = last_of.get((entity, key), len(records) - 1)
+            rows[i].setdefault(table, {})[key] = digest
+    return [replace(rec, rows=r) if r else rec for rec, r in zip(records, rows, strict=True)]
 
 
 @dataclass(frozen=True)
@@ -60,6 +177,8 @@ class AuditRecord:
     entity_id: str
     payload: Mapping[str, Any]
     at: datetime
+    #: table -> group key -> digest of the rows this entry binds (``bind_rows``)
+    rows: Mapping[str, Mapping[str, str]] | None = None
 
 
 _HEAD = cast(Table, AuditHead.__table__)
@@ -93,6 +212,7 @@ def append(session: Session, records: Sequence[AuditRecord]) -> list[int]:
             "entity_type": rec.entity_type,
             "entity_id": str(rec.entity_id),
             "payload": canonical(dict(rec.payload)),
+            "rows": canonical(rec.rows) if rec.rows else None,
         }
         row["prev_hash"] = prev
         row["hash"] = prev = entry_hash(prev, row)
@@ -127,6 +247,8 @@ def verify_chain(session: Session, batch: int = 10_000) -> ChainReport:
     prev = GENESIS
     count = 0
     last_seq = 0
+    #: (table, group key) -> (the latest entry that wrote the group, its digest then)
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
     while True:
         rows = (
             session.execute(
@@ -151,6 +273,10 @@ def verify_chain(session: Session, batch: int = 10_000) -> ChainReport:
                 )
             if entry_hash(prev, dict(row)) != row["hash"]:
                 return ChainReport(False, count, _seq(head), seq, f"entry {seq}: content does not match its hash")
+            if row["rows"]:
+                for table, digests in json.loads(row["rows"]).items():
+                    for key, digest in digests.items():
+                        latest[(table, key)] = (seq, digest)
             prev = row["hash"]
             last_seq = seq
     if head is None:
@@ -165,7 +291,49 @@ def verify_chain(session: Session, batch: int = 10_000) -> ChainReport:
             last_seq + 1,
             f"the head says {head[0]} entries but the log ends at entry {last_seq}: entries were deleted",
         )
+    bad = _verify_rows(session, latest, batch)
+    if bad is not None:
+        return ChainReport(False, count, int(head[0]), bad[0], bad[1])
     return ChainReport(True, count, int(head[0]))
+
+
+def _groups(session: Session, name: str, batch: int) -> Iterator[tuple[str, list[Sequence[str | None]]]]:
+    """Every group of a covered table's rows, in order: (group key, its rows)."""
+    key: str | None = None
+    rows: list[Sequence[str | None]] = []
+    for r in session.execute(_ordered(name).execution_options(yield_per=batch)):
+        if r[0] != key:
+            if key is not None:
+                yield key, rows
+            key, rows = r[0], []
+        rows.append(r[1:])
+    if key is not None:
+        yield key, rows
+
+
+def _verify_rows(
+    session: Session, latest: dict[tuple[str, str], tuple[int, str]], batch: int
+) -> tuple[int | None, str] | None:
+    """Recompute every covered table's group digests and compare each with the latest entry that
+    wrote the group: (the first bad entry, what is wrong), or None when every row holds. Rows that
+    no entry wrote are reported too (entry None), after every entry whose rows were changed."""
+    worst: tuple[int, str] | None = None
+    unbound: str | None = None
+    for name, (_, entity) in COVERED.items():
+        for key, rows in _groups(session, name, batch):
+            have = latest.pop((name, key), None)
+            if have is None:
+                unbound = unbound or f"{name} rows of {entity} {key} were written outside the audit chain"
+                continue
+            seq, digest = have
+            if _group_digest(rows) != digest and (worst is None or seq < worst[0]):
+                worst = (seq, f"entry {seq}: the {name} rows of {entity} {key} no longer match the digest it recorded")
+    for (name, key), (seq, _) in latest.items():  # groups an entry wrote that are gone from the table
+        if worst is None or seq < worst[0]:
+            worst = (seq, f"entry {seq}: the {name} rows of {COVERED[name][1]} {key} it recorded were deleted")
+    if worst is not None:
+        return worst
+    return (None, unbound) if unbound is not None else None
 
 
 def _seq(head: Any) -> int:

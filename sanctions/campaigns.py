@@ -2,9 +2,11 @@
 
 A campaign gathers decided cases (closed, banned, settled, or escalated) into a public
 announcement: what was done, how many shops were closed and banned, compensation owed and
-paid, by category; rendered as JSON and HTML. Publishing needs an admin and an approved
-campaign; it writes one ``publication`` outbox message and one ``warning`` message per seller
-on the marketplace (every shop not closed), each delivery tracked in the outbox.
+paid, by category; rendered as JSON and HTML. Publishing needs an admin and a campaign approved
+by a second admin (four eyes: whoever drafted it may not approve it); it writes one
+``publication`` outbox message and one ``warning`` message per seller on the marketplace (every
+shop not closed), each delivery tracked in the outbox. The announcement carries a signed checkpoint of
+the audit chain's head (:mod:`sanctions.checkpoint`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidTransition, NotFound
-from sanctions import tx
+from sanctions import checkpoint, tx
 from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, Shop
 from sanctions.workflow import (
     CAMPAIGNS,
@@ -155,14 +157,19 @@ def create_campaign(
 def approve_campaign(
     session: Session, campaign_id: int, actor: Actor, *, idempotency_key: str | None = None, now: datetime | None = None
 ) -> CampaignView:
-    """An admin approves a draft campaign for publication (recorded: who, when)."""
+    """A second admin approves a draft campaign for publication (recorded: who, when).
+
+    Four eyes: the person who drafted the campaign may not approve it (Forbidden, nothing written)."""
     require_role(actor, Role.ADMIN, what="approve a campaign")
 
     def work(ch: tx.Change) -> CampaignView:
+        c = _campaign(session, campaign_id)
+        if c.status == CampaignStatus.DRAFT:
+            tx.four_eyes(session, actor, [c.created_by], what=f"approve campaign {campaign_id}", first_did="drafted it")
         c = _move(ch, campaign_id, CampaignAction.APPROVE)
         c.approved_by = actor.actor_id
         c.approved_at = ch.now
-        ch.audit("campaign.approve", "campaign", campaign_id, {})
+        ch.audit("campaign.approve", "campaign", campaign_id, {"drafted_by": c.created_by})
         session.flush()
         return _view(session, c)
 
@@ -266,6 +273,9 @@ def publish_campaign(
             session.execute(select(CampaignCase.case_id).where(CampaignCase.campaign_id == campaign_id)).scalars()
         )
         announcement = build_announcement(session, c, ids)
+        # the chain's head as it stands before this publication, signed (sanctions.checkpoint)
+        signer = checkpoint.Signer.resolve(session, ch.now)
+        announcement["checkpoint"] = checkpoint.checkpoint(session, signer, ch.now).model_dump()
         c.announcement = announcement
         c.html = render_announcement_html(announcement, ch.now)
         c.published_by = actor.actor_id

@@ -35,6 +35,7 @@ from sanctions.schemas import (
 from sanctions.workflow import (
     CASES,
     CLAIMS,
+    LIVE_DISCLOSURES,
     OUTSTANDING_CLAIMS,
     SYSTEM,
     Action,
@@ -42,7 +43,6 @@ from sanctions.workflow import (
     CaseStatus,
     ClaimAction,
     ClaimStatus,
-    DisclosureStatus,
     Role,
     require_role,
 )
@@ -642,15 +642,33 @@ def _reverse(ch: tx.Change, case: Case, shop: Shop, reason: str) -> dict[str, An
         )
     withdrawn = list(
         ch.session.execute(
-            select(Disclosure).where(
-                Disclosure.case_id == case.case_id, Disclosure.status == DisclosureStatus.PUBLISHED
-            )
+            select(Disclosure).where(Disclosure.case_id == case.case_id, Disclosure.status.in_(LIVE_DISCLOSURES))
         ).scalars()
     )
     for d in withdrawn:
         disclosure.withdraw(ch, d, f"appeal upheld: {reason}")
     _notify_seller(ch, case, shop, "appeal_upheld", {})
     return {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
+
+
+#: the actions of a person that an appeal contests (the measure and its confirmations)
+_APPEALED_DECISIONS = (Action.CLOSE, Action.BAN, Action.ESCALATE, Action.REJECT_APPEAL)
+
+
+def _deciders(session: Session, case_id: int) -> list[str]:
+    """Who decided the measure an appeal of ``case_id`` contests: every reviewer or admin who closed,
+    banned or escalated it, or rejected an earlier appeal of it (none of them may decide the appeal)."""
+    return list(
+        session.execute(
+            select(CaseEvent.actor_id)
+            .where(
+                CaseEvent.case_id == case_id,
+                CaseEvent.action.in_([a.value for a in _APPEALED_DECISIONS]),
+                CaseEvent.role.in_([Role.REVIEWER.value, Role.ADMIN.value]),
+            )
+            .distinct()
+        ).scalars()
+    )
 
 
 def decide_appeal(
@@ -665,7 +683,10 @@ def decide_appeal(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> TransitionResult:
-    """Decide an appeal. ``uphold=True`` reverses: shop restored, unpaid claims void, disclosure withdrawn."""
+    """Decide an appeal. ``uphold=True`` reverses: shop restored, unpaid claims void, disclosure withdrawn.
+
+    Four eyes: whoever made the decision appealed (closed, banned, escalated, or rejected an earlier
+    appeal) may not decide the appeal (Forbidden, nothing written)."""
     if not reason.strip():
         raise InvalidTransition("an appeal decision needs a reason")
     act = Action.REVERSE if uphold else Action.REJECT_APPEAL
@@ -673,6 +694,14 @@ def decide_appeal(
     def work(ch: tx.Change) -> TransitionResult:
         case, shop = _case_and_shop(session, case_id)
         _check_version(case, expected_version)
+        if case.status in (CaseStatus.APPEALED_CLOSE, CaseStatus.APPEALED_BAN):
+            tx.four_eyes(
+                session,
+                actor,
+                _deciders(session, case_id),
+                what=f"decide the appeal of case {case_id}",
+                first_did="made the decision appealed",
+            )
         old, new = _transition(ch, case, act, reason=reason, evidence=evidence)
         extra: dict[str, Any] = {}
         if act is Action.REVERSE:

@@ -3,8 +3,10 @@
 By default an entry carries the shop's name and id, its business registration, the measure and
 its date, and the business contact (phone, e-mail). The shopkeeper's personal fields (phone,
 e-mail, home address, ID number) are masked unless a named policy, created by an admin with a
-recorded legal basis, lists them. Publishing needs an admin, who records the basis of the
-publication; an appeal that succeeds withdraws the entry (``cases.decide_appeal``).
+recorded legal basis and approved by a second admin, lists them. Publishing takes four eyes: an
+admin proposes the entries, recording the basis (:func:`propose_disclosures`); a second admin,
+who did not draft them, approves them and only then are they public (:func:`approve_disclosures`).
+An appeal that succeeds withdraws the entry (``cases.decide_appeal``).
 
 Masking happens twice: when the entry is materialised at publication, and again whenever the
 public read model serves it (so an entry written under an older, laxer rule still comes out
@@ -25,7 +27,18 @@ from core.errors import Conflict, InvalidTransition, NotFound
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions import tx
 from sanctions.models import Case, Disclosure, DisclosurePolicy, Shop
-from sanctions.workflow import DISCLOSURES, Actor, CaseStatus, DisclosureAction, DisclosureStatus, Role, require_role
+from sanctions.workflow import (
+    DISCLOSURES,
+    POLICIES,
+    Actor,
+    CaseStatus,
+    DisclosureAction,
+    DisclosureStatus,
+    PolicyAction,
+    PolicyStatus,
+    Role,
+    require_role,
+)
 
 MASK = "***"
 #: always published (the default policy)
@@ -39,14 +52,27 @@ class PolicyView(BaseModel):
     legal_basis: str
     created_by: str
     created_at: datetime
+    status: str
+    approved_by: str | None
+    approved_at: datetime | None
 
 
 class DisclosureResult(BaseModel):
-    published: list[int]
+    """What :func:`propose_disclosures` drafted: case ids proposed (not yet public)."""
+
+    proposed: list[int]
     skipped_already_published: list[int]
     policy: str
-    approved_by: str
+    drafted_by: str
     basis: str
+
+
+class ApprovalResult(BaseModel):
+    """What :func:`approve_disclosures` made public: case ids, who drafted them, who approved."""
+
+    published: list[int]
+    drafted_by: list[str]
+    approved_by: str
 
 
 def create_policy(
@@ -77,6 +103,8 @@ def create_policy(
             legal_basis=legal_basis,
             created_by=actor.actor_id,
             created_at=ch.now,
+            # a policy that reveals personal fields needs a second admin (approve_policy)
+            status=(PolicyStatus.PROPOSED if personal_fields else PolicyStatus.APPROVED).value,
         )
         session.add(p)
         session.flush()
@@ -84,12 +112,38 @@ def create_policy(
             "disclosure.policy",
             "policy",
             p.policy_id,
-            {"name": name, "fields": p.personal_fields, "basis": legal_basis},
+            {"name": name, "fields": p.personal_fields, "basis": legal_basis, "status": p.status},
         )
         return PolicyView.model_validate(p, from_attributes=True)
 
     request = {"name": name}
     return tx.use_case(session, actor, "disclosure.policy", request, PolicyView, work, now=now)
+
+
+def approve_policy(session: Session, name: str, actor: Actor, *, now: datetime | None = None) -> PolicyView:
+    """A second admin approves a policy that reveals personal fields (four eyes: not its author)."""
+    require_role(actor, Role.ADMIN, what="approve a disclosure policy")
+
+    def work(ch: tx.Change) -> PolicyView:
+        p = _policy(session, name)
+        if p.status == PolicyStatus.PROPOSED:
+            tx.four_eyes(session, actor, [p.created_by], what=f"approve policy '{name}'", first_did="drafted it")
+        ch.step(POLICIES, p, PolicyAction.APPROVE, what=f"disclosure policy '{name}'")
+        p.approved_by = actor.actor_id
+        p.approved_at = ch.now
+        ch.audit("disclosure.policy_approve", "policy", p.policy_id, {"name": name, "drafted_by": p.created_by})
+        return PolicyView.model_validate(p, from_attributes=True)
+
+    return tx.use_case(session, actor, "disclosure.policy_approve", {"name": name}, PolicyView, work, now=now)
+
+
+def _policy(session: Session, name: str) -> DisclosurePolicy:
+    pol = session.execute(
+        select(DisclosurePolicy).where(DisclosurePolicy.name == name).execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+    if pol is None:
+        raise NotFound(f"disclosure policy '{name}' does not exist")
+    return pol
 
 
 def build_entry(shop: Shop, case: Case, allowed_personal: Sequence[str]) -> dict[str, Any]:
@@ -115,7 +169,7 @@ def _announce(ch: tx.Change, d: Disclosure, event: str, topic: str) -> None:
     )
 
 
-def publish_disclosures(
+def propose_disclosures(
     session: Session,
     actor: Actor,
     *,
@@ -125,34 +179,30 @@ def publish_disclosures(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> DisclosureResult:
-    """An admin publishes closed shops (default: every closed case not yet disclosed), recording the basis."""
-    require_role(actor, Role.ADMIN, what="approve the publication of closed shops")
+    """An admin drafts entries for closed shops (default: every closed case not yet disclosed),
+    recording the basis; they stay ``proposed`` (not public) until a second admin approves them
+    (:func:`approve_disclosures`). A policy revealing personal fields must be approved first."""
+    require_role(actor, Role.ADMIN, what="propose the publication of closed shops")
     if not basis.strip():
         raise InvalidTransition("publishing closed shops needs the basis of the approval")
 
     def work(ch: tx.Change) -> DisclosureResult:
         pol: DisclosurePolicy | None = None
         if policy is not None and policy != "default":
-            pol = session.execute(select(DisclosurePolicy).where(DisclosurePolicy.name == policy)).scalar_one_or_none()
-            if pol is None:
-                raise NotFound(f"disclosure policy '{policy}' does not exist")
+            pol = _policy(session, policy)
+            if pol.status != PolicyStatus.APPROVED:
+                raise InvalidTransition(
+                    f"disclosure policy '{policy}' reveals personal fields and is not approved yet: "
+                    "a second admin must approve it first (dajia disclosure approve-policy)"
+                )
         allowed = list(pol.personal_fields) if pol else []
         q = select(Case, Shop).join(Shop, Shop.shop_id == Case.shop_id).where(Case.status == CaseStatus.CLOSED)
         if case_ids is not None:
             wanted = sorted(set(case_ids))
-            statuses = {
-                cid: st
-                for cid, st in session.execute(select(Case.case_id, Case.status).where(Case.case_id.in_(wanted)))
-            }
-            missing = [c for c in wanted if c not in statuses]
-            if missing:
-                raise NotFound(f"cases do not exist: {missing[:10]}")
-            not_closed = [c for c in wanted if statuses[c] != CaseStatus.CLOSED]
-            if not_closed:
-                raise InvalidTransition(f"only closed shops are disclosed; cases {not_closed[:10]} are not closed")
+            _require_closed(session, wanted)
             q = q.where(Case.case_id.in_(wanted))
         already = set(session.execute(select(Disclosure.case_id)).scalars())
-        published, skipped = [], []
+        proposed, skipped = [], []
         for case, shop in session.execute(q.order_by(Case.case_id)).tuples():
             if case.case_id in already:
                 skipped.append(case.case_id)
@@ -161,17 +211,17 @@ def publish_disclosures(
                 case_id=case.case_id,
                 shop_id=shop.shop_id,
                 policy_id=pol.policy_id if pol else None,
-                status=DisclosureStatus.PUBLISHED.value,
+                status=DisclosureStatus.PROPOSED.value,
                 entry=build_entry(shop, case, allowed),
-                approved_by=actor.actor_id,
+                drafted_by=actor.actor_id,
+                drafted_at=ch.now,
                 basis=basis,
-                published_at=ch.now,
             )
             session.add(d)
             session.flush()
-            published.append(case.case_id)
+            proposed.append(case.case_id)
             ch.audit(
-                "disclosure.publish",
+                "disclosure.propose",
                 "disclosure",
                 d.disclosure_id,
                 {
@@ -181,19 +231,82 @@ def publish_disclosures(
                     "basis": basis,
                 },
             )
-            _announce(ch, d, "published", "closed_shop_disclosed")
         return DisclosureResult(
-            published=published,
+            proposed=proposed,
             skipped_already_published=skipped,
             policy=pol.name if pol else "default",
-            approved_by=actor.actor_id,
+            drafted_by=actor.actor_id,
             basis=basis,
         )
 
     cases = sorted(case_ids) if case_ids is not None else None
     request = {"basis": basis, "cases": cases, "policy": policy, "actor": actor.actor_id}
     return tx.use_case(
-        session, actor, "disclosure.publish", request, DisclosureResult, work, key=idempotency_key, now=now
+        session, actor, "disclosure.propose", request, DisclosureResult, work, key=idempotency_key, now=now
+    )
+
+
+def _require_closed(session: Session, wanted: Sequence[int]) -> None:
+    found = session.execute(select(Case.case_id, Case.status).where(Case.case_id.in_(wanted)))
+    statuses = {cid: st for cid, st in found}
+    missing = [c for c in wanted if c not in statuses]
+    if missing:
+        raise NotFound(f"cases do not exist: {missing[:10]}")
+    not_closed = [c for c in wanted if statuses[c] != CaseStatus.CLOSED]
+    if not_closed:
+        raise InvalidTransition(f"only closed shops are disclosed; cases {not_closed[:10]} are not closed")
+
+
+def approve_disclosures(
+    session: Session,
+    actor: Actor,
+    *,
+    case_ids: Sequence[int] | None = None,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> ApprovalResult:
+    """A second admin publishes proposed entries (default: every proposed entry).
+
+    Four eyes: if the approver drafted any of them, the whole approval is refused (Forbidden,
+    nothing written). Entries whose case is no longer closed (an appeal pending or upheld) are
+    refused too. The approver and the time are recorded on each entry, audited, announced."""
+    require_role(actor, Role.ADMIN, what="approve the publication of closed shops")
+
+    def work(ch: tx.Change) -> ApprovalResult:
+        q = select(Disclosure).where(Disclosure.status == DisclosureStatus.PROPOSED)
+        if case_ids is not None:
+            wanted = sorted(set(case_ids))
+            q = q.where(Disclosure.case_id.in_(wanted))
+        rows = list(session.execute(q.order_by(Disclosure.case_id).with_for_update()).scalars())
+        if case_ids is not None:
+            found = {d.case_id for d in rows}
+            absent = [c for c in sorted(set(case_ids)) if c not in found]
+            if absent:
+                raise InvalidTransition(f"no proposed disclosure for cases {absent[:10]} (propose them first)")
+        if not rows:
+            raise InvalidTransition("no proposed disclosure to approve")
+        drafters = sorted({d.drafted_by or "" for d in rows} - {""})
+        own = [d.case_id for d in rows if d.drafted_by == actor.actor_id][:10]
+        what = "approve these disclosures"
+        tx.four_eyes(session, actor, drafters, what=what, first_did=f"drafted disclosures of cases {own or drafters}")
+        _require_closed(session, [d.case_id for d in rows])
+        for d in rows:
+            ch.step(DISCLOSURES, d, DisclosureAction.APPROVE, what=f"disclosure {d.disclosure_id}")
+            d.approved_by = actor.actor_id
+            d.published_at = ch.now
+            ch.audit(
+                "disclosure.publish",
+                "disclosure",
+                d.disclosure_id,
+                {"case_id": d.case_id, "shop_id": d.shop_id, "drafted_by": d.drafted_by, "basis": d.basis},
+            )
+            _announce(ch, d, "published", "closed_shop_disclosed")
+        return ApprovalResult(published=[d.case_id for d in rows], drafted_by=drafters, approved_by=actor.actor_id)
+
+    cases = sorted(set(case_ids)) if case_ids is not None else None
+    request = {"cases": cases, "actor": actor.actor_id}
+    return tx.use_case(
+        session, actor, "disclosure.approve", request, ApprovalResult, work, key=idempotency_key, now=now
     )
 
 
@@ -210,7 +323,7 @@ def withdraw(ch: tx.Change, d: Disclosure, reason: str) -> None:
     """Take one published entry off the public list inside ``ch``'s transaction: kept with status
     ``withdrawn``, when and why, audited, and announced through the outbox. Shared by
     :func:`withdraw_disclosure` and an upheld appeal (``cases.decide_appeal``)."""
-    ch.step(DISCLOSURES, d, DisclosureAction.WITHDRAW, what=f"disclosure {d.disclosure_id}")
+    was, _ = ch.step(DISCLOSURES, d, DisclosureAction.WITHDRAW, what=f"disclosure {d.disclosure_id}")
     d.withdrawn_at = ch.now
     d.withdrawn_reason = reason
     ch.audit(
@@ -219,7 +332,8 @@ def withdraw(ch: tx.Change, d: Disclosure, reason: str) -> None:
         d.disclosure_id,
         {"case_id": d.case_id, "shop_id": d.shop_id, "reason": reason},
     )
-    _announce(ch, d, "withdrawn", "disclosure_withdrawn")
+    if was == DisclosureStatus.PUBLISHED:  # a proposed entry was never public: nothing to announce
+        _announce(ch, d, "withdrawn", "disclosure_withdrawn")
 
 
 def withdraw_disclosure(

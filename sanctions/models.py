@@ -103,6 +103,19 @@ class ActorRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     simulated: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: the person acting under this id (one person may hold a reviewer and an admin id); None: unknown
+    person_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
+class Person(Base):
+    """A reviewer or admin with a name; their actor ids point here (``actors.person_id``)."""
+
+    __tablename__ = "people"
+
+    person_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
 
 
 class Case(Base):
@@ -169,6 +182,18 @@ class CaseEvent(Base):
     evidence: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
 
 
+class EvidenceSnapshot(Base):
+    """What a case's decision will rest on, copied once when the case opened (``sanctions.evidence``)."""
+
+    __tablename__ = "evidence_snapshots"
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.case_id"), primary_key=True, autoincrement=False)
+    taken_at: Mapped[datetime] = mapped_column(DateTime)
+    content: Mapped[dict[str, object]] = mapped_column(JSON)
+    #: sha256 of the canonical JSON of ``content`` (also in the case's ``case.open`` audit entry)
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
 class Claim(Base):
     """What a banned shop owes one affected consumer; payment and confirmation recorded."""
 
@@ -233,6 +258,10 @@ class DisclosurePolicy(Base):
     legal_basis: Mapped[str] = mapped_column(Text)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+    #: proposed (names personal fields, waits for a second admin) | approved
+    status: Mapped[str] = mapped_column(String(16), default="approved", server_default="approved")
+    approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Disclosure(Base):
@@ -244,12 +273,15 @@ class Disclosure(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.case_id"), index=True, unique=True)
     shop_id: Mapped[str] = mapped_column(String(64), index=True)
     policy_id: Mapped[int | None] = mapped_column(ForeignKey("disclosure_policies.policy_id"), nullable=True)
-    #: published | withdrawn
+    #: proposed | published | withdrawn
     status: Mapped[str] = mapped_column(String(16))
     entry: Mapped[dict[str, object]] = mapped_column(JSON)
-    approved_by: Mapped[str] = mapped_column(String(64))
+    #: four eyes: the admin who drafted the entry, and the second admin who approved (published) it
+    drafted_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    drafted_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     basis: Mapped[str] = mapped_column(Text)
-    published_at: Mapped[datetime] = mapped_column(DateTime)
+    published_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     withdrawn_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
 
@@ -271,6 +303,8 @@ class AuditEntry(Base):
     entity_type: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(Text)
+    #: canonical JSON {table: {group key: digest}} of the rows this entry wrote (``audit.bind_rows``)
+    rows: Mapped[str | None] = mapped_column(Text, nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -283,6 +317,18 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditKey(Base):
+    """The Ed25519 key that signs audit checkpoints (``sanctions.checkpoint``), made on first use,
+    unless ``settings.audit_key_file`` names a key kept outside the store."""
+
+    __tablename__ = "audit_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    private_key: Mapped[str] = mapped_column(String(64))
+    public_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
 
 
 class OutboxMessage(Base):

@@ -57,6 +57,8 @@ def closed_shops(session: Session, *, limit: int = 1000, offset: int = 0) -> lis
     ).tuples()
     out = []
     for d, pol in rows:
+        if d.published_at is None:  # never for a published entry (the approval sets it)
+            continue
         allowed = set(pol.personal_fields) if pol is not None else set()
         e = d.entry
         personal = dict(e.get("personal") or {})  # type: ignore[call-overload]

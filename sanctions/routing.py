@@ -25,6 +25,7 @@ from core.db import unit_of_work
 from core.errors import Conflict, DajiaError, InvalidTransition
 from marketplace.schema import LINKAGE_FIELDS
 from sanctions import bulk, tx
+from sanctions import evidence as evidence_snapshots
 from sanctions.models import Case, CaseEvent, Listing, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
 from sanctions.scored import TIERS, ScoredShop
@@ -301,6 +302,10 @@ def _open_effects(
         ev = (evidence or {}).get(shop_id)
         events.append(_event_row(case_id, ch.actor, now, "open", None, CaseStatus.OPEN.value, reason, s, ev))
     bulk.insert_rows(session, _EVENTS, events)
+    # the evidence as it stands at opening, frozen (before the listing freeze changes nothing it keeps)
+    snapshots = evidence_snapshots.take(session, case_ids, scored, (evidence or {}) if origin != "score" else {}, now)
+    bulk.insert_rows(session, evidence_snapshots.SNAPSHOTS, snapshots)
+    snapshot_hash = {int(r["case_id"]): str(r["content_hash"]) for r in snapshots}
     shop_ids = list(case_ids)
     session.execute(
         update(Listing).where(bulk.among(session, Listing.shop_id, shop_ids)).values(frozen=True),
@@ -316,7 +321,7 @@ def _open_effects(
             topic="case_opened",
             payload={"case_id": case_id, "shop_id": shop_id, "shop_name": shop.name, "listings_frozen": True},
         )
-        payload: dict[str, Any] = {"shop_id": shop_id, "origin": origin}
+        payload: dict[str, Any] = {"shop_id": shop_id, "origin": origin, "snapshot": snapshot_hash[case_id]}
         if s is not None:
             payload.update(score=float(s.score), threshold=float(s.suspected_threshold), model_version=s.model_version)
         if origin != "score" and evidence and shop_id in evidence:

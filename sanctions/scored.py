@@ -23,6 +23,8 @@ class ScoredShop:
     model_version: str
     reasons: list[str] = field(default_factory=list)
     suspected_threshold: float = 0.5
+    #: the feature values behind the score, when the scorer hands them over (kept in the evidence snapshot)
+    features: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

@@ -13,7 +13,7 @@ chain-head lock is held for the shortest time and always taken after the rows th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -31,7 +31,7 @@ from core.db import unit_of_work
 from core.errors import Conflict, InvalidTransition
 from sanctions import audit, bulk
 from sanctions.models import ActorRow, IdempotencyKey, OutboxMessage
-from sanctions.workflow import Actor, Lifecycle
+from sanctions.workflow import Actor, Lifecycle, require_second_person
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S", bound=StrEnum)
@@ -47,6 +47,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+#: ``session.info`` key: actor ids registered in the current transaction (bound by ``Change.finish``)
+NEW_ACTORS = "dajia_new_actor_rows"
+
+
 def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
     """Record the actor on first sight; an id keeps its role for ever (a different role is refused).
 
@@ -60,13 +64,29 @@ def ensure_actor(session: Session, actor: Actor, now: datetime) -> None:
         values = {"actor_id": actor.actor_id, "role": actor.role.value, "simulated": actor.simulated, "created_at": now}
         dialect = session.get_bind().dialect.name
         stmt = (pg_insert if dialect == "postgresql" else sqlite_insert)(ActorRow).values(**values)
-        session.execute(stmt.on_conflict_do_nothing(index_elements=["actor_id"]))
+        res = session.execute(stmt.on_conflict_do_nothing(index_elements=["actor_id"]))
+        if res.rowcount:  # type: ignore[attr-defined]  # registered here: the change's audit entry binds the row
+            session.info.setdefault(NEW_ACTORS, []).append(actor.actor_id)
         row = session.get(ActorRow, actor.actor_id, populate_existing=True)
     if row is not None and row.role != actor.role.value:
         raise Conflict(f"actor '{actor.actor_id}' is registered as {row.role}, not {actor.role.value}")
     # remembered only once the row is committed; a rolled-back registration is checked again
     pending: dict[str, str] = session.info.setdefault("dajia_pending_actors", {})
     pending[actor.actor_id] = actor.role.value
+
+
+def person_of(session: Session, actor_id: str) -> str:
+    """The person who acts under ``actor_id`` (one person may hold a reviewer and an admin id);
+    an actor registered without a person is a person of its own."""
+    person = session.execute(select(ActorRow.person_id).where(ActorRow.actor_id == actor_id)).scalar_one_or_none()
+    return person or actor_id
+
+
+def four_eyes(session: Session, actor: Actor, first: Iterable[str | None], *, what: str, first_did: str) -> None:
+    """Forbidden unless ``actor`` is another person than every actor id in ``first`` (four eyes,
+    ``workflow.require_second_person``); ``None`` entries (nobody) are ignored."""
+    people = {person_of(session, a) for a in first if a}
+    require_second_person(actor, person_of(session, actor.actor_id), people, what=what, first_did=first_did)
 
 
 @dataclass
@@ -120,9 +140,12 @@ class Change:
             self._outbox = []
 
     def finish(self) -> None:
-        """Write the outbox rows, then append the audit entries (taking the chain-head lock last)."""
+        """Write the outbox rows, then append the audit entries (taking the chain-head lock last),
+        each bound to the digests of the rows it speaks for (``audit.bind_rows``)."""
         self.send_outbox()
-        audit.append(self.session, self._audit)
+        self.session.flush()
+        extra = {"actors": self.session.info.pop(NEW_ACTORS, [])}
+        audit.append(self.session, audit.bind_rows(self.session, self._audit, extra))
         self._audit = []
 
 

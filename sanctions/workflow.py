@@ -13,7 +13,7 @@ also a :class:`~core.errors.Conflict` with the change that did it first (HTTP 40
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -218,11 +218,14 @@ CAMPAIGNS: Lifecycle[CampaignStatus, CampaignAction] = Lifecycle(
 
 
 class DisclosureStatus(StrEnum):
+    #: drafted by one admin; not public until a second admin approves it
+    PROPOSED = "proposed"
     PUBLISHED = "published"
     WITHDRAWN = "withdrawn"
 
 
 class DisclosureAction(StrEnum):
+    APPROVE = "approve"
     WITHDRAW = "withdraw"
 
 
@@ -230,9 +233,52 @@ DISCLOSURES: Lifecycle[DisclosureStatus, DisclosureAction] = Lifecycle(
     "disclosure",
     DisclosureStatus,
     DisclosureAction,
-    #: an admin withdraws by hand; a reviewer's upheld appeal withdraws too
-    {(DisclosureStatus.PUBLISHED, DisclosureAction.WITHDRAW): (DisclosureStatus.WITHDRAWN, _REVIEW)},
+    {
+        #: a second admin (not the drafter: :func:`require_second_person`) publishes a proposed entry
+        (DisclosureStatus.PROPOSED, DisclosureAction.APPROVE): (DisclosureStatus.PUBLISHED, frozenset({Role.ADMIN})),
+        #: an admin withdraws by hand; a reviewer's upheld appeal withdraws too (proposed entries included)
+        (DisclosureStatus.PROPOSED, DisclosureAction.WITHDRAW): (DisclosureStatus.WITHDRAWN, _REVIEW),
+        (DisclosureStatus.PUBLISHED, DisclosureAction.WITHDRAW): (DisclosureStatus.WITHDRAWN, _REVIEW),
+    },
 )
+#: disclosure entries that may still become or are public (an upheld appeal withdraws them)
+LIVE_DISCLOSURES: frozenset[str] = frozenset({DisclosureStatus.PROPOSED, DisclosureStatus.PUBLISHED})
+
+
+class PolicyStatus(StrEnum):
+    #: names personal fields: waits for a second admin
+    PROPOSED = "proposed"
+    #: usable for publication (a policy naming no personal field is approved at creation)
+    APPROVED = "approved"
+
+
+class PolicyAction(StrEnum):
+    APPROVE = "approve"
+
+
+POLICIES: Lifecycle[PolicyStatus, PolicyAction] = Lifecycle(
+    "disclosure policy",
+    PolicyStatus,
+    PolicyAction,
+    {(PolicyStatus.PROPOSED, PolicyAction.APPROVE): (PolicyStatus.APPROVED, frozenset({Role.ADMIN}))},
+)
+
+
+# --------------------------------------------------------------------------- four eyes
+
+
+def require_second_person(actor: Actor, person: str, first: Iterable[str], *, what: str, first_did: str) -> None:
+    """Four eyes: Forbidden when ``person`` (who ``actor`` is) is among ``first`` (who ``first_did``).
+
+    Publishing a campaign or a disclosure needs an approver who did not draft it, a policy that
+    reveals personal fields needs a second admin, and an appeal is decided by someone other than
+    whoever made the decision appealed. ``person`` and ``first`` are people, not actor ids
+    (``tx.four_eyes`` maps them), so one person's reviewer and admin ids count as one."""
+    if person in set(first):
+        raise Forbidden(
+            f"four eyes: {actor.role.value} '{actor.actor_id}' {first_did} and may not also {what}; "
+            "a second person must do it"
+        )
 
 
 def require_role(actor: Actor, *roles: Role, what: str) -> None:

@@ -37,12 +37,12 @@ def register(app: typer.Typer) -> None:
     @campaign.command("approve")
     def approve(
         campaign_id: int = typer.Argument(...),
-        actor_id: str = typer.Option(..., "--actor", help="an admin"),
+        actor_id: str = typer.Option(..., "--actor", help="a second admin (not the campaign's drafter)"),
         role: str = typer.Option("admin", "--role"),
         key: str | None = typer.Option(None, "--key"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """An admin approves a draft campaign."""
+        """A second admin approves a draft campaign (four eyes: its drafter may not)."""
         from dajia.cli_support import actor, store_session
         from sanctions.campaigns import approve_campaign
 
@@ -105,7 +105,8 @@ def register(app: typer.Typer) -> None:
         actor_id: str = typer.Option(..., "--actor", help="an admin"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Create a disclosure policy naming personal fields that may be published, with its legal basis."""
+        """Draft a disclosure policy naming personal fields that may be published, with its legal basis
+        (a policy naming personal fields needs a second admin: `dajia disclosure approve-policy`)."""
         from dajia.cli_support import actor, store_session
         from sanctions.disclosure import create_policy
 
@@ -113,10 +114,24 @@ def register(app: typer.Typer) -> None:
             view = create_policy(session, actor(actor_id, "admin"), name=name, personal_fields=field, legal_basis=basis)
         emit(view.model_dump(mode="json"), as_json)
 
-    @disclosure.command("publish")
-    def publish_disclosure(
-        basis: str = typer.Option(..., "--basis", help="basis of this approval (recorded)"),
-        actor_id: str = typer.Option(..., "--actor", help="the approving admin"),
+    @disclosure.command("approve-policy")
+    def approve_policy(
+        name: str = typer.Argument(..., help="the policy's name"),
+        actor_id: str = typer.Option(..., "--actor", help="a second admin (not the policy's author)"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """A second admin approves a policy that reveals personal fields (four eyes)."""
+        from dajia.cli_support import actor, store_session
+        from sanctions.disclosure import approve_policy as approve
+
+        with store_session() as session:
+            view = approve(session, name, actor(actor_id, "admin"))
+        emit(view.model_dump(mode="json"), as_json)
+
+    @disclosure.command("propose")
+    def propose(
+        basis: str = typer.Option(..., "--basis", help="basis of this publication (recorded)"),
+        actor_id: str = typer.Option(..., "--actor", help="the drafting admin"),
         role: str = typer.Option("admin", "--role"),
         case: list[int] = typer.Option([], "--case", help="case id (default: every closed case not yet disclosed)"),
         policy_name: str | None = typer.Option(
@@ -125,12 +140,12 @@ def register(app: typer.Typer) -> None:
         key: str | None = typer.Option(None, "--key"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Publish closed shops on the public list (an admin's approval, recorded)."""
+        """Draft entries of closed shops for the public list (public once a second admin approves them)."""
         from dajia.cli_support import actor, store_session
-        from sanctions.disclosure import publish_disclosures
+        from sanctions.disclosure import propose_disclosures
 
         with store_session() as session:
-            result = publish_disclosures(
+            result = propose_disclosures(
                 session,
                 actor(actor_id, role),
                 basis=basis,
@@ -138,6 +153,22 @@ def register(app: typer.Typer) -> None:
                 policy=policy_name,
                 idempotency_key=key,
             )
+        emit(result.model_dump(mode="json"), as_json)
+
+    @disclosure.command("approve")
+    def approve_entries(
+        actor_id: str = typer.Option(..., "--actor", help="a second admin (not the drafter)"),
+        role: str = typer.Option("admin", "--role"),
+        case: list[int] = typer.Option([], "--case", help="case id (default: every proposed entry)"),
+        key: str | None = typer.Option(None, "--key"),
+        as_json: bool = typer.Option(False, "--json"),
+    ) -> None:
+        """A second admin approves proposed entries: they go on the public list (four eyes)."""
+        from dajia.cli_support import actor, store_session
+        from sanctions.disclosure import approve_disclosures
+
+        with store_session() as session:
+            result = approve_disclosures(session, actor(actor_id, role), case_ids=case or None, idempotency_key=key)
         emit(result.model_dump(mode="json"), as_json)
 
     @disclosure.command("list")

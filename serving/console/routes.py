@@ -350,19 +350,21 @@ def _case_id(raw: str, what: str = "case") -> int:
 
 
 async def _case_page(request: Request, user: User, case_id: int, status: int = 200, **extra: Any) -> Response:
+    from sanctions.evidence import compare
     from sanctions.schemas import PROOF_KINDS
     from serving.console.evidence import DECISION_ACTIONS, load_case_page
     from serving.console.team import case_extras, people
 
     services, st = await state_of(request)
 
-    def load(s: Session) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    def load(s: Session) -> tuple[Any, dict[str, Any], dict[str, str], Any]:
         page = load_case_page(s, case_id, user.role, st.market)
+        frozen = compare(s, case_id)
         conn = s.connection()
-        return page, case_extras(conn, case_id, _now()), people(conn)
+        return page, case_extras(conn, case_id, _now()), people(conn), frozen
 
     try:
-        page, team, names = await read(services, load)
+        page, team, names, frozen = await read(services, load)
     except NotFound as exc:
         raise refused(exc, "No such case", user, missing="No such case") from exc
     ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}, "team_notice": None}
@@ -374,6 +376,7 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         user=user,
         p=page,
         c=page.case,
+        frozen=frozen,
         labels={a.value: t for a, t in DECISION_ACTIONS.items()},
         proof_kinds=PROOF_KINDS,
         idem=secrets.token_urlsafe(16),
@@ -1034,7 +1037,7 @@ async def disclosures(request: Request) -> Response:
     per_page = 50
     total_rows = 0
 
-    def load(s: Session) -> tuple[Any, Any, int]:
+    def load(s: Session) -> tuple[Any, Any, int, dict[str, int]]:
         nonlocal total_rows
         from sanctions.models import Shop
         from serving.console.queue import search_condition
@@ -1057,17 +1060,25 @@ async def disclosures(request: Request) -> Response:
         pending = s.execute(
             sa.select(sa.func.count()).where(Case.status == "closed", Case.case_id.not_in(disclosed))
         ).scalar_one()
-        return list(rows), list(policies), int(pending)
+        drafters = s.execute(
+            sa.select(Disclosure.drafted_by, sa.func.count())
+            .where(Disclosure.status == "proposed")
+            .group_by(Disclosure.drafted_by)
+        ).all()
+        return list(rows), list(policies), int(pending), {str(d): int(n) for d, n in drafters}
 
-    rows, policies, pending = await read(services, load)
+    rows, policies, pending, proposed = await read(services, load)
     return render(
         "disclosures.html",
         user=user,
         rows=rows,
         policies=policies,
         pending=pending,
+        proposed=proposed,
+        me=_actor(user).actor_id,
         idem=secrets.token_urlsafe(16),
         done=notice(request, "done"),
+        proposed_now=notice(request, "proposed"),
         withdrawn=request.query_params.get("withdrawn") == "1",
         q=q,
         page=page_no,
@@ -1077,8 +1088,9 @@ async def disclosures(request: Request) -> Response:
 
 
 @router.post("/admin/disclosures")
-async def publish_disclosures(request: Request) -> Response:
-    from sanctions.disclosure import publish_disclosures as publish
+async def propose_disclosures(request: Request) -> Response:
+    """An admin drafts entries of closed shops; a second admin approves them (four eyes)."""
+    from sanctions.disclosure import propose_disclosures as propose
 
     user = await current_user(request, admin=True)
     form = await checked_form(request, user)
@@ -1089,8 +1101,25 @@ async def publish_disclosures(request: Request) -> Response:
     key = f"console:{user.key_id}:{idem}" if idem else None
     try:
         result = await write(
-            services, lambda s: publish(s, _actor(user), basis=basis, policy=policy, idempotency_key=key)
+            services, lambda s: propose(s, _actor(user), basis=basis, policy=policy, idempotency_key=key)
         )
+    except DajiaError as exc:
+        raise refused(exc, "Not proposed", user) from exc
+    return redirect(f"/console/admin/disclosures?proposed={len(result.proposed)}")
+
+
+@router.post("/admin/disclosures/approve")
+async def approve_disclosures(request: Request) -> Response:
+    """A second admin, who drafted none of them, puts the proposed entries on the public list."""
+    from sanctions.disclosure import approve_disclosures as approve
+
+    user = await current_user(request, admin=True)
+    form = await checked_form(request, user)
+    services, _ = await state_of(request)
+    idem = field(form, "idempotency_key", 100)
+    key = f"console:{user.key_id}:{idem}" if idem else None
+    try:
+        result = await write(services, lambda s: approve(s, _actor(user), idempotency_key=key))
     except DajiaError as exc:
         raise refused(exc, "Not published", user) from exc
     return redirect(f"/console/admin/disclosures?done={len(result.published)}")

@@ -220,7 +220,9 @@ async def create_campaign(
     )
 
 
-@campaigns.post("/{campaign_id}/approval", summary="approve a draft campaign (admin)")
+@campaigns.post(
+    "/{campaign_id}/approval", summary="approve a draft campaign (a second admin, not its drafter: four eyes)"
+)
 async def approve_campaign(
     services: ServicesDep, key: AdminKey, campaign_id: CampaignId, idempotency_key: IdemKey = None
 ) -> Response:
@@ -241,6 +243,52 @@ async def publish_campaign(
     actor = _actor(key)
     return _present(
         await _in_session(services, lambda s: publish_(s, campaign_id, actor, idempotency_key=idempotency_key))
+    )
+
+
+disclosures = APIRouter(prefix="/v1/disclosures", tags=["disclosures"], responses=_ERRORS)
+
+
+class DisclosureProposalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    basis: str = Field(min_length=1, max_length=2000)
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=10_000)
+    policy: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class DisclosureApprovalIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=10_000)
+
+
+@disclosures.post("/proposals", summary="draft entries of closed shops for the public list (admin)")
+async def propose_disclosures(
+    services: ServicesDep, key: AdminKey, body: DisclosureProposalIn, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.disclosure import propose_disclosures as propose
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: propose(
+                s, actor, basis=body.basis, case_ids=body.case_ids, policy=body.policy, idempotency_key=idempotency_key
+            ),
+        )
+    )
+
+
+@disclosures.post("/approval", summary="publish proposed entries (a second admin, not their drafter: four eyes)")
+async def approve_disclosures(
+    services: ServicesDep, key: AdminKey, body: DisclosureApprovalIn, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.disclosure import approve_disclosures as approve
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(
+            services, lambda s: approve(s, actor, case_ids=body.case_ids, idempotency_key=idempotency_key)
+        )
     )
 
 
@@ -275,4 +323,5 @@ async def closed_shops(
 def mount(app: FastAPI) -> None:
     app.include_router(cases)
     app.include_router(campaigns)
+    app.include_router(disclosures)
     app.include_router(public)

@@ -144,6 +144,8 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         keys[role], key_ids[role] = secret, k.key_id
     k, secret = store.create("reviewer", "second reviewer")
     keys["reviewer2"], key_ids["reviewer2"] = secret, k.key_id
+    k, secret = store.create("admin", "second admin")  # four eyes: approves what the first drafts
+    keys["admin2"], key_ids["admin2"] = secret, k.key_id
     sengine.dispose()
 
     env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}

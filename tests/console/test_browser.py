@@ -231,9 +231,21 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     page.get_by_role("button", name="Prepare draft").click()
     page.wait_for_url("**/console/admin/campaigns/*")
     assert page.locator("#campaign-status").inner_text() == "draft"
+    campaign_url = page.url
+    admin, admin2 = (f"api-key:{console.key_ids[r]}" for r in ("admin", "admin2"))
+    assert admin in page.locator("#four-eyes").inner_text()
+    # four eyes: the admin who drafted it cannot approve it
     page.get_by_role("button", name="Approve for publication").click()
     page.wait_for_load_state()
-    assert page.locator("#campaign-status").inner_text() == "approved"
+    assert "four eyes" in page.content() and "may not also approve campaign" in page.content()
+    screenshot(page, "four-eyes-refused")
+    second = page_for("admin2")
+    second.goto(campaign_url)
+    assert second.locator("#campaign-status").inner_text() == "draft"  # the refusal wrote nothing
+    second.get_by_role("button", name="Approve for publication").click()
+    second.wait_for_load_state()
+    assert second.locator("#campaign-status").inner_text() == "approved"
+    page.goto(campaign_url)
     page.get_by_role("button", name="Publish announcement and warn every seller").click()
     page.wait_for_load_state()
     assert page.locator("#campaign-status").inner_text() == "published"
@@ -241,10 +253,10 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
     engine = console.engine()
     with engine.connect() as conn:
         row = conn.execute(
-            sa.text("select status, approved_by, published_by from campaigns where campaign_id = :c"),
+            sa.text("select status, created_by, approved_by, published_by from campaigns where campaign_id = :c"),
             {"c": campaign_id},
         ).one()
-    assert tuple(row) == ("published", f"api-key:{console.key_ids['admin']}", f"api-key:{console.key_ids['admin']}")
+    assert tuple(row) == ("published", admin, admin2, admin)
 
     with engine.connect() as conn:
         pending = conn.execute(
@@ -255,16 +267,25 @@ def test_admin_prepares_approves_publishes_campaign_and_discloses(console: Conso
         ).scalar_one()
     assert pending >= 1
     page.get_by_role("link", name="Disclosure").click()
-    page.get_by_label("Basis of this approval (recorded)").fill("closure proven by test buy TB-1")
-    page.get_by_role("button", name="Publish closed shops").click()
+    page.get_by_label("Basis of this publication (recorded)").fill("closure proven by test buy TB-1")
+    page.get_by_role("button", name="Propose closed shops for publication").click()
     page.wait_for_load_state()
-    assert f"Published {pending} entr" in page.locator(".alert-ok").inner_text()
+    assert f"Proposed {pending} entr" in page.locator(".alert-ok").inner_text()
+    assert "(you: another admin must approve)" in page.locator("#proposed-by").inner_text()
+    page.get_by_role("button", name="Approve and publish proposed entries").click()
+    page.wait_for_load_state()
+    assert "four eyes" in page.content()
+    second.goto(console.url("/console/admin/disclosures"))
+    second.get_by_role("button", name="Approve and publish proposed entries").click()
+    second.wait_for_load_state()
+    assert f"Published {pending} entr" in second.locator(".alert-ok").inner_text()
+    screenshot(second, "disclosures-approved", full_page=True)
     with engine.connect() as conn:
-        basis = conn.execute(sa.text("select basis, status, approved_by from disclosures")).all()
-    admin = f"api-key:{console.key_ids['admin']}"
-    assert [tuple(b) for b in basis] == [("closure proven by test buy TB-1", "published", admin)] * pending
+        basis = conn.execute(sa.text("select basis, status, drafted_by, approved_by from disclosures")).all()
+    assert [tuple(b) for b in basis] == [("closure proven by test buy TB-1", "published", admin, admin2)] * pending
 
     # withdraw one entry again, with a recorded reason: off the public list, kept in the table
+    page.goto(console.url("/console/admin/disclosures"))
     with engine.connect() as conn:
         first = conn.execute(sa.text("select min(disclosure_id) from disclosures")).scalar_one()
     page.locator(f"#reason-{first}").locator("xpath=ancestor::details/summary").click()  # folded per row
@@ -340,3 +361,27 @@ def test_every_form_field_has_a_label(console: Console, page_for: Any) -> None:
     page.goto(console.url("/console/queue"))
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+
+
+def test_case_page_shows_the_evidence_as_at_opening_beside_now(console: Console, page_for: Any) -> None:
+    """A closed case: its shop and listings were frozen at opening; the page marks what changed since."""
+    engine = console.engine()
+    with engine.connect() as conn:
+        case_id, shop_id = conn.execute(
+            sa.text("select case_id, shop_id from cases where status = 'closed' order by case_id")
+        ).first()  # type: ignore[misc]
+        title = conn.execute(sa.text("select min(title) from listings where shop_id = :s"), {"s": shop_id}).scalar_one()
+    engine.dispose()
+    page = page_for("reviewer")
+    page.goto(console.url(f"/console/cases/{case_id}"))
+    summary = page.locator("#frozen-summary").inner_text()
+    assert "(matches)" in summary and "changes since opening" in summary
+    changed = page.locator("#frozen tr.changed")
+    texts = [changed.nth(i).inner_text() for i in range(changed.count())]
+    assert any("status" in t and "active" in t and "closed" in t for t in texts), texts  # the shop, closed since
+    assert any("withdrawn" in t and "False" in t and "True" in t for t in texts), texts  # its listings withdrawn
+    unchanged = page.locator("#frozen tbody tr:not(.changed)")
+    assert unchanged.count() > 0 and title and title in page.locator("#frozen").inner_text()
+    page.locator("#h-frozen").scroll_into_view_if_needed()
+    shot = screenshot(page, "case-evidence-at-opening")
+    assert shot.stat().st_size > 10_000

@@ -53,6 +53,21 @@ def test_every_step_ran_and_reports_nonzero_counts(run: tuple[Settings, RunFolde
     assert summary["step4_disclose"]["fields_masked"] == 4 * summary["step4_disclose"]["entries_disclosed"]
     assert summary["appeals"]["appeals"] > 0
     assert summary["audit"]["ok"] is True
+    # four eyes: two simulated admins; every approval and appeal decision by a second person
+    eyes = summary["four_eyes"]
+    assert eyes["all_by_a_second_person"] is True
+    (camp,) = eyes["campaigns"]
+    assert (camp["drafted_by"], camp["approved_by"]) == ("sim-admin", "sim-second-admin")
+    assert eyes["disclosures"] == [
+        {
+            "drafted_by": "sim-admin",
+            "approved_by": "sim-second-admin",
+            "entries": summary["step4_disclose"]["entries_disclosed"] + summary["step4_disclose"]["entries_withdrawn"],
+            "second_person": True,
+        }
+    ]
+    assert eyes["appeals_decided"] == summary["appeals"]["appeals"] > 0
+    assert eyes["appeals_decided_by_the_original_decider"] == 0
     on_disk = json.loads((folder.root / "summary.json").read_text())
     assert on_disk["cases"] == summary["cases"]
     for name in ("announcement.html", "announcement.json", "closed-shops.json"):

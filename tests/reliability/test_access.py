@@ -30,6 +30,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/v1/campaigns/{campaign_id}"): REVIEW,
     ("POST", "/v1/campaigns/{campaign_id}/approval"): frozenset({"admin"}),
     ("POST", "/v1/campaigns/{campaign_id}/publication"): frozenset({"admin"}),
+    ("POST", "/v1/disclosures/proposals"): frozenset({"admin"}),
+    ("POST", "/v1/disclosures/approval"): frozenset({"admin"}),
     ("GET", "/v1/public/announcements"): ANYONE,
     ("GET", "/v1/public/announcements/{campaign_id}"): ANYONE,
     ("GET", "/v1/public/closed-shops"): ANYONE,

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, delete, func, select, text, update
 from sqlalchemy.orm import Session
 
+from core.errors import DajiaError
 from core.settings import get_settings
 from dajia.cli import main
 from sanctions import audit
@@ -122,3 +126,188 @@ def test_concurrent_appends_never_fork_the_chain(postgres_url: str) -> None:
         assert report.ok and report.entries == 200
         assert s.execute(text("select count(distinct prev_hash) from audit_log")).scalar_one() == 200
     engine.dispose()
+
+
+# --------------------------------------------------------------------------- the chain binds the rows
+
+
+@pytest.fixture
+def decided(session: Session) -> dict[str, int]:
+    """S1 banned (two claims, one paid), S2 closed on proof: cases, events, claims, actors in the chain."""
+    from sanctions import cases
+    from sanctions.schemas import Evidence
+
+    orders = [
+        ("S1", "S1-L0", "B1", 100.0, SNAPSHOT - timedelta(days=3)),
+        ("S1", "S1-L1", "B2", 50.0, SNAPSHOT - timedelta(days=3)),
+    ]
+    import_marketplace(session, build_marketplace([shop_row("S1"), shop_row("S2")], orders=orders))
+    r = route_scored(session, [ScoredShop(f"S{i}", 0.9, "suspected", "m", "1", [], 0.5) for i in (1, 2)], now=SNAPSHOT)
+    s1, s2 = r.opened_case_ids
+    rev = Actor("rev-1", Role.REVIEWER)
+    cases.decide(session, s1, "ban", rev, reason="suspected", now=SNAPSHOT)
+    proof = Evidence(kind="test_buy", ref="TB-1", detail="fake")
+    cases.decide(session, s2, "close", rev, reason="proof", evidence=[proof], now=SNAPSHOT)
+    claim = cases.claims_of(session, s1)[0].claim_id
+    cases.record_payment(session, claim, Actor("keeper-S1", Role.SELLER), payment_ref="T-1", now=SNAPSHOT)
+    assert audit.verify_chain(session).ok
+    session.rollback()
+    return {"s1": s1, "s2": s2, "claim": claim}
+
+
+def latest_entry(session: Session, table: str, key: object) -> int:
+    """The last entry that bound ``table``'s rows of ``key`` (what verify must name)."""
+    found = [
+        seq
+        for seq, rows in session.execute(select(AuditEntry.seq, AuditEntry.rows).order_by(AuditEntry.seq))
+        if rows and str(key) in json.loads(rows).get(table, {})
+    ]
+    session.rollback()
+    assert found, (table, key)
+    return found[-1]
+
+
+def _tampered(db_url: str, expected_seq: int, *words: str) -> None:
+    proc = _cli_verify(db_url)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"audit chain broken at entry {expected_seq}:" in proc.stderr, proc.stderr
+    for w in words:
+        assert w in proc.stderr, proc.stderr
+
+
+def test_editing_a_claim_amount_is_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    seq = latest_entry(session, "claims", decided["claim"])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE claims SET amount_fen = 1 WHERE claim_id = :c"), {"c": decided["claim"]})
+    _tampered(db_url, seq, f"claims rows of claim {decided['claim']}", "no longer match")
+
+
+def test_deleting_a_case_event_is_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    seq = latest_entry(session, "case_events", decided["s2"])
+    with engine.begin() as conn:
+        conn.execute(
+            text("DELETE FROM case_events WHERE case_id = :c AND action = 'open'"),
+            {"c": decided["s2"]},
+        )
+    _tampered(db_url, seq, f"case_events rows of case {decided['s2']}")
+
+
+def test_editing_a_persons_role_is_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    seq = latest_entry(session, "actors", "rev-1")
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE actors SET role = 'admin' WHERE actor_id = 'rev-1'"))
+    _tampered(db_url, seq, "actors rows of actor rev-1")
+
+
+def test_deleting_a_claim_and_adding_rows_outside_the_workflow_are_caught(
+    decided: dict[str, int], session: Session, engine: Engine, db_url: str
+) -> None:
+    with engine.begin() as conn:  # a person registered behind the workflow's back
+        conn.execute(
+            text("INSERT INTO actors (actor_id, role, simulated, created_at) VALUES ('ghost', 'admin', false, :t)"),
+            {"t": SNAPSHOT},
+        )
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_seq is None
+    assert "actors rows of actor ghost were written outside the audit chain" in (report.problem or "")
+    session.rollback()
+    seq = latest_entry(session, "claims", decided["claim"])
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM claims WHERE claim_id = :c"), {"c": decided["claim"]})
+    report = audit.verify_chain(session)
+    assert not report.ok and report.first_bad_seq == seq and "were deleted" in (report.problem or "")
+
+
+# --------------------------------------------------------------------------- signed checkpoints
+
+
+def _rewrite_history_from(session: Session, seq: int) -> None:
+    """A forger with the database: entry ``seq``'s payload changed, every later hash and the head
+    recomputed, so the chain alone verifies."""
+    rows = [
+        dict(r)
+        for r in session.execute(
+            select(AuditEntry.__table__).where(AuditEntry.seq >= seq).order_by(AuditEntry.seq)
+        ).mappings()
+    ]
+    session.rollback()
+    prev = rows[0]["prev_hash"]
+    rows[0]["payload"] = '{"forged":true}'
+    with session.begin():
+        for row in rows:
+            row["prev_hash"] = prev
+            row["hash"] = prev = audit.entry_hash(prev, row)
+            session.execute(
+                update(AuditEntry)
+                .where(AuditEntry.seq == row["seq"])
+                .values(payload=row["payload"], prev_hash=row["prev_hash"], hash=row["hash"])
+            )
+        session.execute(text("UPDATE audit_head SET hash = :h WHERE id = 1"), {"h": prev})
+
+
+def test_a_rewritten_history_is_caught_against_the_checkpoint_published_with_the_announcement(
+    decided: dict[str, int], session: Session, db_url: str, tmp_path: Path
+) -> None:
+    from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
+    from sanctions.checkpoint import Checkpoint, verify_against
+
+    camp = create_campaign(session, Actor("rev-1", Role.REVIEWER), title="t", now=SNAPSHOT)
+    approve_campaign(session, camp.campaign_id, Actor("adm-1", Role.ADMIN), now=SNAPSHOT)
+    pub = publish_campaign(session, camp.campaign_id, Actor("adm-2", Role.ADMIN), now=SNAPSHOT)
+    assert pub.announcement is not None
+    cp = Checkpoint.model_validate(pub.announcement["checkpoint"])
+    session.rollback()
+    head_before_publication = session.execute(select(func.max(AuditEntry.seq))).scalar_one() - 1
+    assert cp.seq == head_before_publication  # the head as it stood when the announcement was made
+    assert verify_against(session, cp).ok
+    session.rollback()
+    html = session.execute(text("SELECT html FROM campaigns")).scalar_one()
+    session.rollback()
+    assert f"<code>{cp.hash}</code>" in html and cp.signature in html  # published with the announcement
+    published = tmp_path / "checkpoint.json"
+    published.write_text(cp.model_dump_json(), encoding="utf-8")
+
+    _rewrite_history_from(session, 2)
+    assert audit.verify_chain(session).ok  # inside the database, the forgery holds
+    session.rollback()
+    report = verify_against(session, cp)
+    assert not report.ok and report.first_bad_seq == cp.seq and "rewritten" in (report.problem or "")
+    session.rollback()
+    env = {**os.environ, "DATABASE_URL": db_url}
+    proc = subprocess.run(
+        [sys.executable, "-m", "dajia.cli", "audit", "verify", "--checkpoint", str(published)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and f"audit chain broken at entry {cp.seq}" in proc.stderr, proc.stderr
+    # a checkpoint altered after signing is refused
+    forged = cp.model_copy(update={"hash": "0" * 64})
+    with pytest.raises(DajiaError, match="signature does not verify"):
+        verify_against(session, forged)
+
+
+def test_the_cli_signs_a_checkpoint_and_checks_it(decided: dict[str, int], db_url: str, tmp_path: Path) -> None:
+    env = {**os.environ, "DATABASE_URL": db_url}
+    out = tmp_path / "cp.json"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dajia.cli", "audit", *args], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    signed = cli("checkpoint", "--out", str(out), "--json")
+    assert signed.returncode == 0, signed.stderr
+    cp = json.loads(out.read_text(encoding="utf-8"))
+    assert cp["seq"] > 0 and len(cp["signature"]) == 128
+    ok = cli("verify", "--checkpoint", str(out), "--key", cp["public_key"], "--json")
+    assert ok.returncode == 0 and '"ok": true' in ok.stdout, ok.stderr
+    other = cli("verify", "--checkpoint", str(out), "--key", "ab" * 32)
+    assert other.returncode == 2 and "not by the trusted key" in other.stderr

@@ -82,7 +82,23 @@ def test_the_four_steps_from_the_command_line(home: Path, capsys: pytest.Capture
     run(capsys, "campaign", "show", str(camp["campaign_id"]), "--html", str(html))
     assert "Spring crackdown" in html.read_text(encoding="utf-8")
 
-    run(capsys, "disclosure", "publish", "--basis", "board decision 7", "--actor", "boss")
+    proposed = run(capsys, "disclosure", "propose", "--basis", "board decision 7", "--actor", "boss")
+    assert proposed["proposed"] == [ids["S2"]] and run(capsys, "disclosure", "list")["closed_shops"] == []
+    assert "four eyes" in fail(capsys, "disclosure", "approve", "--actor", "boss")
+    approved = run(capsys, "disclosure", "approve", "--actor", "boss2")
+    assert (approved["drafted_by"], approved["approved_by"]) == (["boss"], "boss2")
     public = run(capsys, "disclosure", "list")["closed_shops"]
     assert [e["shop_id"] for e in public] == ["S2"] and public[0]["personal"]["owner_phone"] == "***"
+    assert run(capsys, "audit", "verify")["ok"] is True
+
+
+def test_people_are_registered_explicitly_and_listed(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    added = run(capsys, "people", "add", "--id", "alice", "--name", "Alice Wang", "--role", "reviewer")
+    assert added["actor_ids"] == {"reviewer": "alice"}
+    again = run(capsys, "people", "add", "--id", "alice", "--name", "Alice Wang", "--role", "admin")
+    assert again["actor_ids"] == {"reviewer": "alice", "admin": "alice:admin"}
+    assert "people are reviewers or admins" in fail(
+        capsys, "people", "add", "--id", "x", "--name", "X", "--role", "seller"
+    )
+    assert [p["name"] for p in run(capsys, "people", "list")["people"]] == ["Alice Wang"]
     assert run(capsys, "audit", "verify")["ok"] is True

@@ -28,6 +28,9 @@ from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row
 
 REVIEWER = Actor("rev-1", Role.REVIEWER)
 ADMIN = Actor("admin-1", Role.ADMIN)
+#: four eyes: appeals are decided by a second reviewer, publications approved by a second admin
+REVIEWER2 = Actor("rev-2", Role.REVIEWER)
+ADMIN2 = Actor("admin-2", Role.ADMIN)
 TEST_BUY = Evidence(kind="test_buy", ref="TB-2026-001", detail="lab: fake leather, fake serial")
 
 
@@ -283,13 +286,14 @@ def test_dismissal_unfreezes(world: Session) -> None:
 
 
 def test_appeal_and_reversal_of_a_closure_withdraws_disclosure(world: Session) -> None:
-    from sanctions.disclosure import publish_disclosures
+    from sanctions.disclosure import approve_disclosures, propose_disclosures
     from sanctions.public import closed_shops
 
     s = world
     case_id = open_case(s, "S1")
     cases.decide(s, case_id, "close", REVIEWER, reason="proof", evidence=[TEST_BUY], now=SNAPSHOT)
-    publish_disclosures(s, ADMIN, basis="Art. 34 E-Commerce Law; approved in review board 2026-07", now=SNAPSHOT)
+    propose_disclosures(s, ADMIN, basis="Art. 34 E-Commerce Law; approved in review board 2026-07", now=SNAPSHOT)
+    approve_disclosures(s, ADMIN2, now=SNAPSHOT)
     assert [e.shop_id for e in closed_shops(s)] == ["S1"]
     with pytest.raises(Forbidden):
         cases.appeal(s, case_id, seller("S2"), reason="x", now=SNAPSHOT)
@@ -297,7 +301,7 @@ def test_appeal_and_reversal_of_a_closure_withdraws_disclosure(world: Session) -
     assert ap.new_status == "appealed_close"
     with pytest.raises(Forbidden):
         cases.decide_appeal(s, case_id, True, seller("S1"), reason="x", now=SNAPSHOT)
-    res = cases.decide_appeal(s, case_id, True, REVIEWER, reason="sample mix-up confirmed", now=SNAPSHOT)
+    res = cases.decide_appeal(s, case_id, True, REVIEWER2, reason="sample mix-up confirmed", now=SNAPSHOT)
     assert (res.new_status, res.shop_status, res.disclosures_withdrawn) == ("reversed", "active", 1)
     assert closed_shops(s) == []
     # kept with why, audited with the reason, announced: the same withdrawal as an admin's
@@ -319,7 +323,7 @@ def test_appeal_of_a_ban_reversal_voids_only_unpaid_claims(world: Session) -> No
     claims = {c.buyer_id: c.claim_id for c in cases.claims_of(s, case_id)}
     cases.record_payment(s, claims["B1"], seller("S1"), payment_ref="T1", now=SNAPSHOT)
     cases.appeal(s, case_id, seller("S1"), reason="authorised reseller", now=SNAPSHOT)
-    res = cases.decide_appeal(s, case_id, True, REVIEWER, reason="authorisation verified", now=SNAPSHOT)
+    res = cases.decide_appeal(s, case_id, True, REVIEWER2, reason="authorisation verified", now=SNAPSHOT)
     assert (res.claims_voided, res.shop_status) == (1, "active")
     status = {c.buyer_id: c.status for c in cases.claims_of(s, case_id)}
     assert status == {"B1": "paid", "B2": "void"}
@@ -330,7 +334,7 @@ def test_rejected_appeal_restores_the_measure(world: Session) -> None:
     case_id = open_case(s, "S1")
     cases.decide(s, case_id, "ban", REVIEWER, reason="suspected", now=SNAPSHOT)
     cases.appeal(s, case_id, seller("S1"), reason="no", now=SNAPSHOT)
-    res = cases.decide_appeal(s, case_id, False, REVIEWER, reason="evidence stands", now=SNAPSHOT)
+    res = cases.decide_appeal(s, case_id, False, REVIEWER2, reason="evidence stands", now=SNAPSHOT)
     assert (res.new_status, res.shop_status) == ("banned", "banned")
 
 
@@ -343,7 +347,7 @@ def test_claims_confirmed_during_an_appeal_settle_when_it_is_rejected(world: Ses
         cases.record_payment(s, c.claim_id, seller("S1"), payment_ref=f"T{c.claim_id}", now=SNAPSHOT)
         cases.confirm_claim(s, c.claim_id, consumer(c.buyer_id), now=SNAPSHOT)
     assert cases.get_case(s, case_id).status == "appealed_ban"  # no settling under appeal
-    res = cases.decide_appeal(s, case_id, False, REVIEWER, reason="evidence stands", now=SNAPSHOT)
+    res = cases.decide_appeal(s, case_id, False, REVIEWER2, reason="evidence stands", now=SNAPSHOT)
     assert res.new_status == "banned" and res.follow_up[0].new_status == "settled"
     assert s.get(Shop, "S1").status == "active"  # type: ignore[union-attr]
 

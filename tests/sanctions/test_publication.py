@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -14,7 +15,14 @@ from marketplace.schema import PERSONAL_FIELDS
 from sanctions import cases
 from sanctions.audit import verify_chain
 from sanctions.campaigns import approve_campaign, create_campaign, publish_campaign
-from sanctions.disclosure import MASK, create_policy, publish_disclosures
+from sanctions.disclosure import (
+    MASK,
+    DisclosureResult,
+    approve_disclosures,
+    approve_policy,
+    create_policy,
+    propose_disclosures,
+)
 from sanctions.models import OutboxMessage, Shop
 from sanctions.outbox import OutboxItem, counts, deliver
 from sanctions.public import announcement, announcements, closed_shops
@@ -27,6 +35,18 @@ from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row
 
 REVIEWER = Actor("rev-1", Role.REVIEWER)
 ADMIN = Actor("admin-1", Role.ADMIN)
+#: four eyes: the second admin, who approves what ADMIN drafts
+ADMIN2 = Actor("admin-2", Role.ADMIN)
+
+
+def publish_disclosures(s: Session, drafter: Actor, **kwargs: Any) -> DisclosureResult:
+    """Propose as ``drafter``, then approve as the second admin (what a publication takes)."""
+    res = propose_disclosures(s, drafter, **kwargs)
+    if res.proposed:
+        approve_disclosures(s, ADMIN2, case_ids=res.proposed, now=kwargs.get("now"))
+    return res
+
+
 PROOF = Evidence(kind="brand_owner", ref="LV-AUTH-77", detail="brand owner authenticated: not genuine")
 
 
@@ -111,8 +131,12 @@ def test_default_disclosure_masks_every_personal_field(session: Session, decided
         publish_disclosures(s, ADMIN, basis=" ", now=SNAPSHOT)
     with pytest.raises(InvalidTransition, match="closed"):
         publish_disclosures(s, ADMIN, basis="b", case_ids=[decided["B1"]], now=SNAPSHOT)
-    res = publish_disclosures(s, ADMIN, basis="Art. 34 E-Commerce Law", now=SNAPSHOT)
-    assert res.published == [decided["C1"]] and res.approved_by == "admin-1" and res.policy == "default"
+    res = propose_disclosures(s, ADMIN, basis="Art. 34 E-Commerce Law", now=SNAPSHOT)
+    assert res.proposed == [decided["C1"]] and res.drafted_by == "admin-1" and res.policy == "default"
+    assert closed_shops(s) == []  # proposed, not public until a second admin approves
+    approved = approve_disclosures(s, ADMIN2, now=SNAPSHOT)
+    assert approved.published == [decided["C1"]] and approved.drafted_by == ["admin-1"]
+    assert approved.approved_by == "admin-2"
     entries = closed_shops(s)
     assert len(entries) == 1
     e = entries[0]
@@ -135,7 +159,7 @@ def test_default_disclosure_masks_every_personal_field(session: Session, decided
         assert getattr(shop, field) not in dumped, field
     # publishing again skips what is already out
     again = publish_disclosures(s, ADMIN, basis="again", now=SNAPSHOT)
-    assert again.published == [] and again.skipped_already_published == [decided["C1"]]
+    assert again.proposed == [] and again.skipped_already_published == [decided["C1"]]
 
 
 def test_a_policy_with_a_legal_basis_discloses_only_its_fields(session: Session, decided: dict[str, int]) -> None:
@@ -146,9 +170,16 @@ def test_a_policy_with_a_legal_basis_discloses_only_its_fields(session: Session,
         create_policy(s, ADMIN, name="p", personal_fields=["bank_account_hash"], legal_basis="x")
     with pytest.raises(Forbidden):
         create_policy(s, REVIEWER, name="p", personal_fields=["owner_phone"], legal_basis="x")
-    create_policy(
+    pol = create_policy(
         s, ADMIN, name="court-order-17", personal_fields=["owner_phone"], legal_basis="Court order (2026) Zhe 01 No. 17"
     )
+    assert pol.status == "proposed" and pol.approved_by is None
+    # a policy that reveals personal fields cannot be used before a second admin approves it
+    with pytest.raises(InvalidTransition, match="second admin"):
+        propose_disclosures(s, ADMIN2, basis="court order", policy="court-order-17", now=SNAPSHOT)
+    with pytest.raises(Forbidden, match="four eyes"):
+        approve_policy(s, "court-order-17", ADMIN)
+    assert approve_policy(s, "court-order-17", ADMIN2).approved_by == "admin-2"
     publish_disclosures(s, ADMIN, basis="court order", policy="court-order-17", now=SNAPSHOT)
     e = closed_shops(s)[0]
     assert e.personal["owner_phone"] == "138-C1" and e.policy == "court-order-17"

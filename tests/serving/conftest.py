@@ -159,6 +159,7 @@ def create_keys(database_url: str) -> dict[str, str]:
     migrate(engine)
     store = ApiKeyStore(engine)
     out = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
+    out["admin2"] = store.create("admin", "second admin (four eyes)")[1]
     revoked, secret = store.create("scorer", "revoked scorer")
     store.revoke(revoked.key_id)
     out["revoked"] = secret

@@ -381,3 +381,28 @@ def test_case_endpoints_and_public_reads(api: Api, all_scores: dict[str, dict[st
     assert anon.get("/v1/cases").status_code == 401
     assert anon.get("/v1/public/closed-shops").status_code == 200
     assert isinstance(anon.get("/v1/public/announcements").json(), list)
+
+
+def test_four_eyes_over_http_an_admin_cannot_approve_what_they_drafted(
+    api: Api, all_scores: dict[str, dict[str, Any]]
+) -> None:
+    """The drafter's approval is 403 naming the rule; a second admin's key approves (and is recorded)."""
+    suspected = [k for k, v in all_scores.items() if v["tier"] == "suspected"]
+    sid = suspected[-2]
+    routed = api.client("scorer").post("/v1/scores", json={"shop_ids": [sid], "route": True}).json()
+    case_id = int(routed["results"][0]["case"]["case_id"])
+    admin, second = api.client("admin"), api.client("admin2")
+    banned = admin.post(f"/v1/cases/{case_id}/decisions", json={"action": "ban", "reason": "suspected"})
+    assert banned.status_code == 200, banned.text
+    draft = admin.post("/v1/campaigns", json={"title": "four eyes", "case_ids": [case_id]})
+    assert draft.status_code == 200, draft.text
+    cid = draft.json()["campaign_id"]
+    refused = admin.post(f"/v1/campaigns/{cid}/approval")
+    assert refused.status_code == 403 and "four eyes" in refused.text, refused.text
+    assert admin.get(f"/v1/campaigns/{cid}").json()["status"] == "draft"  # nothing written
+    ok = second.post(f"/v1/campaigns/{cid}/approval")
+    assert ok.status_code == 200, ok.text
+    body = ok.json()
+    assert body["status"] == "approved" and body["approved_by"] != body["created_by"]
+    empty = second.post("/v1/disclosures/approval", json={})
+    assert empty.status_code == 409 and "no proposed disclosure" in empty.text, empty.text

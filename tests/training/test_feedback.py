@@ -75,8 +75,10 @@ def test_reviewer_decisions_become_verdicts_for_the_next_run(market: Path, tmp_p
             reason="authorised reseller, invoices attached",
             now=when - pd.Timedelta(days=7),
         )
+        # four eyes: a second reviewer decides the appeal of the first one's decision
+        second = Actor("rev-appeals", Role.REVIEWER)
         decide_appeal(
-            session, cases[ids[1]], True, reviewer, reason="invoices check out", now=when - pd.Timedelta(days=6)
+            session, cases[ids[1]], True, second, reason="invoices check out", now=when - pd.Timedelta(days=6)
         )
     after = reviewer_verdicts(engine)
     ids1 = after[after["shop_id"] == ids[1]]
