@@ -115,6 +115,34 @@ class RunFolder:
         return state
 
 
+def store_footprint(session: Session) -> dict[str, int]:
+    """Row counts of everything a workflow change writes, the sum of case versions and the frozen
+    listings: equal before and after a re-run that changed nothing."""
+    from sanctions.models import AuditEntry, Case, CaseEvent, Claim, Listing, OutboxMessage, StorefrontChange
+
+    n = {
+        str(t.__tablename__): int(session.execute(select(func.count()).select_from(t)).scalar_one())
+        for t in (Case, CaseEvent, Claim, OutboxMessage, AuditEntry, StorefrontChange)
+    }
+    n["case_versions"] = int(session.execute(select(func.coalesce(func.sum(Case.version), 0))).scalar_one())
+    n["frozen_listings"] = int(session.execute(select(func.count()).where(Listing.frozen.is_(True))).scalar_one())
+    session.rollback()
+    return n
+
+
+def export_storefront_changes(session: Session, path: Path) -> int:
+    """The whole storefront feed as JSON lines (one visibility change a line, in feed order); returns the count."""
+    from sanctions.storefront import changes
+
+    lines: list[str] = []
+    after = ""
+    while page := changes(session, after=after, limit=5000).changes:
+        lines += [json.dumps(c.model_dump(mode="json"), ensure_ascii=False) for c in page]
+        after = page[-1].cursor
+    atomic.write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
 def run_settings(base: Settings, folder: RunFolder) -> Settings:
     """The run's settings: its own home folder; DATABASE_URL / MLFLOW_TRACKING_URI still win."""
     return base.model_copy(update={"home": folder.root})
@@ -354,8 +382,10 @@ class Crackdown:
             )
             entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
             atomic.write_text(out / "closed-shops.json", json.dumps(entries, indent=2, ensure_ascii=False))
+            feed = export_storefront_changes(session, out / "storefront-changes.jsonl")
             by_kind = counts(session)
         return {
+            "storefront_changes": feed,
             "delivered": delivered,
             "resent_absorbed": mailbox.duplicates,
             "outbox": by_kind,
@@ -363,13 +393,29 @@ class Crackdown:
         }
 
     def step_verify(self) -> dict[str, Any]:
+        """The audit chain, then the re-run rule: routing the same scores again must change nothing."""
+        from dajia.sweep import route_scores
         from sanctions.audit import verify_chain
 
         with _session(self.settings) as session:
+            before = store_footprint(session)
+        again = route_scores(self.settings, self.folder.scores)
+        with _session(self.settings) as session:
+            after = store_footprint(session)
             report = verify_chain(session)
         if not report.ok:
             raise DajiaError(f"audit chain broken at entry {report.first_bad_seq}: {report.problem}")
-        return report.as_dict()
+        changed = {k: after[k] - before[k] for k in before if after[k] != before[k]}
+        return {
+            **report.as_dict(),
+            "second_routing": {
+                "opened": again["opened"],
+                "rescored": again["rescored"],
+                "kept_decided": again["kept_decided"],
+                "rows_changed": changed,
+                "changes": again["opened"] + again["rescored"] + sum(abs(v) for v in changed.values()),
+            },
+        }
 
     # -- summary ------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from dajia.crackdown import RunFolder
 
 
+#: outbox kinds that are notices to a person (buyer or seller), reported by kind/topic
+NOTICE_KINDS = ("notify_buyer/", "notify_seller/")
+
+
 def _fen(v: Any) -> float:
     return round(int(v or 0) / 100.0, 2)
 
@@ -122,7 +126,16 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                     "cases_opened": origins.get("ban_evasion", 0),
                     "shops_closed": evasion_closed,
                 },
-                "audit": done.get("verify", {}),
+                "audit": {k: v for k, v in done.get("verify", {}).items() if k != "second_routing"},
+                "effects": {
+                    "storefront_changes_published": done.get("deliver", {}).get("storefront_changes"),
+                    "notices_by_kind": {
+                        k.split("/", 1)[1]: n
+                        for k, n in outbox.items()
+                        if k.startswith(("notify_buyer/", "notify_seller/"))
+                    },
+                    "second_routing_of_the_same_scores": done.get("verify", {}).get("second_routing"),
+                },
             }
     finally:
         engine.dispose()
@@ -130,6 +143,7 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
         "mlflow_ui": f"mlflow ui --backend-store-uri {settings.resolved_tracking_uri} --port 5000",
         "announcement": str(folder.published / "announcement.html"),
         "disclosure_list": str(folder.published / "closed-shops.json"),
+        "storefront_feed": str(folder.published / "storefront-changes.jsonl"),
         "summary": str(folder.root / "summary.json"),
         "serve": (
             f"DAJIA_HOME={folder.root} dajia serve --data {folder.data} --port 8000  "

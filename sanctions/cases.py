@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.settings import Settings, get_settings
-from sanctions import bulk, disclosure, tx
+from sanctions import bulk, disclosure, routing, storefront, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
     PROOF_KINDS,
@@ -206,14 +206,19 @@ def _notify_seller(ch: tx.Change, case: Case, shop: Shop, topic: str, detail: di
 
 
 def _close(ch: tx.Change, case: Case, shop: Shop) -> None:
-    """Step 1's effect: shop closed, page and listings withdrawn, data kept frozen."""
+    """Step 1's effect: shop closed, page and listings withdrawn, data kept frozen; and, whatever
+    path closed it (proof, refusal, escalation), shops linked to it are checked for ban evasion
+    in the same transaction."""
     _set_shop_status(ch, shop, "closed")
     n = _set_listings(ch.session, shop.shop_id, frozen=True, withdrawn=True)
     case.measure = "close"
     case.decided_at = case.decided_at or ch.now
     case.ended_at = ch.now
     ch.audit("listings.withdraw", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
+    storefront.record_change(ch, shop.shop_id, storefront.REMOVED, case.case_id, "closed")
     _notify_seller(ch, case, shop, "shop_closed", {"measure": "close"})
+    ch.session.flush()
+    routing.evasion_after_closure(ch, [shop.shop_id])
 
 
 def _end_case_restoring(ch: tx.Change, case: Case, shop: Shop) -> None:
@@ -222,6 +227,7 @@ def _end_case_restoring(ch: tx.Change, case: Case, shop: Shop) -> None:
     n = _set_listings(ch.session, shop.shop_id, frozen=False, withdrawn=False)
     case.ended_at = ch.now
     ch.audit("listings.restore", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
+    storefront.record_change(ch, shop.shop_id, storefront.VISIBLE, case.case_id, str(case.status))
 
 
 def _result(case: Case, shop: Shop, old: str, action: Action, new: str | None = None, **extra: Any) -> TransitionResult:
@@ -389,6 +395,7 @@ def decide(
             _close(ch, case, shop)
         elif act is Action.BAN:
             _set_shop_status(ch, shop, "banned")
+            storefront.record_change(ch, shop.shop_id, storefront.NOT_PURCHASABLE, case.case_id, "banned")
             claims = _create_claims(ch, case, shop, money, suspect_listing_ids)
             extra = {"claims_created": len(claims), "compensation_owed": sum(c["amount_fen"] for c in claims) / 100}
             _notify_seller(ch, case, shop, "shop_banned", {"claims": len(claims), "owed": extra["compensation_owed"]})

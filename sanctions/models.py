@@ -315,3 +315,24 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --------------------------------------------------------------------------- effects
+
+
+class StorefrontChange(Base):
+    """One visibility change of a shop on the storefront, in commit order (the feed a catalogue follows).
+
+    ``state``: visible | frozen (listings unchangeable) | not_purchasable (banned) | removed (closed).
+    ``seq`` is taken while the transaction holds the audit chain's head lock, so on PostgreSQL rows
+    become visible in ``seq`` order and a reader resuming after a cursor never skips one.
+    """
+
+    __tablename__ = "storefront_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from core.errors import DajiaError
 from sanctions.schemas import EVIDENCE_KINDS
 from serving.auth import ApiKey
-from serving.deps import AdminKey, ReviewerKey, ServicesDep
+from serving.deps import AdminKey, ReviewerKey, ScorerKey, ServicesDep
 from serving.responses import OrjsonResponse
 from serving.schemas import ErrorBody
 from serving.services import Services
@@ -102,7 +102,38 @@ def _evidence(items: list[EvidenceIn]) -> list[Any]:
         raise DajiaError(f"evidence: {exc}") from exc
 
 
+class ScoredIn(BaseModel):
+    """One line of a sweep's scores file (``dajia.sweep.SCORES_SCHEMA``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    shop_id: str = Field(min_length=1, max_length=64)
+    score: float = Field(ge=0.0, le=1.0)
+    tier: Literal["low", "watch", "suspected"]
+    model_name: str = Field(min_length=1, max_length=200)
+    model_version: str = Field(min_length=1, max_length=64)
+    suspected_threshold: float = Field(ge=0.0, le=1.0)
+    reasons: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
+
+
+class RoutingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scores: list[ScoredIn] = Field(min_length=1, max_length=100_000)
+    tier: Literal["watch", "suspected"] = "suspected"
+
+
 cases = APIRouter(prefix="/v1/cases", tags=["cases"], responses=_ERRORS)
+
+
+@cases.post("/routing", summary="route a sweep's scores into cases (scorer or admin); re-running is a no-op")
+async def route(services: ServicesDep, key: ScorerKey, body: RoutingIn) -> Response:
+    from sanctions.routing import route_scored
+    from sanctions.scored import ScoredShop
+    from sanctions.workflow import Actor, Role
+
+    # a scorer action whatever the key (an actor id keeps one role in the workflow), as for /v1/scores
+    actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
+    scored = [ScoredShop(**item.model_dump()) for item in body.scores]
+    return _present(await _in_session(services, lambda s: route_scored(s, scored, actor=actor, tier=body.tier)))
 
 
 @cases.get("", summary="cases, riskiest open first (reviewer or admin)")
@@ -268,7 +299,33 @@ async def closed_shops(
     return _present(await _in_session(services, lambda s: closed_shops_(s, limit=limit, offset=offset)))
 
 
+storefront = APIRouter(
+    prefix="/v1/storefront", tags=["storefront"], responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+)
+
+
+@storefront.get("/shops/{shop_id}", summary="a shop as the storefront shows it: state, purchasable, listings (no key)")
+async def storefront_shop(
+    services: ServicesDep, shop_id: Annotated[str, Path(min_length=1, max_length=64)]
+) -> Response:
+    from sanctions.storefront import storefront_shop as shop_
+
+    return _present(await _in_session(services, lambda s: shop_(s, shop_id)))
+
+
+@storefront.get("/changes", summary="every storefront visibility change after a cursor, oldest first (no key)")
+async def storefront_changes(
+    services: ServicesDep,
+    after: Annotated[str | None, Query(max_length=20, description="the 'next' of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Response:
+    from sanctions.storefront import changes
+
+    return _present(await _in_session(services, lambda s: changes(s, after=after, limit=limit)))
+
+
 def mount(app: FastAPI) -> None:
     app.include_router(cases)
+    app.include_router(storefront)
     app.include_router(campaigns)
     app.include_router(public)

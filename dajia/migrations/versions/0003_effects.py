@@ -1,0 +1,39 @@
+"""The storefront feed: one row per visibility change of a shop (issue 17).
+
+Revision ID: 0003_effects
+Revises: 0002
+Create Date: 2026-12-07 18:10:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003_effects"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "storefront_changes",
+        sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("shop_id", sa.String(length=64), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("case_id", sa.Integer(), nullable=True),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_storefront_changes")),
+    )
+    with op.batch_alter_table("storefront_changes", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_storefront_changes_shop_id"), ["shop_id"], unique=False)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("storefront_changes", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_storefront_changes_shop_id"))
+    op.drop_table("storefront_changes")
