@@ -336,3 +336,13 @@ class StorefrontChange(Base):
     case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     action: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WorkflowSecret(Base):
+    """Secrets the workflow signs with (the consumers' claim links), made once per store."""
+
+    __tablename__ = "workflow_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)

@@ -325,6 +325,9 @@ async def storefront_changes(
 
 
 def mount(app: FastAPI) -> None:
+    from serving.routes import claim_links
+
+    claim_links.mount(app)
     app.include_router(cases)
     app.include_router(storefront)
     app.include_router(campaigns)

@@ -1,4 +1,5 @@
-"""The storefront feed: one row per visibility change of a shop (issue 17).
+"""Issue 17: the storefront feed (one row per visibility change of a shop) and the workflow's signing
+secrets (the consumers' claim links).
 
 Revision ID: 0003_effects
 Revises: 0002
@@ -31,9 +32,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("storefront_changes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_storefront_changes_shop_id"), ["shop_id"], unique=False)
+    op.create_table(
+        "workflow_secrets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("value", sa.String(length=200), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_workflow_secrets")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("workflow_secrets")
     with op.batch_alter_table("storefront_changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_storefront_changes_shop_id"))
     op.drop_table("storefront_changes")
