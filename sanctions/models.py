@@ -231,6 +231,8 @@ class DisclosurePolicy(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     personal_fields: Mapped[list[str]] = mapped_column(JSON)
     legal_basis: Mapped[str] = mapped_column(Text)
+    #: the cases the legal basis is for: personal fields go out only in these cases' entries
+    case_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
 

@@ -271,6 +271,63 @@ async def publish_campaign(
     )
 
 
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    personal_fields: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list, max_length=10)
+    legal_basis: str = Field(min_length=1, max_length=4000)
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
+
+
+class DisclosureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    basis: str = Field(min_length=1, max_length=4000)
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
+    policy: str | None = Field(default=None, max_length=200)
+
+
+disclosures = APIRouter(prefix="/v1", tags=["disclosures"], responses=_ERRORS)
+
+
+@disclosures.post(
+    "/disclosure-policies", summary="a disclosure policy: personal fields, legal basis, its cases (admin)"
+)
+async def create_policy(services: ServicesDep, key: AdminKey, body: PolicyIn) -> Response:
+    from sanctions.disclosure import create_policy as create_policy_
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: create_policy_(
+                s,
+                actor,
+                name=body.name,
+                personal_fields=body.personal_fields,
+                legal_basis=body.legal_basis,
+                case_ids=body.case_ids,
+            ),
+        )
+    )
+
+
+@disclosures.post("/disclosures", summary="publish closed shops on the public list (admin)")
+async def publish_disclosures(
+    services: ServicesDep, key: AdminKey, body: DisclosureIn, idempotency_key: IdemKey = None
+) -> Response:
+    from sanctions.disclosure import publish_disclosures as publish_
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: publish_(
+                s, actor, basis=body.basis, case_ids=body.case_ids, policy=body.policy, idempotency_key=idempotency_key
+            ),
+        )
+    )
+
+
 public = APIRouter(prefix="/v1/public", tags=["public"], responses={404: {"model": ErrorBody}})
 
 
@@ -331,4 +388,5 @@ def mount(app: FastAPI) -> None:
     app.include_router(cases)
     app.include_router(storefront)
     app.include_router(campaigns)
+    app.include_router(disclosures)
     app.include_router(public)

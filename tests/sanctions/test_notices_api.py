@@ -123,3 +123,26 @@ def test_a_claim_link_confirms_or_disputes_once_and_refuses_clearly(served: Serv
         other = notices.claim_link(s, claims["B2"], "B1")
         s.commit()
     assert public.get(other).status_code == 403
+
+
+def test_a_legal_basis_discloses_personal_fields_only_for_the_cases_it_names(served: Served) -> None:
+    scorer, reviewer, admin, public = (served.client(r) for r in ("scorer", "reviewer", "admin", None))
+    scorer.post("/v1/cases/routing", json=scores({"S1": 0.9, "S2": 0.9}))
+    named = decide(reviewer, "S1", "close", evidence=PROOF)["case_id"]
+    decide(reviewer, "S2", "close", evidence=PROOF)
+    refused = admin.post(
+        "/v1/disclosure-policies", json={"name": "court", "personal_fields": ["owner_phone"], "legal_basis": "order"}
+    )
+    assert refused.status_code == 409 and "cases its legal basis is for" in refused.json()["message"]
+    policy = {
+        "name": "court-order-17",
+        "personal_fields": ["owner_phone"],
+        "legal_basis": "Court order (2026) Zhe 01 No. 17, against the keeper of S1",
+        "case_ids": [named],
+    }
+    assert admin.post("/v1/disclosure-policies", json=policy).json()["case_ids"] == [named]
+    batch = admin.post("/v1/disclosures", json={"basis": "court order 17", "policy": "court-order-17"})
+    assert len(batch.json()["published"]) == 2
+    entries = {e["shop_id"]: e for e in public.get("/v1/public/closed-shops").json()}
+    assert entries["S1"]["personal"]["owner_phone"] == "138-S1" and entries["S1"]["policy"] == "court-order-17"
+    assert set(entries["S2"]["personal"].values()) == {"***"} and entries["S2"]["policy"] == "default"

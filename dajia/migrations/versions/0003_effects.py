@@ -1,5 +1,5 @@
 """Issue 17: the storefront feed (one row per visibility change of a shop) and the workflow's signing
-secrets (the consumers' claim links).
+secrets (the consumers' claim links), and the cases a disclosure policy's legal basis is for.
 
 Revision ID: 0003_effects
 Revises: 0002
@@ -39,9 +39,13 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_workflow_secrets")),
     )
+    with op.batch_alter_table("disclosure_policies", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("case_ids", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("disclosure_policies", schema=None) as batch_op:
+        batch_op.drop_column("case_ids")
     op.drop_table("workflow_secrets")
     with op.batch_alter_table("storefront_changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_storefront_changes_shop_id"))
