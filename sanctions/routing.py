@@ -343,7 +343,7 @@ def _score_evidence(s: ScoredShop) -> dict[str, Any]:
         "kind": "score",
         "ref": f"{s.model_name}:{s.model_version}",
         "detail": f"score {float(s.score):.4f} at or above the suspected threshold {float(s.suspected_threshold):.4f}",
-        "data": {"score": float(s.score), "tier": s.tier, "reasons": list(s.reasons)},
+        "data": {"score": float(s.score), "tier": s.tier, "reasons": list(s.reasons), "source": s.source},
     }
 
 

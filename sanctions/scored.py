@@ -23,6 +23,9 @@ class ScoredShop:
     model_version: str
     reasons: list[str] = field(default_factory=list)
     suspected_threshold: float = 0.5
+    #: where the scored data came from: ``sweep`` (a scores file), ``marketplace`` (the scoring API by
+    #: id, or records of a shop the marketplace knows, rescored on its data), ``inline`` (a caller's records)
+    source: str = "sweep"
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:
