@@ -301,10 +301,13 @@ class OutboxMessage(Base):
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    #: pending | delivered
+    #: pending | delivered | dead (gave up after the retry policy's attempts; see ``outbox.Retry``)
     status: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: after a failed send: not tried again before this (exponential backoff)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class IdempotencyKey(Base):

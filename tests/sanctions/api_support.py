@@ -31,6 +31,8 @@ class Served(ThreadedServer):
     """The app over the test's store (no model: the registry address refuses), and that store's engine."""
 
     engine: Engine = field(kw_only=True)
+    #: where the service's outbox dispatcher files what it delivers
+    outbox: Path = field(kw_only=True)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -74,10 +76,17 @@ def served(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.Monk
     settings = Settings(home=tmp_path, DATABASE_URL=db_url, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    options = ServeOptions(poll_seconds=3600, registry_timeout_seconds=2, auth_cache_seconds=0.5, cache_dir=tmp_path)
+    options = ServeOptions(
+        poll_seconds=3600,
+        registry_timeout_seconds=2,
+        auth_cache_seconds=0.5,
+        cache_dir=tmp_path,
+        outbox_seconds=0.2,
+        outbox_dir=tmp_path / "outbox",
+    )
     app = create_app(settings, options)
     base_url, server, thread = serve_in_thread(app, "effects-api", log_level="warning")
-    s = Served(base_url, keys, app, server, thread, engine=engine)
+    s = Served(base_url, keys, app, server, thread, engine=engine, outbox=tmp_path / "outbox")
     try:
         yield s
     finally:

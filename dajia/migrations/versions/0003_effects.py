@@ -1,5 +1,6 @@
 """Issue 17: the storefront feed (one row per visibility change of a shop) and the workflow's signing
-secrets (the consumers' claim links), and the cases a disclosure policy's legal basis is for.
+secrets (the consumers' claim links), the cases a disclosure policy's legal basis is for, and the outbox's retry
+bookkeeping (next attempt, last error; status ``dead`` after the last attempt).
 
 Revision ID: 0003_effects
 Revises: 0002
@@ -41,9 +42,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("disclosure_policies", schema=None) as batch_op:
         batch_op.add_column(sa.Column("case_ids", sa.JSON(), nullable=True))
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("next_attempt_at", sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column("last_error", sa.Text(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("last_error")
+        batch_op.drop_column("next_attempt_at")
     with op.batch_alter_table("disclosure_policies", schema=None) as batch_op:
         batch_op.drop_column("case_ids")
     op.drop_table("workflow_secrets")
