@@ -130,6 +130,24 @@ def store_footprint(session: Session) -> dict[str, int]:
     return n
 
 
+def write_public_outputs(session: Session, out: Path, campaign_id: int) -> int:
+    """Render every public output of the run into ``out`` from the store as it is now (so a reversal
+    since is reflected: the announcement as corrected, the disclosure list without withdrawn entries,
+    the corrections, the storefront feed); returns the storefront feed's length."""
+    from sanctions.public import announcement, closed_shops, corrections
+
+    current = announcement(session, campaign_id)
+    atomic.write_text(out / "announcement.html", current.html)
+    atomic.write_text(
+        out / "announcement.json", json.dumps(current.announcement, indent=2, ensure_ascii=False, default=str)
+    )
+    entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
+    atomic.write_text(out / "closed-shops.json", json.dumps(entries, indent=2, ensure_ascii=False))
+    fixes = [c.model_dump(mode="json") for c in corrections(session)]
+    atomic.write_text(out / "corrections.json", json.dumps(fixes, indent=2, ensure_ascii=False))
+    return export_storefront_changes(session, out / "storefront-changes.jsonl")
+
+
 def export_storefront_changes(session: Session, path: Path) -> int:
     """The whole storefront feed as JSON lines (one visibility change a line, in feed order); returns the count."""
     from sanctions.storefront import changes
@@ -364,9 +382,7 @@ class Crackdown:
 
         Each message is marked delivered right after it is filed and the mailbox files a dedupe_key
         once, so a run killed here and resumed files every message exactly once."""
-        from sanctions.campaigns import campaign_html
         from sanctions.outbox import FileMailbox, counts, deliver
-        from sanctions.public import closed_shops
 
         out = self.folder.published
         delivered = 0
@@ -374,15 +390,7 @@ class Crackdown:
             with FileMailbox(out) as mailbox:
                 while n := deliver(session, mailbox, limit=5000):
                     delivered += n
-            campaign_id = int(self._done("campaign")["campaign_id"])
-            atomic.write_text(out / "announcement.html", campaign_html(session, campaign_id))
-            atomic.write_text(
-                out / "announcement.json",
-                json.dumps(self._done("campaign")["announcement"], indent=2, ensure_ascii=False, default=str),
-            )
-            entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
-            atomic.write_text(out / "closed-shops.json", json.dumps(entries, indent=2, ensure_ascii=False))
-            feed = export_storefront_changes(session, out / "storefront-changes.jsonl")
+            feed = write_public_outputs(session, out, int(self._done("campaign")["campaign_id"]))
             by_kind = counts(session)
         return {
             "storefront_changes": feed,

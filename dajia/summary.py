@@ -129,11 +129,7 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                 "audit": {k: v for k, v in done.get("verify", {}).items() if k != "second_routing"},
                 "effects": {
                     "storefront_changes_published": done.get("deliver", {}).get("storefront_changes"),
-                    "notices_by_kind": {
-                        k.split("/", 1)[1]: n
-                        for k, n in outbox.items()
-                        if k.startswith(("notify_buyer/", "notify_seller/"))
-                    },
+                    "notices_by_kind": {k: n for k, n in outbox.items() if k.startswith(NOTICE_KINDS)},
                     "second_routing_of_the_same_scores": done.get("verify", {}).get("second_routing"),
                 },
             }

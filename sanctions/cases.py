@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.settings import Settings, get_settings
-from sanctions import bulk, disclosure, notices, routing, storefront, tx
+from sanctions import bulk, campaigns, disclosure, notices, routing, storefront, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
     PROOF_KINDS,
@@ -771,6 +771,8 @@ def _reverse(ch: tx.Change, case: Case, shop: Shop, reason: str) -> dict[str, An
     )
     for d in withdrawn:
         disclosure.withdraw(ch, d, f"appeal upheld: {reason}")
+    ch.session.flush()
+    campaigns.correct_after_reversal(ch, case.case_id, shop.shop_id, shop.name, disclosed=bool(withdrawn))
     _notify_seller(ch, case, shop, "appeal_upheld", {})
     return {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
 

@@ -351,3 +351,17 @@ class WorkflowSecret(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PublicCorrection(Base):
+    """A public correction: a measure that was announced or disclosed was reversed on appeal."""
+
+    __tablename__ = "public_corrections"
+
+    correction_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True, unique=True)
+    shop_id: Mapped[str] = mapped_column(String(64))
+    shop_name: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    campaign_ids: Mapped[list[int]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(DateTime)

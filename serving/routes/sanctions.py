@@ -345,6 +345,13 @@ async def announcement(services: ServicesDep, campaign_id: CampaignId) -> Respon
     return _present(await _in_session(services, lambda s: announcement_(s, campaign_id)))
 
 
+@public.get("/corrections", summary="public corrections of measures reversed on appeal (no key needed)")
+async def corrections(services: ServicesDep) -> Response:
+    from sanctions.public import corrections as corrections_
+
+    return _present(await _in_session(services, corrections_))
+
+
 @public.get("/closed-shops", summary="the disclosed list of closed shops, personal fields masked (no key needed)")
 async def closed_shops(
     services: ServicesDep,

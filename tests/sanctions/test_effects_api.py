@@ -160,3 +160,47 @@ def test_the_storefront_follows_every_measure_and_its_feed_is_ordered_and_resuma
     assert public.get("/v1/storefront/changes", params={"after": whole["next"]}).json()["changes"] == []
     bad = public.get("/v1/storefront/changes", params={"after": "yesterday"})
     assert bad.status_code == 400 and "after" in bad.text
+
+
+def test_a_reversed_shop_appears_in_no_public_output_except_its_correction(served: Served) -> None:
+    scorer, reviewer, admin, public = (served.client(r) for r in ("scorer", "reviewer", "admin", None))
+    scorer.post("/v1/cases/routing", json=scores({"S1": 0.9, "S2": 0.9}))
+    cleared = decide(reviewer, "S1", "close", evidence=PROOF)["case_id"]
+    decide(reviewer, "S2", "close", evidence=PROOF)
+    campaign = reviewer.post("/v1/campaigns", json={"title": "打假 2026"}).json()["campaign_id"]
+    admin.post(f"/v1/campaigns/{campaign}/approval")
+    admin.post(f"/v1/campaigns/{campaign}/publication")
+    admin.post("/v1/disclosures", json={"basis": "board decision 7"})
+
+    def outputs() -> dict[str, str]:
+        return {
+            "announcements": public.get("/v1/public/announcements").text,
+            "announcement": public.get(f"/v1/public/announcements/{campaign}").text,
+            "closed-shops": public.get("/v1/public/closed-shops").text,
+            "corrections": public.get("/v1/public/corrections").text,
+        }
+
+    def names(text: str, shop: str) -> bool:
+        return f'"{shop}"' in text or f"Shop {shop} " in text or f"({shop}," in text
+
+    before = outputs()
+    assert all(names(before[k], "S1") for k in ("announcements", "announcement", "closed-shops"))
+    assert before["corrections"] == "[]"
+    with served.session() as s:
+        cases.appeal(s, cleared, seller("S1"), reason="the test buy was of another shop's parcel")
+    upheld = reviewer.post(f"/v1/cases/{cleared}/appeal-decisions", json={"uphold": True, "reason": "parcel mix-up"})
+    assert upheld.json()["disclosures_withdrawn"] == 1
+
+    after = outputs()
+    for name in ("announcements", "announcement", "closed-shops"):
+        assert not names(after[name], "S1"), name  # gone from every public output...
+        assert names(after[name], "S2"), name  # ...while the other closure stands
+    (correction,) = public.get("/v1/public/corrections").json()  # ...except its correction
+    assert correction["shop_id"] == "S1" and correction["campaign_ids"] == [campaign]
+    assert "reversed on appeal" in correction["text"]
+    announced = public.get(f"/v1/public/announcements/{campaign}").json()
+    assert announced["announcement"]["totals"]["shops_closed"] == 1
+    assert announced["announcement"]["measures_reversed"] == 1 and "Corrected" in announced["html"]
+    # the storefront feed carries the reversal: the shop is visible again
+    last = public.get("/v1/storefront/changes").json()["changes"][-1]
+    assert (last["shop_id"], last["state"], last["action"]) == ("S1", "visible", "reversed")
