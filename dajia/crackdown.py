@@ -296,7 +296,8 @@ class Crackdown:
         mp = load_marketplace(self.folder.data)
         with _session(self.settings) as session:
             imported = import_marketplace(session, mp, detect_evasion=False)
-        routed = route_scores(self.settings, self.folder.scores)
+        # one clock: the cases open on the run's simulated clock, before the reviewers decide them (day 1)
+        routed = route_scores(self.settings, self.folder.scores, now=self._day(0))
         routed.pop("opened_case_ids", None)
         return {"imported": imported.model_dump(exclude={"new_shop_ids"}), "routed": routed}
 
@@ -407,7 +408,7 @@ class Crackdown:
 
         with _session(self.settings) as session:
             before = store_footprint(session)
-        again = route_scores(self.settings, self.folder.scores)
+        again = route_scores(self.settings, self.folder.scores, now=self._day(0))
         with _session(self.settings) as session:
             after = store_footprint(session)
             report = verify_chain(session)

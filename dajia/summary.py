@@ -130,6 +130,9 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                 "effects": {
                     "storefront_changes_published": done.get("deliver", {}).get("storefront_changes"),
                     "notices_by_kind": {k: n for k, n in outbox.items() if k.startswith(NOTICE_KINDS)},
+                    "claims_confirmed_through_links_by_simulated_consumers": done.get("compensate", {}).get(
+                        "claims_confirmed_via_links"
+                    ),
                     "second_routing_of_the_same_scores": done.get("verify", {}).get("second_routing"),
                 },
             }

@@ -79,16 +79,26 @@ def _spent(claim: Claim) -> None:
         raise notices.LinkRefused(f"claim {claim.claim_id} was voided (the measure was reversed on appeal)", 409)
 
 
-def confirm(session: Session, token: str) -> ClaimResult:
-    """The buyer confirms receiving the payment (the last confirmation lifts the ban)."""
+def confirm(
+    session: Session,
+    token: str,
+    *,
+    simulated: bool = False,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> ClaimResult:
+    """The buyer confirms receiving the payment (the last confirmation lifts the ban). ``simulated``
+    marks the demo's stand-in consumer (recorded on the event and the audit entry)."""
     claim, _ = _claim(session, token)
-    _spent(claim)
-    claim_id, buyer = claim.claim_id, claim.buyer_id
-    if claim.status != ClaimStatus.PAID:
-        session.rollback()
-        raise InvalidTransition(f"claim {claim_id} is {claim.status}: the shop has not recorded a payment yet")
+    claim_id, buyer, status = claim.claim_id, claim.buyer_id, claim.status
+    if idempotency_key is None or status != ClaimStatus.CONFIRMED:  # a keyed retry gets its first answer
+        _spent(claim)
+        if status != ClaimStatus.PAID:
+            session.rollback()
+            raise InvalidTransition(f"claim {claim_id} is {status}: the shop has not recorded a payment yet")
     session.rollback()
-    return cases.confirm_claim(session, claim_id, Actor(buyer, Role.CONSUMER))
+    who = Actor(buyer, Role.CONSUMER, simulated=simulated)
+    return cases.confirm_claim(session, claim_id, who, idempotency_key=idempotency_key, now=now)
 
 
 def dispute(session: Session, token: str) -> ClaimResult:

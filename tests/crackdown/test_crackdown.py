@@ -69,6 +69,21 @@ def test_issue17_effects_are_in_the_summary_and_published(run: tuple[Settings, R
     assert (second["opened"], second["rescored"], second["changes"], second["rows_changed"]) == (0, 0, 0, {})
     assert second["kept_decided"] > 0
     assert (folder.published / "corrections.json").exists()
+    confirmed = summary["step2_compensate"]["claims_by_status"]["confirmed"]["claims"]
+    settings, _, _ = run
+    engine = open_store(settings.resolved_database_url)
+    try:
+        with Session(engine) as s:  # one clock: no case event precedes its case's opening
+            early = s.execute(
+                select(func.count())
+                .select_from(CaseEvent)
+                .join(Case, Case.case_id == CaseEvent.case_id)
+                .where(CaseEvent.at < Case.opened_at)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert early == 0
+    assert effects["claims_confirmed_through_links_by_simulated_consumers"] == confirmed > 0
 
 
 def test_summary_matches_the_database(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
