@@ -386,9 +386,13 @@ def test_inline_records_for_a_known_shop_are_routed_on_the_marketplace_data(
     cases record where their data came from."""
     from marketplace.records import records_from_frames
 
-    suspected = [k for k, v in all_scores.items() if v["tier"] == "suspected"]
-    honest = [k for k, v in all_scores.items() if v["tier"] == "low"]
-    counterfeit, victim = suspected[-1], honest[-1]
+    reviewer = api.client("reviewer")
+
+    def untouched(shop_id: str) -> bool:  # no case yet (other tests of the session may have routed it)
+        return reviewer.get("/v1/cases", params={"shop_id": shop_id}).json() == []
+
+    counterfeit = next(k for k, v in reversed(all_scores.items()) if v["tier"] == "suspected" and untouched(k))
+    victim = next(k for k, v in reversed(all_scores.items()) if v["tier"] == "low" and untouched(k))
     frames = {name: market.table(name) for name in market.table_names()}
     (record,) = records_from_frames(frames, [counterfeit])
     invented = json.loads(json.dumps(record.model_dump(mode="json")).replace(counterfeit, victim))
@@ -398,7 +402,7 @@ def test_inline_records_for_a_known_shop_are_routed_on_the_marketplace_data(
     (got,) = r.json()["results"]
     assert got["shop_id"] == victim and got["tier"] == "suspected"  # the invented data looks counterfeit
     assert got["case"] is None  # but the marketplace's data of that shop is low: no case, nothing frozen
-    assert api.client("reviewer").get("/v1/cases", params={"shop_id": victim}).json() == []
+    assert untouched(victim)
     # the counterfeit shop's own records: routed on the marketplace's data, and the case says so
     own = api.client("scorer").post(
         "/v1/scores", json={"records": [record.model_dump(mode="json")], "as_of": as_of, "route": True}
