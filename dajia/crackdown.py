@@ -132,6 +132,52 @@ class RunFolder:
         return state
 
 
+def store_footprint(session: Session) -> dict[str, int]:
+    """Row counts of everything a workflow change writes, the sum of case versions and the frozen
+    listings: equal before and after a re-run that changed nothing."""
+    from sanctions.models import AuditEntry, Case, CaseEvent, Claim, Listing, OutboxMessage, StorefrontChange
+
+    n = {
+        str(t.__tablename__): int(session.execute(select(func.count()).select_from(t)).scalar_one())
+        for t in (Case, CaseEvent, Claim, OutboxMessage, AuditEntry, StorefrontChange)
+    }
+    n["case_versions"] = int(session.execute(select(func.coalesce(func.sum(Case.version), 0))).scalar_one())
+    n["frozen_listings"] = int(session.execute(select(func.count()).where(Listing.frozen.is_(True))).scalar_one())
+    session.rollback()
+    return n
+
+
+def write_public_outputs(session: Session, out: Path, campaign_id: int) -> int:
+    """Render every public output of the run into ``out`` from the store as it is now (so a reversal
+    since is reflected: the announcement as corrected, the disclosure list without withdrawn entries,
+    the corrections, the storefront feed); returns the storefront feed's length."""
+    from sanctions.public import announcement, closed_shops, corrections
+
+    current = announcement(session, campaign_id)
+    atomic.write_text(out / "announcement.html", current.html)
+    atomic.write_text(
+        out / "announcement.json", json.dumps(current.announcement, indent=2, ensure_ascii=False, default=str)
+    )
+    entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
+    atomic.write_text(out / "closed-shops.json", json.dumps(entries, indent=2, ensure_ascii=False))
+    fixes = [c.model_dump(mode="json") for c in corrections(session)]
+    atomic.write_text(out / "corrections.json", json.dumps(fixes, indent=2, ensure_ascii=False))
+    return export_storefront_changes(session, out / "storefront-changes.jsonl")
+
+
+def export_storefront_changes(session: Session, path: Path) -> int:
+    """The whole storefront feed as JSON lines (one visibility change a line, in feed order); returns the count."""
+    from sanctions.storefront import changes
+
+    lines: list[str] = []
+    after = ""
+    while page := changes(session, after=after, limit=5000).changes:
+        lines += [json.dumps(c.model_dump(mode="json"), ensure_ascii=False) for c in page]
+        after = page[-1].cursor
+    atomic.write_text(path, "".join(line + "\n" for line in lines))
+    return len(lines)
+
+
 def run_settings(base: Settings, folder: RunFolder) -> Settings:
     """The run's settings: its own home folder; DATABASE_URL / MLFLOW_TRACKING_URI still win."""
     return base.model_copy(update={"home": folder.root})
@@ -413,9 +459,7 @@ class Crackdown:
         once, so a run killed here and resumed files every message exactly once. The mailbox fsyncs each
         line before the mark commits (``fsync=True``, ~0.5 ms a message): a power cut loses no message
         the store already counts as delivered."""
-        from sanctions.campaigns import campaign_html
         from sanctions.outbox import FileMailbox, counts, deliver
-        from sanctions.public import closed_shops
 
         out = self.folder.published
         delivered = 0
@@ -423,16 +467,10 @@ class Crackdown:
             with FileMailbox(out, fsync=True) as mailbox:
                 while n := deliver(session, mailbox, limit=5000):
                     delivered += n
-            campaign_id = int(self._done("campaign")["campaign_id"])
-            atomic.write_text(out / "announcement.html", campaign_html(session, campaign_id))
-            atomic.write_text(
-                out / "announcement.json",
-                json.dumps(self._done("campaign")["announcement"], indent=2, ensure_ascii=False, default=str),
-            )
-            entries = [e.model_dump(mode="json") for e in closed_shops(session, limit=1_000_000)]
-            atomic.write_text(out / "closed-shops.json", json.dumps(entries, indent=2, ensure_ascii=False))
+            feed = write_public_outputs(session, out, int(self._done("campaign")["campaign_id"]))
             by_kind = counts(session)
         return {
+            "storefront_changes": feed,
             "delivered": delivered,
             "resent_absorbed": mailbox.duplicates,
             "outbox": by_kind,
@@ -440,13 +478,29 @@ class Crackdown:
         }
 
     def step_verify(self) -> dict[str, Any]:
+        """The audit chain, then the re-run rule: routing the same scores again must change nothing."""
+        from dajia.sweep import route_scores
         from sanctions.audit import verify_chain
 
         with _session(self.settings) as session:
+            before = store_footprint(session)
+        again = route_scores(self.settings, self.folder.scores, now=self._day(0))
+        with _session(self.settings) as session:
+            after = store_footprint(session)
             report = verify_chain(session)
         if not report.ok:
             raise DajiaError(f"audit chain broken at entry {report.first_bad_seq}: {report.problem}")
-        return report.as_dict()
+        changed = {k: after[k] - before[k] for k in before if after[k] != before[k]}
+        return {
+            **report.as_dict(),
+            "second_routing": {
+                "opened": again["opened"],
+                "rescored": again["rescored"],
+                "kept_decided": again["kept_decided"],
+                "rows_changed": changed,
+                "changes": again["opened"] + again["rescored"] + sum(abs(v) for v in changed.values()),
+            },
+        }
 
     # -- summary ------------------------------------------------------------------------------------
     def summary(self) -> dict[str, Any]:

@@ -43,7 +43,9 @@ from sqlalchemy.orm import Session
 
 from core.errors import DajiaError
 from sanctions import cases as wf
-from sanctions.models import Case, Claim, Shop
+from sanctions.consumer import confirm as confirm_by_link
+from sanctions.models import Case, Claim, OutboxMessage, Shop
+from sanctions.notices import LINK_PATH
 from sanctions.schemas import Evidence
 from sanctions.workflow import Actor, CaseStatus, Role
 
@@ -76,11 +78,6 @@ class SimulationRates:
 def _seller(shopkeeper_id: str) -> Actor:
     """The shop's keeper (the workflow lets only the shopkeeper act for a shop), simulated."""
     return Actor(shopkeeper_id, Role.SELLER, simulated=True)
-
-
-def _consumer(buyer_id: str) -> Actor:
-    """The claim's buyer (only the buyer confirms their own claim), simulated."""
-    return Actor(buyer_id, Role.CONSUMER, simulated=True)
 
 
 Progress = Callable[[int, int], None]
@@ -154,6 +151,15 @@ def decide_cases(
     return out
 
 
+def _link_token(session: Session, claim_id: int) -> str:
+    """The token of the link in claim ``claim_id``'s notice (what the consumer received)."""
+    payload = session.execute(
+        select(OutboxMessage.payload).where(OutboxMessage.dedupe_key == f"claim:{claim_id}:created")
+    ).scalar_one()
+    session.rollback()
+    return str(payload["link"]).removeprefix(LINK_PATH)
+
+
 def settle_claims(
     session: Session,
     truth: pd.DataFrame,
@@ -171,7 +177,14 @@ def settle_claims(
         .where(Case.status == CaseStatus.BANNED)
         .order_by(Case.case_id)
     ).all()
-    out = {"sellers_paid": 0, "sellers_refused": 0, "sellers_ignored": 0, "claims_paid": 0, "claims_confirmed": 0}
+    out = {
+        "sellers_paid": 0,
+        "sellers_refused": 0,
+        "sellers_ignored": 0,
+        "claims_paid": 0,
+        "claims_confirmed": 0,
+        "claims_confirmed_via_links": 0,
+    }
     for i, (case_id, shop_id, keeper) in enumerate(banned):
         if str(shop_id) in honest:
             continue  # a wrongly banned honest seller appeals instead (see appeals)
@@ -186,10 +199,12 @@ def settle_claims(
             out["sellers_ignored"] += 1
             continue
         out["sellers_paid"] += 1
-        claims = session.execute(
-            select(Claim.claim_id, Claim.buyer_id).where(Claim.case_id == case_id, Claim.status == "owed")
-        ).all()
-        for claim_id, buyer_id in claims:
+        claims = (
+            session.execute(select(Claim.claim_id).where(Claim.case_id == case_id, Claim.status == "owed"))
+            .scalars()
+            .all()
+        )
+        for claim_id in claims:
             paid_at = now + timedelta(days=int(rng.integers(2, max(3, deadline_days - 5))))
             wf.record_payment(
                 session,
@@ -201,14 +216,16 @@ def settle_claims(
             )
             out["claims_paid"] += 1
             if rng.random() < rates.consumer_confirm_rate:
-                wf.confirm_claim(
+                # the consumer follows the link in their notice (no account), as a real one would
+                confirm_by_link(
                     session,
-                    claim_id,
-                    _consumer(buyer_id),
+                    _link_token(session, claim_id),
+                    simulated=True,
                     idempotency_key=f"sim-confirm-{claim_id}",
                     now=paid_at + timedelta(days=1),
                 )
                 out["claims_confirmed"] += 1
+                out["claims_confirmed_via_links"] += 1
         if progress is not None:
             progress(i + 1, len(banned))
     escalated = wf.escalate_overdue(session, now=now + timedelta(days=deadline_days + 1))

@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from dajia.crackdown import RunFolder
 
 
+#: outbox kinds that are notices to a person (buyer or seller), reported by kind/topic
+NOTICE_KINDS = ("notify_buyer/", "notify_seller/")
+
+
 def _fen(v: Any) -> float:
     return round(int(v or 0) / 100.0, 2)
 
@@ -90,6 +94,7 @@ def where_to_look(settings: Settings, folder: RunFolder) -> dict[str, Any]:
         "mlflow_server": tracking if server else None,
         "announcement": str(folder.published / "announcement.html"),
         "disclosure_list": str(folder.published / "closed-shops.json"),
+        "storefront_feed": str(folder.published / "storefront-changes.jsonl"),
         "summary": str(folder.root / "summary.json"),
         "env": "export " + " ".join(env),
         "dajia": dajia,
@@ -246,7 +251,15 @@ def crackdown_summary(settings: Settings, folder: RunFolder, state: dict[str, An
                     "cases_opened": origins.get("ban_evasion", 0),
                     "shops_closed": evasion_closed,
                 },
-                "audit": done.get("verify", {}),
+                "audit": {k: v for k, v in done.get("verify", {}).items() if k != "second_routing"},
+                "effects": {
+                    "storefront_changes_published": done.get("deliver", {}).get("storefront_changes"),
+                    "notices_by_kind": {k: n for k, n in outbox.items() if k.startswith(NOTICE_KINDS)},
+                    "claims_confirmed_through_links_by_simulated_consumers": done.get("compensate", {}).get(
+                        "claims_confirmed_via_links"
+                    ),
+                    "second_routing_of_the_same_scores": done.get("verify", {}).get("second_routing"),
+                },
                 "queue": queue,
             }
     finally:

@@ -9,6 +9,7 @@ idempotent (one open case per shop), so a rerun after a crash opens no case twic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,11 @@ def scores_frame(scored: pd.DataFrame, champion: ChampionModel, when: pd.Timesta
     )
 
 
-def route_scores(settings: Settings, scores: Path, *, tier: str = "suspected") -> dict[str, Any]:
-    """Open (or rescore) a case for every shop in ``scores`` at or above ``tier``; idempotent."""
+def route_scores(
+    settings: Settings, scores: Path, *, tier: str = "suspected", now: datetime | None = None
+) -> dict[str, Any]:
+    """Open (or rescore) a case for every shop in ``scores`` at or above ``tier``; idempotent. ``now``:
+    the clock of the routing (default the wall clock; the crackdown passes its simulated one)."""
     from sqlalchemy.orm import Session
 
     from dajia.cli_support import read_scores
@@ -84,7 +88,7 @@ def route_scores(settings: Settings, scores: Path, *, tier: str = "suspected") -
     engine = open_store(settings.resolved_database_url)
     try:
         with Session(engine, expire_on_commit=False) as session:
-            report = route_scored(session, read_scores(scores), tier=tier)
+            report = route_scored(session, read_scores(scores), tier=tier, now=now)
     finally:
         engine.dispose()
     return report.model_dump()

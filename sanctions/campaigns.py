@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidTransition, NotFound
 from sanctions import checkpoint, tx
-from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, Shop
+from sanctions.models import Campaign, CampaignCase, Case, Claim, OutboxMessage, PublicCorrection, Shop
 from sanctions.workflow import (
     CAMPAIGNS,
     Actor,
@@ -252,6 +252,66 @@ def render_announcement_html(announcement: dict[str, Any], published_at: datetim
     from sanctions.templates import environment
 
     return environment().get_template("announcement.html").render(a=announcement, published_at=published_at)
+
+
+def correct_after_reversal(ch: tx.Change, case_id: int, shop_id: str, shop_name: str, *, disclosed: bool) -> bool:
+    """After a measure was reversed on appeal: every published announcement that counted the case is
+    rebuilt without it (JSON and HTML, marked corrected), and, if the shop was publicly named (in an
+    announcement or the disclosure list), a public correction is published (``public_corrections``,
+    outbox ``publication``/``correction``). Returns whether a correction was published."""
+    session = ch.session
+    published = list(
+        session.execute(
+            select(Campaign)
+            .join(CampaignCase, CampaignCase.campaign_id == Campaign.campaign_id)
+            .where(CampaignCase.case_id == case_id, Campaign.status == CampaignStatus.PUBLISHED)
+            .order_by(Campaign.campaign_id)
+        ).scalars()
+    )
+    named = disclosed
+    for c in published:
+        listed: list[dict[str, Any]] = list((c.announcement or {}).get("closed_shops") or [])  # type: ignore[call-overload]
+        named = named or any(r.get("shop_id") == shop_id for r in listed)
+        rows = session.execute(
+            select(CampaignCase.case_id, Case.status)
+            .join(Case, Case.case_id == CampaignCase.case_id)
+            .where(CampaignCase.campaign_id == c.campaign_id)
+        ).all()
+        standing = [cid for cid, status in rows if status != CaseStatus.REVERSED]
+        announcement = build_announcement(session, c, standing)
+        announcement["corrected_at"] = ch.now.isoformat(timespec="seconds")
+        announcement["measures_reversed"] = len(rows) - len(standing)
+        assert c.published_at is not None
+        c.announcement = announcement
+        c.html = render_announcement_html(announcement, c.published_at)
+        ch.audit("campaign.correct", "campaign", c.campaign_id, {"case_id": case_id, "totals": announcement["totals"]})
+    if not named:
+        return False
+    text = (
+        f"Correction: the measure against shop {shop_name} ({shop_id}) was reversed on appeal on "
+        f"{ch.now.date().isoformat()}. The shop was restored and is no longer listed as a closed shop."
+    )
+    session.add(
+        PublicCorrection(
+            case_id=case_id,
+            shop_id=shop_id,
+            shop_name=shop_name,
+            text=text,
+            campaign_ids=[c.campaign_id for c in published],
+            published_at=ch.now,
+        )
+    )
+    ch.outbox(
+        dedupe_key=f"case:{case_id}:correction",
+        kind="publication",
+        recipient="public",
+        topic="correction",
+        payload={"case_id": case_id, "shop_id": shop_id, "text": text},
+    )
+    ch.audit(
+        "correction.publish", "case", case_id, {"shop_id": shop_id, "campaigns": [c.campaign_id for c in published]}
+    )
+    return True
 
 
 WARNING_TEXT = (

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.settings import Settings, get_settings
-from sanctions import bulk, disclosure, tx
+from sanctions import bulk, campaigns, disclosure, notices, routing, storefront, tx
 from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
     PROOF_KINDS,
@@ -38,6 +38,7 @@ from sanctions.workflow import (
     LIVE_DISCLOSURES,
     OUTSTANDING_CLAIMS,
     SYSTEM,
+    UNPAID_CLAIMS,
     Action,
     Actor,
     CaseStatus,
@@ -205,15 +206,22 @@ def _notify_seller(ch: tx.Change, case: Case, shop: Shop, topic: str, detail: di
     )
 
 
-def _close(ch: tx.Change, case: Case, shop: Shop) -> None:
-    """Step 1's effect: shop closed, page and listings withdrawn, data kept frozen."""
+def _close(ch: tx.Change, case: Case, shop: Shop, *, why: str = "close") -> None:
+    """Step 1's effect: shop closed, page and listings withdrawn, data kept frozen, the buyers told
+    (``why``: close, refuse or escalate); and, whatever path closed it, shops linked to it are
+    checked for ban evasion in the same transaction."""
     _set_shop_status(ch, shop, "closed")
     n = _set_listings(ch.session, shop.shop_id, frozen=True, withdrawn=True)
     case.measure = "close"
     case.decided_at = case.decided_at or ch.now
     case.ended_at = ch.now
     ch.audit("listings.withdraw", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
+    storefront.record_change(ch, shop.shop_id, storefront.REMOVED, case.case_id, "closed")
     _notify_seller(ch, case, shop, "shop_closed", {"measure": "close"})
+    proofs = sorted({str(e.get("kind")) for e in case.evidence or [] if e.get("kind") in PROOF_KINDS})
+    _notify_buyers_of_closure(ch, case, shop, notices.public_reason(why, proofs), CompensationRules.from_settings())
+    ch.session.flush()
+    routing.evasion_after_closure(ch, [shop.shop_id])
 
 
 def _end_case_restoring(ch: tx.Change, case: Case, shop: Shop) -> None:
@@ -222,6 +230,7 @@ def _end_case_restoring(ch: tx.Change, case: Case, shop: Shop) -> None:
     n = _set_listings(ch.session, shop.shop_id, frozen=False, withdrawn=False)
     case.ended_at = ch.now
     ch.audit("listings.restore", "shop", shop.shop_id, {"listings": n, "case_id": case.case_id})
+    storefront.record_change(ch, shop.shop_id, storefront.VISIBLE, case.case_id, str(case.status))
 
 
 def _result(case: Case, shop: Shop, old: str, action: Action, new: str | None = None, **extra: Any) -> TransitionResult:
@@ -293,13 +302,9 @@ def _create_claims(
             kind="notify_buyer",
             recipient=row["buyer_id"],
             topic="compensation_owed",
-            payload={
-                "claim_id": int(claim_id),
-                "shop_id": shop.shop_id,
-                "shop_name": shop.name,
-                "amount": row["amount_fen"] / 100,
-                "deadline_at": deadline.isoformat(),
-            },
+            payload=_buyer_notice(
+                ch, case, shop, "ban", notices.public_reason("ban"), row["order_ids"], {**row, "claim_id": claim_id}
+            ),
         )
         ch.audit(
             "claim.create",
@@ -308,6 +313,84 @@ def _create_claims(
             {"case_id": case.case_id, "buyer_id": row["buyer_id"], "fen": row["amount_fen"]},
         )
     return rows
+
+
+def _owed(claim: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "claim_id": int(claim["claim_id"]),
+        "amount": claim["amount_fen"] / 100,
+        "refund": claim["refund_fen"] / 100,
+        "punitive": claim["punitive_fen"] / 100,
+        "currency": "CNY",
+    }
+
+
+def _buyer_notice(
+    ch: tx.Change,
+    case: Case,
+    shop: Shop,
+    measure: str,
+    reason: str,
+    order_ids: Sequence[str],
+    claim: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A notice to one affected buyer: the shop (id and name only), the public reason, what they are
+    owed and how to get it, the deadline and their claim link (see ``sanctions.notices``)."""
+    return {
+        "case_id": case.case_id,
+        "shop_id": shop.shop_id,
+        "shop_name": shop.name,
+        "measure": measure,
+        "public_reason": reason,
+        "orders": list(order_ids),
+        "owed": _owed(claim) if claim else None,
+        "how": notices.HOW_TO_CLAIM if claim else notices.NOTHING_OWED,
+        "deadline_at": claim["deadline_at"].isoformat() if claim else None,
+        "link": notices.claim_link(ch.session, int(claim["claim_id"]), claim["buyer_id"]) if claim else None,
+        # kept for receivers of the earlier payload
+        **({"claim_id": int(claim["claim_id"]), "amount": claim["amount_fen"] / 100} if claim else {}),
+    }
+
+
+def _notify_buyers_of_closure(ch: tx.Change, case: Case, shop: Shop, reason: str, rules: CompensationRules) -> int:
+    """Every buyer with an order at the shop in the affected window hears of the closure; those with
+    an outstanding claim of this case get it again with their link."""
+    since = ch.now - timedelta(days=rules.window_days)
+    orders: dict[str, list[str]] = defaultdict(list)
+    for buyer, order_id in ch.session.execute(
+        select(Order.buyer_id, Order.order_id)
+        .where(Order.shop_id == shop.shop_id, Order.ordered_at >= since, Order.ordered_at <= ch.now)
+        .order_by(Order.buyer_id, Order.order_id)
+    ):
+        orders[buyer].append(order_id)
+    claims = {
+        c.buyer_id: c
+        for c in ch.session.execute(
+            select(Claim).where(Claim.case_id == case.case_id, Claim.status.in_(sorted(OUTSTANDING_CLAIMS)))
+        ).scalars()
+    }
+    for buyer in sorted(set(orders) | set(claims)):
+        c = claims.get(buyer)
+        row = None
+        if c is not None:
+            row = {
+                "claim_id": c.claim_id,
+                "buyer_id": c.buyer_id,
+                "amount_fen": c.amount_fen,
+                "refund_fen": c.refund_fen,
+                "punitive_fen": c.punitive_fen,
+                "deadline_at": c.deadline_at,
+            }
+        ch.outbox(
+            dedupe_key=f"case:{case.case_id}:closed:buyer:{buyer}",
+            kind="notify_buyer",
+            recipient=buyer,
+            topic="shop_closed",
+            payload=_buyer_notice(
+                ch, case, shop, "close", reason, orders.get(buyer) or list(c.order_ids if c else []), row
+            ),
+        )
+    return len(set(orders) | set(claims))
 
 
 def _maybe_settle(ch: tx.Change, case: Case, shop: Shop) -> TransitionResult | None:
@@ -389,6 +472,7 @@ def decide(
             _close(ch, case, shop)
         elif act is Action.BAN:
             _set_shop_status(ch, shop, "banned")
+            storefront.record_change(ch, shop.shop_id, storefront.NOT_PURCHASABLE, case.case_id, "banned")
             claims = _create_claims(ch, case, shop, money, suspect_listing_ids)
             extra = {"claims_created": len(claims), "compensation_owed": sum(c["amount_fen"] for c in claims) / 100}
             _notify_seller(ch, case, shop, "shop_banned", {"claims": len(claims), "owed": extra["compensation_owed"]})
@@ -431,14 +515,15 @@ def record_payment(
         shop = _shop(session, claim.shop_id)
         if actor.role is not Role.ADMIN:
             _require_owner(actor, shop)
-        ch.step(CLAIMS, claim, ClaimAction.PAY, what=f"claim {claim_id}")
+        before, _ = ch.step(CLAIMS, claim, ClaimAction.PAY, what=f"claim {claim_id}")
         if case.status not in (CaseStatus.BANNED, CaseStatus.APPEALED_BAN):
             raise InvalidTransition(f"case {case.case_id} is {case.status}; claims are paid while the shop is banned")
         claim.paid_at = ch.now
         claim.payment_ref = payment_ref
         ch.audit("claim.pay", "claim", claim_id, {"case_id": case.case_id, "ref": payment_ref, "fen": claim.amount_fen})
         ch.outbox(
-            dedupe_key=f"claim:{claim_id}:paid",
+            # a payment made again after a dispute is a message of its own
+            dedupe_key=f"claim:{claim_id}:paid" + ("" if before == ClaimStatus.OWED else f":{ch.now.isoformat()}"),
             kind="notify_buyer",
             recipient=claim.buyer_id,
             topic="compensation_paid",
@@ -476,6 +561,39 @@ def confirm_claim(
     return tx.use_case(session, actor, "claim.confirm", request, ClaimResult, work, key=idempotency_key, now=now)
 
 
+def dispute_claim(
+    session: Session,
+    claim_id: int,
+    actor: Actor,
+    *,
+    reason: str = "payment not received",
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> ClaimResult:
+    """The consumer says a claim recorded as paid did not arrive: it is owed again (``disputed``), the
+    shopkeeper is told, and past its deadline it escalates the case like an unpaid claim."""
+
+    def work(ch: tx.Change) -> ClaimResult:
+        claim, case = _lock_claim(session, claim_id)
+        if actor.role is not Role.CONSUMER or actor.actor_id != claim.buyer_id:
+            raise Forbidden(f"only consumer '{claim.buyer_id}' may dispute claim {claim_id}")
+        ch.step(CLAIMS, claim, ClaimAction.DISPUTE, what=f"claim {claim_id}")
+        shop = _shop(session, claim.shop_id)
+        ch.audit("claim.dispute", "claim", claim_id, {"case_id": case.case_id, "reason": reason})
+        paid = claim.paid_at.isoformat() if claim.paid_at else "never"
+        ch.outbox(
+            dedupe_key=f"claim:{claim_id}:disputed:{paid}",  # one per payment disputed
+            kind="notify_seller",
+            recipient=shop.shopkeeper_id,
+            topic="compensation_disputed",
+            payload={"case_id": case.case_id, "shop_id": shop.shop_id, "claim_id": claim_id, "reason": reason},
+        )
+        return _claim_result(claim, case, shop)
+
+    request = {"claim_id": claim_id, "actor": actor.actor_id, "reason": reason}
+    return tx.use_case(session, actor, "claim.dispute", request, ClaimResult, work, key=idempotency_key, now=now)
+
+
 def _lock_claim(session: Session, claim_id: int) -> tuple[Claim, Case]:
     """The claim and its case, both row-locked, case first (the lock order every writer uses).
 
@@ -506,7 +624,7 @@ def refuse_compensation(
         case, shop = _case_and_shop(session, case_id)
         _require_owner(actor, shop)
         old, _ = _transition(ch, case, Action.REFUSE, reason=reason, evidence=[Evidence(kind="refusal", detail=reason)])
-        _close(ch, case, shop)
+        _close(ch, case, shop, why="refuse")
         return _result(case, shop, old, Action.REFUSE)
 
     request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason}
@@ -521,7 +639,7 @@ def _escalate(ch: tx.Change, case_id: int, reason: str, expected_version: int | 
     if case.status == CaseStatus.BANNED:
         overdue = ch.session.execute(
             select(func.count()).where(
-                Claim.case_id == case_id, Claim.status == ClaimStatus.OWED, Claim.deadline_at < ch.now
+                Claim.case_id == case_id, Claim.status.in_(sorted(UNPAID_CLAIMS)), Claim.deadline_at < ch.now
             )
         ).scalar_one()
         if not overdue:
@@ -535,7 +653,7 @@ def _escalate(ch: tx.Change, case_id: int, reason: str, expected_version: int | 
         reason=reason,
         evidence=[Evidence(kind="deadline_missed", detail=f"unpaid claims past deadline at {ch.now.isoformat()}")],
     )
-    _close(ch, case, shop)
+    _close(ch, case, shop, why="escalate")
     return _result(case, shop, old, Action.ESCALATE)
 
 
@@ -572,7 +690,11 @@ def escalate_overdue(session: Session, *, now: datetime | None = None, actor: Ac
         session.execute(
             select(Case.case_id)
             .join(Claim, Claim.case_id == Case.case_id)
-            .where(Case.status == CaseStatus.BANNED, Claim.status == ClaimStatus.OWED, Claim.deadline_at < when)
+            .where(
+                Case.status == CaseStatus.BANNED,
+                Claim.status.in_(sorted(UNPAID_CLAIMS)),
+                Claim.deadline_at < when,
+            )
             .distinct()
             .order_by(Case.case_id)
         ).scalars()
@@ -626,7 +748,7 @@ def _reverse(ch: tx.Change, case: Case, shop: Shop, reason: str) -> dict[str, An
     _end_case_restoring(ch, case, shop)
     voided = list(
         ch.session.execute(
-            select(Claim).where(Claim.case_id == case.case_id, Claim.status == ClaimStatus.OWED)
+            select(Claim).where(Claim.case_id == case.case_id, Claim.status.in_(sorted(UNPAID_CLAIMS)))
         ).scalars()
     )
     for c in voided:
@@ -647,6 +769,8 @@ def _reverse(ch: tx.Change, case: Case, shop: Shop, reason: str) -> dict[str, An
     )
     for d in withdrawn:
         disclosure.withdraw(ch, d, f"appeal upheld: {reason}")
+    ch.session.flush()
+    campaigns.correct_after_reversal(ch, case.case_id, shop.shop_id, shop.name, disclosed=bool(withdrawn))
     _notify_seller(ch, case, shop, "appeal_upheld", {})
     return {"claims_voided": len(voided), "disclosures_withdrawn": len(withdrawn)}
 

@@ -50,6 +50,7 @@ class PolicyView(BaseModel):
     name: str
     personal_fields: list[str]
     legal_basis: str
+    case_ids: list[int] | None = None
     created_by: str
     created_at: datetime
     status: str
@@ -82,9 +83,12 @@ def create_policy(
     name: str,
     personal_fields: Sequence[str],
     legal_basis: str,
+    case_ids: Sequence[int] | None = None,
     now: datetime | None = None,
 ) -> PolicyView:
-    """An admin names the personal fields that may go out, and the legal basis for it."""
+    """An admin names the personal fields that may go out, the legal basis for it and the cases that
+    basis is for: a publication under this policy shows those fields only in those cases' entries
+    (every other case of the batch is published under the default policy, masked)."""
     require_role(actor, Role.ADMIN, what="create a disclosure policy")
     unknown = [f for f in personal_fields if f not in PERSONAL_FIELDS]
     if unknown:
@@ -93,6 +97,10 @@ def create_policy(
         raise InvalidTransition("a disclosure policy needs a recorded legal basis")
     if not name.strip() or name == "default":
         raise InvalidTransition("a disclosure policy needs a name other than 'default'")
+    if personal_fields and not case_ids:
+        raise InvalidTransition(
+            "a disclosure policy that names personal fields needs the cases its legal basis is for (case_ids)"
+        )
 
     def work(ch: tx.Change) -> PolicyView:
         if session.execute(select(DisclosurePolicy).where(DisclosurePolicy.name == name)).first():
@@ -101,6 +109,7 @@ def create_policy(
             name=name,
             personal_fields=sorted(set(personal_fields)),
             legal_basis=legal_basis,
+            case_ids=sorted(set(case_ids)) if case_ids else None,
             created_by=actor.actor_id,
             created_at=ch.now,
             # a policy that reveals personal fields needs a second admin (approve_policy)
@@ -112,7 +121,13 @@ def create_policy(
             "disclosure.policy",
             "policy",
             p.policy_id,
-            {"name": name, "fields": p.personal_fields, "basis": legal_basis, "status": p.status},
+            {
+                "name": name,
+                "fields": p.personal_fields,
+                "basis": legal_basis,
+                "status": p.status,
+                "case_ids": p.case_ids,
+            },
         )
         return PolicyView.model_validate(p, from_attributes=True)
 
@@ -195,7 +210,8 @@ def propose_disclosures(
                     f"disclosure policy '{policy}' reveals personal fields and is not approved yet: "
                     "a second admin must approve it first (dajia disclosure approve-policy)"
                 )
-        allowed = list(pol.personal_fields) if pol else []
+        # the policy's personal fields only for the cases its legal basis names
+        covered = set(pol.case_ids or []) if pol else set()
         q = select(Case, Shop).join(Shop, Shop.shop_id == Case.shop_id).where(Case.status == CaseStatus.CLOSED)
         if case_ids is not None:
             wanted = sorted(set(case_ids))
@@ -207,12 +223,13 @@ def propose_disclosures(
             if case.case_id in already:
                 skipped.append(case.case_id)
                 continue
+            own = pol if pol is not None and case.case_id in covered else None
             d = Disclosure(
                 case_id=case.case_id,
                 shop_id=shop.shop_id,
-                policy_id=pol.policy_id if pol else None,
+                policy_id=own.policy_id if own else None,
                 status=DisclosureStatus.PROPOSED.value,
-                entry=build_entry(shop, case, allowed),
+                entry=build_entry(shop, case, list(own.personal_fields) if own else []),
                 drafted_by=actor.actor_id,
                 drafted_at=ch.now,
                 basis=basis,
@@ -227,7 +244,7 @@ def propose_disclosures(
                 {
                     "case_id": case.case_id,
                     "shop_id": shop.shop_id,
-                    "policy": pol.name if pol else "default",
+                    "policy": own.name if own else "default",
                     "basis": basis,
                 },
             )

@@ -256,6 +256,8 @@ class DisclosurePolicy(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     personal_fields: Mapped[list[str]] = mapped_column(JSON)
     legal_basis: Mapped[str] = mapped_column(Text)
+    #: the cases the legal basis is for: personal fields go out only in these cases' entries
+    case_ids: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime)
     #: proposed (names personal fields, waits for a second admin) | approved
@@ -345,10 +347,13 @@ class OutboxMessage(Base):
     topic: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
-    #: pending | delivered
+    #: pending | delivered | dead (gave up after the retry policy's attempts; see ``outbox.Retry``)
     status: Mapped[str] = mapped_column(String(16), index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: after a failed send: not tried again before this (exponential backoff)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class IdempotencyKey(Base):
@@ -361,3 +366,48 @@ class IdempotencyKey(Base):
     request_hash: Mapped[str] = mapped_column(String(64))
     result: Mapped[dict[str, object]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+# --------------------------------------------------------------------------- effects
+
+
+class StorefrontChange(Base):
+    """One visibility change of a shop on the storefront, in commit order (the feed a catalogue follows).
+
+    ``state``: visible | frozen (listings unchangeable) | not_purchasable (banned) | removed (closed).
+    ``seq`` is taken while the transaction holds the audit chain's head lock, so on PostgreSQL rows
+    become visible in ``seq`` order and a reader resuming after a cursor never skips one.
+    """
+
+    __tablename__ = "storefront_changes"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    shop_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    action: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class WorkflowSecret(Base):
+    """Secrets the workflow signs with (the consumers' claim links), made once per store."""
+
+    __tablename__ = "workflow_secrets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class PublicCorrection(Base):
+    """A public correction: a measure that was announced or disclosed was reversed on appeal."""
+
+    __tablename__ = "public_corrections"
+
+    correction_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(Integer, index=True, unique=True)
+    shop_id: Mapped[str] = mapped_column(String(64))
+    shop_name: Mapped[str] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    campaign_ids: Mapped[list[int]] = mapped_column(JSON)
+    published_at: Mapped[datetime] = mapped_column(DateTime)

@@ -16,11 +16,13 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.db import WRITE_OPTION, end_read_transaction
@@ -61,13 +63,18 @@ _CLAIM = (
         OutboxMessage.topic,
         OutboxMessage.payload,
         OutboxMessage.status,
+        OutboxMessage.attempts,
     )
     .where(OutboxMessage.message_id == bindparam("mid"), OutboxMessage.status == "pending")
     .with_for_update(skip_locked=True)
 )
 _PENDING = (
     select(OutboxMessage.message_id)
-    .where(OutboxMessage.status == "pending", OutboxMessage.message_id > bindparam("after"))
+    .where(
+        OutboxMessage.status == "pending",
+        OutboxMessage.message_id > bindparam("after"),
+        or_(OutboxMessage.next_attempt_at.is_(None), OutboxMessage.next_attempt_at <= bindparam("now")),
+    )
     .order_by(OutboxMessage.message_id)
     .limit(bindparam("n"))
 )
@@ -78,24 +85,108 @@ _MARK = (
 )
 
 
-def _deliver_one(conn: Connection, message_id: int, send: Callable[[OutboxItem], None]) -> bool:
-    with conn.begin():
-        if conn.dialect.name == "postgresql":
-            # this mark only: a database crash may lose the last instants of marks (those messages are
-            # sent again, which receivers absorb); a killed relay loses none; saves an fsync a message
-            conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
-        row = conn.execute(_CLAIM, {"mid": message_id}).mappings().one_or_none()
-        if row is None:
-            return False
-        send(OutboxItem.model_validate(dict(row)))
-        conn.execute(_MARK, {"mid": message_id, "at": utcnow()})
+@dataclass(frozen=True)
+class Retry:
+    """What a relay does when a send fails: try again after ``base_seconds`` × 2^(attempts-1) (at most
+    ``max_seconds``), and after ``max_attempts`` failed attempts give up: status ``dead`` (the
+    dead letters, counted by :func:`backlog`, left for an operator)."""
+
+    max_attempts: int = 8
+    base_seconds: float = 2.0
+    max_seconds: float = 3600.0
+
+    def delay(self, attempts: int) -> timedelta:
+        return timedelta(seconds=min(self.base_seconds * 2 ** max(attempts - 1, 0), self.max_seconds))
+
+
+_FAILED = (
+    update(OutboxMessage)
+    .where(OutboxMessage.message_id == bindparam("mid"), OutboxMessage.status == "pending")
+    .values(
+        attempts=OutboxMessage.attempts + 1,
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("next_at"),
+        status=bindparam("status"),
+    )
+)
+
+
+def _deliver_one(
+    conn: Connection, message_id: int, send: Callable[[OutboxItem], None], retry: Retry | None = None
+) -> bool:
+    attempts, sending = 0, False
+    try:
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # this mark only: a database crash may lose the last instants of marks (those messages are
+                # sent again, which receivers absorb); a killed relay loses none; saves an fsync a message
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO off")
+            row = conn.execute(_CLAIM, {"mid": message_id}).mappings().one_or_none()
+            if row is None:
+                return False
+            attempts = int(row["attempts"])
+            sending = True
+            send(OutboxItem.model_validate(dict(row)))
+            sending = False
+            conn.execute(_MARK, {"mid": message_id, "at": utcnow()})
+    except Exception as exc:
+        if retry is None or not sending:  # only a failed send is retried; the store's own errors surface
+            raise
+        tried = attempts + 1
+        dead = tried >= retry.max_attempts
+        with conn.begin():
+            conn.execute(
+                _FAILED,
+                {
+                    "mid": message_id,
+                    "error": f"{type(exc).__name__}: {exc}"[:2000],
+                    "next_at": None if dead else utcnow() + retry.delay(tried),
+                    "status": "dead" if dead else "pending",
+                },
+            )
+        return False
     return True
 
 
-def deliver(session: Session, send: Callable[[OutboxItem], None], *, limit: int = 1000, chunk: int = 500) -> int:
+class Backlog(BaseModel):
+    pending: int
+    #: of ``pending``: those due now (not waiting for a retry's backoff)
+    due: int
+    #: seconds since the oldest pending message was written (0 when none)
+    oldest_pending_seconds: float
+    dead: int
+
+
+def backlog(session: Session) -> Backlog:
+    """What is waiting to leave: pending messages, the age of the oldest, and the dead letters."""
+    now = utcnow()
+    waiting = OutboxMessage.next_attempt_at.is_not(None) & (OutboxMessage.next_attempt_at > now)
+    pending, oldest, backing_off = session.execute(
+        select(func.count(), func.min(OutboxMessage.created_at), func.count().filter(waiting)).where(
+            OutboxMessage.status == "pending"
+        )
+    ).one()
+    dead = session.execute(select(func.count()).where(OutboxMessage.status == "dead")).scalar_one()
+    session.rollback()
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return Backlog(
+        pending=int(pending), due=int(pending) - int(backing_off), oldest_pending_seconds=max(age, 0.0), dead=int(dead)
+    )
+
+
+def deliver(
+    session: Session,
+    send: Callable[[OutboxItem], None],
+    *,
+    limit: int = 1000,
+    chunk: int = 500,
+    retry: Retry | None = None,
+) -> int:
     """Send up to ``limit`` pending messages in id order, each claimed, sent and committed as delivered
     in its own transaction (see the module doc); returns how many were sent. A message another relay
-    holds is skipped. Runs on a connection of its own from the session's engine."""
+    holds is skipped. Runs on a connection of its own from the session's engine. A failed send raises,
+    unless ``retry`` is given: then it is recorded (attempts, last error, the next attempt's time, or
+    ``dead`` after the last) and the relay goes on with the next message."""
     end_read_transaction(session, "deliver")
     engine = session.get_bind()
     if not isinstance(engine, Engine):
@@ -105,11 +196,12 @@ def deliver(session: Session, send: Callable[[OutboxItem], None], *, limit: int 
     with engine.connect().execution_options(**{WRITE_OPTION: True}) as conn:
         while sent < limit:
             with conn.begin():
-                ids = list(conn.execute(_PENDING, {"after": after, "n": min(chunk, limit - sent)}).scalars())
+                params = {"after": after, "n": min(chunk, limit - sent), "now": utcnow()}
+                ids = list(conn.execute(_PENDING, params).scalars())
             if not ids:
                 break
             for message_id in ids:
-                sent += _deliver_one(conn, message_id, send)
+                sent += _deliver_one(conn, message_id, send, retry)
             after = ids[-1]
     return sent
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from core.errors import NotFound
 from marketplace.schema import PERSONAL_FIELDS
 from sanctions.disclosure import MASK
-from sanctions.models import Campaign, Disclosure, DisclosurePolicy
+from sanctions.models import Campaign, Disclosure, DisclosurePolicy, PublicCorrection
 from sanctions.workflow import CampaignStatus, DisclosureStatus
 
 
@@ -79,6 +79,21 @@ def closed_shops(session: Session, *, limit: int = 1000, offset: int = 0) -> lis
             )
         )
     return out
+
+
+class PublicCorrectionView(BaseModel):
+    case_id: int
+    shop_id: str
+    shop_name: str
+    text: str
+    campaign_ids: list[int]
+    published_at: datetime
+
+
+def corrections(session: Session) -> list[PublicCorrectionView]:
+    """Public corrections of measures reversed on appeal, newest first."""
+    rows = session.execute(select(PublicCorrection).order_by(PublicCorrection.published_at.desc())).scalars()
+    return [PublicCorrectionView.model_validate(r, from_attributes=True) for r in rows]
 
 
 def _announcement(c: Campaign) -> PublicAnnouncement:

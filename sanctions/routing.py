@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -24,7 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from core.db import unit_of_work
 from core.errors import Conflict, DajiaError, InvalidTransition
 from marketplace.schema import LINKAGE_FIELDS
-from sanctions import bulk, tx
+from sanctions import bulk, storefront, tx
 from sanctions import evidence as evidence_snapshots
 from sanctions.models import Case, CaseEvent, Listing, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
@@ -41,6 +42,12 @@ from sanctions.workflow import (
 )
 
 SCORER = Actor("scorer", Role.SCORER)
+#: a case that ended without a standing measure (dismissed, settled, reversed) is reopened by a score
+#: only when it rose at least this much above the score that decision was made on
+REOPEN_SCORE_MARGIN = 0.05
+ENDED_WITHOUT_MEASURE: tuple[str, ...] = tuple(
+    s.value for s in (CaseStatus.DISMISSED, CaseStatus.SETTLED, CaseStatus.REVERSED)
+)
 _CASES = cast(Table, Case.__table__)
 _EVENTS = cast(Table, CaseEvent.__table__)
 
@@ -63,7 +70,7 @@ def _chunks(items: Iterable[ScoredShop], size: int) -> Iterator[list[ScoredShop]
 
 
 def _merge(total: RoutingReport, part: RoutingReport) -> None:
-    for name in ("opened", "rescored", "unchanged", "skipped_closed", "skipped_in_appeal"):
+    for name in ("opened", "reopened", "rescored", "unchanged", "kept_decided", "skipped_closed", "skipped_in_appeal"):
         setattr(total, name, getattr(total, name) + getattr(part, name))
     total.unknown_shops.extend(part.unknown_shops)
     total.opened_case_ids.extend(part.opened_case_ids)
@@ -135,7 +142,9 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
             )
         )
     }
+    decided = _last_decided(session, [sid for sid in ids if sid not in open_cases])
     to_open: list[ScoredShop] = []
+    reopen_evidence: dict[str, list[dict[str, Any]]] = {}
     to_rescore: list[tuple[Any, ScoredShop, str, str]] = []  # (open case, scoring, route key, new status)
     for s in items:
         shop = shops.get(s.shop_id)
@@ -154,6 +163,13 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
                 part.skipped_in_appeal += 1  # a case in appeal keeps the score it was decided on
         elif shop.status == "closed":
             part.skipped_closed += 1
+        elif s.shop_id in decided:
+            why = _score_rose(decided[s.shop_id], s)
+            if why is None:
+                part.kept_decided += 1  # decided already, nothing new since: the decision stands
+            else:
+                reopen_evidence[s.shop_id] = [why]
+                to_open.append(s)
         else:
             to_open.append(s)
 
@@ -174,7 +190,7 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
                 "model_name": s.model_name,
                 "model_version": str(s.model_version),
                 "reasons": list(s.reasons),
-                "evidence": [_score_evidence(s)],
+                "evidence": [_score_evidence(s), *reopen_evidence.get(s.shop_id, [])],
                 "route_key": route_key(s),
                 "opened_at": now,
                 "decided_at": None,
@@ -188,8 +204,19 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         by_shop = {s.shop_id: s for s in to_open}
         case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
         evidence = {str(r["shop_id"]): cast(list[dict[str, Any]], r["evidence"]) for r in rows}  # once, case+event
-        _open_effects(ch, case_ids, {sid: shops[sid] for sid in case_ids}, by_shop, "score", now, evidence=evidence)
+        reasons = {sid: f"reopened on new evidence: {ev[0]['detail']}" for sid, ev in reopen_evidence.items()}
+        _open_effects(
+            ch,
+            case_ids,
+            {sid: shops[sid] for sid in case_ids},
+            by_shop,
+            "score",
+            now,
+            evidence=evidence,
+            reasons=reasons,
+        )
         part.opened = len(created)
+        part.reopened = len(reasons)
         part.opened_case_ids = [int(c) for c, _ in created]
     if to_rescore:
         stmt = (
@@ -246,12 +273,78 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
     return part
 
 
+@dataclass(frozen=True)
+class _Decided:
+    """A shop's latest case, which ended without a standing measure, and what its decisions saw."""
+
+    case_id: int
+    status: str
+    decided_at: datetime | None
+    #: the highest score any of the shop's decided cases was decided on (None: none had a score)
+    score: float | None
+    #: the scorings (route keys) those cases had seen
+    keys: frozenset[str]
+
+
+def _last_decided(session: Session, shop_ids: Sequence[str]) -> dict[str, _Decided]:
+    """{shop: _Decided} for shops among ``shop_ids`` whose latest case was dismissed, settled or reversed."""
+    if not shop_ids:
+        return {}
+    rows: dict[str, list[Any]] = {}
+    for r in session.execute(
+        select(Case.case_id, Case.shop_id, Case.status, Case.score, Case.route_key, Case.decided_at, Case.ended_at)
+        .where(bulk.among(session, Case.shop_id, list(shop_ids)))
+        .order_by(Case.case_id)
+    ):
+        rows.setdefault(r.shop_id, []).append(r)
+    out: dict[str, _Decided] = {}
+    for sid, history in rows.items():
+        last = history[-1]
+        if last.status not in ENDED_WITHOUT_MEASURE:
+            continue
+        decided = [r for r in history if r.status in ENDED_WITHOUT_MEASURE]
+        scored = [float(r.score) for r in decided if r.score is not None]
+        out[sid] = _Decided(
+            case_id=int(last.case_id),
+            status=str(last.status),
+            decided_at=last.ended_at or last.decided_at,
+            score=max(scored) if scored else None,
+            keys=frozenset(str(r.route_key) for r in decided if r.route_key),
+        )
+    return out
+
+
+def _score_rose(prior: _Decided, s: ScoredShop) -> dict[str, Any] | None:
+    """The new evidence a scoring brings against a shop's decided case: its score rose past the highest
+    score the shop's decisions were made on by ``REOPEN_SCORE_MARGIN`` (or, when no decision had a
+    score, a scoring those decisions had not seen); None when there is nothing new."""
+    before = prior.score
+    if before is not None and float(s.score) < before + REOPEN_SCORE_MARGIN:
+        return None
+    if before is None and route_key(s) in prior.keys:
+        return None
+    was = "no score (opened on a link)" if before is None else f"{before:.4f}"
+    return {
+        "kind": "new_evidence",
+        "ref": f"case {prior.case_id}",
+        "detail": f"score rose from {was} to {float(s.score):.4f} since case {prior.case_id} was {prior.status}",
+        "data": {
+            "why": "score_rose",
+            "prior_case_id": prior.case_id,
+            "prior_status": prior.status,
+            "decided_at": prior.decided_at.isoformat() if prior.decided_at else None,
+            "prior_score": before,
+            "score": float(s.score),
+        },
+    }
+
+
 def _score_evidence(s: ScoredShop) -> dict[str, Any]:
     return {
         "kind": "score",
         "ref": f"{s.model_name}:{s.model_version}",
         "detail": f"score {float(s.score):.4f} at or above the suspected threshold {float(s.suspected_threshold):.4f}",
-        "data": {"score": float(s.score), "tier": s.tier, "reasons": list(s.reasons)},
+        "data": {"score": float(s.score), "tier": s.tier, "reasons": list(s.reasons), "source": s.source},
     }
 
 
@@ -314,6 +407,7 @@ def _open_effects(
     for shop_id, case_id in case_ids.items():
         shop = shops[shop_id]
         s = scored.get(shop_id)
+        storefront.record_change(ch, shop_id, storefront.FROZEN, case_id, "opened")
         ch.outbox(
             dedupe_key=f"case:{case_id}:opened",
             kind="notify_seller",
@@ -332,9 +426,12 @@ def _open_effects(
 # --------------------------------------------------------------------------- ban evasion
 
 
-def find_links(session: Session, shop_ids: Sequence[str] | None = None) -> dict[str, dict[str, list[str]]]:
+def find_links(
+    session: Session, shop_ids: Sequence[str] | None = None, *, closed_ids: Sequence[str] | None = None
+) -> dict[str, dict[str, list[str]]]:
     """{shop: {closed shop: [shared identifier fields]}} for shops not closed that share an
-    identifier (phone, e-mail, ID hash, bank account, device, address) with a closed shop."""
+    identifier (phone, e-mail, ID hash, bank account, device, address) with a closed shop;
+    only among ``shop_ids`` and only with the closed shops ``closed_ids`` when given."""
     links: dict[str, dict[str, list[str]]] = {}
     batches: list[list[str] | None] = [None]
     if shop_ids is not None:
@@ -351,6 +448,8 @@ def find_links(session: Session, shop_ids: Sequence[str] | None = None) -> dict[
             )
             if batch is not None:
                 q = q.where(bulk.among(session, a.shop_id, batch))
+            if closed_ids is not None:
+                q = q.where(bulk.among(session, c.shop_id, list(closed_ids)))
             for shop_id, closed_id in session.execute(q):
                 links.setdefault(shop_id, {}).setdefault(closed_id, []).append(field)
     return links
@@ -367,83 +466,117 @@ def detect_ban_evasion(
 
     Skipped: shops with an open case already, and shops whose earlier ban-evasion case already
     covered exactly these closed shops (a dismissed link is not reopened until a new one appears).
+    Every closure also runs this for the shops linked to the closed one (:func:`evasion_after_closure`),
+    so this sweep finds only what the closures could not (e.g. shops imported later).
     """
     require_role(actor, Role.SYSTEM, Role.REVIEWER, Role.ADMIN, what="open ban-evasion cases")
     when = now or tx.utcnow()
-    report = EvasionReport()
     with unit_of_work(session):
         links = find_links(session, shop_ids)
         if not links:
-            return report
-        candidates = list(links)
-        busy: set[str] = set()
-        seen_links: dict[str, set[str]] = {}
-        for i in range(0, len(candidates), 5000):
-            batch = candidates[i : i + 5000]
-            for shop_id, status, origin, prior_evidence in session.execute(
-                select(Case.shop_id, Case.status, Case.origin, Case.evidence).where(
-                    bulk.among(session, Case.shop_id, batch)
-                )
-            ):
-                if status in OPEN_STATUSES:
-                    busy.add(shop_id)
-                elif origin == "ban_evasion":
-                    refs = {str(e.get("ref")) for e in prior_evidence or [] if e.get("kind") == "linked_to_closed_shop"}
-                    seen_links.setdefault(shop_id, set()).update(r for r in refs if r and r != "None")
-        todo = {
-            sid: closed
-            for sid, closed in links.items()
-            if sid not in busy and not set(closed) <= seen_links.get(sid, set())
-        }
-        if not todo:
-            return report
+            return EvasionReport()
         tx.ensure_actor(session, actor, when)
-        evidence: dict[str, list[dict[str, Any]]] = {
-            sid: [
-                {
-                    "kind": "linked_to_closed_shop",
-                    "ref": closed_id,
-                    "detail": f"shares {', '.join(sorted(fields))} with closed shop {closed_id}",
-                    "data": {"fields": sorted(fields)},
-                }
-                for closed_id, fields in sorted(closed.items())
-            ]
-            for sid, closed in todo.items()
-        }
-        reasons = {
-            sid: "ban evasion: shares identifiers with closed shop(s) " + ", ".join(sorted(closed))
-            for sid, closed in todo.items()
-        }
-        new_ids = bulk.allocate_ids(session, _CASES, len(todo))
-        rows = [
-            {
-                "case_id": case_id,
-                "shop_id": sid,
-                "status": CaseStatus.OPEN.value,
-                "version": 1,
-                "origin": "ban_evasion",
-                "reasons": [reasons[sid]],
-                "evidence": evidence[sid],
-                "opened_at": when,
-                "updated_at": when,
-            }
-            for case_id, sid in zip(new_ids, sorted(todo), strict=True)
-        ]
-        bulk.insert_rows(session, _CASES, rows)
-        created = list(zip(new_ids, sorted(todo), strict=True))
-        case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
-        shops = {
-            r.shop_id: r
-            for r in session.execute(
-                select(Shop.shop_id, Shop.shopkeeper_id, Shop.name).where(
-                    bulk.among(session, Shop.shop_id, list(case_ids))
-                )
-            )
-        }
         ch = tx.Change(session, actor, when)
-        _open_effects(ch, case_ids, shops, {}, "ban_evasion", when, evidence=evidence, reasons=reasons)
+        report = _open_evasion(ch, links)
         ch.finish()
-        report.opened = len(created)
-        report.opened_case_ids = [cid for cid, _ in created]
-        report.links = {sid: evidence[sid] for sid in sorted(todo)}
+    return report
+
+
+def evasion_after_closure(ch: tx.Change, closed_shop_ids: Sequence[str]) -> EvasionReport:
+    """Inside the transaction that closed ``closed_shop_ids``: open ban-evasion cases for the shops
+    linked to them (by the system, whoever closed the shop), evidence listing every closed shop each
+    is linked to. The caller's ``ch.finish`` writes the outbox and audit records."""
+    linked = find_links(ch.session, closed_ids=closed_shop_ids)
+    if not linked:
+        return EvasionReport()
+    tx.ensure_actor(ch.session, SYSTEM, ch.now)
+    links = find_links(ch.session, sorted(linked))
+    return _open_evasion(ch, links, actor=SYSTEM)
+
+
+def _open_evasion(ch: tx.Change, links: dict[str, dict[str, list[str]]], actor: Actor | None = None) -> EvasionReport:
+    session, when = ch.session, ch.now
+    report = EvasionReport()
+    candidates = list(links)
+    busy: set[str] = set()
+    seen_links: dict[str, set[str]] = {}
+    for i in range(0, len(candidates), 5000):
+        batch = candidates[i : i + 5000]
+        for shop_id, status, origin, prior_evidence in session.execute(
+            select(Case.shop_id, Case.status, Case.origin, Case.evidence).where(
+                bulk.among(session, Case.shop_id, batch)
+            )
+        ):
+            if status in OPEN_STATUSES:
+                busy.add(shop_id)
+            elif origin == "ban_evasion":
+                refs = {str(e.get("ref")) for e in prior_evidence or [] if e.get("kind") == "linked_to_closed_shop"}
+                seen_links.setdefault(shop_id, set()).update(r for r in refs if r and r != "None")
+    todo = {
+        sid: closed
+        for sid, closed in links.items()
+        if sid not in busy and not set(closed) <= seen_links.get(sid, set())
+    }
+    if not todo:
+        return report
+    decided = _last_decided(session, sorted(todo))
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    for sid, closed in todo.items():
+        items: list[dict[str, Any]] = [
+            {
+                "kind": "linked_to_closed_shop",
+                "ref": closed_id,
+                "detail": f"shares {', '.join(sorted(fields))} with closed shop {closed_id}",
+                "data": {"fields": sorted(fields)},
+            }
+            for closed_id, fields in sorted(closed.items())
+        ]
+        prior = decided.get(sid)
+        if prior is not None:
+            new = sorted(set(closed) - seen_links.get(sid, set()))
+            items.append(
+                {
+                    "kind": "new_evidence",
+                    "ref": f"case {prior.case_id}",
+                    "detail": f"new link to closed shop(s) {', '.join(new)} "
+                    f"since case {prior.case_id} was {prior.status}",
+                    "data": {"why": "new_link", "prior_case_id": int(prior.case_id), "prior_status": str(prior.status)},
+                }
+            )
+        evidence[sid] = items
+    reasons = {
+        sid: "ban evasion: shares identifiers with closed shop(s) " + ", ".join(sorted(closed))
+        for sid, closed in todo.items()
+    }
+    new_ids = bulk.allocate_ids(session, _CASES, len(todo))
+    rows = [
+        {
+            "case_id": case_id,
+            "shop_id": sid,
+            "status": CaseStatus.OPEN.value,
+            "version": 1,
+            "origin": "ban_evasion",
+            "reasons": [reasons[sid]],
+            "evidence": evidence[sid],
+            "opened_at": when,
+            "updated_at": when,
+        }
+        for case_id, sid in zip(new_ids, sorted(todo), strict=True)
+    ]
+    bulk.insert_rows(session, _CASES, rows)
+    created = list(zip(new_ids, sorted(todo), strict=True))
+    case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
+    shops = {
+        r.shop_id: r
+        for r in session.execute(
+            select(Shop.shop_id, Shop.shopkeeper_id, Shop.name).where(bulk.among(session, Shop.shop_id, list(case_ids)))
+        )
+    }
+    who = ch if actor is None else tx.Change(session, actor, when)
+    _open_effects(who, case_ids, shops, {}, "ban_evasion", when, evidence=evidence, reasons=reasons)
+    if who is not ch:
+        ch.absorb(who)
+    report.opened = len(created)
+    report.opened_case_ids = [cid for cid, _ in created]
+    report.links = {sid: evidence[sid] for sid in sorted(todo)}
     return report

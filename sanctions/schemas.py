@@ -139,8 +139,12 @@ class RoutingReport(BaseModel):
     seen: int = 0
     below_tier: int = 0
     opened: int = 0
+    #: of ``opened``: shops whose earlier case was dismissed, settled or reversed, reopened on new evidence
+    reopened: int = 0
     rescored: int = 0
     unchanged: int = 0
+    #: shops whose latest case was dismissed, settled or reversed, with nothing new since: left alone
+    kept_decided: int = 0
     skipped_closed: int = 0
     skipped_in_appeal: int = 0
     unknown_shops: list[str] = Field(default_factory=list)

@@ -25,6 +25,9 @@ class ScoredShop:
     suspected_threshold: float = 0.5
     #: the feature values behind the score, when the scorer hands them over (kept in the evidence snapshot)
     features: dict[str, float] | None = None
+    #: where the scored data came from: ``sweep`` (a scores file), ``marketplace`` (the scoring API by
+    #: id, or records of a shop the marketplace knows, rescored on its data), ``inline`` (a caller's records)
+    source: str = "sweep"
 
     def __post_init__(self) -> None:
         if self.tier not in TIERS:

@@ -6,14 +6,22 @@ a temporary table then ``INSERT … ON CONFLICT DO NOTHING``; SQLite through ``e
 ``INSERT OR IGNORE``. Rows already present are left alone (their workflow state belongs to the
 store), so importing the same or a later snapshot again is safe.
 
-The storefront view is what the public sees: no closed shop, no withdrawn or delisted listing.
+The storefront view is what the public sees, one projection a marketplace catalogue can follow
+(``shop_view`` for one shop, ``changes`` for the ordered feed of every visibility change):
+
+- ``visible``: no case, or the case ended without a standing measure: on sale, editable;
+- ``frozen``: a case is open: still on sale, listings unchangeable (evidence);
+- ``not_purchasable``: banned (step 2): the shop page stays reachable, so buyers find the notice and
+  how to claim, but it lists no listings and nothing can be bought until the ban lifts (every
+  consumer confirmed: settled) or is reversed on appeal;
+- ``removed``: closed (step 1): shop and listings gone (the page is 404), rows kept as evidence.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 from pydantic import BaseModel
@@ -22,11 +30,27 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from core.db import WRITE_OPTION, end_read_transaction, unit_of_work
-from core.errors import Forbidden, InvalidTransition, NotFound
+from core.errors import DajiaError, Forbidden, InvalidTransition, NotFound
 from marketplace.tables import Marketplace
 from sanctions import tx
-from sanctions.models import Listing, Order, Shop
-from sanctions.workflow import Actor, Role
+from sanctions.models import Case, Listing, Order, Shop, StorefrontChange
+from sanctions.workflow import OPEN_STATUSES, Actor, Role
+
+VISIBLE = "visible"
+FROZEN = "frozen"
+NOT_PURCHASABLE = "not_purchasable"
+REMOVED = "removed"
+#: the storefront state of a shop, by its status (an active shop with an open case is FROZEN)
+STATE_OF_STATUS = {"active": VISIBLE, "banned": NOT_PURCHASABLE, "closed": REMOVED}
+_FEED = cast(Table, StorefrontChange.__table__)
+
+
+def record_change(ch: tx.Change, shop_id: str, state: str, case_id: int | None, action: str) -> None:
+    """One row of the storefront feed, written in commit order with ``ch`` (see ``tx.Change.in_commit_order``)."""
+    if state not in (VISIBLE, FROZEN, NOT_PURCHASABLE, REMOVED):
+        raise ValueError(f"unknown storefront state {state!r}")
+    ch.in_commit_order(_FEED, {"shop_id": shop_id, "state": state, "case_id": case_id, "action": action, "at": ch.now})
+
 
 SHOP_COLUMNS = (
     "shop_id",
@@ -170,15 +194,20 @@ class StorefrontShop(BaseModel):
     name: str
     category: str
     status: str
+    #: visible | frozen | not_purchasable (a removed shop has no page)
+    state: str = VISIBLE
+    purchasable: bool = True
+    listings_frozen: bool = False
     listings: list[StorefrontListing]
 
 
 def storefront_listings(session: Session, *, shop_id: str | None = None, limit: int = 1000) -> list[StorefrontListing]:
-    """Listings the public can see: the shop is not closed, the listing neither withdrawn nor delisted."""
+    """Listings the public can buy: the shop is active (not closed, not banned), the listing neither
+    withdrawn nor delisted."""
     q = (
         select(Listing, Shop.name)
         .join(Shop, Shop.shop_id == Listing.shop_id)
-        .where(Shop.status != "closed", Listing.withdrawn.is_(False), Listing.delisted_at.is_(None))
+        .where(Shop.status == "active", Listing.withdrawn.is_(False), Listing.delisted_at.is_(None))
     )
     if shop_id is not None:
         q = q.where(Listing.shop_id == shop_id)
@@ -202,13 +231,72 @@ def storefront_shop(session: Session, shop_id: str) -> StorefrontShop:
     shop = session.get(Shop, shop_id)
     if shop is None or shop.status == "closed":
         raise NotFound(f"shop '{shop_id}' is not on the storefront")
+    open_case = session.execute(
+        select(Case.case_id).where(Case.shop_id == shop_id, Case.status.in_(sorted(OPEN_STATUSES))).limit(1)
+    ).first()
+    state = STATE_OF_STATUS.get(shop.status, VISIBLE)
+    if state == VISIBLE and open_case is not None:
+        state = FROZEN
     return StorefrontShop(
         shop_id=shop.shop_id,
         name=shop.name,
         category=shop.category,
         status=shop.status,
+        state=state,
+        purchasable=state in (VISIBLE, FROZEN),
+        listings_frozen=open_case is not None,
         listings=storefront_listings(session, shop_id=shop_id),
     )
+
+
+class StorefrontChangeView(BaseModel):
+    """One visibility change: ``cursor`` resumes the feed after it."""
+
+    cursor: str
+    shop_id: str
+    state: str
+    purchasable: bool
+    listed: bool
+    case_id: int | None
+    action: str
+    at: datetime
+
+
+class StorefrontFeed(BaseModel):
+    changes: list[StorefrontChangeView]
+    #: pass as ``after`` to continue (the last change's cursor, or the one given when nothing is new)
+    next: str
+
+
+def parse_cursor(after: str | None) -> int:
+    """The feed position of a cursor ("" or None: the beginning); a clear error otherwise."""
+    if after is None or after == "":
+        return 0
+    if not after.isdigit() or len(after) > 18:
+        raise DajiaError(f"after: {after!r} is not a storefront feed cursor (use a 'next' value from the feed)")
+    return int(after)
+
+
+def changes(session: Session, *, after: str | None = None, limit: int = 500) -> StorefrontFeed:
+    """Every visibility change after the cursor ``after``, oldest first, at most ``limit``."""
+    pos = parse_cursor(after)
+    rows = session.execute(
+        select(StorefrontChange).where(StorefrontChange.seq > pos).order_by(StorefrontChange.seq).limit(limit)
+    ).scalars()
+    out = [
+        StorefrontChangeView(
+            cursor=str(r.seq),
+            shop_id=r.shop_id,
+            state=r.state,
+            purchasable=r.state in (VISIBLE, FROZEN),
+            listed=r.state != REMOVED,
+            case_id=r.case_id,
+            action=r.action,
+            at=r.at,
+        )
+        for r in rows
+    ]
+    return StorefrontFeed(changes=out, next=out[-1].cursor if out else str(pos))
 
 
 # --------------------------------------------------------------------------- seller actions

@@ -98,6 +98,7 @@ class Change:
     now: datetime
     _audit: list[audit.AuditRecord] = field(default_factory=list)
     _outbox: list[dict[str, Any]] = field(default_factory=list)
+    _ordered: list[tuple[Table, dict[str, Any]]] = field(default_factory=list)
 
     def audit(
         self,
@@ -139,14 +140,36 @@ class Change:
             bulk.insert_rows(self.session, cast(Table, OutboxMessage.__table__), self._outbox)
             self._outbox = []
 
+    def absorb(self, other: Change) -> None:
+        """Take over ``other``'s records (made by another actor in this same transaction), written
+        after this change's own by :meth:`finish`."""
+        self._outbox.extend(other._outbox)
+        self._audit.extend(other._audit)
+        self._ordered.extend(other._ordered)
+        other._outbox, other._audit, other._ordered = [], [], []
+
+    def in_commit_order(self, table: Table, row: Mapping[str, Any]) -> None:
+        """A row of a feed read in commit order (the storefront changes): inserted after the audit
+        append, under the chain-head lock, so its autoincrement key follows the commit order."""
+        self._ordered.append((table, dict(row)))
+
     def finish(self) -> None:
         """Write the outbox rows, then append the audit entries (taking the chain-head lock last),
-        each bound to the digests of the rows it speaks for (``audit.bind_rows``)."""
+        each bound to the digests of the rows it speaks for (``audit.bind_rows``), then the rows whose key
+        must follow the commit order (:meth:`in_commit_order`)."""
         self.send_outbox()
+        if self._ordered and not self._audit:
+            raise AssertionError("a feed row needs an audit entry in the same change (it orders the feed)")
         self.session.flush()
         extra = {"actors": self.session.info.pop(NEW_ACTORS, [])}
         audit.append(self.session, audit.bind_rows(self.session, self._audit, extra))
         self._audit = []
+        by_table: dict[str, tuple[Table, list[dict[str, Any]]]] = {}
+        for table, row in self._ordered:
+            by_table.setdefault(table.name, (table, []))[1].append(row)
+        for table, rows in by_table.values():
+            bulk.insert_rows(self.session, table, rows)
+        self._ordered = []
 
 
 def case_event(

@@ -167,12 +167,15 @@ class ClaimStatus(StrEnum):
     CONFIRMED = "confirmed"
     #: an upheld appeal voided it before it was paid
     VOID = "void"
+    #: the consumer says the payment did not arrive: owed again (the shopkeeper pays again)
+    DISPUTED = "disputed"
 
 
 class ClaimAction(StrEnum):
     PAY = "pay"
     CONFIRM = "confirm"
     VOID = "void"
+    DISPUTE = "dispute"
 
 
 CLAIMS: Lifecycle[ClaimStatus, ClaimAction] = Lifecycle(
@@ -183,10 +186,15 @@ CLAIMS: Lifecycle[ClaimStatus, ClaimAction] = Lifecycle(
         (ClaimStatus.OWED, ClaimAction.PAY): (ClaimStatus.PAID, frozenset({Role.SELLER, Role.ADMIN})),
         (ClaimStatus.PAID, ClaimAction.CONFIRM): (ClaimStatus.CONFIRMED, frozenset({Role.CONSUMER})),
         (ClaimStatus.OWED, ClaimAction.VOID): (ClaimStatus.VOID, _REVIEW),
+        (ClaimStatus.PAID, ClaimAction.DISPUTE): (ClaimStatus.DISPUTED, frozenset({Role.CONSUMER})),
+        (ClaimStatus.DISPUTED, ClaimAction.PAY): (ClaimStatus.PAID, frozenset({Role.SELLER, Role.ADMIN})),
+        (ClaimStatus.DISPUTED, ClaimAction.VOID): (ClaimStatus.VOID, _REVIEW),
     },
 )
 #: claims the shopkeeper has not settled yet (they keep the ban)
-OUTSTANDING_CLAIMS: frozenset[str] = frozenset({ClaimStatus.OWED, ClaimStatus.PAID})
+OUTSTANDING_CLAIMS: frozenset[str] = frozenset({ClaimStatus.OWED, ClaimStatus.PAID, ClaimStatus.DISPUTED})
+#: claims still unpaid as far as the consumer knows (past their deadline, they escalate the case)
+UNPAID_CLAIMS: frozenset[str] = frozenset({ClaimStatus.OWED, ClaimStatus.DISPUTED})
 
 
 # --------------------------------------------------------------------------- campaigns

@@ -114,6 +114,15 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
             if mp is None and opts.data_dir is not None:
                 mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
             sanctions = await asyncio.to_thread(_sanctions_adapter, engine, mp)
+            if sanctions is not None and opts.outbox_seconds > 0:
+                from sanctions.outbox import FileMailbox
+                from serving.outbox_dispatcher import OutboxDispatcher
+
+                mailbox = FileMailbox(opts.outbox_dir or settings.home / "outbox")
+                started.callback(mailbox.close)
+                dispatcher = OutboxDispatcher(sanctions.sessions, mailbox, opts.outbox_seconds, metrics.observe_outbox)
+                dispatcher.start()
+                started.callback(dispatcher.stop)
             build = partial(ModelRuntime.from_dir, marketplace=mp, threads=settings.lightgbm_threads)
             holder = ModelHolder(settings, opts, build, metrics)
             services = Services(

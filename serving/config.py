@@ -35,6 +35,10 @@ class ServeOptions:
     log_commit: str = "thread"
     #: SQLite only: seconds between the background checkpoints of the write-ahead log (``serving.wal``)
     wal_checkpoint_seconds: float = 1.0
+    #: seconds between the outbox dispatcher's ticks (``serving.outbox_dispatcher``); 0: no dispatcher
+    outbox_seconds: float = 1.0
+    #: where the dispatcher files the messages it delivers; default <home>/outbox
+    outbox_dir: Path | None = None
     #: model alias served and the shadow alias
     alias: str = "champion"
     shadow_alias: str = "challenger"

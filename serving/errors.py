@@ -43,6 +43,9 @@ STATUS_OF: tuple[tuple[type[DajiaError], int], ...] = (
 
 
 def status_for(exc: DajiaError) -> int:
+    own = getattr(exc, "http_status", None)  # an error that knows its answer (e.g. an expired link: 410)
+    if isinstance(own, int):
+        return own
     for cls, status in STATUS_OF:
         if isinstance(exc, cls):
             return status

@@ -100,6 +100,22 @@ class Metrics:
         self.drift_feature_psi.clear()
         for d in report.features[: self.DRIFT_TOP]:
             self.drift_feature_psi.labels(d.name).set(d.psi)
+        self.outbox_pending = Gauge(
+            "dajia_outbox_pending", "sanction outbox messages waiting to be delivered", registry=self.registry
+        )
+        self.outbox_oldest = Gauge(
+            "dajia_outbox_oldest_pending_seconds",
+            "age of the oldest undelivered sanction outbox message (0 when none)",
+            registry=self.registry,
+        )
+        self.outbox_dead = Gauge(
+            "dajia_outbox_dead", "sanction outbox messages given up after their last attempt", registry=self.registry
+        )
+
+    def observe_outbox(self, backlog: Any) -> None:
+        self.outbox_pending.set(backlog.pending)
+        self.outbox_oldest.set(backlog.oldest_pending_seconds)
+        self.outbox_dead.set(backlog.dead)
 
     def score_hist(self, tier: str) -> Any:
         """The score histogram's child for ``tier`` (cached: tiers are few)."""

@@ -42,9 +42,10 @@ class SanctionsBridge:
         return [s for s in wanted if s not in known]
 
     def route(
-        self, items: list[tuple[str, float, str, list[str]]], served: Any, threshold: float, key: Any
+        self, items: list[tuple[str, float, str, list[str], str]], served: Any, threshold: float, key: Any
     ) -> dict[str, dict[str, Any]]:
-        """Route (shop, score, tier, reasons) through the workflow; per shop: case id, status, created."""
+        """Route (shop, score, tier, reasons, source) through the workflow; per shop: case id, status,
+        created, and where the routed data came from (``marketplace`` or the caller's ``inline`` records)."""
         from sanctions.models import Case
         from sanctions.routing import route_scored
         from sanctions.scored import ScoredShop
@@ -59,9 +60,11 @@ class SanctionsBridge:
                 model_version=str(served.version),
                 reasons=list(reasons),
                 suspected_threshold=float(threshold),
+                source=source,
             )
-            for sid, score, tier, reasons in items
+            for sid, score, tier, reasons, source in items
         ]
+        sources = {sid: source for sid, _, _, _, source in items}
         # routing is a scorer action whatever the key (an actor id keeps one role in the workflow)
         actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
         ids = sorted({s.shop_id for s in scored})
@@ -75,5 +78,10 @@ class SanctionsBridge:
             ).all()
         out: dict[str, dict[str, Any]] = {}
         for case_id, shop_id, status in rows:
-            out[str(shop_id)] = {"case_id": str(case_id), "status": str(status), "created": int(case_id) in opened}
+            out[str(shop_id)] = {
+                "case_id": str(case_id),
+                "status": str(status),
+                "created": int(case_id) in opened,
+                "routed_on": sources.get(str(shop_id)),
+            }
         return out

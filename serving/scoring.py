@@ -98,6 +98,39 @@ def _compute(
     return ids, digests, scores, tiers, reasons
 
 
+def _routable(
+    runtime: ModelRuntime,
+    req: ScoreInput,
+    ids: list[str],
+    scores: list[float],
+    tiers: list[str],
+    reasons: list[list[str]],
+) -> list[tuple[str, float, str, list[str], str]]:
+    """(shop, score, tier, reasons, source) to route. By id, the marketplace's data. With inline records,
+    a shop the marketplace knows is routed on the marketplace's data, never on the caller's records
+    (which may be invented: an honest shop must not be frozen on them); only a shop it does not know is
+    routed on the caller's records, and the case says so (source ``inline``)."""
+    if req.shop_ids is not None:
+        return [
+            (ids[i], scores[i], tiers[i], reasons[i], "marketplace") for i, t in enumerate(tiers) if t == "suspected"
+        ]
+    known = [i for i, sid in enumerate(ids) if sid in runtime.index]
+    items = [
+        (ids[i], scores[i], tiers[i], reasons[i], "inline")
+        for i, t in enumerate(tiers)
+        if t == "suspected" and ids[i] not in runtime.index
+    ]
+    if known:
+        rows = runtime.rows_for_ids([ids[i] for i in known])
+        X = runtime.X[rows]
+        m_scores, m_tiers = runtime.score(X)
+        m_reasons = runtime.reasons(X, m_tiers, [runtime.digests[r] for r in rows.tolist()])
+        for k, i in enumerate(known):
+            if m_tiers[k] == "suspected":
+                items.append((ids[i], float(m_scores[k]), m_tiers[k], m_reasons[k], "marketplace"))
+    return items
+
+
 def _shadow(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], list[str], NDArray[np.float64], list[str]]:
     ids, X, digests = _features(runtime, req)
     scores, tiers = runtime.score(X)
@@ -188,15 +221,9 @@ async def score_request(
 
     cases: dict[str, dict[str, Any]] = {}
     if req.route and services.sanctions is not None:
-        flagged = [i for i, t in enumerate(tiers) if t == "suspected"]
-        if flagged:
-            cases = await asyncio.to_thread(
-                services.sanctions.route,
-                [(ids[i], score_list[i], tiers[i], reasons[i]) for i in flagged],
-                served,
-                runtime.suspected,
-                key,
-            )
+        items = _routable(runtime, req, ids, score_list, tiers, reasons)
+        if items:
+            cases = await asyncio.to_thread(services.sanctions.route, items, served, runtime.suspected, key)
 
     services.metrics.observe_scores(tiers, score_list)
     details: list[Any] = [None] * len(ids)

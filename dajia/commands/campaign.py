@@ -102,16 +102,20 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option(..., "--name"),
         field: list[str] = typer.Option([], "--field", help="personal field to publish, repeatable"),
         basis: str = typer.Option(..., "--basis", help="the legal basis that allows it"),
+        case: list[int] = typer.Option([], "--case", help="a case the legal basis is for, repeatable"),
         actor_id: str = typer.Option(..., "--actor", help="an admin"),
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
-        """Draft a disclosure policy naming personal fields that may be published, with its legal basis
-        (a policy naming personal fields needs a second admin: `dajia disclosure approve-policy`)."""
+        """Draft a disclosure policy naming personal fields that may be published, with its legal basis and
+        the cases it is for (the fields go out only in those cases' entries; a policy naming personal fields
+        needs a second admin: `dajia disclosure approve-policy`)."""
         from dajia.cli_support import actor, store_session
         from sanctions.disclosure import create_policy
 
         with store_session() as session:
-            view = create_policy(session, actor(actor_id, "admin"), name=name, personal_fields=field, legal_basis=basis)
+            view = create_policy(
+                session, actor(actor_id, "admin"), name=name, personal_fields=field, legal_basis=basis, case_ids=case
+            )
         emit(view.model_dump(mode="json"), as_json)
 
     @disclosure.command("approve-policy")

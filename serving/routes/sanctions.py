@@ -19,7 +19,7 @@ from starlette.responses import Response
 from core.errors import DajiaError
 from sanctions.schemas import EVIDENCE_KINDS
 from serving.auth import ApiKey
-from serving.deps import AdminKey, ReviewerKey, ServicesDep
+from serving.deps import AdminKey, ReviewerKey, ScorerKey, ServicesDep
 from serving.responses import OrjsonResponse
 from serving.schemas import ErrorBody, Id, StrictJsonRoute, Text
 from serving.services import Services
@@ -106,7 +106,38 @@ def _evidence(items: list[EvidenceIn]) -> list[Any]:
         raise DajiaError(f"evidence: {exc}") from exc
 
 
+class ScoredIn(BaseModel):
+    """One line of a sweep's scores file (``dajia.sweep.SCORES_SCHEMA``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    shop_id: str = Field(min_length=1, max_length=64)
+    score: float = Field(ge=0.0, le=1.0)
+    tier: Literal["low", "watch", "suspected"]
+    model_name: str = Field(min_length=1, max_length=200)
+    model_version: str = Field(min_length=1, max_length=64)
+    suspected_threshold: float = Field(ge=0.0, le=1.0)
+    reasons: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
+
+
+class RoutingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scores: list[ScoredIn] = Field(min_length=1, max_length=100_000)
+    tier: Literal["watch", "suspected"] = "suspected"
+
+
 cases = APIRouter(prefix="/v1/cases", tags=["cases"], responses=_ERRORS, route_class=StrictJsonRoute)
+
+
+@cases.post("/routing", summary="route a sweep's scores into cases (scorer or admin); re-running is a no-op")
+async def route(services: ServicesDep, key: ScorerKey, body: RoutingIn) -> Response:
+    from sanctions.routing import route_scored
+    from sanctions.scored import ScoredShop
+    from sanctions.workflow import Actor, Role
+
+    # a scorer action whatever the key (an actor id keeps one role in the workflow), as for /v1/scores
+    actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
+    scored = [ScoredShop(**item.model_dump()) for item in body.scores]
+    return _present(await _in_session(services, lambda s: route_scored(s, scored, actor=actor, tier=body.tier)))
 
 
 @cases.get("", summary="cases, riskiest open first (reviewer or admin)")
@@ -246,7 +277,18 @@ async def publish_campaign(
     )
 
 
-disclosures = APIRouter(prefix="/v1/disclosures", tags=["disclosures"], responses=_ERRORS)
+disclosures = APIRouter(prefix="/v1/disclosures", tags=["disclosures"], responses=_ERRORS, route_class=StrictJsonRoute)
+policies = APIRouter(
+    prefix="/v1/disclosure-policies", tags=["disclosures"], responses=_ERRORS, route_class=StrictJsonRoute
+)
+
+
+class PolicyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    personal_fields: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list, max_length=10)
+    legal_basis: str = Field(min_length=1, max_length=4000)
+    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
 
 
 class DisclosureProposalIn(BaseModel):
@@ -259,6 +301,40 @@ class DisclosureProposalIn(BaseModel):
 class DisclosureApprovalIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=10_000)
+
+
+@policies.post(
+    "",
+    summary="a disclosure policy: personal fields, legal basis, the cases it is for (admin; one naming personal "
+    "fields is used only once a second admin approves it)",
+)
+async def create_policy(services: ServicesDep, key: AdminKey, body: PolicyIn) -> Response:
+    from sanctions.disclosure import create_policy as create_policy_
+
+    actor = _actor(key)
+    return _present(
+        await _in_session(
+            services,
+            lambda s: create_policy_(
+                s,
+                actor,
+                name=body.name,
+                personal_fields=body.personal_fields,
+                legal_basis=body.legal_basis,
+                case_ids=body.case_ids,
+            ),
+        )
+    )
+
+
+@policies.post(
+    "/{name}/approval", summary="approve a policy that reveals personal fields (a second admin, not its author)"
+)
+async def approve_policy(services: ServicesDep, key: AdminKey, name: Annotated[str, Path(max_length=200)]) -> Response:
+    from sanctions.disclosure import approve_policy as approve_policy_
+
+    actor = _actor(key)
+    return _present(await _in_session(services, lambda s: approve_policy_(s, name, actor)))
 
 
 @disclosures.post("/proposals", summary="draft entries of closed shops for the public list (admin)")
@@ -309,6 +385,13 @@ async def announcement(services: ServicesDep, campaign_id: CampaignId) -> Respon
     return _present(await _in_session(services, lambda s: announcement_(s, campaign_id)))
 
 
+@public.get("/corrections", summary="public corrections of measures reversed on appeal (no key needed)")
+async def corrections(services: ServicesDep) -> Response:
+    from sanctions.public import corrections as corrections_
+
+    return _present(await _in_session(services, corrections_))
+
+
 @public.get("/closed-shops", summary="the disclosed list of closed shops, personal fields masked (no key needed)")
 async def closed_shops(
     services: ServicesDep,
@@ -320,8 +403,38 @@ async def closed_shops(
     return _present(await _in_session(services, lambda s: closed_shops_(s, limit=limit, offset=offset)))
 
 
+storefront = APIRouter(
+    prefix="/v1/storefront", tags=["storefront"], responses={400: {"model": ErrorBody}, 404: {"model": ErrorBody}}
+)
+
+
+@storefront.get("/shops/{shop_id}", summary="a shop as the storefront shows it: state, purchasable, listings (no key)")
+async def storefront_shop(
+    services: ServicesDep, shop_id: Annotated[str, Path(min_length=1, max_length=64)]
+) -> Response:
+    from sanctions.storefront import storefront_shop as shop_
+
+    return _present(await _in_session(services, lambda s: shop_(s, shop_id)))
+
+
+@storefront.get("/changes", summary="every storefront visibility change after a cursor, oldest first (no key)")
+async def storefront_changes(
+    services: ServicesDep,
+    after: Annotated[str | None, Query(max_length=20, description="the 'next' of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 500,
+) -> Response:
+    from sanctions.storefront import changes
+
+    return _present(await _in_session(services, lambda s: changes(s, after=after, limit=limit)))
+
+
 def mount(app: FastAPI) -> None:
+    from serving.routes import claim_links
+
+    claim_links.mount(app)
     app.include_router(cases)
+    app.include_router(storefront)
     app.include_router(campaigns)
     app.include_router(disclosures)
+    app.include_router(policies)
     app.include_router(public)

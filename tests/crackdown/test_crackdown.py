@@ -74,6 +74,34 @@ def test_every_step_ran_and_reports_nonzero_counts(run: tuple[Settings, RunFolde
         assert (folder.published / name).stat().st_size > 0
 
 
+def test_issue17_effects_are_in_the_summary_and_published(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
+    _, folder, summary = run
+    effects = summary["effects"]
+    feed = (folder.published / "storefront-changes.jsonl").read_text().splitlines()
+    assert effects["storefront_changes_published"] == len(feed) > 0
+    assert effects["notices_by_kind"].get("notify_buyer/shop_closed", 0) > 0
+    assert effects["notices_by_kind"].get("notify_buyer/compensation_owed", 0) > 0
+    second = effects["second_routing_of_the_same_scores"]
+    assert (second["opened"], second["rescored"], second["changes"], second["rows_changed"]) == (0, 0, 0, {})
+    assert second["kept_decided"] > 0
+    assert (folder.published / "corrections.json").exists()
+    confirmed = summary["step2_compensate"]["claims_by_status"]["confirmed"]["claims"]
+    settings, _, _ = run
+    engine = open_store(settings.resolved_database_url)
+    try:
+        with Session(engine) as s:  # one clock: no case event precedes its case's opening
+            early = s.execute(
+                select(func.count())
+                .select_from(CaseEvent)
+                .join(Case, Case.case_id == CaseEvent.case_id)
+                .where(CaseEvent.at < Case.opened_at)
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert early == 0
+    assert effects["claims_confirmed_through_links_by_simulated_consumers"] == confirmed > 0
+
+
 def test_summary_matches_the_database(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
     settings, folder, summary = run
     with _db(settings) as s:

@@ -35,6 +35,17 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/v1/public/announcements"): ANYONE,
     ("GET", "/v1/public/announcements/{campaign_id}"): ANYONE,
     ("GET", "/v1/public/closed-shops"): ANYONE,
+    # issue 17
+    ("POST", "/v1/cases/routing"): frozenset({"scorer", "admin"}),
+    ("POST", "/v1/disclosure-policies"): frozenset({"admin"}),
+    ("POST", "/v1/disclosure-policies/{name}/approval"): frozenset({"admin"}),
+    ("GET", "/v1/public/corrections"): ANYONE,
+    ("GET", "/v1/storefront/shops/{shop_id}"): ANYONE,
+    ("GET", "/v1/storefront/changes"): ANYONE,
+    # the signed token in the path is the credential (a wrong one: 404/410/422, never a change)
+    ("GET", "/v1/claim-links/{token}"): ANYONE,
+    ("POST", "/v1/claim-links/{token}/confirmation"): ANYONE,
+    ("POST", "/v1/claim-links/{token}/dispute"): ANYONE,
 }
 #: console pages: (path, roles that see the page); None never signs in (redirected to the sign-in form)
 CONSOLE: dict[str, frozenset[str | None]] = {

@@ -74,7 +74,7 @@ def _build(url: str, root: Path, proxy: TcpProxy | None) -> Edge:
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
     from sanctions.cases import decide
-    from sanctions.disclosure import publish_disclosures
+    from sanctions.disclosure import approve_disclosures, propose_disclosures
     from sanctions.models import Case
     from sanctions.routing import route_scored
     from sanctions.schemas import Evidence
@@ -101,7 +101,9 @@ def _build(url: str, root: Path, proxy: TcpProxy | None) -> Edge:
     with sessions() as s:
         decide(s, case_ids[-1], "close", boss, reason="test buy", evidence=[Evidence(kind="test_buy", ref="TB")])
     with sessions() as s:
-        published = publish_disclosures(s, Actor("edge-admin", Role.ADMIN), basis="issue 23 edge test")
+        propose_disclosures(s, Actor("edge-admin", Role.ADMIN), basis="issue 23 edge test")
+    with sessions() as s:
+        published = approve_disclosures(s, Actor("edge-admin-2", Role.ADMIN))
     store = ApiKeyStore(engine)
     keys, key_ids = {}, {}
     for role in ("scorer", "reviewer", "admin"):

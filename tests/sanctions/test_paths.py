@@ -281,8 +281,10 @@ def test_dismissal_unfreezes(world: Session) -> None:
     case_id = open_case(s, "S3")
     cases.decide(s, case_id, "dismiss", REVIEWER, reason="genuine discounter", now=SNAPSHOT)
     edit_listing(s, seller("S3"), "S3-L0", price=55.0, now=SNAPSHOT)
-    # a later scoring may open a new case for the same shop
-    assert route_scored(s, [scored("S3", 0.95, version="8")], now=SNAPSHOT).opened == 1
+    # a later scoring opens a new case for the same shop only on new evidence: a score that rose past
+    # the dismissed one (0.93) by the margin (0.05)
+    assert route_scored(s, [scored("S3", 0.95, version="8")], now=SNAPSHOT).kept_decided == 1
+    assert route_scored(s, [scored("S3", 0.99, version="9")], now=SNAPSHOT).reopened == 1
 
 
 def test_appeal_and_reversal_of_a_closure_withdraws_disclosure(world: Session) -> None:

@@ -170,8 +170,15 @@ def test_a_policy_with_a_legal_basis_discloses_only_its_fields(session: Session,
         create_policy(s, ADMIN, name="p", personal_fields=["bank_account_hash"], legal_basis="x")
     with pytest.raises(Forbidden):
         create_policy(s, REVIEWER, name="p", personal_fields=["owner_phone"], legal_basis="x")
+    with pytest.raises(InvalidTransition, match="cases its legal basis is for"):
+        create_policy(s, ADMIN, name="p", personal_fields=["owner_phone"], legal_basis="x")
     pol = create_policy(
-        s, ADMIN, name="court-order-17", personal_fields=["owner_phone"], legal_basis="Court order (2026) Zhe 01 No. 17"
+        s,
+        ADMIN,
+        name="court-order-17",
+        personal_fields=["owner_phone"],
+        legal_basis="Court order (2026) Zhe 01 No. 17",
+        case_ids=[decided["C1"]],
     )
     assert pol.status == "proposed" and pol.approved_by is None
     # a policy that reveals personal fields cannot be used before a second admin approves it
