@@ -89,17 +89,6 @@ class Metrics:
             ["feature"],
             registry=self.registry,
         )
-
-    #: feature PSIs exported as gauges (the ones that moved most)
-    DRIFT_TOP = 10
-
-    def set_drift(self, report: Any) -> None:
-        """Export a drift report (``serving.console.monitor.DriftReport``): the score PSI and the top features'."""
-        if report.score.psi is not None:
-            self.drift_score_psi.set(report.score.psi)
-        self.drift_feature_psi.clear()
-        for d in report.features[: self.DRIFT_TOP]:
-            self.drift_feature_psi.labels(d.name).set(d.psi)
         self.outbox_pending = Gauge(
             "dajia_outbox_pending", "sanction outbox messages waiting to be delivered", registry=self.registry
         )
@@ -111,6 +100,17 @@ class Metrics:
         self.outbox_dead = Gauge(
             "dajia_outbox_dead", "sanction outbox messages given up after their last attempt", registry=self.registry
         )
+
+    #: feature PSIs exported as gauges (the ones that moved most)
+    DRIFT_TOP = 10
+
+    def set_drift(self, report: Any) -> None:
+        """Export a drift report (``serving.console.monitor.DriftReport``): the score PSI and the top features'."""
+        if report.score.psi is not None:
+            self.drift_score_psi.set(report.score.psi)
+        self.drift_feature_psi.clear()
+        for d in report.features[: self.DRIFT_TOP]:
+            self.drift_feature_psi.labels(d.name).set(d.psi)
 
     def observe_outbox(self, backlog: Any) -> None:
         self.outbox_pending.set(backlog.pending)

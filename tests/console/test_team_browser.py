@@ -366,10 +366,14 @@ def test_campaign_preview_before_approval_and_disclosure_search(
     with engine.connect() as conn:  # a preview sends nothing
         assert conn.execute(sa.text(warnings)).scalar_one() == warned_before
     engine.dispose()
-    # the disclosure page: publish, then find the entry by shop id among the pages
+    # the disclosure page: one admin proposes, a second approves (four eyes), then find the entry by shop id
     page.goto(console.url("/console/admin/disclosures"))
-    page.get_by_label("Basis of this approval (recorded)").fill("closure proven by test buy TB-9")
-    page.get_by_role("button", name="Publish closed shops").click()
+    page.get_by_label("Basis of this publication (recorded)").fill("closure proven by test buy TB-9")
+    page.get_by_role("button", name="Propose closed shops for publication").click()
+    page.wait_for_selector(".alert-ok")
+    page = person("admin2", DESKTOP)
+    page.goto(console.url("/console/admin/disclosures"))
+    page.get_by_role("button", name="Approve and publish proposed entries").click()
     page.wait_for_selector(".alert-ok")
     page.get_by_label("Search entries by case id, shop id or shop name").fill(shop)
     with page.expect_navigation():
