@@ -42,10 +42,16 @@ class SanctionsBridge:
         return [s for s in wanted if s not in known]
 
     def route(
-        self, items: list[tuple[str, float, str, list[str], str]], served: Any, threshold: float, key: Any
+        self,
+        items: list[tuple[str, float, str, list[str], str]],
+        served: Any,
+        threshold: float,
+        key: Any,
+        lookup: list[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """Route (shop, score, tier, reasons, source) through the workflow; per shop: case id, status,
-        created, and where the routed data came from (``marketplace`` or the caller's ``inline`` records)."""
+        """Route (shop, score, tier, reasons, source) through the workflow; per shop of ``items`` and
+        ``lookup`` with an open case: case id, status, created (by this routing), and where the routed data
+        came from (``marketplace`` or the caller's ``inline`` records; None for a case found, not routed)."""
         from sanctions.models import Case
         from sanctions.routing import route_scored
         from sanctions.scored import ScoredShop
@@ -67,10 +73,9 @@ class SanctionsBridge:
         sources = {sid: source for sid, _, _, _, source in items}
         # routing is a scorer action whatever the key (an actor id keeps one role in the workflow)
         actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
-        ids = sorted({s.shop_id for s in scored})
+        ids = sorted({s.shop_id for s in scored} | set(lookup or ()))
         with self.sessions() as session:
-            report = route_scored(session, scored, actor=actor)
-            opened = set(report.opened_case_ids)
+            opened = set(route_scored(session, scored, actor=actor).opened_case_ids) if scored else set()
             rows = session.execute(
                 select(Case.case_id, Case.shop_id, Case.status).where(
                     Case.shop_id.in_(ids), Case.status.in_(sorted(OPEN_STATUSES))

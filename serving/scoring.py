@@ -221,9 +221,9 @@ async def score_request(
 
     cases: dict[str, dict[str, Any]] = {}
     if req.route and services.sanctions is not None:
+        # suspected shops are routed; every shop of the request gets its open case back, however opened
         items = _routable(runtime, req, ids, score_list, tiers, reasons)
-        if items:
-            cases = await asyncio.to_thread(services.sanctions.route, items, served, runtime.suspected, key)
+        cases = await asyncio.to_thread(services.sanctions.route, items, served, runtime.suspected, key, ids)
 
     services.metrics.observe_scores(tiers, score_list)
     details: list[Any] = [None] * len(ids)

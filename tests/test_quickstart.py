@@ -237,7 +237,9 @@ def test_the_quickstart_verbatim_in_a_fresh_clone(tmp_path: Path) -> None:
         key = out[end2:].strip()
         assert re.fullmatch(r"dajia_[0-9a-f]{16}_\S+", key), out
         result = scored["results"][0]
-        assert result["tier"] == "suspected" and result["reasons"], scored
+        # the riskiest open case's shop, routed at the crackdown's sweep (45 days before the snapshot), scored
+        # now: flagged still (suspected, or watch as its history moved on), with its reasons and its open case
+        assert result["tier"] in ("watch", "suspected") and result["reasons"], scored
         assert result["case"]["status"] == "open" and result["case"]["created"] is False, scored
         items = listed["items"] if isinstance(listed, dict) else listed
         assert items and all(c["status"] == "open" for c in items)

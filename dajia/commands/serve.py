@@ -60,13 +60,13 @@ def register(app: typer.Typer) -> None:
             log_sync=log_sync.upper(),
             log_commit=log_commit,
         )
-        say(f"dajia serve: starting on http://{host}:{port} (loading the marketplace and the champion model)")
         migrate(settings.resolved_database_url)  # before the app: it never migrates itself
         probe = make_engine(settings.resolved_database_url)
         try:
             check_writable(probe)  # a read-only database: one line and exit 2, before uvicorn starts
         finally:
             probe.dispose()
+        say(f"dajia serve: starting on http://{host}:{port} (loading the marketplace and the champion model)")
         run_server(
             create_app(settings, options),
             host=host,

@@ -67,7 +67,8 @@ STRICT = ConfigDict(extra="forbid", strict=True)
 
 class EvidenceIn(BaseModel):
     model_config = STRICT
-    kind: EvidenceKind
+    #: a JSON string naming the kind (strict mode would want an enum instance, which JSON cannot send)
+    kind: EvidenceKind = Field(strict=False)
     ref: Text = Field(default="", max_length=500)
     detail: Text = Field(default="", max_length=2000)
 

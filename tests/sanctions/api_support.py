@@ -73,7 +73,9 @@ def served(db_url: str, engine: Engine, tmp_path: Path, monkeypatch: pytest.Monk
     import_marketplace(engine, build_marketplace(_shops(), orders=_orders()), detect_evasion=False)
     store = ApiKeyStore(engine)
     keys = {role: store.create(role, f"test {role}")[1] for role in ("scorer", "reviewer", "admin")}
-    keys["admin2"] = store.create("admin", "test second admin")[1]  # four eyes: approvals need another admin
+    # four eyes: approvals need another admin, and an appeal another reviewer than the one who decided
+    keys["admin2"] = store.create("admin", "test second admin")[1]
+    keys["reviewer2"] = store.create("reviewer", "test second reviewer")[1]
     settings = Settings(home=tmp_path, DATABASE_URL=db_url, MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")

@@ -36,7 +36,7 @@ def test_rerouting_the_same_scores_changes_nothing_and_decided_shops_reopen_only
         cases.record_payment(s, claim.claim_id, seller("S2"), payment_ref="T-1")
         cases.confirm_claim(s, claim.claim_id, Actor("B1", Role.CONSUMER))
         cases.appeal(s, case_of(reviewer, "S5")["case_id"], seller("S5"), reason="genuine stock")
-    r = reviewer.post(
+    r = served.client("reviewer2").post(  # four eyes: not the reviewer who closed it
         f"/v1/cases/{case_of(reviewer, 'S5')['case_id']}/appeal-decisions", json={"uphold": True, "reason": "mix-up"}
     )
     assert r.json()["new_status"] == "reversed"
@@ -127,7 +127,8 @@ def test_the_storefront_follows_every_measure_and_its_feed_is_ordered_and_resuma
     with served.session() as s:
         cid = case_of(reviewer, "S3")["case_id"]
         cases.appeal(s, cid, seller("S3"), reason="genuine")
-    reviewer.post(f"/v1/cases/{cid}/appeal-decisions", json={"uphold": True, "reason": "lab error"})
+    appeal_reviewer = served.client("reviewer2")  # four eyes: not the reviewer who closed it
+    appeal_reviewer.post(f"/v1/cases/{cid}/appeal-decisions", json={"uphold": True, "reason": "lab error"})
     s3 = public.get("/v1/storefront/shops/S3").json()
     assert (s3["state"], s3["purchasable"], len(s3["listings"])) == ("visible", True, 2)
 
@@ -189,7 +190,9 @@ def test_a_reversed_shop_appears_in_no_public_output_except_its_correction(serve
     assert before["corrections"] == "[]"
     with served.session() as s:
         cases.appeal(s, cleared, seller("S1"), reason="the test buy was of another shop's parcel")
-    upheld = reviewer.post(f"/v1/cases/{cleared}/appeal-decisions", json={"uphold": True, "reason": "parcel mix-up"})
+    upheld = served.client("reviewer2").post(  # four eyes: not the reviewer who closed it
+        f"/v1/cases/{cleared}/appeal-decisions", json={"uphold": True, "reason": "parcel mix-up"}
+    )
     assert upheld.json()["disclosures_withdrawn"] == 1
 
     after = outputs()

@@ -89,7 +89,9 @@ def test_a_policy_revealing_personal_fields_needs_a_second_admin(market: Session
     s = market
     masked = create_policy(s, ADMIN, name="business-only", personal_fields=[], legal_basis="default law")
     assert masked.status == "approved"  # reveals nothing personal: one admin is enough
-    pol = create_policy(s, ADMIN, name="court-17", personal_fields=["owner_phone"], legal_basis="court order 17")
+    pol = create_policy(
+        s, ADMIN, name="court-17", personal_fields=["owner_phone"], legal_basis="court order 17", case_ids=[closed_case]
+    )
     assert pol.status == "proposed"
     before = everything(s)
     with pytest.raises(Forbidden, match="may not also approve policy 'court-17'"):
