@@ -110,18 +110,18 @@ def _evidence(items: list[EvidenceIn]) -> list[Any]:
 class ScoredIn(BaseModel):
     """One line of a sweep's scores file (``dajia.sweep.SCORES_SCHEMA``)."""
 
-    model_config = ConfigDict(extra="forbid")
-    shop_id: str = Field(min_length=1, max_length=64)
+    model_config = STRICT
+    shop_id: Text = Field(min_length=1, max_length=64)
     score: float = Field(ge=0.0, le=1.0)
     tier: Literal["low", "watch", "suspected"]
-    model_name: str = Field(min_length=1, max_length=200)
-    model_version: str = Field(min_length=1, max_length=64)
+    model_name: Text = Field(min_length=1, max_length=200)
+    model_version: Text = Field(min_length=1, max_length=64)
     suspected_threshold: float = Field(ge=0.0, le=1.0)
-    reasons: list[Annotated[str, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
+    reasons: list[Annotated[Text, Field(max_length=500)]] = Field(default_factory=list, max_length=20)
 
 
 class RoutingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     scores: list[ScoredIn] = Field(min_length=1, max_length=100_000)
     tier: Literal["watch", "suspected"] = "suspected"
 
@@ -285,23 +285,23 @@ policies = APIRouter(
 
 
 class PolicyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=200)
-    personal_fields: list[Annotated[str, Field(max_length=32)]] = Field(default_factory=list, max_length=10)
-    legal_basis: str = Field(min_length=1, max_length=4000)
-    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=100_000)
+    model_config = STRICT
+    name: Text = Field(min_length=1, max_length=200)
+    personal_fields: list[Annotated[Text, Field(max_length=32)]] = Field(default_factory=list, max_length=10)
+    legal_basis: Text = Field(min_length=1, max_length=4000)
+    case_ids: list[Id] | None = Field(default=None, max_length=100_000)
 
 
 class DisclosureProposalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    basis: str = Field(min_length=1, max_length=2000)
-    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=10_000)
-    policy: str | None = Field(default=None, min_length=1, max_length=200)
+    model_config = STRICT
+    basis: Text = Field(min_length=1, max_length=2000)
+    case_ids: list[Id] | None = Field(default=None, max_length=10_000)
+    policy: Text | None = Field(default=None, min_length=1, max_length=200)
 
 
 class DisclosureApprovalIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    case_ids: list[Annotated[int, Field(ge=1, le=2**62)]] | None = Field(default=None, max_length=10_000)
+    model_config = STRICT
+    case_ids: list[Id] | None = Field(default=None, max_length=10_000)
 
 
 @policies.post(
@@ -331,7 +331,7 @@ async def create_policy(services: ServicesDep, key: AdminKey, body: PolicyIn) ->
 @policies.post(
     "/{name}/approval", summary="approve a policy that reveals personal fields (a second admin, not its author)"
 )
-async def approve_policy(services: ServicesDep, key: AdminKey, name: Annotated[str, Path(max_length=200)]) -> Response:
+async def approve_policy(services: ServicesDep, key: AdminKey, name: Annotated[Text, Path(max_length=200)]) -> Response:
     from sanctions.disclosure import approve_policy as approve_policy_
 
     actor = _actor(key)
