@@ -8,6 +8,7 @@ as a little above average, not as "100% refunds".
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 import numpy as np
@@ -33,6 +34,49 @@ _KIND_WORDS = {
 _SOURCE_WORDS = {"consumer": "consumers", "brand_owner": "brand owners", "test_buy": "test buys"}
 
 
+@dataclass(frozen=True)
+class PopulationCounts:
+    """The event counts the population rates are ratios of. They add up over disjoint sets of shops,
+    so a marketplace too large to hold can be counted partition by partition and summed: the rates
+    are then the ones the whole marketplace gives (integers: the sums are exact in any order)."""
+
+    orders: int = 0
+    refunded: int = 0
+    counterfeit_complaints: int = 0
+    reviews: int = 0
+    rating_sum: float = 0.0
+    low_ratings: int = 0
+    fake_reviews: int = 0
+    listings: int = 0
+    delisted: int = 0
+
+    def __add__(self, other: PopulationCounts) -> PopulationCounts:
+        return PopulationCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
+def population_counts(mp: Marketplace, cutoff: pd.Timestamp) -> PopulationCounts:
+    """The counts over every shop of ``mp`` from events strictly before ``cutoff`` (what ``fit`` learns)."""
+    snap = Snapshot.build(mp, cutoff, None)
+    o = snap.before("orders", "ordered_at")
+    refunded = snap.times("orders", "refunded_at")[o] < snap.as_of_us
+    c = snap.before("complaints", "filed_at")
+    kinds = snap.category_codes("complaints", "kind", COMPLAINT_KINDS)[c]
+    r = snap.before("reviews", "created_at")
+    ratings = snap.values("reviews", "rating", np.float64)[r]
+    state = listing_state(snap)
+    return PopulationCounts(
+        orders=len(o),
+        refunded=int(refunded.sum()),
+        counterfeit_complaints=int((kinds == 0).sum()),
+        reviews=len(r),
+        rating_sum=float(ratings.sum()),
+        low_ratings=int((ratings <= 2).sum()),
+        fake_reviews=int(fake_review_flags(snap).sum()) if len(r) else 0,
+        listings=len(state.pos),
+        delisted=int(state.delisted.sum()),
+    )
+
+
 class SellerHistoryFeatures(MarketplaceFeatureBuilder):
     """Windowed order/refund/complaint/review/listing-churn statistics of each shop."""
 
@@ -51,27 +95,31 @@ class SellerHistoryFeatures(MarketplaceFeatureBuilder):
         self.prior_strength = prior_strength
 
     # -- fit: population rates the smoothed rates shrink toward --------------------------------
+    def fit(
+        self, mp: Marketplace, examples: pd.DataFrame | None = None, population: PopulationCounts | None = None
+    ) -> SellerHistoryFeatures:
+        """As every builder; ``population``: the population counts already summed over the whole
+        marketplace (streamed fits, :func:`population_counts` per partition), used instead of ``mp``'s."""
+        self._population = population
+        try:
+            super().fit(mp, examples)
+        finally:
+            del self._population
+        return self
+
     def _fit(self, mp: Marketplace, examples: pd.DataFrame | None) -> None:
         if self.prior_strength < 0:
             raise ValueError(f"prior_strength must be >= 0, got {self.prior_strength}")
         if not self.windows or len(self.windows) > 100 or any(int(w) <= 0 for w in self.windows):
             raise ValueError(f"windows must be 1 to 100 positive day counts, got {self.windows}")
         cutoff = fit_cutoff(mp, examples)
-        snap = Snapshot.build(mp, cutoff, None)
-        o = snap.before("orders", "ordered_at")
-        n_orders = max(len(o), 1)
-        refunded = snap.times("orders", "refunded_at")[o] < snap.as_of_us
-        c = snap.before("complaints", "filed_at")
-        kinds = snap.category_codes("complaints", "kind", COMPLAINT_KINDS)[c]
-        r = snap.before("reviews", "created_at")
-        ratings = snap.values("reviews", "rating", np.float64)[r]
-        state = listing_state(snap)
-        self.refund_rate_ = float(refunded.sum() / n_orders) if len(o) else 0.05
-        self.counterfeit_complaint_rate_ = float((kinds == 0).sum() / n_orders) if len(o) else 0.01
-        self.rating_mean_ = float(ratings.mean()) if len(r) else 4.5
-        self.low_rating_share_ = float((ratings <= 2).mean()) if len(r) else 0.05
-        self.fake_review_share_ = float(fake_review_flags(snap).mean()) if len(r) else 0.01
-        self.delisted_share_ = float(state.delisted.mean()) if len(state.pos) else 0.05
+        counts = getattr(self, "_population", None) or population_counts(mp, cutoff)
+        self.refund_rate_ = counts.refunded / counts.orders if counts.orders else 0.05
+        self.counterfeit_complaint_rate_ = counts.counterfeit_complaints / counts.orders if counts.orders else 0.01
+        self.rating_mean_ = counts.rating_sum / counts.reviews if counts.reviews else 4.5
+        self.low_rating_share_ = counts.low_ratings / counts.reviews if counts.reviews else 0.05
+        self.fake_review_share_ = counts.fake_reviews / counts.reviews if counts.reviews else 0.01
+        self.delisted_share_ = counts.delisted / counts.listings if counts.listings else 0.05
         self.fit_cutoff_ = cutoff
 
     def _smooth(self, hits: np.ndarray, total: np.ndarray, prior: float) -> np.ndarray:

@@ -21,7 +21,7 @@ from core.errors import DataContractError
 from features.base import MarketplaceFeatureBuilder
 from features.context import Snapshot, require_columns
 from features.docs import FeatureDoc
-from features.history import WINDOWS, SellerHistoryFeatures
+from features.history import WINDOWS, PopulationCounts, SellerHistoryFeatures
 from features.linkage import LinkedShopFeatures
 from features.price import BrandPriceFeatures
 from features.shop_text import ShopTextFeatures
@@ -140,19 +140,30 @@ class ShopFeaturePipeline(BaseEstimator):
         ]
 
     # -- fit -----------------------------------------------------------------------------------------------
-    def fit(self, mp: Marketplace, examples: pd.DataFrame) -> ShopFeaturePipeline:
+    def fit(
+        self, mp: Marketplace, examples: pd.DataFrame, population: PopulationCounts | None = None
+    ) -> ShopFeaturePipeline:
         """Learn population rates, the brand table, the adverse-linkage index, the OOF text models and the
-        percentile tables used for reasons. ``examples``: shop_id, as_of, label (1 = counterfeit)."""
-        self.fit_transform(mp, examples)
+        percentile tables used for reasons. ``examples``: shop_id, as_of, label (1 = counterfeit).
+
+        ``population``: the history builder's population counts summed over a marketplace larger than
+        ``mp`` (a streamed fit: ``mp`` then needs only the examples' shops, the verdict shops and the
+        global tables; everything else the fit learns comes from those)."""
+        self.fit_transform(mp, examples, population)
         return self
 
-    def fit_transform(self, mp: Marketplace, examples: pd.DataFrame) -> pd.DataFrame:
+    def fit_transform(
+        self, mp: Marketplace, examples: pd.DataFrame, population: PopulationCounts | None = None
+    ) -> pd.DataFrame:
         """Fit, then return the training matrix: features of each example row at its own ``as_of`` with
         out-of-fold text scores (index = ``examples.index``)."""
         examples = check_examples(examples)
         builders = self._make_builders()
         for b in builders:
-            b.fit(mp, examples)
+            if isinstance(b, SellerHistoryFeatures):
+                b.fit(mp, examples, population)
+            else:
+                b.fit(mp, examples)
         self.builders_ = builders
         names: list[str] = []
         docs: dict[str, FeatureDoc] = {}

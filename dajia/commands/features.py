@@ -54,6 +54,16 @@ def _load_pipeline(path: Path) -> Any:
     return pipe
 
 
+def _parquet_folder(data: str) -> bool:
+    """The folder (or fsspec URL) holds the marketplace as Parquet: the streamed path can read it."""
+    from dajia.scaleout.storage import Location
+
+    try:
+        return Location.of(data).exists("shops.parquet")
+    except (OSError, ValueError):
+        return False
+
+
 def _human(result: Mapping[str, Any]) -> None:
     console.print(
         f"[bold]features[/bold] {result['shops']:,} shops x {result['features']} features as of {result['as_of']} "
@@ -91,18 +101,23 @@ def register(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         when = _as_of(as_of)
         address = scheduler_address(scheduler, get_settings())
-        if address is not None:  # per shop partition on the cluster (docs/scale-out.md)
-            from dajia.scaleout.jobs import features_on_cluster
+        loaded = _load_pipeline(model) if model is not None else None
+        if not no_validate and (address is not None or _parquet_folder(data)):
+            # streamed per shop partition, locally or on the cluster (docs/scale-out.md): memory is one
+            # partition's, whatever the marketplace's size
+            from dajia.scaleout.jobs import run_features
 
-            loaded = _load_pipeline(model) if model is not None else None
-            summary = features_on_cluster(address, str(data), when, str(out), pipeline=loaded, no_labels=no_labels)
+            summary = run_features(str(data), when, str(out), address=address, pipeline=loaded, no_labels=no_labels)
+            fitted = summary.pop("pipeline")
             if save_pipeline is not None:
                 save_pipeline.parent.mkdir(parents=True, exist_ok=True)
                 with save_pipeline.open("wb") as fh:
-                    pickle.dump(summary.pop("pipeline"), fh, protocol=pickle.HIGHEST_PROTOCOL)
-            summary.pop("pipeline", None)
+                    pickle.dump(fitted, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            if model is not None:
+                summary["text_model"] = f"from {model}"
             emit({**summary, "seconds": round(time.perf_counter() - t0, 2)}, as_json, _human)
             return
+        # in memory: a CSV folder, or --no-validate's unvalidated columns
         if no_validate:
             from features.io import read_feature_tables
 
@@ -111,8 +126,8 @@ def register(app: typer.Typer) -> None:
             mp = read_feature_tables(data)
         else:
             mp = load_marketplace(data)
-        if model is not None:
-            pipe = _load_pipeline(model)
+        if loaded is not None:
+            pipe = loaded
             X = pipe.transform(mp, when)
             text = f"from {model}"
         else:

@@ -12,52 +12,57 @@ from core.settings import Settings
 from dajia.scaleout.cluster import connect, scheduler_address
 
 
-def features_on_cluster(
-    address: str,
+def run_features(
     data: str,
     as_of: pd.Timestamp,
     out: str,
     *,
+    address: str | None = None,
     pipeline: Any | None = None,
     no_labels: bool = False,
     work: str | None = None,
 ) -> dict[str, Any]:
-    """``dajia features`` on the cluster: fit on the client when no pipeline is given (as the local
-    command does: verdicts strictly before ``as_of`` as labels, out-of-fold rows), transform per partition."""
-    from dajia.scaleout.features import cluster_features
+    """``dajia features``, streamed partition by partition: on the cluster at ``address``, else locally.
+
+    The marketplace is split by shop first (reused when already split); without a pipeline one is
+    fitted as the in-memory command would (verdicts strictly before ``as_of`` as labels, out-of-fold
+    rows) but streamed (:func:`~dajia.scaleout.features.fit_streamed`); then each partition is transformed."""
+    from dajia.scaleout.features import cluster_features, fit_streamed, stream_features
     from dajia.scaleout.partition import partition_marketplace
 
+    parts = partition_marketplace(data, work or f"{out.rstrip('/')}.partitions")
     text = "from --model"
     oof = False
-    if pipeline is None:
-        from dajia.scaleout.storage import load_marketplace_any
-        from features.pipeline import ShopFeaturePipeline
-        from training.examples import labels_before
 
-        mp = load_marketplace_any(data)
-        examples = labels_before(mp.verdicts if not no_labels else mp.verdicts[:0], as_of)
-        pipeline = ShopFeaturePipeline().fit(mp, examples)
-        del mp
+    def fit(client: Any = None) -> Any:
+        nonlocal text, oof
+        fitted, examples = fit_streamed(parts, as_of, no_labels=no_labels, client=client)
         oof = True
         n_pos = int(examples["label"].sum())
         text = (
             f"fitted out of fold on {len(examples):,} verdicts before as-of ({n_pos:,} counterfeit)"
-            if pipeline.builders_[1].coef_ is not None
+            if fitted.builders_[1].coef_ is not None
             else "none (no labels): text scores are NaN"
         )
-    parts = partition_marketplace(data, work or f"{out.rstrip('/')}.partitions")
-    with connect(address) as client:
-        rows = cluster_features(client, parts, pipeline, as_of, out, oof=oof)
-    return {
+        return fitted
+
+    if address is None:
+        pipeline = pipeline if pipeline is not None else fit()
+        rows = stream_features(parts, pipeline, as_of, out, oof=oof)
+    else:
+        with connect(address) as client:
+            pipeline = pipeline if pipeline is not None else fit(client)
+            rows = cluster_features(client, parts, pipeline, as_of, out, oof=oof)
+    summary = {
         "pipeline": pipeline,
         "out": out,
         "as_of": as_of.isoformat(),
         "shops": rows,
         "features": len(pipeline.get_feature_names_out()),
         "text_model": text,
-        "scheduler": address,
         "partitions": parts.n_partitions,
     }
+    return {**summary, "scheduler": address} if address is not None else summary
 
 
 def sweep(

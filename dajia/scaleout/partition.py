@@ -195,6 +195,46 @@ class PartitionedMarketplace:
         ids = pd.Index(mp.shops["shop_id"].iloc[: own.num_rows], dtype="string", name="shop_id")
         return mp, ids
 
+    def load_shops(self, shop_ids: Any) -> Marketplace:
+        """The shops ``shop_ids`` (wherever they live) with all their rows, plus every verdict shop's row
+        and the global tables, as one validated Marketplace: what a streamed fit needs (the labelled
+        shops' histories and texts, the adverse-linkage identifiers), read with filters, never whole."""
+        loc = self.location
+        wanted = pa.array(sorted({str(x) for x in shop_ids}), pa.string())
+        where = partition_of(wanted.to_numpy(zero_copy_only=False), self.n_partitions)
+        pieces: dict[str, list[pa.Table]] = {t: [] for t in PART_TABLES}
+        for i in sorted({int(p) for p in where}):
+            part = loc.child(part_name(i))
+            mine = wanted.filter(pa.array(where == i))
+            listings = None
+            for t in PART_TABLES:
+                if t == "listing_edits":
+                    continue
+                table = part.read_parquet(f"{t}.parquet")
+                table = table.filter(pc.is_in(pc.cast(table["shop_id"], pa.string()), value_set=mine))
+                pieces[t].append(table)
+                if t == "listings":
+                    listings = pc.cast(table["listing_id"], pa.string())
+            edits = part.read_parquet("listing_edits.parquet")
+            if listings is not None:
+                edits = edits.filter(pc.is_in(pc.cast(edits["listing_id"], pa.string()), value_set=listings))
+            pieces["listing_edits"].append(edits)
+        raw: dict[str, Any] = {}
+        for t in PART_TABLES:
+            schema = loc.child(part_name(0)).parquet_file(f"{t}.parquet").schema_arrow
+            tables = [x.cast(schema) for x in pieces[t]] or [schema.empty_table()]
+            raw[t] = pa.concat_tables(tables)
+        extra = loc.read_parquet("global", f"{VERDICT_SHOPS}.parquet")
+        if extra.num_rows:
+            have = pc.cast(raw["shops"]["shop_id"], pa.string()).combine_chunks()
+            extra = extra.filter(pc.invert(pc.is_in(pc.cast(extra["shop_id"], pa.string()), value_set=have)))
+            raw["shops"] = pa.concat_tables([raw["shops"], extra.cast(raw["shops"].schema)])
+        for t in PART_TABLES:
+            raw[t] = raw_table(t, raw[t])
+        for t in GLOBAL_TABLES:
+            raw[t] = raw_table(t, loc.read_parquet("global", f"{t}.parquet"))
+        return validate_raw(raw, self.snapshot_at)
+
     def load_own(self, i: int) -> Marketplace:
         """Partition ``i`` with only its own shops in ``shops`` (what the sanction store imports)."""
         mp, ids = self.load(i)
