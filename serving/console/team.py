@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,10 +36,9 @@ from sanctions import tx
 from sanctions.models import Case
 from sanctions.workflow import Actor, Role
 from serving.console.db import attachments, claims, notes, snoozes, tags
+from serving.console.queue import WAITING, ids_in_queue_order
 
 CLAIM_MINUTES = 30
-#: statuses a reviewer decides (the queue's "waiting")
-WAITING = ("open", "appealed_close", "appealed_ban")
 MAX_NOTE = 4000
 MAX_ATTACHMENT = 5 * 1024 * 1024
 #: accepted attachment types and how their content must begin (checked, not trusted from the browser)
@@ -186,19 +186,24 @@ def next_case(
     )
     snoozed = sa.select(z.case_id).where(z.case_id == c.case_id, z.until > when).exists()
     skipped: set[int] = set() if skip is None else {skip}
-    order = (c.score.desc().nulls_last(), c.case_id)
-    for _ in range(tries):
-        waiting = (
-            sa.select(c.case_id)
-            .select_from(Case.__table__.join(Shop.__table__, s.shop_id == c.shop_id))
-            .where(c.status.in_(WAITING), ~held_by_other, ~snoozed, *(where or []))
+    joined = Case.__table__.join(Shop.__table__, s.shop_id == c.shop_id)
+
+    def waiting(status: str, only: list[int] | None = None) -> Any:
+        """One status's waiting cases (``only``: among these ids) for ``ids_in_queue_order``."""
+        more = [] if only is None else [c.case_id.in_(only)]
+        return (
+            sa.select(c.case_id, c.score)
+            .select_from(joined)
+            .where(c.status == status, ~held_by_other, ~snoozed, *(where or []), *more)
         )
+
+    for _ in range(tries):
         with session.begin():
             own = list(
                 session.execute(sa.select(k.case_id).where(k.actor_id == actor.actor_id, k.expires_at > when)).scalars()
             )
-            ids = [int(i) for i in session.execute(waiting.where(c.case_id.in_(own)).order_by(*order)).scalars()]
-            ids += [int(i) for i in session.execute(waiting.order_by(*order).limit(len(skipped) + 5)).scalars()]
+            ids = ids_in_queue_order(session.execute, partial(waiting, only=own), WAITING, len(own))
+            ids += ids_in_queue_order(session.execute, waiting, WAITING, len(skipped) + 5)
         ids = [i for i in dict.fromkeys(ids) if i not in skipped]
         if not ids:
             return None

@@ -382,3 +382,19 @@ def test_sweep_counts_case_ids_and_train_feedback_says_how_many_labels_it_added(
             assert noise not in out.out + out.err
     finally:
         get_settings.cache_clear()
+
+
+def test_the_sweep_logs_its_drift_once(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
+    """The crackdown's sweep appends one point to the drift history; the resumed run (above) none."""
+    from serving.console.db import drift_history
+
+    settings, folder, _ = run
+    state = folder.load_state()
+    with _db(settings) as s:
+        rows = s.execute(select(drift_history)).mappings().all()
+    assert len(rows) == 1
+    (row,) = rows
+    assert row["mode"] == "local" and row["shops"] == SHOPS
+    assert row["sample_now"] >= 300 and row["sample_ref"] >= 300
+    assert row["score_psi"] >= 0 and len(row["feature_psi"]) > 10
+    assert "sweep" in json.dumps(state)
