@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from sanctions.models import Case, CaseEvent
-from serving.console.team import WAITING
+from serving.console.queue import WAITING
 
 #: the decisions a person makes on a case
 DECISIONS = ("close", "ban", "dismiss", "reject_appeal", "reverse")
