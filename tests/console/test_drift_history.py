@@ -70,3 +70,40 @@ def test_two_sweeps_log_two_points_and_a_rerun_logs_none(registry: Registry, tmp
             assert history(conn, champion.name, "no such version") == []
     finally:
         engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dajia.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def test_log_and_read_on_both_databases(store_url: str) -> None:
+    """The history's rows on SQLite and PostgreSQL: one per (model, version, as-of), read oldest first."""
+    from datetime import datetime
+
+    from dajia.db import open_store
+    from serving.console.drift_history import SweepDrift, history, log_drift
+
+    def point(day: int, psi: float) -> SweepDrift:
+        return SweepDrift(
+            "m", "3", datetime(2026, 6, day, 12, 30), "cluster", 5000, 4000, 3500, datetime(2026, 2, 1), psi,
+            "stable", False, {"a": psi / 2, "b": psi * 2},
+        )  # fmt: skip
+
+    engine = open_store(store_url)
+    try:
+        assert log_drift(engine, point(9, 0.2)) is True
+        assert log_drift(engine, point(2, 0.1)) is True
+        assert log_drift(engine, point(9, 0.9)) is False  # the same sweep: the first row stays
+        with engine.connect() as conn:
+            points = history(conn, "m", "3")
+            assert history(conn, "m", "4") == []
+    finally:
+        engine.dispose()
+    assert [(p.as_of, p.shops, p.score_psi) for p in points] == [
+        ("2026-06-02 12:30", 4000, 0.1),
+        ("2026-06-09 12:30", 4000, 0.2),
+    ]
+    assert points[1].features == {"a": 0.1, "b": 0.4}
