@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -74,3 +75,25 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     get_settings.cache_clear()
     yield tmp_path
     get_settings.cache_clear()
+
+
+# The API's registry: defined here, once, so every folder that requests it (tests/serving, and the
+# console's monitor test) gets the same session instance. A fixture imported into a test module becomes
+# a second definition with a second session instance, and a second MLflow server in this process, which
+# MLflow's module-level store cache answers from the first one's store (see ``Registry.start``).
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A generated 800-shop marketplace, two registered versions, an MLflow REST server (tests/serving/conftest.py)."""
+    from tests.serving.conftest import open_registry
+
+    yield from open_registry(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def keys(registry: Any) -> dict[str, str]:
+    """One API key per role in the registry home's database."""
+    from tests.serving.conftest import create_keys, home_settings
+
+    return create_keys(home_settings(registry.home).resolved_database_url)

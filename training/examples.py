@@ -93,9 +93,12 @@ class ExampleSet:
 
 
 def as_of_dates(mp: Marketplace, plan: ExamplePlan) -> list[pd.Timestamp]:
-    snapshot = pd.Timestamp(mp.snapshot_at)
+    return as_of_dates_between(pd.Timestamp(mp.shops["opened_at"].min()), pd.Timestamp(mp.snapshot_at), plan)
+
+
+def as_of_dates_between(first_open: pd.Timestamp, snapshot: pd.Timestamp, plan: ExamplePlan) -> list[pd.Timestamp]:
+    """The as-of dates of a marketplace whose first shop opened at ``first_open``, snapshot at ``snapshot``."""
     last = (snapshot - pd.Timedelta(days=plan.horizon_days)).floor("D")
-    first_open = pd.Timestamp(mp.shops["opened_at"].min())
     first = first_open + pd.Timedelta(days=plan.warmup_days)
     dates: list[pd.Timestamp] = []
     t = last

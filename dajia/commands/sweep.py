@@ -29,6 +29,15 @@ def _human(result: Mapping[str, Any]) -> None:
         highlight=False,
     )
     console.print(f"scores: {result.get('scores')}", soft_wrap=True, highlight=False)
+    drift = result.get("drift") or {}
+    if "score_psi" in drift:
+        console.print(
+            f"drift against the training population ({str(drift.get('reference_as_of'))[:10]}, "
+            f"{num(drift.get('sample_ref'))} shops) on {num(drift.get('sample_now'))} shops: score PSI "
+            f"{drift['score_psi']:.3f} ({drift.get('score_band')}); "
+            + ("logged to the drift history" if drift.get("logged") else "this sweep was logged already"),
+            highlight=False,
+        )
     routed = result.get("routed")
     if routed:
         console.print(

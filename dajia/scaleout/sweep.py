@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.settings import Settings
+from dajia.scaleout.drift import log_sweep_drift
 from dajia.scaleout.partition import (
     DEFAULT_SHOPS_PER_PARTITION,
     PartitionedMarketplace,
@@ -148,7 +149,9 @@ def run_sweep(
         if engine is not None:
             engine.dispose()
     seconds = time.perf_counter() - t0
+    drift = log_sweep_drift(settings, parts, champion, when, mode="local" if client is None else "cluster")
     return {
+        "drift": drift,
         "scores": str(out),
         "shops": parts.shops,
         **totals,

@@ -150,3 +150,33 @@ snoozes = sa.Table(
 )
 
 TEAM_TABLES = (claims, notes, attachments, tags, snoozes)
+
+# --------------------------------------------------------------------------- the monitor's drift history (issue 20)
+
+#: one row per sweep: its drift against the model's training population (score PSI, per-feature PSI,
+#: sample sizes), appended by every sweep (``dajia sweep``, on a cluster too, and the crackdown's). A
+#: sweep is identified by model and as-of: re-running it at the same as-of keeps the first row.
+drift_history = sa.Table(
+    "console_drift_history",
+    metadata,
+    sa.Column("drift_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("model_name", sa.String(200), nullable=False),
+    sa.Column("model_version", sa.String(64), nullable=False),
+    sa.Column("as_of", sa.DateTime(), nullable=False),
+    sa.Column("recorded_at", sa.DateTime(), nullable=False),
+    #: local | cluster (how the sweep ran)
+    sa.Column("mode", sa.String(16), nullable=False),
+    #: shops scored by the sweep, and the sample the drift was measured on (now and reference)
+    sa.Column("shops", sa.Integer(), nullable=False),
+    sa.Column("sample_now", sa.Integer(), nullable=False),
+    sa.Column("sample_ref", sa.Integer(), nullable=False),
+    sa.Column("reference_as_of", sa.DateTime(), nullable=False),
+    sa.Column("score_psi", sa.Float(), nullable=False),
+    sa.Column("score_band", sa.String(32), nullable=False),
+    sa.Column("small_sample", sa.Boolean(), nullable=False),
+    #: {feature: psi}
+    sa.Column("feature_psi", sa.JSON(), nullable=False),
+    sa.UniqueConstraint(
+        "model_name", "model_version", "as_of", name="uq_console_drift_history_model_name_model_version_as_of"
+    ),
+)

@@ -8,6 +8,8 @@
   recomputed: the model's own fitted pipeline builds the features of every shop open at the last
   *training* as-of date (``training.examples`` plan from ``model.info["plan"]``) and the model scores
   them; that is compared with today's scores. Computed once per model version and cached.
+* **Trend.** Every sweep logs its drift against the same training population (``drift_history``: score
+  PSI, per-feature PSI, sample sizes, as-of, model version); the trend plots read that log.
 * **PSI** = Σ (now − ref) · ln(now / ref) over bins cut at the reference deciles (shares floored at
   1e-4). Rule of thumb: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major shift.
 * **Reviewer agreement** per model version: of the score-opened cases a person decided, the share they
@@ -235,7 +237,7 @@ class ScoreDrift:
 
 @dataclass
 class TrendPoint:
-    """Drift at one weekly sweep date against the training reference."""
+    """Drift of one logged sweep against the training reference (a row of the drift history)."""
 
     as_of: str
     shops: int
@@ -243,23 +245,42 @@ class TrendPoint:
     features: dict[str, float]
 
 
-def training_reference(model: Any, mp: Any) -> tuple[NDArray[np.float64], NDArray[np.float64], pd.Timestamp]:
-    """(feature rows, scores, as-of) of every shop open at the model's last training as-of date, through
-    its own pipeline: the population the model was fitted for, the reference of every drift figure."""
-    from training.examples import ExamplePlan, as_of_dates, split_dates
+def reference_as_of(model: Any, first_open: pd.Timestamp, snapshot: pd.Timestamp) -> pd.Timestamp:
+    """The model's last *training* as-of date (its ``info["plan"]``) on a marketplace whose first shop
+    opened at ``first_open``, snapshot at ``snapshot``."""
+    from training.examples import ExamplePlan, as_of_dates_between, split_dates
 
     plan_info = dict(model.info.get("plan") or {})
     plan = ExamplePlan(**{k: v for k, v in plan_info.items() if k in ExamplePlan.__dataclass_fields__})
-    dates = split_dates(as_of_dates(mp, plan), plan)["train"]
-    as_of = pd.Timestamp(dates[-1])
-    X = _population(model, mp, as_of)
+    dates = split_dates(as_of_dates_between(first_open, snapshot, plan), plan)["train"]
+    return pd.Timestamp(dates[-1])
+
+
+def training_reference(model: Any, mp: Any) -> tuple[NDArray[np.float64], NDArray[np.float64], pd.Timestamp]:
+    """(feature rows, scores, as-of) of every shop open at the model's last training as-of date, through
+    its own pipeline: the population the model was fitted for, the reference of every drift figure."""
+    as_of = reference_as_of(model, pd.Timestamp(mp.shops["opened_at"].min()), pd.Timestamp(mp.snapshot_at))
+    X = population(model, mp, as_of)
     return X, np.asarray(model.predict_proba(X), dtype=np.float64), as_of
 
 
-def _population(model: Any, mp: Any, as_of: pd.Timestamp) -> NDArray[np.float64]:
+def open_at(shops: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Which of ``shops`` were open at ``as_of`` (opened before it, not closed before it)."""
+    open_ = shops["opened_at"] < as_of
+    if "closed_at" in shops:
+        open_ &= ~(shops["closed_at"] < as_of)
+    return open_
+
+
+def population(model: Any, mp: Any, as_of: pd.Timestamp, among: Any = None) -> NDArray[np.float64]:
+    """Feature rows (model columns) of the shops open at ``as_of`` (of ``among`` when given: ids)."""
     shops = mp.shops
-    open_ = (shops["opened_at"] < as_of) & ~(shops["closed_at"] < as_of) if "closed_at" in shops else None
-    ids = [str(s) for s in shops.loc[open_ if open_ is not None else shops["opened_at"] < as_of, "shop_id"]]
+    keep = open_at(shops, as_of)
+    if among is not None:
+        keep &= shops["shop_id"].astype(str).isin([str(i) for i in among])
+    ids = [str(s) for s in shops.loc[keep, "shop_id"]]
+    if not ids:
+        return np.zeros((0, len(model.feature_names)))
     X = model.pipeline.transform(mp, as_of, shop_ids=ids)
     return np.ascontiguousarray(X[model.feature_names].to_numpy(dtype=np.float64))
 
@@ -270,38 +291,12 @@ def training_reference_scores(model: Any, mp: Any) -> tuple[NDArray[np.float64],
     return scores, as_of
 
 
-#: at most this many sweep dates in the trend (evenly spread between the reference and now)
-TREND_POINTS = 8
-
-
-def drift_trend(
-    model: Any, mp: Any, X_ref: NDArray[np.float64], ref_scores: NDArray[np.float64], ref_as_of: pd.Timestamp
-) -> list[TrendPoint]:
-    """Drift at the weekly sweep dates from the reference date to the snapshot (at most ``TREND_POINTS``),
-    each population built as a sweep on that date would have seen it."""
-    from marketplace.tables import scoring_time
-
-    end = scoring_time(mp.snapshot_at)
-    weeks = max(1, int((end - ref_as_of).days // 7))
-    steps = sorted({round(k * weeks / (TREND_POINTS - 1)) for k in range(TREND_POINTS)})
-    names = list(model.feature_names)
-    out = []
-    for k in steps:
-        when = min(end, ref_as_of + pd.Timedelta(days=7 * k))
-        X = _population(model, mp, when)
-        scores = np.asarray(model.predict_proba(X), dtype=np.float64)
-        feats = {d.name: round(d.psi, 4) for d in drift_table(names, X_ref, X)}
-        out.append(TrendPoint(str(when.date()), len(X), drift_of(ref_scores, scores).psi, feats))
-    return out
-
-
 @dataclass
 class DriftReport:
     version: str
     features: list[FeatureDrift]
     score: ScoreDrift
     now_scores: NDArray[np.float64]
-    trend: list[TrendPoint] = field(default_factory=list)
     #: what the features were compared with
     reference: str = ""
 
@@ -350,7 +345,7 @@ def compute_drift(runtime: Any, mp: Any) -> DriftReport:
         score = ScoreDrift(None, "unavailable", note=f"training reference not computable: {exc}")
         return DriftReport(str(runtime.version), features, score, now_scores, reference="the training rows' quantiles")
     # today's population: the shops a sweep at the snapshot scores (open, not closed)
-    X_today = _population(model, mp, scoring_time_of(mp))
+    X_today = population(model, mp, scoring_time_of(mp))
     today_scores = np.asarray(model.predict_proba(X_today), dtype=np.float64)
     features = drift_table(list(model.feature_names), X_ref, X_today)
     d = drift_of(ref, today_scores)
@@ -368,9 +363,8 @@ def compute_drift(runtime: Any, mp: Any) -> DriftReport:
         now_tenths=[float(v) for v in shares(today_scores, TENTHS)],
         small_sample=d.small_sample,
     )
-    trend = drift_trend(model, mp, X_ref, ref, as_of)
     reference = f"every shop open at the last training as-of date {as_of.date()} ({len(ref)} shops)"
-    return DriftReport(str(runtime.version), features, score, now_scores, trend, reference)
+    return DriftReport(str(runtime.version), features, score, now_scores, reference)
 
 
 def scoring_time_of(mp: Any) -> pd.Timestamp:

@@ -847,27 +847,31 @@ async def monitor(request: Request) -> Response:
                 ],
                 title="Share of shops per score band: training vs now",
             )
-        if drift is not None and drift.trend:
-            dates = [p.as_of for p in drift.trend]
-            top = [d.name for d in drift.features[:5]]
-            trend = trend_svg(
-                dates,
-                [("score", [p.score_psi for p in drift.trend], PALETTE[0])]
-                + [(n, [p.features.get(n, 0.0) for p in drift.trend], PALETTE[1 + i % 5]) for i, n in enumerate(top)],
-                title="PSI against the training population, per weekly sweep date",
-            )
-            sparks = {
-                d.name: sparkline_svg([p.features.get(d.name, 0.0) for p in drift.trend], d.name)
-                for d in drift.features[:25]
-            }
 
-    def load(s: Session) -> tuple[Any, Any, Any]:
+    def load(s: Session) -> tuple[Any, Any, Any, list[Any]]:
+        from serving.console.drift_history import history
         from serving.console.sample import miss_estimate
 
         conn = s.connection()
-        return agreement_by_version(conn), precision_tables(conn), miss_estimate(conn)
+        points = history(conn, served.runtime.name, served.runtime.version) if served is not None else []
+        return agreement_by_version(conn), precision_tables(conn), miss_estimate(conn), points
 
-    agreement, (by_tier, by_band), est = await read(services, load)
+    agreement, (by_tier, by_band), est, points = await read(services, load)
+    if points:
+        # the five features that moved most over the logged sweeps (the latest sweep's order breaks ties)
+        names = sorted(points[-1].features, key=lambda n: -max(p.features.get(n, 0.0) for p in points))
+        top = names[:5]
+        trend = trend_svg(
+            [p.as_of for p in points],
+            [("score", [p.score_psi for p in points], PALETTE[0])]
+            + [(n, [p.features.get(n, 0.0) for p in points], PALETTE[1 + i % 5]) for i, n in enumerate(top)],
+            title="PSI against the training population, per logged sweep",
+        )
+        if drift is not None:
+            sparks = {
+                d.name: sparkline_svg([p.features.get(d.name, 0.0) for p in points], d.name)
+                for d in drift.features[:25]
+            }
     return render(
         "monitor.html",
         user=user,
@@ -876,6 +880,7 @@ async def monitor(request: Request) -> Response:
         drift_error=drift_error,
         chart=chart,
         trend=trend,
+        sweeps=len(points),
         sparks=sparks,
         agreement=agreement,
         by_tier=by_tier,

@@ -151,6 +151,7 @@ def test_monitor_page_renders_drift_of_a_real_model() -> None:
             drift_error=None,
             chart="<svg></svg>",
             trend="<svg id='trend'></svg>",
+            sweeps=2,
             sparks={report.features[0].name: "<svg class='spark'></svg>"},
             agreement=[],
             by_tier=[Precision("suspected", 10, 8, 1)],
@@ -161,6 +162,7 @@ def test_monitor_page_renders_drift_of_a_real_model() -> None:
     assert "dajia-shop-risk version 7" in html and "0.310" in html and "(major shift)" in html
     assert html.index(report.features[0].name) < html.index(report.features[-1].name)
     assert "<svg id='trend'></svg>" in html and html.count("<svg class='spark'>") == 1
+    assert "as logged by each sweep of this model version (2 logged" in html
     assert "80.0%" in html and "9.1%" in html
 
 

@@ -245,3 +245,9 @@ def test_cluster_sweep_opens_the_same_cases_as_a_local_sweep(
     assert local_cases, "the sweep opened no case at all"
     assert local_cases == cluster_cases == suspected
     assert results["local"]["routed"]["opened"] == results["cluster"]["routed"]["opened"] == len(suspected)
+    # each sweep logged its drift (issue 20) in its own store: the same figures, local or on the cluster
+    drift = {mode: results[mode]["drift"] for mode in results}
+    assert drift["local"]["logged"] is True and drift["cluster"]["logged"] is True
+    assert drift["local"]["sample_now"] == drift["cluster"]["sample_now"] > 0
+    assert drift["local"]["score_psi"] == drift["cluster"]["score_psi"]
+    assert drift["local"]["top_features"] == drift["cluster"]["top_features"]

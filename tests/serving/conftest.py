@@ -18,7 +18,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -66,6 +66,8 @@ class Registry:
     port: int
     _server: Any = None
     _thread: threading.Thread | None = None
+    #: the registry whose MLflow server runs in this process (one at a time, see ``start``)
+    _serving: ClassVar[Registry | None] = None
 
     @property
     def url(self) -> str:
@@ -81,11 +83,32 @@ class Registry:
         return MlflowClient(tracking_uri=self.store_uri, registry_uri=self.store_uri)
 
     def start(self) -> None:
+        """Serve this registry's store over REST, in a thread of this process.
+
+        MLflow's server keeps its stores in module globals (``mlflow.server.handlers._tracking_store``,
+        ``_model_registry_store``), created on the first request from ``_MLFLOW_SERVER_FILE_STORE``: one
+        process serves one store. A second registry started while another runs would be answered from the
+        first one's store (an alias moved in its own store is never seen), so that is refused; a registry
+        started after the running one stopped gets the cache cleared and serves its own store."""
         import uvicorn
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            from mlflow.server import handlers
             from mlflow.server.fastapi_app import app
+
+        running = Registry._serving
+        if running is not None and running is not self:
+            raise RuntimeError(
+                f"an MLflow server for {running.store_uri} already runs in this process; MLflow's server "
+                f"caches its store in module globals, so {self.store_uri} cannot be served beside it "
+                "(request the session fixture `registry`, defined once in tests/conftest.py)"
+            )
+        os.environ["_MLFLOW_SERVER_FILE_STORE"] = self.store_uri
+        os.environ["_MLFLOW_SERVER_ARTIFACT_ROOT"] = str(home_settings(self.home).artifact_root)
+        handlers._tracking_store = None
+        handlers._model_registry_store = None
+        Registry._serving = self
 
         self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
         self._thread = threading.Thread(target=self._server.run, name="mlflow-server", daemon=True)
@@ -98,10 +121,11 @@ class Registry:
             assert self._thread is not None
             self._thread.join(timeout=30)
             self._server = None
+        if Registry._serving is self:
+            Registry._serving = None
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     """Generate a small marketplace and train once with the training entry point (version 1, champion).
 
     Version 2 (``challenger``) registers the same logged model again: a second real registry version
@@ -165,11 +189,6 @@ def create_keys(database_url: str) -> dict[str, str]:
     out["revoked"] = secret
     engine.dispose()
     return out
-
-
-@pytest.fixture(scope="session")
-def keys(registry: Registry) -> dict[str, str]:
-    return create_keys(home_settings(registry.home).resolved_database_url)
 
 
 @dataclass
