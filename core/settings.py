@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     lightgbm_threads: int = Field(default=1, gt=0)
     public_rate_per_minute: float = Field(default=300.0, ge=0)  # per client IP, unkeyed endpoints; 0: off
     public_rate_burst: int = Field(default=120, ge=1)  # requests a client may send at once before the rate applies
+    # online feature store (features.online_store): the SQLite file the sweep materialises each shop's feature
+    # row into and scoring by id reads; default online.db under home
+    online_store: str | None = Field(
+        default=None, description="online feature store: sqlite:///PATH or a file path; default online.db under home"
+    )
+    # a row last computed longer ago than this is scored but reported stale (response and metrics); 0: never
+    online_max_age_hours: float = Field(default=168.0, ge=0)
     # prediction log: rows older than this many days are archived and deleted by `dajia predictions prune`
     # (run it from cron or a timer); None: kept until pruned by hand with --older-than
     prediction_retention_days: float | None = Field(default=None, gt=0)
@@ -74,6 +81,12 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.home / 'mlruns' / 'mlflow.db').resolve()}"
+
+    @property
+    def resolved_online_store(self) -> str:
+        if self.online_store:
+            return self.online_store
+        return f"sqlite:///{(self.home / 'online.db').resolve()}"
 
     @property
     def artifact_root(self) -> Path | None:

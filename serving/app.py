@@ -1,8 +1,8 @@
 """The app factory: settings read once, resources created in the lifespan, routers mounted.
 
 ``create_app(settings, options)`` builds a fresh app (nothing happens at import time). The lifespan
-opens the database, the prediction log writer, the marketplace (``--data``) and the model holder, and
-hands them to requests as ``request.state.services``.
+opens the database, the prediction log writer, the online feature store, the marketplace (in-process
+use only) and the model holder, and hands them to requests as ``request.state.services``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from fastapi import FastAPI
 
 from core.db import make_engine
 from core.settings import Settings, sqlite_file
+from features.online_store import open_online_store
 from serving.auth import ApiKeyStore
 from serving.config import ServeOptions
 from serving.errors import install_error_handlers
@@ -76,6 +77,12 @@ def _publish_limits(app: FastAPI, max_batch: int, rate_limited: bool) -> None:
             for name, sub in body.pop("$defs", {}).items():
                 schemas.setdefault(name, sub)
             schemas["ScoreRequest"] = body
+            from serving.routes.shop_events import ShopEventsIn
+
+            events = ShopEventsIn.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in events.pop("$defs", {}).items():
+                schemas.setdefault(name, sub)
+            schemas["ShopEventsIn"] = events
             props = schemas["ScoreRequest"]["properties"]
             for name in ("shop_ids", "records"):
                 props[name]["maxItems"] = max_batch
@@ -87,8 +94,13 @@ def _publish_limits(app: FastAPI, max_batch: int, rate_limited: bool) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def create_app(settings: Settings, options: ServeOptions | None = None, marketplace: Any = None) -> FastAPI:
-    """A new dajia API app. ``marketplace`` (already loaded) overrides ``options.data_dir``."""
+def create_app(
+    settings: Settings, options: ServeOptions | None = None, marketplace: Any = None, online_source: Any = None
+) -> FastAPI:
+    """A new dajia API app. ``marketplace`` (already loaded) overrides ``options.data_dir`` (both keep the
+    marketplace in memory, for in-process use). ``online_source``: a partitioned marketplace
+    (``dajia.scaleout.partition``) materialised into the online store partition by partition when the
+    store does not hold it for the champion's pipeline (``dajia serve --data``: nothing in memory)."""
     opts = options or ServeOptions()
     metrics = Metrics()
 
@@ -110,6 +122,8 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
             pred_log = PredictionLog(engine, observe=metrics.observe_commit, inline=opts.commit_on_loop(url))
             pred_log.start()
             started.callback(pred_log.stop)
+            store = await asyncio.to_thread(open_online_store, settings.resolved_online_store)
+            started.callback(store.close)
             mp = marketplace
             if mp is None and opts.data_dir is not None:
                 mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
@@ -123,7 +137,14 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
                 dispatcher = OutboxDispatcher(sanctions.sessions, mailbox, opts.outbox_seconds, metrics.observe_outbox)
                 dispatcher.start()
                 started.callback(dispatcher.stop)
-            build = partial(ModelRuntime.from_dir, marketplace=mp, threads=settings.lightgbm_threads)
+            build = partial(
+                ModelRuntime.from_dir,
+                marketplace=mp,
+                threads=settings.lightgbm_threads,
+                store=store,
+                max_age_hours=settings.online_max_age_hours,
+                source=online_source,
+            )
             holder = ModelHolder(settings, opts, build, metrics)
             services = Services(
                 settings=settings,
@@ -153,10 +174,11 @@ def create_app(settings: Settings, options: ServeOptions | None = None, marketpl
         openapi_url="/openapi.json",
     )
     install_error_handlers(app)
-    from serving.routes import health, predictions, scores
+    from serving.routes import health, predictions, scores, shop_events
 
     app.include_router(health.router)
     app.include_router(scores.router)
+    app.include_router(shop_events.router)
     app.include_router(predictions.router)
     try:
         sanctions_routes = importlib.import_module("serving.routes.sanctions")

@@ -89,6 +89,19 @@ class Metrics:
             ["feature"],
             registry=self.registry,
         )
+        self.online_rows = Counter(
+            "dajia_online_rows_total",
+            "shops scored by id, by the state of their online feature row: fresh, stale (older than "
+            "settings.online_max_age_hours; scored and reported), missing or other_version (not scored: 404)",
+            ["status"],
+            registry=self.registry,
+        )
+        self._online = {s: self.online_rows.labels(s) for s in ("fresh", "stale", "missing", "other_version")}
+        self.online_refreshes = Counter(
+            "dajia_online_refreshes_total",
+            "shop event posts that refreshed (or confirmed) a shop's online feature row",
+            registry=self.registry,
+        )
         self.outbox_pending = Gauge(
             "dajia_outbox_pending", "sanction outbox messages waiting to be delivered", registry=self.registry
         )
@@ -132,6 +145,20 @@ class Metrics:
             by_tier.setdefault(t, []).append(s)
         for tier, values in by_tier.items():
             observe_many(self.score_hist(tier), values)
+
+    def observe_online(self, info: list[dict[str, Any]]) -> None:
+        """Count the online rows a by-id request scored, by status (fresh or stale)."""
+        stale = sum(1 for i in info if i["status"] == "stale")
+        if stale:
+            self._online["stale"].inc(stale)
+        if len(info) > stale:
+            self._online["fresh"].inc(len(info) - stale)
+
+    def observe_online_unavailable(self, missing: int, other_version: int) -> None:
+        if missing:
+            self._online["missing"].inc(missing)
+        if other_version:
+            self._online["other_version"].inc(other_version)
 
     def observe_commit(self, seconds: float, rows: int) -> None:
         self.log_commit.observe(seconds)

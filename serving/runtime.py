@@ -1,9 +1,15 @@
 """One loaded model version, ready for the hot path.
 
 Built off the event loop when a version is loaded: the ``ShopRiskModel`` is unwrapped from its MLflow
-pyfunc, LightGBM threads are pinned, and — when the service was pointed at a marketplace — every
-shop's feature row is computed once through the model's own fitted pipeline (as of the snapshot)
-and kept as one float64 matrix, so scoring a shop by id is a row lookup plus one booster call.
+pyfunc and LightGBM threads are pinned. Scoring a shop by id reads its feature row from the online
+feature store (``features.online_store``: one row by primary key, materialised by the sweep and
+refreshed by ingested events) and checks it was built for this model's pipeline (its digest) and is not
+older than ``settings.online_max_age_hours``; the service holds no marketplace in memory for it.
+
+When the service was given a marketplace object (in-process use, tests), its shops are materialised
+into the store at load and their rows also kept as one matrix (``X``/``index``) for the console's
+monitor; ``dajia serve --data DIR`` materialises a folder partition by partition instead
+(:func:`materialise_partitions`, skipped when the store already holds it for this pipeline).
 
 Reasons: only shops in the ``watch`` or ``suspected`` tier get them (the model's Saabas path
 credits, about the cost of one more prediction), cached by feature digest, so a shop scored again
@@ -16,6 +22,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +31,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from core.errors import DajiaError, NotFound
+from features.online_store import OnlineRow, OnlineStore, materialise, now_us, pipeline_digest, us_ts
 from marketplace.tables import scoring_time
 from models.model import ShopRiskModel
 from models.thresholds import EXPLAINED_TIERS
@@ -42,6 +50,47 @@ def load_model_dir(path: Path) -> ShopRiskModel:
     # suppress_warnings: skips MLflow's comparison of the model's pip requirements with every installed
     # distribution (file reading at start-up; the service's environment is pinned by pyproject.toml)
     return risk_model_of(mlflow.pyfunc.load_model(str(path), suppress_warnings=True))
+
+
+class RowsUnavailable(NotFound):
+    """Shops scored by id whose online row is missing or was built for another pipeline (model version).
+    ``missing`` and ``other_version`` name them (the metrics count them)."""
+
+    def __init__(self, message: str, missing: list[str], other_version: list[str]) -> None:
+        super().__init__(message)
+        self.missing = missing
+        self.other_version = other_version
+
+
+#: a row's freshness as the response reports it
+FRESH, STALE = "fresh", "stale"
+_EPOCH = datetime(1970, 1, 1)
+
+
+def iso_us(us: int) -> str:
+    return (_EPOCH + timedelta(microseconds=us)).isoformat()
+
+
+def materialise_partitions(
+    store: OnlineStore, pipeline: Any, parts: Any, log: Callable[[str], None] | None = None
+) -> int:
+    """Materialise every shop of a partitioned marketplace (``dajia.scaleout.partition``) into ``store``,
+    one partition in memory at a time; nothing when the store already holds this marketplace
+    (its fingerprint) for this pipeline. Returns the rows written."""
+    digest = pipeline_digest(pipeline)
+    key = f"materialised:{digest}"
+    if store.meta(key) == parts.fingerprint:
+        return 0
+    as_of = scoring_time(parts.snapshot_at)
+    written = 0
+    for i in range(parts.n_partitions):
+        mp, ids = parts.load(i)
+        written += materialise(store, pipeline, mp, as_of, [str(s) for s in ids])
+        del mp
+        if log is not None:
+            log(f"online store: partition {i + 1}/{parts.n_partitions} materialised ({written:,} shops)")
+    store.set_meta(key, parts.fingerprint)
+    return written
 
 
 class InputMismatch(DajiaError):
@@ -67,7 +116,15 @@ class ModelRuntime:
     """Score, tier and reasons for feature rows, plus the cached feature rows of the marketplace's shops."""
 
     def __init__(
-        self, model: ShopRiskModel, name: str, version: str, marketplace: Any = None, threads: int = 1
+        self,
+        model: ShopRiskModel,
+        name: str,
+        version: str,
+        marketplace: Any = None,
+        threads: int = 1,
+        store: OnlineStore | None = None,
+        max_age_hours: float = 0.0,
+        source: Any = None,
     ) -> None:
         self.model = model
         self.name = name
@@ -86,17 +143,124 @@ class ModelRuntime:
         self._finder: Any = None
         #: what POST /v1/scores accepts for this model (``/readyz`` says it)
         self.inputs: tuple[str, ...] = ("shop_ids", "records") if model.pipeline is not None else ("rows",)
-        if marketplace is not None and model.pipeline is not None:
+        self.store = store
+        self.max_age_us = int(max_age_hours * 3600 * 1e6)
+        self.pipeline_digest: str | None = None
+        #: columns of a stored row (the pipeline's output order) in the model's order; None: the same
+        self._order: NDArray[np.intp] | None = None
+        pipeline = model.pipeline
+        if pipeline is not None:
+            self.pipeline_digest = pipeline_digest(pipeline)
+            out = [str(n) for n in pipeline.get_feature_names_out()]
+            if out != self.feature_names:
+                pos = {n: i for i, n in enumerate(out)}
+                self._order = np.asarray([pos[n] for n in self.feature_names], dtype=np.intp)
+        if marketplace is not None and pipeline is not None:
             self.as_of = scoring_time(marketplace.snapshot_at)
-            frame = model.pipeline.transform(marketplace, self.as_of)
-            frame = frame[self.feature_names]
+            full = pipeline.transform(marketplace, self.as_of)
+            frame = full[self.feature_names]
             self.X = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
             self.index = {str(s): i for i, s in enumerate(frame.index)}
             self.digests = digest_rows(self.X)
+            if store is not None:
+                materialise(store, pipeline, marketplace, self.as_of, list(self.index), features=full)
+        elif source is not None and store is not None and pipeline is not None:
+            materialise_partitions(store, pipeline, source)
+        #: shops the online store holds rows of for this model's pipeline (``/readyz``)
+        self.online_shops = store.count(self.pipeline_digest) if store is not None and pipeline is not None else 0
 
     @classmethod
-    def from_dir(cls, path: Path, name: str, version: str, marketplace: Any = None, threads: int = 1) -> ModelRuntime:
-        return cls(load_model_dir(path), name, version, marketplace, threads)
+    def from_dir(
+        cls,
+        path: Path,
+        name: str,
+        version: str,
+        marketplace: Any = None,
+        threads: int = 1,
+        store: OnlineStore | None = None,
+        max_age_hours: float = 0.0,
+        source: Any = None,
+    ) -> ModelRuntime:
+        return cls(load_model_dir(path), name, version, marketplace, threads, store, max_age_hours, source)
+
+    # -- the online store -----------------------------------------------------------------------------
+    def online_rows(self, shop_ids: list[str]) -> dict[str, OnlineRow]:
+        """The stored rows of ``shop_ids`` built for this model's pipeline (others are left out)."""
+        if self.store is None or self.pipeline_digest is None:
+            return {}
+        digest = self.pipeline_digest
+        return {s: r for s, r in self.store.get_many(shop_ids).items() if r.pipeline == digest}
+
+    def matrix(self, rows: list[OnlineRow]) -> NDArray[np.float64]:
+        """Stored rows as one matrix in the model's column order."""
+        X = np.stack([r.values for r in rows]) if len(rows) > 1 else rows[0].values.reshape(1, -1)
+        if self._order is not None:
+            X = X[:, self._order]
+        return np.ascontiguousarray(X, dtype=np.float64)
+
+    def features_for_ids(self, shop_ids: list[str]) -> tuple[NDArray[np.float64], list[dict[str, Any]]]:
+        """Feature rows of shops by id from the online store, and per shop what the row is (status fresh
+        or stale, as-of, refreshed-at, pipeline). ``RowsUnavailable`` names the shops without a row built
+        for this model's pipeline: they are never scored from nothing."""
+        if self.store is None or self.pipeline_digest is None:
+            raise NotFound("scoring by id needs the online feature store and a model with a feature pipeline")
+        found = self.store.get_many(shop_ids)
+        digest = self.pipeline_digest
+        rows: list[OnlineRow] = []
+        missing: list[str] = []
+        other: list[str] = []
+        for s in shop_ids:
+            r = found.get(s)
+            if r is None:
+                missing.append(s)
+            elif r.pipeline != digest:
+                other.append(s)
+            else:
+                rows.append(r)
+        if missing or other:
+            raise RowsUnavailable(self._unavailable(missing, other, found), missing, other)
+        now = now_us()
+        limit = self.max_age_us
+        info = [
+            {
+                "source": "online",
+                "status": STALE if limit and now - r.refreshed_us > limit else FRESH,
+                "as_of": iso_us(r.as_of_us),
+                "refreshed_at": iso_us(r.refreshed_us),
+                "pipeline": r.pipeline,
+            }
+            for r in rows
+        ]
+        return self.matrix(rows), info
+
+    def _unavailable(self, missing: list[str], other: list[str], found: dict[str, OnlineRow]) -> str:
+        parts = []
+        if missing:
+            shown = ", ".join(repr(m) for m in missing[:10])
+            more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+            parts.append(f"unknown shop id(s) {shown}{more}: the online feature store holds no row for them")
+        if other:
+            shown = ", ".join(f"{o!r} (pipeline {found[o].pipeline})" for o in other[:10])
+            parts.append(
+                f"shop(s) {shown} have rows built for another model version than the champion's "
+                f"(pipeline {self.pipeline_digest})"
+            )
+        return "; ".join(parts) + (
+            "; run dajia sweep with the champion (or post the shop's events) to materialise them, "
+            "or send the shops as records"
+        )
+
+    def online_history(self, shop_ids: list[str]) -> Any:
+        """A marketplace of the stored histories of ``shop_ids`` (for evidence), or None."""
+        if self.store is None:
+            return None
+        hist = self.store.history(shop_ids)
+        if not hist:
+            return None
+        from features.pipeline import marketplace_from_frames
+        from marketplace.records import records_to_frames
+
+        return marketplace_from_frames(records_to_frames(list(hist.values())), pd.Timestamp.now())
 
     # -- features -----------------------------------------------------------------------------------
     def rows_for_ids(self, shop_ids: list[str]) -> NDArray[np.int64]:
@@ -155,16 +319,26 @@ class ModelRuntime:
         rows of shops of the loaded marketplace; None for the others. Off the hot path: asked for per request."""
         out: list[list[dict[str, Any]] | None] = [None] * len(ids)
         want = [i for i, t in enumerate(tiers) if t in EXPLAINED_TIERS]
-        if not want or self.marketplace is None or self.as_of is None:
+        if not want:
             return out
         from models.evidence import EvidenceFinder, explain_with_evidence
 
-        with self._lock:
-            if self._finder is None:
-                self._finder = EvidenceFinder(self.model, self.marketplace)
-            finder = self._finder
+        as_of = self.as_of
+        if self.marketplace is not None and as_of is not None:
+            with self._lock:
+                if self._finder is None:
+                    self._finder = EvidenceFinder(self.model, self.marketplace)
+                finder = self._finder
+        else:  # no marketplace in memory: the evidence of the stored histories of these shops
+            wanted = [ids[i] for i in want]
+            mp = self.online_history(wanted)
+            rows = self.online_rows(wanted)
+            if mp is None or not rows:
+                return out
+            as_of = us_ts(max(r.as_of_us for r in rows.values()))
+            finder = EvidenceFinder(self.model, mp)
         frame = pd.DataFrame(X[want], columns=self.feature_names, index=[ids[i] for i in want])
-        for i, reasons in zip(want, explain_with_evidence(self.model, finder, frame, self.as_of, top), strict=True):
+        for i, reasons in zip(want, explain_with_evidence(self.model, finder, frame, as_of, top), strict=True):
             out[i] = [r.as_dict() for r in reasons]
         return out
 

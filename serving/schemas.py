@@ -206,6 +206,18 @@ class ReasonDetail(BaseModel):
     evidence: list[EvidenceRef]
 
 
+class OnlineFeatures(BaseModel):
+    """What the online feature row a shop scored by id was (``features.online_store``)."""
+
+    source: Literal["online"] = "online"
+    status: Literal["fresh", "stale"] = Field(
+        description="stale: last computed longer ago than settings.online_max_age_hours (scored, but say so)"
+    )
+    as_of: datetime = Field(description="the row's features use events strictly before this time")
+    refreshed_at: datetime = Field(description="when the row was last computed (sweep or ingested events)")
+    pipeline: str = Field(description="digest of the fitted feature pipeline the row was built for")
+
+
 class ScoreResult(BaseModel):
     shop_id: str
     score: float = Field(ge=0.0, le=1.0, description="calibrated probability that the shop sells counterfeits")
@@ -218,6 +230,9 @@ class ScoreResult(BaseModel):
     model_version: str
     request_id: str
     case: CaseRef | None = Field(default=None, description="the case opened or updated (route=true only)")
+    features: OnlineFeatures | None = Field(
+        default=None, description="shop_ids only: the online feature row scored (fresh or stale, as-of, pipeline)"
+    )
 
 
 class ModelRef(BaseModel):
@@ -270,7 +285,7 @@ class Readiness(BaseModel):
     model: ServedOut | None
     shadow: ServedOut | None
     last_error: str | None
-    marketplace_shops: int
+    marketplace_shops: int = Field(description="shops the online feature store holds rows of for the champion")
     snapshot_at: datetime | None
     inputs: list[Literal["shop_ids", "records", "rows"]] = Field(
         description="what POST /v1/scores accepts from the champion: shop_ids and records (a marketplace "

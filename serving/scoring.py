@@ -22,7 +22,7 @@ from serving.auth import ApiKey
 from serving.metrics import observe_many
 from serving.model_holder import Served
 from serving.record_columns import RecordColumns
-from serving.runtime import ModelRuntime
+from serving.runtime import ModelRuntime, RowsUnavailable
 from serving.schemas import ScoreRequest
 from serving.services import Services
 
@@ -66,18 +66,23 @@ class InlineRecords:
 ScoreInput = ScoreRequest | InlineRecords
 
 
-def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str]]:
-    """(shop ids, feature rows, digests) for the request, by id, from records or from feature rows."""
+#: what a by-id result says about its online row (``ModelRuntime.features_for_ids``); None otherwise
+FeatureInfo = list[dict[str, Any]] | None
+
+
+def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str], FeatureInfo]:
+    """(shop ids, feature rows, digests, online-row info) for the request, by id (from the online
+    store), from records or from feature rows."""
     from serving.runtime import digest_rows
 
     if isinstance(req, ScoreRequest) and req.rows is not None:
         runtime.check_input("rows")
         ids, X = runtime.features_for_rows(req.rows)
-        return ids, X, digest_rows(X)
+        return ids, X, digest_rows(X), None
     runtime.check_input("shop_ids" if req.shop_ids is not None else "records")
     if req.shop_ids is not None:
-        rows = runtime.rows_for_ids(req.shop_ids)
-        return list(req.shop_ids), runtime.X[rows], [runtime.digests[i] for i in rows.tolist()]
+        X, info = runtime.features_for_ids(req.shop_ids)
+        return list(req.shop_ids), X, digest_rows(X), info
 
     if isinstance(req, InlineRecords):
         ids, X = runtime.features_for_columns(
@@ -86,16 +91,16 @@ def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArra
     else:
         assert req.records is not None
         ids, X = runtime.features_for_records(req.records, _as_of(req.as_of))
-    return ids, X, digest_rows(X)
+    return ids, X, digest_rows(X), None
 
 
 def _compute(
     runtime: ModelRuntime, req: ScoreInput
-) -> tuple[list[str], list[str], NDArray[np.float64], list[str], list[list[str]]]:
-    ids, X, digests = _features(runtime, req)
+) -> tuple[list[str], list[str], NDArray[np.float64], list[str], list[list[str]], NDArray[np.float64], FeatureInfo]:
+    ids, X, digests, info = _features(runtime, req)
     scores, tiers = runtime.score(X)
     reasons = runtime.reasons(X, tiers, digests, top=req.top)
-    return ids, digests, scores, tiers, reasons
+    return ids, digests, scores, tiers, reasons, X, info
 
 
 def _routable(
@@ -114,17 +119,19 @@ def _routable(
         return [
             (ids[i], scores[i], tiers[i], reasons[i], "marketplace") for i, t in enumerate(tiers) if t == "suspected"
         ]
-    known = [i for i, sid in enumerate(ids) if sid in runtime.index]
+    stored = runtime.online_rows(ids)
+    known = [i for i, sid in enumerate(ids) if sid in stored]
     items = [
         (ids[i], scores[i], tiers[i], reasons[i], "inline")
         for i, t in enumerate(tiers)
-        if t == "suspected" and ids[i] not in runtime.index
+        if t == "suspected" and ids[i] not in stored
     ]
     if known:
-        rows = runtime.rows_for_ids([ids[i] for i in known])
-        X = runtime.X[rows]
+        from serving.runtime import digest_rows
+
+        X = runtime.matrix([stored[ids[i]] for i in known])
         m_scores, m_tiers = runtime.score(X)
-        m_reasons = runtime.reasons(X, m_tiers, [runtime.digests[r] for r in rows.tolist()])
+        m_reasons = runtime.reasons(X, m_tiers, digest_rows(X))
         for k, i in enumerate(known):
             if m_tiers[k] == "suspected":
                 items.append((ids[i], float(m_scores[k]), m_tiers[k], m_reasons[k], "marketplace"))
@@ -132,7 +139,7 @@ def _routable(
 
 
 def _shadow(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], list[str], NDArray[np.float64], list[str]]:
-    ids, X, digests = _features(runtime, req)
+    ids, X, digests, _ = _features(runtime, req)
     scores, tiers = runtime.score(X)
     return ids, digests, scores, tiers
 
@@ -166,10 +173,16 @@ async def score_request(
             )
     runtime: ModelRuntime = served.runtime
     on_loop = req.shop_ids is not None and len(req.shop_ids) <= INLINE_ROWS
-    if on_loop:
-        ids, digests, scores, tiers, reasons = _compute(runtime, req)
-    else:
-        ids, digests, scores, tiers, reasons = await asyncio.to_thread(_compute, runtime, req)
+    try:
+        if on_loop:
+            ids, digests, scores, tiers, reasons, X, info = _compute(runtime, req)
+        else:
+            ids, digests, scores, tiers, reasons, X, info = await asyncio.to_thread(_compute, runtime, req)
+    except RowsUnavailable as exc:
+        services.metrics.observe_online_unavailable(len(exc.missing), len(exc.other_version))
+        raise
+    if info is not None:
+        services.metrics.observe_online(info)
 
     now = _now()
     score_list = scores.tolist()
@@ -228,10 +241,10 @@ async def score_request(
     services.metrics.observe_scores(tiers, score_list)
     details: list[Any] = [None] * len(ids)
     if isinstance(req, ScoreRequest) and req.evidence and req.shop_ids is not None:
-        rows_x = runtime.X[runtime.rows_for_ids(req.shop_ids)]
-        details = await asyncio.to_thread(runtime.reason_details, ids, rows_x, tiers, req.top)
+        details = await asyncio.to_thread(runtime.reason_details, ids, X, tiers, req.top)
+    feature_info: list[Any] = info if info is not None else [None] * len(ids)
     results = []
-    for sid, s, t, r, rd in zip(ids, score_list, tiers, reasons, details, strict=True):
+    for sid, s, t, r, rd, fi in zip(ids, score_list, tiers, reasons, details, feature_info, strict=True):
         results.append(
             {
                 "shop_id": sid,
@@ -243,6 +256,7 @@ async def score_request(
                 "request_id": request_id,
                 "case": cases.get(sid),
                 **({"reason_details": rd} if rd is not None else {}),
+                **({"features": fi} if fi is not None else {}),
             }
         )
     return {"request_id": request_id, "model": {"name": served.name, "version": served.version}, "results": results}

@@ -18,7 +18,15 @@ def register(app: typer.Typer) -> None:
     def serve(
         host: str = typer.Option("127.0.0.1", "--host", help="interface to listen on"),
         port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port"),
-        data: Path | None = typer.Option(None, "--data", help="marketplace folder whose shops can be scored by id"),
+        data: Path | None = typer.Option(
+            None,
+            "--data",
+            help="marketplace folder: materialised into the online feature store (unless it holds it already) and "
+            "imported into the sanction store, partition by partition; scoring by id reads the online store",
+        ),
+        partition_shops: int = typer.Option(
+            20_000, "--partition-shops", min=100, help="--data: shops per partition (bounds start-up memory)"
+        ),
         poll_seconds: float = typer.Option(30.0, "--poll-seconds", min=0.05, help="how often the alias is checked"),
         shadow: bool = typer.Option(False, "--shadow", help="also score the challenger alias (logged, not returned)"),
         max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="larger request bodies get 413"),
@@ -53,7 +61,7 @@ def register(app: typer.Typer) -> None:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         settings = get_settings()
         options = ServeOptions(
-            data_dir=data,
+            data_dir=None,  # never in memory: --data goes to the online store partition by partition
             poll_seconds=poll_seconds,
             shadow=shadow,
             max_body_bytes=int(max_body_mb * 1024 * 1024),
@@ -66,15 +74,49 @@ def register(app: typer.Typer) -> None:
             check_writable(probe)  # a read-only database: one line and exit 2, before uvicorn starts
         finally:
             probe.dispose()
-        say(f"dajia serve: starting on http://{host}:{port} (loading the marketplace and the champion model)")
+        source = None
+        if data is not None:
+            source = prepare_data(settings, data, partition_shops)
+        say(f"dajia serve: starting on http://{host}:{port} (loading the champion model)")
         run_server(
-            create_app(settings, options),
+            create_app(settings, options, online_source=source),
             host=host,
             port=port,
             log_level=log_level,
             t0=t0,
             trusted_proxies=settings.trusted_proxies,
         )
+
+
+def prepare_data(settings: Any, data: Path, partition_shops: int) -> Any:
+    """``--data``: the marketplace split by shop (streamed, once: skipped while the files are unchanged) and
+    its shops, listings and orders imported into the sanction store one partition (one transaction) at a
+    time, skipped when the store already holds this marketplace (its fingerprint). Returns the partitioned
+    marketplace, which the service materialises into the online store for the champion's pipeline."""
+    import hashlib
+
+    from core.db import make_engine
+    from dajia.scaleout.partition import partition_marketplace
+    from features.online_store import open_online_store
+    from sanctions.storefront import import_marketplace
+
+    work = settings.home / "serve-partitions" / hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
+    parts = partition_marketplace(str(data), str(work), shops_per_partition=partition_shops)
+    store = open_online_store(settings.resolved_online_store)
+    key = "imported:" + hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:16]
+    try:
+        if store.meta(key) != parts.fingerprint:
+            engine = make_engine(settings.resolved_database_url)
+            try:
+                for i in range(parts.n_partitions):
+                    import_marketplace(engine, parts.load_own(i))
+                    say(f"dajia serve: sanction store import, partition {i + 1}/{parts.n_partitions}")
+            finally:
+                engine.dispose()
+            store.set_meta(key, parts.fingerprint)
+    finally:
+        store.close()
+    return parts
 
 
 def say(text: str) -> None:

@@ -33,6 +33,7 @@ from dajia.scaleout.partition import (
 )
 from dajia.scaleout.storage import Location
 from dajia.sweep import SCORES_SCHEMA, ChampionModel, scores_frame
+from features.online_store import OnlineStore, materialise
 from marketplace.tables import Marketplace, scoring_time
 
 if TYPE_CHECKING:
@@ -46,15 +47,26 @@ def default_work_dir(out: str | Path) -> str:
 
 
 def score_loaded(
-    mp: Marketplace, ids: pd.Index, champion: ChampionModel, when: pd.Timestamp, chunk_shops: int
+    mp: Marketplace,
+    ids: pd.Index,
+    champion: ChampionModel,
+    when: pd.Timestamp,
+    chunk_shops: int,
+    store: OnlineStore | None = None,
 ) -> pd.DataFrame:
-    """Scores of the shops ``ids`` of a loaded partition, in chunks of ``chunk_shops`` (scores-file rows)."""
-    frames = [
-        scores_frame(
-            champion.model.score_marketplace(mp, when, shop_ids=ids[lo : lo + chunk_shops].tolist()), champion, when
-        )
-        for lo in range(0, len(ids), chunk_shops)
-    ]
+    """Scores of the shops ``ids`` of a loaded partition, in chunks of ``chunk_shops`` (scores-file rows).
+    With ``store``, each chunk's feature rows (the very rows scored) and histories are materialised there."""
+    model = champion.model
+    frames = []
+    for lo in range(0, len(ids), chunk_shops):
+        part = ids[lo : lo + chunk_shops].tolist()
+        if model.pipeline is None:
+            frames.append(scores_frame(model.score_marketplace(mp, when, shop_ids=part), champion, when))
+            continue
+        X = model.pipeline.transform(mp, when, shop_ids=part)
+        frames.append(scores_frame(model.score_and_explain(X[model.feature_names]), champion, when))
+        if store is not None:
+            materialise(store, model.pipeline, mp, when, part, features=X)
     if not frames:
         return SCORES_SCHEMA.empty_table().to_pandas()
     return pd.concat(frames, ignore_index=True)
@@ -123,11 +135,14 @@ def run_sweep(
     shops_per_partition: int = DEFAULT_SHOPS_PER_PARTITION,
     client: Client | None = None,
     progress: Callable[[int, int], None] | None = None,
+    online: bool = True,
 ) -> dict[str, Any]:
     """Score every shop of the marketplace at ``data`` (any fsspec path) into ``out``; route if asked.
 
-    Without ``client``: streamed locally into the single Parquet file ``out``. With a Dask ``client``:
-    ``out`` becomes a folder of one Parquet file per partition, written by the workers."""
+    Without ``client``: streamed locally into the single Parquet file ``out``, and (``online``) each
+    shop's feature row and history materialised into the online store (``settings.resolved_online_store``)
+    for scoring by id. With a Dask ``client``: ``out`` becomes a folder of one Parquet file per partition,
+    written by the workers (the online store is not filled: materialise with a local sweep)."""
     t0 = time.perf_counter()
     parts = partition_marketplace(data, work or default_work_dir(out), shops_per_partition=shops_per_partition)
     t_part = time.perf_counter() - t0
@@ -140,14 +155,25 @@ def run_sweep(
     totals: dict[str, Any] = {"tiers": {}}
     if route:
         totals["imported"], totals["routed"] = {}, {}
+    store = None
+    if online and client is None and champion.model.pipeline is not None:
+        from features.online_store import open_online_store, pipeline_digest
+
+        store = open_online_store(settings.resolved_online_store)
+        totals["online"] = {"store": str(store.path), "pipeline": pipeline_digest(champion.model.pipeline)}
     try:
         if client is None:
-            _local(parts, champion, when, out, chunk_shops, engine, totals, progress)
+            _local(parts, champion, when, out, chunk_shops, engine, totals, progress, store)
+            if store is not None:
+                store.set_meta(f"materialised:{totals['online']['pipeline']}", parts.fingerprint)
+                totals["online"]["rows"] = parts.shops
         else:
             _cluster(client, parts, champion, when, out, chunk_shops, engine, totals, progress)
     finally:
         if engine is not None:
             engine.dispose()
+        if store is not None:
+            store.close()
     seconds = time.perf_counter() - t0
     drift = log_sweep_drift(settings, parts, champion, when, mode="local" if client is None else "cluster")
     return {
@@ -175,6 +201,7 @@ def _local(
     engine: Engine | None,
     totals: dict[str, Any],
     progress: Callable[[int, int], None] | None,
+    store: OnlineStore | None = None,
 ) -> None:
     from dataclasses import replace
 
@@ -185,7 +212,7 @@ def _local(
     with target.fs.open(partial, "wb") as fh, pq.ParquetWriter(fh, SCORES_SCHEMA, compression="zstd") as w:
         for i in range(parts.n_partitions):
             mp, ids = parts.load(i)
-            frame = score_loaded(mp, ids, champion, when, chunk_shops)
+            frame = score_loaded(mp, ids, champion, when, chunk_shops, store)
             w.write_table(_arrow(frame))
             _add(totals["tiers"], _tiers(frame))
             if engine is not None:

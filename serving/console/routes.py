@@ -395,12 +395,12 @@ def _cited_reasons(services: Services, shop_id: str) -> list[dict[str, Any]] | N
     if served is None:
         return None
     runtime = served.runtime
-    row = runtime.index.get(shop_id)
-    if row is None:
+    stored = runtime.online_rows([shop_id])
+    if shop_id not in stored:
         return None
     from markupsafe import Markup, escape
 
-    X = runtime.X[[row]]
+    X = runtime.matrix([stored[shop_id]])
     _, tiers = runtime.score(X)
     reasons = runtime.reason_details([shop_id], X, tiers, 3)[0]
     for r in reasons or []:

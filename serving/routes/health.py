@@ -60,7 +60,7 @@ async def readyz(services: ServicesDep) -> Response:
         "model": current.describe() if current else None,
         "shadow": shadow.describe() if shadow else None,
         "last_error": holder.last_error,
-        "marketplace_shops": len(current.runtime.index) if current else 0,
+        "marketplace_shops": current.runtime.online_shops if current else 0,
         "snapshot_at": iso_utc(mp.snapshot_at) if mp is not None else None,
         "inputs": list(current.runtime.inputs) if current else [],
         "features": current.runtime.feature_names if current and current.runtime.inputs == ("rows",) else None,
