@@ -66,9 +66,10 @@ class OnlineStoreError(DajiaError):
 # --------------------------------------------------------------------------- pipeline digest
 
 
-def _feed(h: Any, obj: Any, seen: set[int]) -> None:
+def _feed(h: Any, obj: Any, seen: dict[int, Any]) -> None:
     """Feed ``obj`` into the hash ``h`` canonically: the same fitted state gives the same bytes in every
-    process (sets sorted, dicts by key, arrays by dtype, shape and bytes), unlike ``pickle``."""
+    process (sets sorted, dicts by key, arrays by dtype, shape and bytes), unlike ``pickle``. ``seen``
+    keeps every object it has entered alive, so the id of a temporary is never reused within one digest."""
     if obj is None or isinstance(obj, bool | int | float | complex | str | bytes):
         h.update(f"{type(obj).__name__}:{obj!r};".encode())
         return
@@ -78,7 +79,7 @@ def _feed(h: Any, obj: Any, seen: set[int]) -> None:
     if id(obj) in seen:
         h.update(b"<cycle>;")
         return
-    seen.add(id(obj))
+    seen[id(obj)] = obj
     if isinstance(obj, np.ndarray):
         h.update(f"nd:{obj.dtype}:{obj.shape};".encode())
         if obj.dtype == object:
@@ -128,7 +129,7 @@ def pipeline_digest(pipeline: Any) -> str:
     if isinstance(cached, str):
         return cached
     h = hashlib.sha256()
-    _feed(h, pipeline, set())
+    _feed(h, pipeline, {})
     digest = h.hexdigest()[:24]
     with contextlib.suppress(AttributeError):  # slots-only objects: not cached
         pipeline._online_digest = digest
@@ -146,7 +147,7 @@ def ts_us(ts: pd.Timestamp) -> int:
     t = pd.Timestamp(ts)
     if t.tzinfo is not None:
         t = t.tz_convert("UTC").tz_localize(None)
-    return int(t.as_unit("us").value)
+    return int(t.to_datetime64().astype("datetime64[us]").astype(np.int64))
 
 
 def us_ts(us: int) -> pd.Timestamp:

@@ -19,6 +19,7 @@ with the same features costs nothing extra.
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -162,8 +163,12 @@ class ModelRuntime:
             self.X = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
             self.index = {str(s): i for i, s in enumerate(frame.index)}
             self.digests = digest_rows(self.X)
-            if store is not None:
+            # the same marketplace object is materialised once per pipeline in this process (the champion
+            # and a shadow of the same pipeline, reloads), never into nothing
+            key, held = f"materialised:{self.pipeline_digest}", f"memory:{os.getpid()}:{id(marketplace)}"
+            if store is not None and store.meta(key) != held:
                 materialise(store, pipeline, marketplace, self.as_of, list(self.index), features=full)
+                store.set_meta(key, held)
         elif source is not None and store is not None and pipeline is not None:
             materialise_partitions(store, pipeline, source)
         #: shops the online store holds rows of for this model's pipeline (``/readyz``)
