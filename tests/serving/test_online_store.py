@@ -82,7 +82,7 @@ def test_counterfeit_complaint_changes_score_without_restart(online: Api) -> Non
     c = online.client("scorer")
     shops = _shops(online.registry.data)
     scores = c.post("/v1/scores", json={"shop_ids": shops["shop_id"].astype(str).tolist()[:200]}).json()["results"]
-    shop = min(scores, key=lambda r: float(r["score"]))["shop_id"]
+    shop = min(scores, key=lambda r: float(str(r["score"])))["shop_id"]
     before = _score(c, str(shop))
     when = _snapshot(online) + pd.Timedelta(hours=1)
     events = {
@@ -101,7 +101,7 @@ def test_counterfeit_complaint_changes_score_without_restart(online: Api) -> Non
     assert r.status_code == 200, r.text
     assert r.json()["added"] == {"complaints": 5}
     after = _score(c, str(shop))
-    assert float(after["score"]) > float(before["score"]), (before, after)
+    assert float(str(after["score"])) > float(str(before["score"])), (before, after)
     feats = after["features"]
     assert isinstance(feats, dict)
     assert pd.Timestamp(str(feats["as_of"])) > when
