@@ -14,7 +14,7 @@ Beside each row the store keeps the shop's history (its data-contract ``ShopReco
 JSON) so new events for one shop (an order, a complaint, a listing edit) recompute its row with the
 same pipeline, without the marketplace (:func:`refresh_shop`).
 
-The store is one SQLite file (WAL; chosen by measurement against Redis and PostgreSQL, see
+The store is one SQLite file (WAL, no memory map; chosen by measurement against Redis and PostgreSQL, see
 docs/architecture.md): a point lookup by primary key is a few microseconds in-process, a network
 round trip is tens to hundreds. Readers hold one connection per thread; writers write in chunks, one
 transaction per chunk, never the whole marketplace in one.
@@ -205,7 +205,8 @@ class OnlineStore:
         conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=60000")
-        conn.execute("PRAGMA mmap_size=268435456")
+        # no mmap: pages read through a memory map count in the process's RSS, which would then grow with
+        # the store (the OS page cache holds them either way, outside the process)
         return conn
 
     @property

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -171,8 +172,7 @@ class ModelRuntime:
                 store.set_meta(key, held)
         elif source is not None and store is not None and pipeline is not None:
             materialise_partitions(store, pipeline, source)
-        #: shops the online store holds rows of for this model's pipeline (``/readyz``)
-        self.online_shops = store.count(self.pipeline_digest) if store is not None and pipeline is not None else 0
+        self._online_count: tuple[float, int] | None = None
 
     @classmethod
     def from_dir(
@@ -189,6 +189,17 @@ class ModelRuntime:
         return cls(load_model_dir(path), name, version, marketplace, threads, store, max_age_hours, source)
 
     # -- the online store -----------------------------------------------------------------------------
+    def online_shops(self, max_age_seconds: float = 30.0) -> int:
+        """Shops the online store holds rows of for this model's pipeline (``/readyz``): a count over the
+        store, so not at start-up (it grows with the shops) but on demand, kept ``max_age_seconds``."""
+        if self.store is None or self.pipeline_digest is None:
+            return 0
+        now = time.monotonic()
+        hit = self._online_count
+        if hit is None or now - hit[0] > max_age_seconds:
+            hit = self._online_count = (now, self.store.count(self.pipeline_digest))
+        return hit[1]
+
     def online_rows(self, shop_ids: list[str]) -> dict[str, OnlineRow]:
         """The stored rows of ``shop_ids`` built for this model's pipeline (others are left out)."""
         if self.store is None or self.pipeline_digest is None:

@@ -54,13 +54,14 @@ async def readyz(services: ServicesDep) -> Response:
     current, shadow = holder.current, holder.shadow
     mp = services.marketplace
     ready = current is not None and db_error is None
+    shops = await asyncio.to_thread(current.runtime.online_shops) if current is not None else 0
     body = {
         "ready": ready,
         "database_error": db_error,
         "model": current.describe() if current else None,
         "shadow": shadow.describe() if shadow else None,
         "last_error": holder.last_error,
-        "marketplace_shops": current.runtime.online_shops if current else 0,
+        "marketplace_shops": shops,
         "snapshot_at": iso_utc(mp.snapshot_at) if mp is not None else None,
         "inputs": list(current.runtime.inputs) if current else [],
         "features": current.runtime.feature_names if current and current.runtime.inputs == ("rows",) else None,

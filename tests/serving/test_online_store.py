@@ -183,3 +183,38 @@ def test_pipeline_digest_is_the_same_in_every_process(registry: Registry) -> Non
         assert proc.returncode == 0, proc.stderr[-2000:]
         out.add(proc.stdout.strip())
     assert len(out) == 1 and len(out.pop()) == 24
+
+
+def test_local_sweep_materialises_the_rows_it_scored(registry: Registry, tmp_path: Path) -> None:
+    """``dajia sweep`` (locally) leaves every shop's row in the online store: the very features it scored,
+    built for the champion's pipeline, as of the sweep's time, with the shop's history beside it."""
+    import numpy as np
+
+    from dajia.scaleout.sweep import run_sweep
+    from dajia.sweep import ChampionModel
+    from features.online_store import open_online_store, pipeline_digest
+    from tests.serving.conftest import home_settings
+    from training.promotion import load_version
+
+    base = home_settings(registry.home)
+    model = load_version(base, "1")
+    settings = home_settings(tmp_path)
+    out = tmp_path / "scores.parquet"
+    result = run_sweep(
+        settings, str(registry.data), str(out), ChampionModel("dajia-shop-risk", "1", model), route=False
+    )
+    assert result["online"]["rows"] == len(_shops(registry.data))
+    scores = pd.read_parquet(out).set_index("shop_id")
+    store = open_online_store(settings.resolved_online_store)
+    try:
+        ids = scores.index.astype(str).tolist()
+        rows = store.get_many(ids)
+        assert set(rows) == set(ids)
+        assert {r.pipeline for r in rows.values()} == {pipeline_digest(model.pipeline)}
+        names = list(model.pipeline.get_feature_names_out())
+        order = [names.index(n) for n in model.feature_names]
+        X = np.stack([rows[s].values for s in ids])[:, order]
+        np.testing.assert_allclose(model.predict_proba(X), scores["score"].to_numpy(), rtol=0, atol=1e-12)
+        assert len(store.history(ids[:5])) == 5
+    finally:
+        store.close()
