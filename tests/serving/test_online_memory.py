@@ -27,7 +27,7 @@ import pandas as pd
 from tests.serving.conftest import Api, dajia_cmd, free_port, wait_http
 from tests.serving.tiling import tile_marketplace
 
-COPIES = int(os.environ.get("DAJIA_TEST_COPIES", "40"))
+COPIES = int(os.environ.get("DAJIA_TEST_COPIES", "60"))
 #: the address-space cap of both processes (MiB); DAJIA_TEST_CAP_MB overrides
 CAP_MB = int(os.environ.get("DAJIA_TEST_CAP_MB", "2600"))
 
@@ -97,11 +97,19 @@ def test_serve_scores_by_id_under_a_cap_the_marketplace_exceeds(api: Api, tmp_pa
     # and computes every shop's features, as `dajia serve --data` did before the online store) dies under the cap
     control_home = tmp_path / "control-home"
     control_home.mkdir()
-    old_way = (
-        "import sys, pathlib, uvicorn; from core.settings import get_settings; from serving.app import create_app; "
-        "from serving.config import ServeOptions; "
-        "app = create_app(get_settings(), ServeOptions(data_dir=pathlib.Path(sys.argv[1]), outbox_seconds=0)); "
-        "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='error')"
+    old_way = "\n".join(
+        [
+            "import asyncio, sys, pathlib",
+            "from core.settings import get_settings",
+            "from serving.app import create_app",
+            "from serving.config import ServeOptions",
+            "opts = ServeOptions(data_dir=pathlib.Path(sys.argv[1]), outbox_seconds=0)",
+            "app = create_app(get_settings(), opts)",
+            "async def start():",
+            "    async with app.router.lifespan_context(app):",
+            "        print('started', flush=True)",
+            "asyncio.run(start())",
+        ]
     )
     control_env = {
         **env,
@@ -112,7 +120,7 @@ def test_serve_scores_by_id_under_a_cap_the_marketplace_exceeds(api: Api, tmp_pa
 
     migrate(control_env["DATABASE_URL"])
     control = subprocess.run(
-        [sys.executable, "-c", old_way, str(big), str(free_port())],
+        [sys.executable, "-c", old_way, str(big)],
         env=control_env,
         capture_output=True,
         text=True,
