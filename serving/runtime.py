@@ -54,14 +54,13 @@ def load_model_dir(path: Path) -> ShopRiskModel:
     return risk_model_of(mlflow.pyfunc.load_model(str(path), suppress_warnings=True))
 
 
-class RowsUnavailable(NotFound):
-    """Shops scored by id whose online row is missing or was built for another pipeline (model version).
-    ``missing`` and ``other_version`` name them (the metrics count them)."""
-
-    def __init__(self, message: str, missing: list[str], other_version: list[str]) -> None:
-        super().__init__(message)
-        self.missing = missing
-        self.other_version = other_version
+def rows_unavailable(message: str, missing: list[str], other_version: list[str]) -> NotFound:
+    """The ``NotFound`` (404) for shops scored by id whose online row is missing or was built for another
+    pipeline (model version); ``missing`` and ``other_version`` name them (the metrics count them)."""
+    exc = NotFound(message)
+    exc.missing = missing  # type: ignore[attr-defined]
+    exc.other_version = other_version  # type: ignore[attr-defined]
+    return exc
 
 
 #: a row's freshness as the response reports it
@@ -216,8 +215,8 @@ class ModelRuntime:
 
     def features_for_ids(self, shop_ids: list[str]) -> tuple[NDArray[np.float64], list[dict[str, Any]]]:
         """Feature rows of shops by id from the online store, and per shop what the row is (status fresh
-        or stale, as-of, refreshed-at, pipeline). ``RowsUnavailable`` names the shops without a row built
-        for this model's pipeline: they are never scored from nothing."""
+        or stale, as-of, refreshed-at, pipeline). A ``NotFound`` (:func:`rows_unavailable`) names the shops
+        without a row built for this model's pipeline: they are never scored from nothing."""
         if self.store is None or self.pipeline_digest is None:
             raise NotFound("scoring by id needs the online feature store and a model with a feature pipeline")
         found = self.store.get_many(shop_ids)
@@ -234,7 +233,7 @@ class ModelRuntime:
             else:
                 rows.append(r)
         if missing or other:
-            raise RowsUnavailable(self._unavailable(missing, other, found), missing, other)
+            raise rows_unavailable(self._unavailable(missing, other, found), missing, other)
         now = now_us()
         limit = self.max_age_us
         info = [

@@ -22,7 +22,7 @@ from serving.auth import ApiKey
 from serving.metrics import observe_many
 from serving.model_holder import Served
 from serving.record_columns import RecordColumns
-from serving.runtime import ModelRuntime, RowsUnavailable
+from serving.runtime import ModelRuntime
 from serving.schemas import ScoreRequest
 from serving.services import Services
 
@@ -70,7 +70,15 @@ ScoreInput = ScoreRequest | InlineRecords
 FeatureInfo = list[dict[str, Any]] | None
 
 
-def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str], FeatureInfo]:
+def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArray[np.float64], list[str]]:
+    """(shop ids, feature rows, digests) for the request (:func:`_features_with_info` without the info)."""
+    ids, X, digests, _ = _features_with_info(runtime, req)
+    return ids, X, digests
+
+
+def _features_with_info(
+    runtime: ModelRuntime, req: ScoreInput
+) -> tuple[list[str], NDArray[np.float64], list[str], FeatureInfo]:
     """(shop ids, feature rows, digests, online-row info) for the request, by id (from the online
     store), from records or from feature rows."""
     from serving.runtime import digest_rows
@@ -97,7 +105,7 @@ def _features(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], NDArra
 def _compute(
     runtime: ModelRuntime, req: ScoreInput
 ) -> tuple[list[str], list[str], NDArray[np.float64], list[str], list[list[str]], NDArray[np.float64], FeatureInfo]:
-    ids, X, digests, info = _features(runtime, req)
+    ids, X, digests, info = _features_with_info(runtime, req)
     scores, tiers = runtime.score(X)
     reasons = runtime.reasons(X, tiers, digests, top=req.top)
     return ids, digests, scores, tiers, reasons, X, info
@@ -139,7 +147,7 @@ def _routable(
 
 
 def _shadow(runtime: ModelRuntime, req: ScoreInput) -> tuple[list[str], list[str], NDArray[np.float64], list[str]]:
-    ids, X, digests, _ = _features(runtime, req)
+    ids, X, digests = _features(runtime, req)
     scores, tiers = runtime.score(X)
     return ids, digests, scores, tiers
 
@@ -178,8 +186,10 @@ async def score_request(
             ids, digests, scores, tiers, reasons, X, info = _compute(runtime, req)
         else:
             ids, digests, scores, tiers, reasons, X, info = await asyncio.to_thread(_compute, runtime, req)
-    except RowsUnavailable as exc:
-        services.metrics.observe_online_unavailable(len(exc.missing), len(exc.other_version))
+    except NotFound as exc:
+        missing, other = getattr(exc, "missing", None), getattr(exc, "other_version", None)
+        if missing is not None or other is not None:  # shops by id without a row for this model
+            services.metrics.observe_online_unavailable(len(missing or ()), len(other or ()))
         raise
     if info is not None:
         services.metrics.observe_online(info)
