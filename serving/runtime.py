@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from core.errors import DajiaError, NotFound
 from marketplace.tables import scoring_time
 from models.model import ShopRiskModel
+from models.ranking import ScoreRanking
 from models.thresholds import EXPLAINED_TIERS
 
 if TYPE_CHECKING:
@@ -93,6 +94,11 @@ class ModelRuntime:
             self.X = np.ascontiguousarray(frame.to_numpy(dtype=np.float64))
             self.index = {str(s): i for i, s in enumerate(frame.index)}
             self.digests = digest_rows(self.X)
+        #: where a score stands (rank, percentile): among the loaded marketplace's shops scored once here (one
+        #: sort per model version), else among the model's population sample; None for an old model without one
+        self.ranking: ScoreRanking | None = model.ranking()
+        if len(self.index):
+            self.ranking = ScoreRanking(self.model.predict_proba(self.X), list(self.index), source="marketplace")
 
     @classmethod
     def from_dir(cls, path: Path, name: str, version: str, marketplace: Any = None, threads: int = 1) -> ModelRuntime:

@@ -226,16 +226,25 @@ async def score_request(
         cases = await asyncio.to_thread(services.sanctions.route, items, served, runtime.suspected, key, ids)
 
     services.metrics.observe_scores(tiers, score_list)
+    ranking = runtime.ranking
+    ranks: list[int] | list[None] = [None] * len(ids)
+    pcts: list[float] | list[None] = [None] * len(ids)
+    reference: dict[str, Any] | None = None
+    if ranking is not None:
+        ranks, pcts = ranking.rank(scores, ids)
+        reference = {"source": ranking.source, "shops": ranking.size}
     details: list[Any] = [None] * len(ids)
     if isinstance(req, ScoreRequest) and req.evidence and req.shop_ids is not None:
         rows_x = runtime.X[runtime.rows_for_ids(req.shop_ids)]
         details = await asyncio.to_thread(runtime.reason_details, ids, rows_x, tiers, req.top)
     results = []
-    for sid, s, t, r, rd in zip(ids, score_list, tiers, reasons, details, strict=True):
+    for sid, s, rk, pc, t, r, rd in zip(ids, score_list, ranks, pcts, tiers, reasons, details, strict=True):
         results.append(
             {
                 "shop_id": sid,
                 "score": s,
+                "rank": rk,
+                "percentile": pc,
                 "tier": t,
                 "reasons": r,
                 "model_name": served.name,
@@ -245,4 +254,5 @@ async def score_request(
                 **({"reason_details": rd} if rd is not None else {}),
             }
         )
-    return {"request_id": request_id, "model": {"name": served.name, "version": served.version}, "results": results}
+    model = {"name": served.name, "version": served.version}
+    return {"request_id": request_id, "model": model, "reference": reference, "results": results}
