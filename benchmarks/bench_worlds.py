@@ -153,9 +153,10 @@ def run_world(
     config: BoosterConfig | None = None,
     pipeline_params: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    data = root / f"{name}-{seed}"
+    data = root / f"{name}-{seed}-{shops}"
     t0 = time.perf_counter()
-    generate(GeneratorConfig(shops=shops, seed=seed, **knobs), data)
+    if not (data / "manifest.json").exists():  # a kept world (--keep-data) is generated once
+        generate(GeneratorConfig(shops=shops, seed=seed, **knobs), data)
     mp = load_marketplace(data)
     gt = pd.read_parquet(data / GROUND_TRUTH_FILE)
     plan = plan or ExamplePlan(seed=0)
@@ -202,13 +203,20 @@ def main() -> None:
     ap.add_argument("--worlds", nargs="+", default=list(WORLDS), choices=list(WORLDS))
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     ap.add_argument("--unlabelled-weight", type=float, default=None, help="ablation: ExamplePlan.unlabelled_weight")
+    ap.add_argument(
+        "--propensity", action="store_true", help="ExamplePlan(labelled_propensity=True): inverse-propensity weights"
+    )
     ap.add_argument("--no-monotone", action="store_true", help="ablation: BoosterConfig(monotone=False)")
     ap.add_argument("--text-solver", default=None, help="ablation: ShopFeaturePipeline(text_solver=...)")
     ap.add_argument("--text-C", type=float, default=None, help="ablation: ShopFeaturePipeline(text_C=...)")
+    ap.add_argument(
+        "--keep-data", type=Path, default=None, help="generate the worlds here and reuse them on later runs"
+    )
     args = ap.parse_args()
-    plan = ExamplePlan(seed=0)
+    plan_args: dict[str, Any] = {"seed": 0, "labelled_propensity": args.propensity}
     if args.unlabelled_weight is not None:
-        plan = ExamplePlan(seed=0, unlabelled_weight=args.unlabelled_weight)
+        plan_args["unlabelled_weight"] = args.unlabelled_weight
+    plan = ExamplePlan(**plan_args)
     config = BoosterConfig(seed=0, monotone=not args.no_monotone)
     params: dict[str, Any] = {}
     if args.text_solver is not None:
@@ -217,9 +225,10 @@ def main() -> None:
         params["text_C"] = args.text_C
     results = []
     with tempfile.TemporaryDirectory() as tmp:
+        root = args.keep_data or Path(tmp)
         for name in args.worlds:
             for seed in args.seeds:
-                r = run_world(name, WORLDS[name], args.shops, seed, Path(tmp), plan, config, params)
+                r = run_world(name, WORLDS[name], args.shops, seed, root, plan, config, params)
                 print(
                     f"{name} seed {seed}: PR-AUC {r['true_pr_auc']:.3f}, ECE {r['ece_verdicts']:.3f} "
                     f"({r['seconds']:.0f} s)",

@@ -14,6 +14,7 @@ from dajia.cli import main
 from models.calibration import BetaCalibrator, CrossFitIsotonicCalibrator, IsotonicCalibrator
 from models.ranking import ScoreRanking
 from models.reasons import FeatureText, ReasonExplainer
+from training.propensity import propensity_weights
 from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds, precision_threshold
 from training.booster import BoosterConfig
 from training.evaluation import truth_metrics, verdict_metrics
@@ -132,6 +133,22 @@ def test_ranks_break_score_ties_by_shop_id_and_place_outsiders() -> None:
     assert ScoreRanking(scores, source="training_population").one(float(scores[0])).rank == out_ranks[0]
     with pytest.raises(ValueError, match="NaN"):
         ScoreRanking([0.1, np.nan])
+
+
+def test_propensity_weights_lift_the_rarely_investigated_kind() -> None:
+    """Shops of kind 1 are investigated 5x less often: their labelled examples weigh more, the mean weight of
+    labelled rows stays 1, unlabelled rows keep 1, and the weights stay within the clip."""
+    rng = np.random.default_rng(0)
+    n = 6_000
+    kind = rng.random(n) < 0.5
+    X = pd.DataFrame({"kind": kind.astype(float), "noise": rng.random(n)})
+    labelled = rng.random(n) < np.where(kind, 0.05, 0.25)
+    w = propensity_weights(X, labelled, seed=0)
+    assert np.all(w[~labelled] == 1.0) and w[labelled].mean() == pytest.approx(1.0)
+    assert w[labelled & kind].mean() > 2.5 * w[labelled & ~kind].mean()
+    assert w.max() <= 4.0 / 0.25 and w.min() > 0
+    assert np.array_equal(w, propensity_weights(X, labelled, seed=0))  # deterministic
+    assert np.all(propensity_weights(X, np.zeros(n, dtype=bool)) == 1.0)
 
 
 def test_metrics_on_a_known_ranking() -> None:
