@@ -11,6 +11,7 @@ per world and seed, on the test period:
 
 * ground-truth PR-AUC and recall at 90% precision (all test-date shops, the generator's ``is_counterfeiter``);
 * ECE against test-period verdicts (labelled examples; 10 equal-mass bins) and the ``suspected`` threshold;
+  beside it the ECE a perfectly calibrated model would show on as many labelled examples (``ece_noise_floor``);
 * share of each archetype's shop-dates routed at reviewer capacity (1×) and at 4× (ground truth archetypes;
   for honest archetypes this is the false-alarm rate per segment);
 * shops linked to a convicted shop (sharing a linkage identifier with a shop that got a counterfeit verdict
@@ -105,6 +106,16 @@ def calibration_comparison(mp: Marketplace, run: Any) -> dict[str, dict[str, flo
     return out
 
 
+def ece_noise_floor(scores: np.ndarray, draws: int = 200, seed: int = 0) -> tuple[float, float]:
+    """(mean, 95th percentile) ECE of a perfectly calibrated model on these scores: labels drawn from the
+    scores themselves. With a few hundred labelled test examples the ECE of 10 equal-mass bins is not zero
+    even then; a measured ECE near this floor is sampling noise, not miscalibration."""
+    rng = np.random.default_rng(seed)
+    s = np.asarray(scores, dtype=np.float64)
+    eces = [expected_calibration_error((rng.random(len(s)) < s).astype(float), s) for _ in range(draws)]
+    return float(np.mean(eces)), float(np.quantile(eces, 0.95))
+
+
 def world_report(mp: Marketplace, gt: pd.DataFrame, run: Any) -> dict[str, Any]:
     test = run.test
     truth = gt.set_index(gt["shop_id"].astype(str))
@@ -123,6 +134,8 @@ def world_report(mp: Marketplace, gt: pd.DataFrame, run: Any) -> dict[str, Any]:
         "verdict_pr_auc": run.metrics["model"]["pr_auc"],
         "logistic_true_pr_auc": run.true_metrics["logistic"]["pr_auc"],
         "ece_verdicts": expected_calibration_error(test.loc[lab, "label"], test.loc[lab, "model"]),
+        "test_labelled": int(lab.sum()),
+        "ece_floor": ece_noise_floor(test.loc[lab, "model"].to_numpy()),
         "suspected_threshold": run.model.thresholds.suspected,
         "routed_counterfeiters_1x": float(r1[cf].mean()),
         "routed_counterfeiters_4x": float(r4[cf].mean()),
@@ -189,6 +202,8 @@ def print_report(results: list[dict[str, Any]]) -> None:
     print("\ncalibrators on the same validation scores: ECE vs test verdicts (distinct values on the test population)")
     for r in results:
         parts = [f"{k} {v['ece']:.3f} ({v['levels']:.0f})" for k, v in r["calibration"].items()]
+        floor = r["ece_floor"]
+        parts.append(f"floor {floor[0]:.3f} (95%: {floor[1]:.3f}) on {r['test_labelled']} labelled")
         print(f"  {r['world']}-{r['seed']}: " + ", ".join(parts))
     print("\nrouted share per archetype, 1× / 4× capacity (honest archetypes: false alarms)")
     for r in results:

@@ -14,7 +14,6 @@ from dajia.cli import main
 from models.calibration import BetaCalibrator, CrossFitIsotonicCalibrator, IsotonicCalibrator
 from models.ranking import ScoreRanking
 from models.reasons import FeatureText, ReasonExplainer
-from training.propensity import propensity_weights
 from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds, precision_threshold
 from training.booster import BoosterConfig
 from training.evaluation import truth_metrics, verdict_metrics
@@ -25,6 +24,7 @@ from training.metrics import (
     recall_at_precision,
     reliability_equal_mass,
 )
+from training.propensity import propensity_weights
 from training.table import TableError, train_table
 
 
