@@ -1,7 +1,7 @@
 """Does the model generalise? The normal training path on differently-configured generated worlds.
 
     .venv/bin/python benchmarks/bench_worlds.py [--shops 20000] [--seeds 11 12] [--worlds home camouflage alt]
-        [--json results.json]
+        [--json results.json] [--keep-data DIR] [--unlabelled-weight W] [--propensity] [--no-monotone]
 
 Each world is a ``GeneratorConfig`` (``WORLDS`` below: the default marketplace, a camouflaged world with
 sideline sellers, fakes priced near the real thing and more honest look-alikes, and a world written in another
