@@ -22,6 +22,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models.calibration import Calibrator
+from models.ranking import ScoreRanking
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import EXPLAINED_TIERS, Thresholds
 
@@ -45,6 +46,7 @@ class ShopRiskModel:
         pipeline: ShopFeaturePipeline | None = None,
         info: dict[str, Any] | None = None,
         num_threads: int = 1,
+        reference_scores: NDArray[np.float64] | None = None,
     ) -> None:
         self.booster = booster
         self.calibrator = calibrator
@@ -54,6 +56,9 @@ class ShopRiskModel:
         self.info = dict(info or {})
         self.num_threads = num_threads
         self.feature_names: list[str] = list(booster.feature_name())
+        #: calibrated scores of the population sample the thresholds were placed on (sorted): the reference a
+        #: score is ranked in when no marketplace is loaded (``models.ranking``); None in models older than it
+        self.reference_scores = None if reference_scores is None else np.sort(np.asarray(reference_scores, np.float64))
 
     # -- features ---------------------------------------------------------------------------------
     def _matrix(self, X: pd.DataFrame | NDArray[np.float64]) -> NDArray[np.float64]:
@@ -69,6 +74,11 @@ class ShopRiskModel:
         if a.ndim != 2 or a.shape[1] != len(self.feature_names):
             raise FeatureMismatch(f"expected {len(self.feature_names)} feature columns, got shape {a.shape}")
         return a
+
+    def ranking(self) -> ScoreRanking | None:
+        """The model's own reference for ranks: its population sample (None for a model pickled before it)."""
+        ref = getattr(self, "reference_scores", None)
+        return None if ref is None else ScoreRanking(ref, None, source="training_population")
 
     def set_threads(self, n: int) -> None:
         self.num_threads = int(n)

@@ -36,6 +36,7 @@ from core.errors import DajiaError, NotFound
 from features.online_store import OnlineRow, OnlineStore, materialise, now_us, pipeline_digest, us_ts
 from marketplace.tables import scoring_time
 from models.model import ShopRiskModel
+from models.ranking import ScoreRanking
 from models.thresholds import EXPLAINED_TIERS
 
 if TYPE_CHECKING:
@@ -172,6 +173,11 @@ class ModelRuntime:
         elif source is not None and store is not None and pipeline is not None:
             materialise_partitions(store, pipeline, source)
         self._online_count: tuple[float, int] | None = None
+        #: where a score stands (rank, percentile): among the loaded marketplace's shops scored once here (one
+        #: sort per model version), else among the model's population sample; None for an old model without one
+        self.ranking: ScoreRanking | None = model.ranking()
+        if len(self.index):
+            self.ranking = ScoreRanking(self.model.predict_proba(self.X), list(self.index), source="marketplace")
 
     @classmethod
     def from_dir(

@@ -221,6 +221,20 @@ class OnlineFeatures(BaseModel):
 class ScoreResult(BaseModel):
     shop_id: str
     score: float = Field(ge=0.0, le=1.0, description="calibrated probability that the shop sells counterfeits")
+    rank: int | None = Field(
+        default=None,
+        ge=1,
+        description="position riskiest first among the response's `reference` shops (1 = riskiest; ties in score "
+        "broken by shop id; a shop outside the reference ranks ahead of the reference shops sharing its score); "
+        "null when the model has no reference",
+    )
+    percentile: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=100.0,
+        description="share (0-100) of the reference shops ranked at or below this shop: 99.5 = riskier than "
+        "99.5% of them; null when the model has no reference",
+    )
     tier: Tier
     reasons: list[str] = Field(description="top reasons in words (only for watch and suspected shops)")
     reason_details: list[ReasonDetail] | None = Field(
@@ -240,9 +254,21 @@ class ModelRef(BaseModel):
     version: str
 
 
+class RankReference(BaseModel):
+    source: Literal["marketplace", "training_population"] = Field(
+        description="`marketplace`: the shops of the marketplace the service was started with, scored by this "
+        "model as of its snapshot; `training_population`: the population sample the model's thresholds were "
+        "placed on (no marketplace loaded)"
+    )
+    shops: int = Field(description="how many shops the reference holds")
+
+
 class ScoreResponse(BaseModel):
     request_id: str
     model: ModelRef
+    reference: RankReference | None = Field(
+        default=None, description="what `rank` and `percentile` are measured in; null for a model without one"
+    )
     results: list[ScoreResult]
 
 

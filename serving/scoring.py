@@ -249,16 +249,27 @@ async def score_request(
         cases = await asyncio.to_thread(services.sanctions.route, items, served, runtime.suspected, key, ids)
 
     services.metrics.observe_scores(tiers, score_list)
+    ranking = runtime.ranking
+    ranks: list[int] | list[None] = [None] * len(ids)
+    pcts: list[float] | list[None] = [None] * len(ids)
+    reference: dict[str, Any] | None = None
+    if ranking is not None:
+        ranks, pcts = ranking.rank(scores, ids)
+        reference = {"source": ranking.source, "shops": ranking.size}
     details: list[Any] = [None] * len(ids)
     if isinstance(req, ScoreRequest) and req.evidence and req.shop_ids is not None:
         details = await asyncio.to_thread(runtime.reason_details, ids, X, tiers, req.top)
     feature_info: list[Any] = info if info is not None else [None] * len(ids)
     results = []
-    for sid, s, t, r, rd, fi in zip(ids, score_list, tiers, reasons, details, feature_info, strict=True):
+    for sid, s, rk, pc, t, r, rd, fi in zip(
+        ids, score_list, ranks, pcts, tiers, reasons, details, feature_info, strict=True
+    ):
         results.append(
             {
                 "shop_id": sid,
                 "score": s,
+                "rank": rk,
+                "percentile": pc,
                 "tier": t,
                 "reasons": r,
                 "model_name": served.name,
@@ -269,4 +280,5 @@ async def score_request(
                 **({"features": fi} if fi is not None else {}),
             }
         )
-    return {"request_id": request_id, "model": {"name": served.name, "version": served.version}, "results": results}
+    model = {"name": served.name, "version": served.version}
+    return {"request_id": request_id, "model": model, "reference": reference, "results": results}

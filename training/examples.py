@@ -62,6 +62,10 @@ class ExamplePlan:
     #: issue 19: on three differently-configured 20,000-shop worlds (benchmarks/bench_worlds.py, seed 11)
     #: ground-truth PR-AUC 0.900 / 0.611 / 0.730 against 0.879 / 0.605 / 0.724 at 0.2
     unlabelled_weight: float = 0.05
+    #: inverse-propensity weights for labelled training examples (``training.propensity``): investigators
+    #: pick blatant shops, so the labelled set over-represents them; a labelled example that resembles the
+    #: shops investigators rarely look at then weighs more. Off by default (measured: docs/training.md)
+    labelled_propensity: bool = False
     #: unlabelled shops kept per validation/test date (the population sample for capacity and the
     #: ground-truth evaluation); None keeps every shop
     population_sample: int | None = 50_000

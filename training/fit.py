@@ -63,4 +63,6 @@ def fit_risk_model(
     names = [str(c) for c in X_fit.columns]
     explainer = ReasonExplainer(fit.booster, texts or feature_texts(pipeline, names), X_fit.to_numpy(np.float64))
     meta = {"best_iteration": fit.best_iteration, "params": fit.params, **(info or {})}
-    return ShopRiskModel(fit.booster, calibrator, thresholds, explainer, pipeline=pipeline, info=meta)
+    return ShopRiskModel(
+        fit.booster, calibrator, thresholds, explainer, pipeline=pipeline, info=meta, reference_scores=pop_scores
+    )

@@ -122,6 +122,11 @@ def _train_marketplace(
     valid_sizes = [exs.population[d] for d in exs.dates["valid"]]
     X_valid = pipeline.transform_examples(mp, valid[["shop_id", "as_of"]], oof=True)
     timings["features_train_valid_s"] = time.perf_counter() - t0
+    weight_train = train["weight"].to_numpy(dtype=np.float64)
+    if plan.labelled_propensity:
+        from training.propensity import propensity_weights
+
+        weight_train = weight_train * propensity_weights(X_train, train["labelled"].to_numpy(), config.seed)
 
     t0 = time.perf_counter()
     lab = valid["labelled"].to_numpy()
@@ -135,7 +140,7 @@ def _train_marketplace(
         population_scores_X=X_valid,
         population_size=int(np.mean(valid_sizes)),
         pipeline=pipeline,
-        weight=train["weight"].to_numpy(dtype=np.float64),
+        weight=weight_train,
         info={"train_examples": len(train), "valid_examples": int(lab.sum()), "plan": plan.to_dict()},
     )
     timings["fit_s"] = time.perf_counter() - t0
@@ -143,7 +148,7 @@ def _train_marketplace(
     t0 = time.perf_counter()
     test = exs.part("test", labelled_only=False).copy()
     X_test = pipeline.transform_examples(mp, test[["shop_id", "as_of"]], oof=True)
-    weight = train["weight"].to_numpy(dtype=np.float64)
+    weight = weight_train
     test, capacity, metrics, true, segments = evaluate_test_period(
         mp, exs, plan, policy, model, X_train, y_train, weight, test, X_test, ground_truth, config.seed
     )

@@ -113,6 +113,24 @@ def test_score_by_id_batch(
     assert r.json()["results"][0]["score"] == pytest.approx(all_scores[shop_ids[0]]["score"], abs=1e-12)
 
 
+def test_scores_come_with_a_rank_and_percentile_among_the_marketplace(
+    api: Api, shop_ids: list[str], all_scores: dict[str, dict[str, Any]], market: Any
+) -> None:
+    r = api.client("scorer").post("/v1/scores", json={"shop_ids": shop_ids[MAX_BATCH:]})
+    assert r.status_code == 200, r.text
+    assert r.json()["reference"] == {"source": "marketplace", "shops": N_SHOPS}
+    every = {**all_scores, **{x["shop_id"]: x for x in r.json()["results"]}}
+    assert len(every) == N_SHOPS
+    # one rank per shop, 1..N, riskiest first; equal scores ordered by shop id
+    order = sorted(every, key=lambda k: (-every[k]["score"], k))
+    assert [every[k]["rank"] for k in order] == list(range(1, N_SHOPS + 1))
+    assert every[order[0]]["percentile"] == 100.0
+    assert every[order[-1]]["percentile"] == pytest.approx(100.0 / N_SHOPS, abs=1e-3)
+    # a small request answers the same rank as the whole batch (no per-request population)
+    one = api.client("scorer").post("/v1/scores", json={"shop_ids": [order[7]]}).json()["results"][0]
+    assert (one["rank"], one["percentile"]) == (8, every[order[7]]["percentile"])
+
+
 def test_score_inline_records_match_by_id(api: Api, market: Any, all_scores: dict[str, dict[str, Any]]) -> None:
     from marketplace.records import records_from_frames
 
@@ -130,6 +148,7 @@ def test_score_inline_records_match_by_id(api: Api, market: Any, all_scores: dic
         assert got[sid]["score"] == pytest.approx(all_scores[sid]["score"], abs=1e-9)
         assert got[sid]["tier"] == all_scores[sid]["tier"]
         assert got[sid]["reasons"] == all_scores[sid]["reasons"]
+        assert got[sid]["rank"] == all_scores[sid]["rank"]  # the same score ranks where the shop stands
 
 
 def test_inline_fast_path_and_model_path_agree(api: Api, market: Any, all_scores: dict[str, dict[str, Any]]) -> None:

@@ -101,6 +101,12 @@ def test_feature_rows_are_scored_over_http(served: dict[str, Any]) -> None:
     assert all(x["model_version"] == "2" for x in results)
     scores = [x["score"] for x in results]
     assert min(scores[:3]) > max(scores[3:6])
+    # no marketplace: ranked in the model's own population sample
+    reference = r.json()["reference"]
+    assert reference["source"] == "training_population" and reference["shops"] > 100
+    ranks = [x["rank"] for x in results]
+    assert max(ranks[:3]) < min(ranks[3:6]) and all(1 <= k <= reference["shops"] + 1 for k in ranks)
+    assert min(x["percentile"] for x in results[:3]) > max(x["percentile"] for x in results[3:6])
     # the logged score is the returned one
     logged = httpx.get(
         f"{served['base_url']}/v1/predictions",

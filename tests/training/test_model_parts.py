@@ -12,6 +12,7 @@ import pytest
 
 from dajia.cli import main
 from models.calibration import BetaCalibrator, CrossFitIsotonicCalibrator, IsotonicCalibrator
+from models.ranking import ScoreRanking
 from models.reasons import FeatureText, ReasonExplainer
 from models.thresholds import ThresholdPolicy, Thresholds, choose_thresholds, precision_threshold
 from training.booster import BoosterConfig
@@ -23,6 +24,7 @@ from training.metrics import (
     recall_at_precision,
     reliability_equal_mass,
 )
+from training.propensity import propensity_weights
 from training.table import TableError, train_table
 
 
@@ -106,6 +108,47 @@ def test_one_tier_rule_for_one_score_and_many() -> None:
     assert th.tier(scores).tolist() == expected
     assert th.tier(scores.reshape(2, 5)).tolist() == [expected[:5], expected[5:]]
     assert th.tier(np.array([])).shape == (0,)
+
+
+def test_ranks_break_score_ties_by_shop_id_and_place_outsiders() -> None:
+    """Every reference shop gets its own rank (ties in score by shop id), equal to its position in a full sort;
+    a score from outside ranks ahead of the reference shops sharing it; percentiles run 100 (riskiest) down."""
+    rng = np.random.default_rng(3)
+    scores = np.round(rng.random(500), 2)  # many ties (isotonic-like levels)
+    ids = [f"S{i:05d}" for i in rng.permutation(500)]
+    ranking = ScoreRanking(scores, ids)
+    expected = sorted(range(500), key=lambda i: (-scores[i], ids[i]))
+    ranks, pcts = ranking.rank(scores, ids)
+    assert [ranks[i] for i in expected] == list(range(1, 501))
+    assert pcts[expected[0]] == 100.0 and pcts[expected[-1]] == pytest.approx(0.2)
+    # the same score for a shop the reference does not hold: ahead of every reference shop sharing it
+    out_ranks, _ = ranking.rank(scores[:20], [f"X{i}" for i in range(20)])
+    assert out_ranks == [1 + int((scores > v).sum()) for v in scores[:20]]
+    assert ranking.rank([2.0, -1.0])[0] == [1, 501] and ranking.rank([-1.0])[1] == [0.0]
+    # the few-at-a-time path (the by-id hot path) answers as the batch path, insiders and outsiders alike
+    mixed, mixed_ids = np.concatenate([scores[:40], scores[:40]]), ids[:40] + [f"X{i}" for i in range(40)]
+    one_by_one = [ranking.rank(mixed[i : i + 1], mixed_ids[i : i + 1]) for i in range(80)]
+    assert ranking.rank(mixed, mixed_ids) == ([r[0][0] for r in one_by_one], [p[1][0] for p in one_by_one])
+    # without ids (a model's population sample): no tie order, the outsider rule for every score
+    assert ScoreRanking(scores, source="training_population").one(float(scores[0])).rank == out_ranks[0]
+    with pytest.raises(ValueError, match="NaN"):
+        ScoreRanking([0.1, np.nan])
+
+
+def test_propensity_weights_lift_the_rarely_investigated_kind() -> None:
+    """Shops of kind 1 are investigated 5x less often: their labelled examples weigh more, the mean weight of
+    labelled rows stays 1, unlabelled rows keep 1, and the weights stay within the clip."""
+    rng = np.random.default_rng(0)
+    n = 6_000
+    kind = rng.random(n) < 0.5
+    X = pd.DataFrame({"kind": kind.astype(float), "noise": rng.random(n)})
+    labelled = rng.random(n) < np.where(kind, 0.05, 0.25)
+    w = propensity_weights(X, labelled, seed=0)
+    assert np.all(w[~labelled] == 1.0) and w[labelled].mean() == pytest.approx(1.0)
+    assert w[labelled & kind].mean() > 2.5 * w[labelled & ~kind].mean()
+    assert w.max() <= 4.0 / 0.25 and w.min() > 0
+    assert np.array_equal(w, propensity_weights(X, labelled, seed=0))  # deterministic
+    assert np.all(propensity_weights(X, np.zeros(n, dtype=bool)) == 1.0)
 
 
 def test_metrics_on_a_known_ranking() -> None:
