@@ -10,6 +10,11 @@ A claim's link (``/v1/claim-links/<token>``) is signed with the store's own secr
 (``workflow_secrets``, made on first use) by ``itsdangerous``: it names one claim and one buyer and
 serves one purpose, confirming receipt or disputing it; no account is needed. It expires after
 ``LINK_DAYS`` and is spent once the claim is confirmed (a second use is refused, saying when it was used).
+
+A shop's seller link (``/v1/seller-links/<token>``, page ``/seller/<token>``) is signed with the same secret
+but its own salt and purpose: it names one shop and its keeper, rides on every notice to the seller, and
+lets the keeper see its cases and claims, pay, refuse and appeal (``sanctions.seller``) for
+``SELLER_LINK_DAYS``.
 """
 
 from __future__ import annotations
