@@ -93,6 +93,13 @@ def _shop(session: Session, token: str) -> Shop:
     return shop
 
 
+def shop_of(session: Session, token: str) -> str:
+    """The shop a valid seller link names (LinkRefused / Forbidden otherwise): checked before files are read."""
+    shop_id = _shop(session, token).shop_id
+    session.rollback()
+    return shop_id
+
+
 def _actor(shop: Shop) -> Actor:
     return Actor(shop.shopkeeper_id, Role.SELLER)
 

@@ -117,7 +117,9 @@ async def appeal(
     idempotency_key: IdemKey = None,
 ) -> Response:
     from sanctions.seller import appeal as appeal_
+    from sanctions.seller import shop_of
 
+    await _in_session(services, lambda s: shop_of(s, token))  # a forged or expired link is refused first
     checked = await read_files(list(files or []))
     return _present(
         await _in_session(
@@ -310,6 +312,7 @@ async def seller_page_action(request: Request, services: ServicesDep, token: Tok
             done = f"Your refusal is recorded: case {case_id} is closed."
         elif action == "appeal":
             case_id, statement = _int(form, "case_id"), _text(form, "statement", MAX_STATEMENT)
+            await _in_session(services, lambda s: seller.shop_of(s, token))
             checked = await read_files(form.getlist("files"))
             await _in_session(services, lambda s: seller.appeal(s, token, case_id, statement=statement, files=checked))
             done = f"Your appeal of case {case_id} is filed ({len(checked)} file(s)); a reviewer will decide it."

@@ -193,6 +193,12 @@ def test_a_seller_refuses_and_links_are_refused_clearly(served: Served) -> None:
     as_seller = public.get(notices.SELLER_LINK_PATH + claim_link.removeprefix(notices.LINK_PATH))
     assert as_seller.status_code == 404  # a claim link is no seller link
     assert public.get(f"{s4}/cases/{s4_case}/appeal-files/1").status_code == 404
+    with_file = public.post(
+        f"{old}/cases/{s4_case}/appeal",
+        data={"statement": "x"},
+        files={"files": ("a.html", b"<script>", "text/html")},
+    )
+    assert with_file.status_code == 410  # the link is checked before the files
 
 
 def test_the_seller_page_refuses_a_form_from_another_site(served: Served) -> None:
