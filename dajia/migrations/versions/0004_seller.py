@@ -3,7 +3,7 @@
 (``market_verdicts``) so routing can tell a verdict dated after a decision.
 
 Revision ID: 0004_seller
-Revises: 0003_effects
+Revises: 0004_voice (the lead re-chains revisions at merge)
 Create Date: 2026-12-08 00:45:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_seller"
-down_revision: str | None = "0003_effects"
+down_revision: str | None = "0004_voice"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
