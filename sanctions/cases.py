@@ -21,10 +21,11 @@ from sqlalchemy.orm import Session
 
 from core.errors import Conflict, Forbidden, InvalidTransition, NotFound
 from core.settings import Settings, get_settings
-from sanctions import bulk, campaigns, disclosure, notices, routing, storefront, tx
-from sanctions.models import Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
+from sanctions import attachments, bulk, campaigns, disclosure, notices, routing, storefront, tx
+from sanctions.models import AppealFile, Case, CaseEvent, Claim, Disclosure, Listing, Order, Shop
 from sanctions.schemas import (
     PROOF_KINDS,
+    AppealFileView,
     CaseEventView,
     CaseView,
     ClaimResult,
@@ -182,6 +183,9 @@ def _set_shop_status(ch: tx.Change, shop: Shop, status: str) -> None:
 
 
 _EVENTS = cast(Table, CaseEvent.__table__)
+_APPEAL_FILES = cast(Table, AppealFile.__table__)
+#: at most this many files go with one appeal
+MAX_APPEAL_FILES = 5
 _LISTINGS = cast(Table, Listing.__table__)
 _SET_LISTINGS = (
     update(_LISTINGS)
@@ -202,7 +206,14 @@ def _notify_seller(ch: tx.Change, case: Case, shop: Shop, topic: str, detail: di
         kind="notify_seller",
         recipient=shop.shopkeeper_id,
         topic=topic,
-        payload={"case_id": case.case_id, "shop_id": shop.shop_id, "shop_name": shop.name, **detail},
+        payload={
+            "case_id": case.case_id,
+            "shop_id": shop.shop_id,
+            "shop_name": shop.name,
+            **detail,
+            # where the shopkeeper sees its cases and claims, pays, refuses or appeals (no account)
+            "link": notices.seller_link(ch.session, shop.shop_id, shop.shopkeeper_id),
+        },
     )
 
 
@@ -586,7 +597,13 @@ def dispute_claim(
             kind="notify_seller",
             recipient=shop.shopkeeper_id,
             topic="compensation_disputed",
-            payload={"case_id": case.case_id, "shop_id": shop.shop_id, "claim_id": claim_id, "reason": reason},
+            payload={
+                "case_id": case.case_id,
+                "shop_id": shop.shop_id,
+                "claim_id": claim_id,
+                "reason": reason,
+                "link": notices.seller_link(session, shop.shop_id, shop.shopkeeper_id),
+            },
         )
         return _claim_result(claim, case, shop)
 
@@ -725,21 +742,56 @@ def appeal(
     *,
     reason: str,
     evidence: Sequence[Evidence] = (),
+    files: Sequence[attachments.CheckedFile] = (),
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> TransitionResult:
-    """The shopkeeper appeals a closure or a ban: review reopens, the measure stays meanwhile."""
+    """The shopkeeper appeals a closure or a ban: review reopens, the measure stays meanwhile.
+
+    ``reason`` is the seller's statement; ``files`` (checked by ``attachments.check``, at most
+    :data:`MAX_APPEAL_FILES`) are stored with the appeal, each cited in the appeal's evidence and audit
+    entry by its sha256, all in the appeal's one transaction."""
     if not reason.strip():
         raise InvalidTransition("an appeal needs a reason")
+    if len(files) > MAX_APPEAL_FILES:
+        raise attachments.AttachmentRefused(f"an appeal takes at most {MAX_APPEAL_FILES} files, not {len(files)}")
+    cited = [
+        Evidence(
+            kind="appeal",
+            ref=f"sha256:{f.sha256}",
+            detail=f"{f.filename} ({f.content_type}, {f.size:,} bytes)",
+            data={"filename": f.filename, "content_type": f.content_type, "size": f.size, "sha256": f.sha256},
+        )
+        for f in files
+    ]
 
     def work(ch: tx.Change) -> TransitionResult:
         case, shop = _case_and_shop(session, case_id)
         _require_owner(actor, shop)
-        old, _ = _transition(ch, case, Action.APPEAL, reason=reason, evidence=evidence)
+        old, _ = _transition(ch, case, Action.APPEAL, reason=reason, evidence=[*evidence, *cited])
         case.ended_at = None
+        if files:
+            event_id = session.execute(
+                select(func.max(CaseEvent.event_id)).where(CaseEvent.case_id == case_id)
+            ).scalar_one()
+            rows = [
+                {
+                    "case_id": case_id,
+                    "event_id": int(event_id),
+                    "actor_id": actor.actor_id,
+                    "created_at": ch.now,
+                    "filename": f.filename,
+                    "content_type": f.content_type,
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "data": f.data,
+                }
+                for f in files
+            ]
+            session.execute(insert(_APPEAL_FILES), rows)
         return _result(case, shop, old, Action.APPEAL)
 
-    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason}
+    request = {"case_id": case_id, "actor": actor.actor_id, "reason": reason, "files": [f.sha256 for f in files]}
     return tx.use_case(session, actor, "case.appeal", request, TransitionResult, work, key=idempotency_key, now=now)
 
 
@@ -923,7 +975,30 @@ def get_case(session: Session, case_id: int) -> CaseView:
     ]
     claims = session.execute(select(Claim).where(Claim.case_id == case_id).order_by(Claim.claim_id)).scalars()
     view.claims = [_claim_view(c) for c in claims]
+    view.appeal_files = appeal_files_of(session, case_id)
     return view
+
+
+def appeal_files_of(session: Session, case_id: int) -> list[AppealFileView]:
+    """What the seller attached to the case's appeals (no bytes: those are downloads, ``appeal_file``)."""
+    f = _APPEAL_FILES.c
+    rows = session.execute(
+        select(f.file_id, f.event_id, f.created_at, f.filename, f.content_type, f.size, f.sha256)
+        .where(f.case_id == case_id)
+        .order_by(f.file_id)
+    )
+    return [AppealFileView(case_id=case_id, **r._asdict()) for r in rows]
+
+
+def appeal_file(session: Session, case_id: int, file_id: int) -> tuple[str, str, bytes]:
+    """(file name, type, bytes) of one file of the case's appeals; NotFound otherwise."""
+    f = _APPEAL_FILES.c
+    row = session.execute(
+        select(f.filename, f.content_type, f.data).where(f.case_id == case_id, f.file_id == file_id)
+    ).first()
+    if row is None:
+        raise NotFound(f"case {case_id} has no appeal file {file_id}")
+    return str(row.filename), str(row.content_type), bytes(row.data)
 
 
 def list_cases(

@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -416,3 +417,36 @@ class PublicCorrection(Base):
     text: Mapped[str] = mapped_column(Text)
     campaign_ids: Mapped[list[int]] = mapped_column(JSON)
     published_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class MarketVerdict(Base):
+    """A verdict of the marketplace's own investigations (the contract's ``verdicts`` table), copied by
+    ``storefront.import_marketplace``: a counterfeit verdict dated after a case was dismissed, settled or
+    reversed is new evidence that reopens the shop (``routing``)."""
+
+    __tablename__ = "market_verdicts"
+
+    verdict_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    shop_id: Mapped[str] = mapped_column(String(64), index=True)
+    decided_at: Mapped[datetime] = mapped_column(DateTime)
+    #: counterfeit | genuine
+    outcome: Mapped[str] = mapped_column(String(16))
+    evidence_kind: Mapped[str] = mapped_column(String(32))
+
+
+class AppealFile(Base):
+    """A file a seller attached to an appeal: kept with its sha256, size and type; served only as a download."""
+
+    __tablename__ = "appeal_files"
+
+    file_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.case_id"), index=True)
+    #: the appeal's case event (the statement is its reason)
+    event_id: Mapped[int] = mapped_column(Integer)
+    actor_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    filename: Mapped[str] = mapped_column(String(200))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -10,11 +10,17 @@ A claim's link (``/v1/claim-links/<token>``) is signed with the store's own secr
 (``workflow_secrets``, made on first use) by ``itsdangerous``: it names one claim and one buyer and
 serves one purpose, confirming receipt or disputing it; no account is needed. It expires after
 ``LINK_DAYS`` and is spent once the claim is confirmed (a second use is refused, saying when it was used).
+
+A shop's seller link (``/v1/seller-links/<token>``, page ``/seller/<token>``) is signed with the same secret
+but its own salt and purpose: it names one shop and its keeper, rides on every notice to the seller, and
+lets the keeper see its cases and claims, pay, refuse and appeal (``sanctions.seller``) for
+``SELLER_LINK_DAYS``.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -81,17 +87,17 @@ def _secret(session: Session, *, create: bool = True) -> str:
     return str(value)
 
 
-def _signer(secret: str, at: float | None = None) -> URLSafeTimedSerializer:
-    """The links' serializer; signing at ``at`` (seconds since the epoch) when given."""
+def _signer(secret: str, at: float | None = None, *, salt: str = _SALT) -> URLSafeTimedSerializer:
+    """The links' serializer (``salt``: which kind of link); signing at ``at`` (seconds since the epoch) when given."""
     if at is None:
-        return URLSafeTimedSerializer(secret, salt=_SALT)
+        return URLSafeTimedSerializer(secret, salt=salt)
     stamp = int(at)
 
     class _At(TimestampSigner):
         def get_timestamp(self) -> int:
             return stamp
 
-    return URLSafeTimedSerializer(secret, salt=_SALT, signer=_At)
+    return URLSafeTimedSerializer(secret, salt=salt, signer=_At)
 
 
 def claim_link(session: Session, claim_id: int, buyer_id: str, *, at: datetime | None = None) -> str:
@@ -127,3 +133,62 @@ def read_link(session: Session, token: str, *, max_age_days: int = LINK_DAYS) ->
 def check_holder(holder: LinkHolder, claim_buyer: str) -> None:
     if holder.buyer_id != claim_buyer:
         raise Forbidden("this link belongs to another buyer")
+
+
+# --------------------------------------------------------------------------- the seller's link
+
+#: a seller link is valid this long after it was made (every later notice carries a fresh one)
+SELLER_LINK_DAYS = 180
+SELLER_LINK_PATH = "/v1/seller-links/"
+#: the page for people (the same token)
+SELLER_PAGE_PATH = "/seller/"
+_SELLER_SALT = "dajia-seller-link"
+_SELLER_PURPOSE = "seller-shop"
+
+
+def seller_link(session: Session, shop_id: str, shopkeeper_id: str, *, at: datetime | None = None) -> str:
+    """The path of shop ``shop_id``'s seller link for its keeper ``shopkeeper_id``, signed now (or at ``at``).
+
+    Signed with the store's secret like a claim link, but with a salt and purpose of its own: a claim
+    link is no seller link and a seller link is no claim link."""
+    when = None if at is None else at.replace(tzinfo=UTC).timestamp()
+    token = _signer(_secret(session), when, salt=_SELLER_SALT).dumps(
+        {"s": shop_id, "k": shopkeeper_id, "p": _SELLER_PURPOSE}
+    )
+    return SELLER_LINK_PATH + str(token)
+
+
+def seller_links(session: Session) -> Callable[[str, str], str]:
+    """``seller_link`` for many shops in one transaction (the secret read once): (shop, keeper) -> path."""
+    signer = _signer(_secret(session), salt=_SELLER_SALT)
+    return lambda shop_id, keeper: (
+        SELLER_LINK_PATH + str(signer.dumps({"s": shop_id, "k": keeper, "p": _SELLER_PURPOSE}))
+    )
+
+
+@dataclass(frozen=True)
+class SellerHolder:
+    shop_id: str
+    shopkeeper_id: str
+
+
+def read_seller_link(session: Session, token: str, *, max_age_days: int = SELLER_LINK_DAYS) -> SellerHolder:
+    """The shop and keeper a seller token names; LinkRefused (404 forged or not a seller link, 410 expired)."""
+    try:
+        data: Any = _signer(_secret(session, create=False), salt=_SELLER_SALT).loads(
+            token, max_age=max_age_days * 86400
+        )
+    except SignatureExpired as exc:
+        made = exc.date_signed.strftime("%Y-%m-%d") if exc.date_signed else "long ago"
+        raise LinkRefused(
+            f"this seller link expired (made {made}, valid {max_age_days} days); "
+            "use the link in the marketplace's latest notice to you",
+            410,
+        ) from None
+    except BadSignature:
+        raise LinkRefused("this is not a valid seller link (it may have been altered or cut short)", 404) from None
+    except LinkRefused:
+        raise LinkRefused("this is not a valid seller link (no link was ever made here)", 404) from None
+    if not isinstance(data, dict) or data.get("p") != _SELLER_PURPOSE or not isinstance(data.get("s"), str):
+        raise LinkRefused("this link is not a seller link", 404)
+    return SellerHolder(str(data["s"]), str(data["k"]))

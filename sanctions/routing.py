@@ -25,9 +25,9 @@ from sqlalchemy.orm import Session, aliased
 from core.db import unit_of_work
 from core.errors import Conflict, DajiaError, InvalidTransition
 from marketplace.schema import LINKAGE_FIELDS
-from sanctions import bulk, storefront, tx
+from sanctions import bulk, notices, storefront, tx
 from sanctions import evidence as evidence_snapshots
-from sanctions.models import Case, CaseEvent, Listing, Shop
+from sanctions.models import Case, CaseEvent, Listing, MarketVerdict, Shop
 from sanctions.schemas import EvasionReport, RoutingReport
 from sanctions.scored import TIERS, ScoredShop
 from sanctions.workflow import (
@@ -143,6 +143,7 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         )
     }
     decided = _last_decided(session, [sid for sid in ids if sid not in open_cases])
+    verdicts = _verdicts_since(session, decided, now)
     to_open: list[ScoredShop] = []
     reopen_evidence: dict[str, list[dict[str, Any]]] = {}
     to_rescore: list[tuple[Any, ScoredShop, str, str]] = []  # (open case, scoring, route key, new status)
@@ -164,11 +165,12 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         elif shop.status == "closed":
             part.skipped_closed += 1
         elif s.shop_id in decided:
-            why = _score_rose(decided[s.shop_id], s)
-            if why is None:
+            why = [e for e in (_score_rose(decided[s.shop_id], s),) if e is not None]
+            why += [_verdict_evidence(decided[s.shop_id], v) for v in verdicts.get(s.shop_id, [])]
+            if not why:
                 part.kept_decided += 1  # decided already, nothing new since: the decision stands
             else:
-                reopen_evidence[s.shop_id] = [why]
+                reopen_evidence[s.shop_id] = why
                 to_open.append(s)
         else:
             to_open.append(s)
@@ -204,7 +206,10 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         by_shop = {s.shop_id: s for s in to_open}
         case_ids = {shop_id: int(case_id) for case_id, shop_id in created}
         evidence = {str(r["shop_id"]): cast(list[dict[str, Any]], r["evidence"]) for r in rows}  # once, case+event
-        reasons = {sid: f"reopened on new evidence: {ev[0]['detail']}" for sid, ev in reopen_evidence.items()}
+        reasons = {
+            sid: "reopened on new evidence: " + "; ".join(str(e["detail"]) for e in ev)
+            for sid, ev in reopen_evidence.items()
+        }
         _open_effects(
             ch,
             case_ids,
@@ -339,6 +344,47 @@ def _score_rose(prior: _Decided, s: ScoredShop) -> dict[str, Any] | None:
     }
 
 
+def _verdicts_since(session: Session, decided: dict[str, _Decided], now: datetime) -> dict[str, list[Any]]:
+    """{shop: the marketplace's counterfeit verdicts on it dated after its decided case ended and not after
+    ``now``}, oldest first: each is new evidence since that decision (a verdict dated later is not known yet)."""
+    if not decided:
+        return {}
+    out: dict[str, list[Any]] = {}
+    rows = session.execute(
+        select(MarketVerdict)
+        .where(
+            bulk.among(session, MarketVerdict.shop_id, sorted(decided)),
+            MarketVerdict.outcome == "counterfeit",
+            MarketVerdict.decided_at <= now,
+        )
+        .order_by(MarketVerdict.decided_at, MarketVerdict.verdict_id)
+    ).scalars()
+    for v in rows:
+        since = decided[v.shop_id].decided_at
+        if since is None or v.decided_at > since:
+            out.setdefault(v.shop_id, []).append(v)
+    return out
+
+
+def _verdict_evidence(prior: _Decided, v: MarketVerdict) -> dict[str, Any]:
+    """The new evidence a marketplace verdict dated after a shop's decided case brings."""
+    return {
+        "kind": "new_evidence",
+        "ref": f"verdict {v.verdict_id}",
+        "detail": f"counterfeit verdict {v.verdict_id} ({v.evidence_kind.replace('_', ' ')}) of "
+        f"{v.decided_at:%Y-%m-%d} since case {prior.case_id} was {prior.status}",
+        "data": {
+            "why": "new_verdict",
+            "verdict_id": v.verdict_id,
+            "verdict_at": v.decided_at.isoformat(),
+            "evidence_kind": v.evidence_kind,
+            "prior_case_id": prior.case_id,
+            "prior_status": prior.status,
+            "decided_at": prior.decided_at.isoformat() if prior.decided_at else None,
+        },
+    }
+
+
 def _score_evidence(s: ScoredShop) -> dict[str, Any]:
     return {
         "kind": "score",
@@ -404,6 +450,7 @@ def _open_effects(
         update(Listing).where(bulk.among(session, Listing.shop_id, shop_ids)).values(frozen=True),
         execution_options={"synchronize_session": False},
     )
+    link = notices.seller_links(session)
     for shop_id, case_id in case_ids.items():
         shop = shops[shop_id]
         s = scored.get(shop_id)
@@ -413,7 +460,13 @@ def _open_effects(
             kind="notify_seller",
             recipient=shop.shopkeeper_id,
             topic="case_opened",
-            payload={"case_id": case_id, "shop_id": shop_id, "shop_name": shop.name, "listings_frozen": True},
+            payload={
+                "case_id": case_id,
+                "shop_id": shop_id,
+                "shop_name": shop.name,
+                "listings_frozen": True,
+                "link": link(shop_id, shop.shopkeeper_id),
+            },
         )
         payload: dict[str, Any] = {"shop_id": shop_id, "origin": origin, "snapshot": snapshot_hash[case_id]}
         if s is not None:

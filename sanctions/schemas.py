@@ -64,6 +64,20 @@ class CaseEventView(BaseModel):
     evidence: list[dict[str, Any]]
 
 
+class AppealFileView(BaseModel):
+    """A file a seller attached to an appeal, without its bytes (a download of its own)."""
+
+    file_id: int
+    case_id: int
+    #: the appeal's case event: its reason is the seller's statement
+    event_id: int
+    created_at: datetime
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+
+
 class CaseView(BaseModel):
     case_id: int
     shop_id: str
@@ -87,6 +101,8 @@ class CaseView(BaseModel):
     ended_at: datetime | None
     events: list[CaseEventView] = Field(default_factory=list)
     claims: list[ClaimView] = Field(default_factory=list)
+    #: what the seller attached to its appeals (the statement is the appeal event's reason)
+    appeal_files: list[AppealFileView] = Field(default_factory=list)
 
 
 class ClaimView(BaseModel):

@@ -1,7 +1,8 @@
 """The storefront projection the workflow acts on, and the seller actions it guards.
 
-``import_marketplace`` copies shops, listings (title and price as of their latest edit) and
-orders from a :class:`marketplace.tables.Marketplace` in bulk: PostgreSQL through ``COPY`` into
+``import_marketplace`` copies shops, listings (title and price as of their latest edit), orders
+and the marketplace's verdicts (routing reopens a decided shop on a counterfeit verdict dated after the
+decision) from a :class:`marketplace.tables.Marketplace` in bulk: PostgreSQL through ``COPY`` into
 a temporary table then ``INSERT … ON CONFLICT DO NOTHING``; SQLite through ``executemany`` of
 ``INSERT OR IGNORE``. Rows already present are left alone (their workflow state belongs to the
 store), so importing the same or a later snapshot again is safe.
@@ -33,7 +34,7 @@ from core.db import WRITE_OPTION, end_read_transaction, unit_of_work
 from core.errors import DajiaError, Forbidden, InvalidTransition, NotFound
 from marketplace.tables import Marketplace
 from sanctions import tx
-from sanctions.models import Case, Listing, Order, Shop, StorefrontChange
+from sanctions.models import Case, Listing, MarketVerdict, Order, Shop, StorefrontChange
 from sanctions.workflow import OPEN_STATUSES, Actor, Role
 
 VISIBLE = "visible"
@@ -70,12 +71,16 @@ SHOP_COLUMNS = (
 )
 LISTING_COLUMNS = ("listing_id", "shop_id", "created_at", "title", "brand", "category", "price", "delisted_at")
 ORDER_COLUMNS = ("order_id", "shop_id", "listing_id", "buyer_id", "ordered_at", "amount", "refunded_at")
+VERDICT_COLUMNS = ("verdict_id", "shop_id", "decided_at", "outcome", "evidence_kind")
+#: verdict ids ``sanctions.labels`` makes from the workflow's own decisions: not the marketplace's evidence
+REVIEWER_VERDICT_ID = r"^case[0-9]+-ev[0-9]+$"
 
 
 class ImportReport(BaseModel):
     shops_added: int
     listings_added: int
     orders_added: int
+    verdicts_added: int = 0
     new_shop_ids: list[str]
 
 
@@ -133,8 +138,17 @@ def _bulk_insert_ignore(conn: Connection, table: Table, columns: Sequence[str], 
     return _count(conn, table) - before
 
 
+def _platform_verdicts(mp: Marketplace) -> pd.DataFrame:
+    """The marketplace's own verdicts (not those ``sanctions.labels`` derived from the workflow's decisions)."""
+    verdicts = mp.verdicts
+    if verdicts is None or len(verdicts) == 0:
+        return pd.DataFrame(columns=list(VERDICT_COLUMNS))
+    own = ~verdicts["verdict_id"].astype(str).str.match(REVIEWER_VERDICT_ID)
+    return verdicts.loc[own, list(VERDICT_COLUMNS)]
+
+
 def import_marketplace(target: Engine | Session, mp: Marketplace, *, detect_evasion: bool = True) -> ImportReport:
-    """Copy ``mp``'s shops, listings and orders into the store (idempotent, bulk).
+    """Copy ``mp``'s shops, listings, orders and verdicts into the store (idempotent, bulk).
 
     With ``detect_evasion`` the newly added shops are checked against closed shops at once
     (``routing.detect_ban_evasion``): a new shop sharing identifiers with a closed one opens a case.
@@ -157,7 +171,19 @@ def import_marketplace(target: Engine | Session, mp: Marketplace, *, detect_evas
             _rows(listings, LISTING_COLUMNS),
         )
         n_orders = _bulk_insert_ignore(conn, Order.__table__, ORDER_COLUMNS, _rows(orders, ORDER_COLUMNS))  # type: ignore[arg-type]
-    report = ImportReport(shops_added=n_shops, listings_added=n_listings, orders_added=n_orders, new_shop_ids=new_ids)
+        n_verdicts = _bulk_insert_ignore(
+            conn,
+            MarketVerdict.__table__,  # type: ignore[arg-type]
+            VERDICT_COLUMNS,
+            _rows(_platform_verdicts(mp), VERDICT_COLUMNS),
+        )
+    report = ImportReport(
+        shops_added=n_shops,
+        listings_added=n_listings,
+        orders_added=n_orders,
+        verdicts_added=n_verdicts,
+        new_shop_ids=new_ids,
+    )
     if detect_evasion and new_ids:
         from sanctions.routing import detect_ban_evasion
 

@@ -657,6 +657,28 @@ async def get_attachment(request: Request, case_id: str, attachment_id: str) -> 
     )
 
 
+@router.get("/cases/{case_id}/appeal-files/{file_id}")
+async def get_appeal_file(request: Request, case_id: str, file_id: str) -> Response:
+    """A file the seller attached to an appeal, served only as a download (as the console's own attachments)."""
+    from sanctions.cases import appeal_file
+
+    user = await current_user(request)
+    services, _ = await state_of(request)
+    cid, fid = _case_id(case_id), _case_id(file_id)
+    try:
+        name, _, data = await read(services, lambda s: appeal_file(s, cid, fid))
+    except NotFound as exc:
+        raise refused(exc, "No such file", user, missing="No such file") from exc
+    resp = Response(data, media_type="application/octet-stream")
+    return apply_headers(
+        resp,
+        {
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
 @router.post("/bulk")
 async def bulk(request: Request) -> Response:
     """One action on the ticked cases, each decided and audited on its own; a summary of the outcomes."""

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +32,9 @@ from sqlalchemy.orm import Session
 from core.db import unit_of_work
 from core.errors import Conflict, DajiaError, NotFound
 from sanctions import tx
+from sanctions.attachments import ATTACHMENT_TYPES as ATTACHMENT_TYPES
+from sanctions.attachments import MAX_ATTACHMENT as MAX_ATTACHMENT
+from sanctions.attachments import check
 from sanctions.models import Case
 from sanctions.workflow import Actor, Role
 from serving.console.db import attachments, claims, notes, snoozes, tags
@@ -40,15 +42,6 @@ from serving.console.queue import WAITING, ids_in_queue_order
 
 CLAIM_MINUTES = 30
 MAX_NOTE = 4000
-MAX_ATTACHMENT = 5 * 1024 * 1024
-#: accepted attachment types and how their content must begin (checked, not trusted from the browser)
-ATTACHMENT_TYPES: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "application/pdf": (b"%PDF-",),
-    "text/plain": (),
-    "text/csv": (),
-}
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 
 
@@ -243,12 +236,6 @@ def add_note(
     return tx.use_case(session, actor, "console.note", request, Done, work, key=key, now=now)
 
 
-def _clean_filename(name: str) -> str:
-    base = re.split(r"[\\/]", name)[-1]
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", base).strip("._")[:120]
-    return safe or "attachment"
-
-
 def add_attachment(
     session: Session,
     actor: Actor,
@@ -262,23 +249,8 @@ def add_attachment(
 ) -> Done:
     """Attach a file: at most :data:`MAX_ATTACHMENT` bytes, of a type in :data:`ATTACHMENT_TYPES` whose
     content matches it; stored with its sha256, audited as ``case.attachment`` (name, type, size, hash)."""
-    ctype = content_type.split(";")[0].strip().lower()
-    if ctype not in ATTACHMENT_TYPES:
-        raise DajiaError(f"attachment: type {ctype or 'unknown'!r} is not accepted ({', '.join(ATTACHMENT_TYPES)})")
-    if not data:
-        raise DajiaError("attachment: the file is empty")
-    if len(data) > MAX_ATTACHMENT:
-        raise DajiaError(f"attachment: {len(data):,} bytes is over the limit of {MAX_ATTACHMENT:,} bytes")
-    magic = ATTACHMENT_TYPES[ctype]
-    if magic and not any(data.startswith(m) for m in magic):
-        raise DajiaError(f"attachment: the file's content is not {ctype}")
-    if not magic:
-        try:
-            data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise DajiaError(f"attachment: a {ctype} file must be UTF-8 text") from None
-    digest = hashlib.sha256(data).hexdigest()
-    name = _clean_filename(filename)
+    checked = check(filename, content_type, data)
+    ctype, digest, name = checked.content_type, checked.sha256, checked.filename
 
     def work(ch: tx.Change) -> Done:
         _case(session, case_id)

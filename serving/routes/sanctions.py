@@ -218,6 +218,21 @@ async def decide_appeal(
     )
 
 
+@cases.get(
+    "/{case_id}/appeal-files/{file_id}",
+    summary="a file the seller attached to the case's appeal, as a download (reviewer or admin)",
+    response_class=Response,
+)
+async def appeal_file(services: ServicesDep, key: ReviewerKey, case_id: CaseId, file_id: CaseId) -> Response:
+    import hashlib
+
+    from sanctions.cases import appeal_file as file_
+    from serving.routes.seller_links import download
+
+    name, _, data = await _in_session(services, lambda s: file_(s, case_id, file_id))
+    return download(name, data, hashlib.sha256(data).hexdigest())
+
+
 campaigns = APIRouter(prefix="/v1/campaigns", tags=["campaigns"], responses=_ERRORS, route_class=StrictJsonRoute)
 
 
@@ -430,9 +445,10 @@ async def storefront_changes(
 
 
 def mount(app: FastAPI) -> None:
-    from serving.routes import claim_links
+    from serving.routes import claim_links, seller_links
 
     claim_links.mount(app)
+    seller_links.mount(app)
     app.include_router(cases)
     app.include_router(storefront)
     app.include_router(campaigns)

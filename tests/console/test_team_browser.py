@@ -197,7 +197,7 @@ def test_note_and_attachment_in_timeline_and_audit_chain(
         page.get_by_label("Attach a file").set_input_files(str(bad))
         with page.expect_response(lambda r: r.request.method == "POST") as info:
             page.get_by_role("button", name="Attach", exact=True).click()
-        assert info.value.status == 400
+        assert info.value.status == 415  # Unsupported Media Type (sanctions.attachments)
         assert "is not accepted" in page.locator("#error").inner_text()
     notes = audit_entries(console, str(cid), "case.note")
     files = audit_entries(console, str(cid), "case.attachment")

@@ -46,6 +46,12 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/v1/claim-links/{token}"): ANYONE,
     ("POST", "/v1/claim-links/{token}/confirmation"): ANYONE,
     ("POST", "/v1/claim-links/{token}/dispute"): ANYONE,
+    ("GET", "/v1/seller-links/{token}"): ANYONE,
+    ("POST", "/v1/seller-links/{token}/claims/{claim_id}/payment"): ANYONE,
+    ("POST", "/v1/seller-links/{token}/cases/{case_id}/refusal"): ANYONE,
+    ("POST", "/v1/seller-links/{token}/cases/{case_id}/appeal"): ANYONE,
+    ("GET", "/v1/seller-links/{token}/cases/{case_id}/appeal-files/{file_id}"): ANYONE,
+    ("GET", "/v1/cases/{case_id}/appeal-files/{file_id}"): REVIEW,
 }
 #: console pages: (path, roles that see the page); None never signs in (redirected to the sign-in form)
 CONSOLE: dict[str, frozenset[str | None]] = {

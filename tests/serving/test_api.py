@@ -4,7 +4,6 @@ routing into cases, alias moves and a registry outage (see conftest for the real
 from __future__ import annotations
 
 import concurrent.futures as cf
-import json
 import time
 from typing import Any
 
@@ -426,37 +425,3 @@ def test_four_eyes_over_http_an_admin_cannot_approve_what_they_drafted(
     assert body["status"] == "approved" and body["approved_by"] != body["created_by"]
     empty = second.post("/v1/disclosures/approval", json={})
     assert empty.status_code == 409 and "no proposed disclosure" in empty.text, empty.text
-
-
-def test_inline_records_for_a_known_shop_are_routed_on_the_marketplace_data(
-    api: Api, market: Any, all_scores: dict[str, dict[str, Any]]
-) -> None:
-    """Issue 17 point 9: a caller's invented records under an honest shop's id freeze nothing; the
-    cases record where their data came from."""
-    from marketplace.records import records_from_frames
-
-    reviewer = api.client("reviewer")
-
-    def untouched(shop_id: str) -> bool:  # no case yet (other tests of the session may have routed it)
-        return reviewer.get("/v1/cases", params={"shop_id": shop_id}).json() == []
-
-    counterfeit = next(k for k, v in reversed(all_scores.items()) if v["tier"] == "suspected" and untouched(k))
-    victim = next(k for k, v in reversed(all_scores.items()) if v["tier"] == "low" and untouched(k))
-    frames = {name: market.table(name) for name in market.table_names()}
-    (record,) = records_from_frames(frames, [counterfeit])
-    invented = json.loads(json.dumps(record.model_dump(mode="json")).replace(counterfeit, victim))
-    as_of = (pd.Timestamp(market.snapshot_at) + pd.Timedelta(seconds=1)).isoformat()
-    r = api.client("scorer").post("/v1/scores", json={"records": [invented], "as_of": as_of, "route": True})
-    assert r.status_code == 200, r.text
-    (got,) = r.json()["results"]
-    assert got["shop_id"] == victim and got["tier"] == "suspected"  # the invented data looks counterfeit
-    assert got["case"] is None  # but the marketplace's data of that shop is low: no case, nothing frozen
-    assert untouched(victim)
-    # the counterfeit shop's own records: routed on the marketplace's data, and the case says so
-    own = api.client("scorer").post(
-        "/v1/scores", json={"records": [record.model_dump(mode="json")], "as_of": as_of, "route": True}
-    )
-    case = own.json()["results"][0]["case"]
-    assert case["routed_on"] == "marketplace"
-    view = api.client("reviewer").get(f"/v1/cases/{case['case_id']}").json()
-    assert view["evidence"][0]["data"]["source"] == "marketplace"
