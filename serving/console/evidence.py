@@ -76,6 +76,39 @@ class MarketIndex:
         return self._brands
 
 
+class StoredMarketIndex:
+    """The same lookups as :class:`MarketIndex` for a service started without the marketplace in memory
+    (``dajia serve --data`` serves from the online feature store): a shop's complaints and reviews come
+    from the history the store keeps for it (``features.online_store``, what its feature row was built
+    from, refreshed by posted events), brand reference prices from the served model's fitted pipeline.
+    A shop the store does not hold shows no complaints or reviews."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def _runtime(self) -> Any:
+        served = self.services.holder.current
+        return None if served is None else served.runtime
+
+    def rows(self, table: str, shop_id: str) -> pd.DataFrame:
+        from features.pipeline import empty_frame
+
+        runtime = self._runtime()
+        mp = runtime.online_history([shop_id]) if runtime is not None else None
+        if mp is None:
+            return empty_frame(table)
+        frame: pd.DataFrame = getattr(mp, table)
+        return frame
+
+    def reference_prices(self) -> dict[str, float]:
+        runtime = self._runtime()
+        pipeline = getattr(getattr(runtime, "model", None), "pipeline", None)
+        for b in getattr(pipeline, "builders_", []):
+            if hasattr(b, "brand_index_") and hasattr(b, "reference_price_"):
+                return {str(k): float(v) for k, v in zip(b.brand_index_, b.reference_price_, strict=True)}
+        return {}
+
+
 @dataclass
 class ListingRow:
     listing_id: str

@@ -71,12 +71,15 @@ def _state(services: Services) -> ConsoleState:
     with _INIT_LOCK:
         st = services.extra.get("console")
         if st is None:
-            from serving.console.evidence import MarketIndex
+            from serving.console.evidence import MarketIndex, StoredMarketIndex
             from serving.console.monitor import DriftCache
 
+            market: Any = MarketIndex(services.marketplace) if services.marketplace is not None else None
+            if market is None:  # dajia serve --data: the online store's histories
+                market = StoredMarketIndex(services)
             st = ConsoleState(
                 sessions=Sessions(session_secret(services.engine), services.engine),
-                market=MarketIndex(services.marketplace) if services.marketplace is not None else None,
+                market=market,
                 drift=DriftCache(on_report=services.metrics.set_drift),
             )
             services.extra["console"] = st

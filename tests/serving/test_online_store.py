@@ -218,3 +218,21 @@ def test_local_sweep_materialises_the_rows_it_scored(registry: Registry, tmp_pat
         assert len(store.history(ids[:5])) == 5
     finally:
         store.close()
+
+
+def test_console_evidence_without_the_marketplace_reads_the_stored_histories(online: Api) -> None:
+    """``dajia serve --data`` keeps no marketplace in memory: the console's evidence page reads a shop's
+    complaints and reviews from the online store's history, the same rows the marketplace holds."""
+    from serving.console.evidence import MarketIndex, StoredMarketIndex
+
+    services = online.server.lifespan.state["services"]  # uvicorn keeps the lifespan state it hands requests
+    assert services.marketplace is not None  # in process: the marketplace is here to compare against
+    whole, stored = MarketIndex(services.marketplace), StoredMarketIndex(services)
+    complaints = services.marketplace.complaints
+    shop = str(complaints["shop_id"].value_counts().index[0])  # the most complained-about shop
+    for table, key in (("complaints", "complaint_id"), ("reviews", "review_id")):
+        want = sorted(whole.rows(table, shop)[key].astype(str))
+        got = sorted(stored.rows(table, shop)[key].astype(str))
+        assert got == want and (table == "reviews" or len(got) > 0), table
+    assert stored.rows("complaints", "no-such-shop").empty
+    assert stored.reference_prices() == pytest.approx(whole.reference_prices())
