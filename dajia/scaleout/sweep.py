@@ -51,7 +51,9 @@ def score_loaded(
     """Scores of the shops ``ids`` of a loaded partition, in chunks of ``chunk_shops`` (scores-file rows)."""
     frames = [
         scores_frame(
-            champion.model.score_marketplace(mp, when, shop_ids=ids[lo : lo + chunk_shops].tolist()), champion, when
+            champion.model.score_marketplace(mp, when, shop_ids=ids[lo : lo + chunk_shops].tolist(), features=True),
+            champion,
+            when,
         )
         for lo in range(0, len(ids), chunk_shops)
     ]
