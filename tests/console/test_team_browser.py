@@ -93,7 +93,7 @@ def test_two_reviewers_claim_next_and_never_touch_the_same_case(
     console: Console, person: Any, extra_cases: list[int]
 ) -> None:
     a, b = person("reviewer", DESKTOP), person("reviewer2", PHONE)
-    actor = {a: f"api-key:{console.key_ids['reviewer']}", b: f"api-key:{console.key_ids['reviewer2']}"}
+    actor = {a: console.actor_ids["reviewer"], b: f"api-key:{console.key_ids['reviewer2']}"}
     seen: dict[Any, list[int]] = {a: [], b: []}
     for p in (a, b):
         fits(p, p.viewport_size["width"])
@@ -468,7 +468,7 @@ def test_dashboard_counts_what_the_team_did(console: Console, person: Any, extra
     from sanctions.workflow import Actor, Role
 
     engine = console.engine()
-    me = f"api-key:{console.key_ids['reviewer']}"
+    me = console.actor_ids["reviewer"]
     with session_factory(engine)() as s:
         decide(s, extra_cases[70], "dismiss", Actor(me, Role.REVIEWER), reason="for the dashboard")
     with engine.connect() as conn:
