@@ -213,10 +213,11 @@ def _own_person(ch: tx.Change, key: ApiKeyRow) -> str:
 def _bind_key(ch: tx.Change, key: ApiKeyRow, person_id: str) -> None:
     """Give ``key`` to ``person_id`` and make sure the person holds the key's role and a scorer id."""
     key.person_id = person_id
+    # a key of its own keeps the ids it acted under before people: ``api-key:<id>`` and ``api-key:<id>:scorer``
     legacy = person_id == LEGACY + key.key_id
-    _role_actor(ch, person_id, key.role, preferred=person_id if legacy else None)
     if key.role != "scorer":
-        _role_actor(ch, person_id, "scorer", preferred=f"{person_id}:scorer")
+        _role_actor(ch, person_id, key.role, preferred=person_id if legacy else None)
+    _role_actor(ch, person_id, "scorer", preferred=f"{person_id}:scorer")
     ch.session.flush()
 
 
