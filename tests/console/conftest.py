@@ -80,11 +80,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
     from sanctions.cases import decide
+    from sanctions.people import register
     from sanctions.routing import route_scored
     from sanctions.schemas import Evidence
     from sanctions.scored import ScoredShop
     from sanctions.storefront import import_marketplace
-    from sanctions.people import register
     from sanctions.workflow import SYSTEM, Actor, Role
     from serving.app import create_app
     from serving.auth import ApiKeyStore
