@@ -189,3 +189,39 @@ def test_the_snapshot_keeps_the_feature_values_the_score_was_computed_from(sessi
     assert other is not None and other.then["score"]["features"] is None
     session.rollback()
     assert verify_chain(session).ok
+
+
+def test_the_cli_actor_must_be_a_registered_person_and_names_the_os_user(session: Session) -> None:
+    from core.errors import InvalidTransition
+    from dajia.cli_support import actor, os_user
+    from dajia.simulation import SIMULATED_PEOPLE, register_people
+
+    import_marketplace(session, build_marketplace([shop_row("S1")]))
+    route_scored(session, [ScoredShop("S1", 0.9, "suspected", "m", "1", [], 0.5)], now=SNAPSHOT)
+    case_id = int(session.execute(text("SELECT case_id FROM cases")).scalar_one())
+    session.rollback()
+    entries_before, actors_before = _count(session, AuditEntry), _count(session, ActorRow)
+    with pytest.raises(NotFound, match=r"--actor 'adm1' is not a registered person; register them first"):
+        actor(session, "adm1", "admin")
+    assert (_count(session, AuditEntry), _count(session, ActorRow)) == (entries_before, actors_before)
+    register(session, SYSTEM, person_id="adm1", name="Ada Min", role="admin", now=SNAPSHOT)
+    with pytest.raises(InvalidTransition, match="'adm1' is registered as admin, not reviewer"):
+        actor(session, "adm1", "reviewer")
+
+    who = actor(session, "adm1", "admin")
+    assert who.via == f"cli:{os_user()}"
+    cases.decide(session, case_id, "close", who, reason="test buy", evidence=[TEST_BUY])
+    event = session.execute(select(CaseEvent.actor_id, CaseEvent.via).where(CaseEvent.action == "close")).one()
+    entry = session.execute(select(AuditEntry.actor_id, AuditEntry.via).where(AuditEntry.action == "case.close")).one()
+    assert tuple(event) == tuple(entry) == ("adm1", f"cli:{os_user()}")
+    session.rollback()
+
+    # the crackdown registers its simulated people first (two admins), once
+    assert register_people(session, SNAPSHOT) == [a.actor_id for a, _ in SIMULATED_PEOPLE]
+    assert register_people(session, SNAPSHOT) == []
+    admins = session.scalars(
+        select(ActorRow.actor_id).where(ActorRow.role == "admin", ActorRow.simulated.is_(True))
+    ).all()
+    assert sorted(admins) == ["sim-admin", "sim-second-admin"]
+    session.rollback()
+    assert verify_chain(session).ok
