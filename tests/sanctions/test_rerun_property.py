@@ -28,6 +28,8 @@ from tests.sanctions.conftest import SNAPSHOT, build_marketplace, shop_row
 
 SHOPS = ["P0", "P1", "P2", "P3", "P4"]
 REVIEWER = Actor("prop-reviewer", Role.REVIEWER)
+#: four eyes: an appeal is decided by someone other than whoever made the decision appealed
+APPEALS_REVIEWER = Actor("prop-appeals-reviewer", Role.REVIEWER)
 PROOF = Evidence(kind="test_buy", ref="TB-P", detail="fake")
 
 scores = st.dictionaries(st.sampled_from(SHOPS), st.floats(0.0, 1.0, allow_nan=False), min_size=1)
@@ -88,7 +90,7 @@ def _run(s: Session, program: list[tuple[str, object]]) -> None:
                     cases.confirm_claim(s, claim.claim_id, Actor(claim.buyer_id, Role.CONSUMER))
             elif op == "reverse" and case.status in ("closed", "banned"):
                 cases.appeal(s, case.case_id, Actor(f"keeper-{shop}", Role.SELLER), reason="appeal")
-                cases.decide_appeal(s, case.case_id, True, REVIEWER, reason="upheld")
+                cases.decide_appeal(s, case.case_id, True, APPEALS_REVIEWER, reason="upheld")
         except InvalidTransition:
             s.rollback()
     before = store_footprint(s)
