@@ -109,8 +109,11 @@ def take(
                 for e in links.get(sid, [])
             ],
         }
-        digest = hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
-        out.append({"case_id": case_id, "taken_at": now, "content": content, "content_hash": digest})
+        text = canonical(content)  # hashed, and stored as it is (not serialised a second time)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        out.append(
+            {"case_id": case_id, "taken_at": now, "content": bulk.Serialized(content, text), "content_hash": digest}
+        )
     return out
 
 
