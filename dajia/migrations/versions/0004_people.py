@@ -8,7 +8,7 @@ id ``api-key:<key id>`` named by the key's name, through the audited workflow (D
 audit chain must record the adoption).
 
 Revision ID: 0004_people
-Revises: 0003_effects
+Revises: 0004_voice
 Create Date: 2026-12-08 00:40:00
 """
 
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_people"
-down_revision: str | None = "0003_effects"
+down_revision: str | None = "0004_voice"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
