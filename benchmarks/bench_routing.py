@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_routing.py              # 100,000 shops, both databases
     .venv/bin/python benchmarks/bench_routing.py --quick      # 10,000 shops
     .venv/bin/python benchmarks/bench_routing.py --no-postgres
+    .venv/bin/python benchmarks/bench_routing.py --features 0   # without feature rows in the snapshots
 
 Targets: routing 100,000 scored shops in at most 60 s on each database; a single decision's p99
 at most 20 ms. The anchor, measured in the same run on the same database, is a bare
@@ -155,7 +156,7 @@ def anchor_insert(engine: sa.Engine, n: int) -> float:
     return took
 
 
-def run(label: str, url: str, n: int, decisions: int) -> dict[str, float]:
+def run(label: str, url: str, n: int, decisions: int, features: int = 60) -> dict[str, float]:
     engine = open_store(url)
     mp = marketplace(n, shops_with_orders=decisions)
     t0 = time.perf_counter()
@@ -163,9 +164,16 @@ def run(label: str, url: str, n: int, decisions: int) -> dict[str, float]:
         imp = import_marketplace(s, mp, detect_evasion=False)
     t_import = time.perf_counter() - t0
     t_anchor = anchor_insert(engine, n)
+    rng = np.random.default_rng(7)
+    names = [f"feature_{j:02d}" for j in range(features)]
+    values = rng.random((n, features)).round(6).tolist() if features else [[] for _ in range(n)]
     scored = [
-        ScoredShop(f"S{i:07d}", 0.9, "suspected", "dajia-shop-risk", "1", ["r1", "r2", "r3"], 0.8) for i in range(n)
-    ]
+        ScoredShop(
+            f"S{i:07d}", 0.9, "suspected", "dajia-shop-risk", "1", ["r1", "r2", "r3"], 0.8,
+            features=dict(zip(names, values[i], strict=True)) if features else None,
+        )
+        for i in range(n)
+    ]  # fmt: skip
     with Session(engine) as s:
         t0, c0 = time.perf_counter(), time.process_time()
         rep = route_scored(s, scored, now=NOW)
@@ -200,7 +208,7 @@ def run(label: str, url: str, n: int, decisions: int) -> dict[str, float]:
     )
     print(f"[{label}] anchor: bare executemany INSERT of {n:,} case-wide rows: {t_anchor:.2f} s")
     print(
-        f"[{label}] route {n:,} scored shops into cases: {t_route:.2f} s "
+        f"[{label}] route {n:,} scored shops ({features} feature values each) into cases: {t_route:.2f} s "
         f"({n / t_route:,.0f} cases/s; {t_route / t_anchor:.1f}x the anchor; target <= 60 s: "
         f"{'PASS' if t_route <= 60 else 'FAIL'}); this process's CPU: {c_route:.2f} s"
     )
@@ -220,13 +228,14 @@ def main() -> int:
     ap.add_argument("--decisions", type=int, default=600)
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--features", type=int, default=60, help="feature values per scored shop (the snapshot keeps them)")
     args = ap.parse_args()
     n, decisions = (10_000, 150) if args.quick else (args.shops, args.decisions)
     load = os.getloadavg()
     print(f"machine: {os.cpu_count()} cores, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min)")
     if not args.no_sqlite:
         with tempfile.TemporaryDirectory() as tmp:
-            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", n, decisions)
+            run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", n, decisions, args.features)
     if not args.no_postgres:
         schema = f"bench_{uuid.uuid4().hex[:8]}"
         admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
@@ -234,7 +243,7 @@ def main() -> int:
             conn.execute(sa.text(f'create schema "{schema}"'))
         try:
             sep = "&" if "?" in PG_ADMIN else "?"
-            run("postgres", f"{PG_ADMIN}{sep}options=-csearch_path%3D{schema}", n, decisions)
+            run("postgres", f"{PG_ADMIN}{sep}options=-csearch_path%3D{schema}", n, decisions, args.features)
         finally:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'drop schema "{schema}" cascade'))

@@ -30,11 +30,29 @@ def store_session() -> Iterator[Session]:
         engine.dispose()
 
 
-def actor(actor_id: str, role: str, simulated: bool = False) -> Actor:
+def os_user() -> str:
+    """The operating-system user running the command (recorded beside the person in every entry)."""
+    import getpass
+
     try:
-        return Actor(actor_id, Role(role), simulated)
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without the user in /etc/passwd)
+        return "unknown"
+
+
+def actor(session: Session, actor_id: str, role: str, simulated: bool = False) -> Actor:
+    """The CLI's actor: a reviewer or admin must be a registered person holding that role (``dajia people
+    add``), refused otherwise; every actor names the OS user as its credential (``cli:<user>``)."""
+    try:
+        parsed = Role(role)
     except ValueError as exc:
         raise DajiaError(f"--role must be one of {', '.join(r.value for r in Role)}, got {role!r}") from exc
+    via = f"cli:{os_user()}"
+    if parsed in (Role.REVIEWER, Role.ADMIN):
+        from sanctions.people import staff_actor
+
+        return staff_actor(session, actor_id, parsed.value, via=via, simulated=simulated)
+    return Actor(actor_id, parsed, simulated, via=via)
 
 
 def shopkeeper_of(session: Session, shop_id: str) -> str | None:
@@ -67,7 +85,7 @@ def seller(session: Session, actor_id: str, *, case_id: int | None = None, claim
             f"{given}: a seller acts with the shopkeeper's id (a K… id); {what} is of shop {shop_id}, "
             f"whose shopkeeper is {keeper} (`dajia cases show` and the console's case page list it)"
         )
-    return actor(actor_id, "seller")
+    return actor(session, actor_id, "seller")
 
 
 def evidence(items: Sequence[str]) -> list[Evidence]:

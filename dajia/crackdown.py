@@ -330,7 +330,10 @@ class Crackdown:
         return {"imported": imported.model_dump(exclude={"new_shop_ids"}), "routed": routed}
 
     def step_decide(self) -> dict[str, Any]:
+        from dajia.simulation import register_people
+
         with _session(self.settings) as session:
+            register_people(session, self._day(1))
             return decide_cases(
                 session,
                 self._truth,

@@ -66,8 +66,20 @@ def open_store(url: str, **kwargs: Any) -> Engine:
     with _LOCK:
         if url not in _MIGRATED:
             migrate(engine)
+            adopt_keys(engine)
             _MIGRATED.add(url)
     return engine
+
+
+def adopt_keys(engine: Engine) -> list[str]:
+    """Give every API key made before keys belonged to people a person of its own (issue 18's migration
+    path, ``sanctions.people.adopt_keys``: audited, so it runs here rather than in the DDL revision)."""
+    from sqlalchemy.orm import Session
+
+    from sanctions.people import adopt_keys as adopt
+
+    with Session(engine, expire_on_commit=False) as session:
+        return adopt(session).key_ids
 
 
 def database_problem(exc: sa_exc.DBAPIError) -> str:

@@ -56,6 +56,33 @@ APPEALS_REVIEWER = Actor("sim-appeals-reviewer", Role.REVIEWER, simulated=True)
 ADMIN = Actor("sim-admin", Role.ADMIN, simulated=True)
 #: four eyes: approves what ADMIN drafted
 SECOND_ADMIN = Actor("sim-second-admin", Role.ADMIN, simulated=True)
+#: the people the demo stands in for, registered before they act (names say they are simulated)
+SIMULATED_PEOPLE: tuple[tuple[Actor, str], ...] = (
+    (REVIEWER, "Simulated reviewer Wang Fang"),
+    (APPEALS_REVIEWER, "Simulated appeals reviewer Li Na"),
+    (ADMIN, "Simulated admin Zhang Wei"),
+    (SECOND_ADMIN, "Simulated second admin Chen Jie"),
+)
+
+
+def register_people(session: Session, now: datetime) -> list[str]:
+    """Register the simulated reviewers and admins as people (each their own person); the ones already
+    registered are left alone, so a resumed crackdown registers nobody twice. Returns who was registered."""
+    from sanctions import people
+    from sanctions.models import ActorRow
+    from sanctions.workflow import SYSTEM
+
+    done = []
+    for who, name in SIMULATED_PEOPLE:
+        row = session.get(ActorRow, who.actor_id)
+        if row is not None and row.person_id is not None:
+            continue
+        people.register(
+            session, SYSTEM, person_id=who.actor_id, name=name, role=who.role, actor_id=who.actor_id,
+            simulated=True, now=now,
+        )  # fmt: skip
+        done.append(who.actor_id)
+    return done
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,9 @@ SCORES_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("suspected_threshold", pa.float64()),
         ("as_of", pa.timestamp("us")),
+        #: JSON {feature: value} of the shops the model explains (watch, suspected): what the score was
+        #: computed from, kept in the evidence snapshot of a case routing opens; null for other shops
+        ("features", pa.string()),
     ]
 )
 
@@ -70,6 +73,7 @@ def scores_frame(scored: pd.DataFrame, champion: ChampionModel, when: pd.Timesta
             "model_version": champion.version,
             "suspected_threshold": float(champion.model.thresholds.suspected),
             "as_of": when.as_unit("us"),
+            "features": scored["features"].to_numpy() if "features" in scored.columns else None,
         }
     )
 

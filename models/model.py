@@ -122,16 +122,34 @@ class ShopRiskModel:
         return self.pipeline
 
     def score_marketplace(
-        self, mp: Any, as_of: pd.Timestamp, shop_ids: list[str] | None = None, top: int = 3
+        self, mp: Any, as_of: pd.Timestamp, shop_ids: list[str] | None = None, top: int = 3, features: bool = False
     ) -> pd.DataFrame:
-        """Score shops of a marketplace as of ``as_of`` (features from events strictly before it)."""
-        X = self._need_pipeline().transform(mp, as_of, shop_ids=shop_ids)
-        return self.score_and_explain(X[self.feature_names], top=top)
+        """Score shops of a marketplace as of ``as_of`` (features from events strictly before it).
+        ``features``: a ``features`` column too, the JSON of each explained row's feature values (what the
+        score was computed from; a case's evidence snapshot keeps it), None for other rows."""
+        X = self._need_pipeline().transform(mp, as_of, shop_ids=shop_ids)[self.feature_names]
+        out = self.score_and_explain(X, top=top)
+        if features:
+            out["features"] = feature_json(X, out["tier"].isin(EXPLAINED_TIERS).to_numpy())
+        return out
 
     def score_records(self, records: list[Any], as_of: pd.Timestamp, top: int = 3) -> pd.DataFrame:
         """Score raw shop records (``marketplace.records.ShopRecord``) as of ``as_of``."""
         X = self._need_pipeline().transform_records(records, as_of)
         return self.score_and_explain(X[self.feature_names], top=top)
+
+
+def feature_json(X: pd.DataFrame, want: Any) -> list[str | None]:
+    """Each wanted row of ``X`` as JSON ``{feature: value}`` (NaN as null), other rows None."""
+    import json
+
+    names = list(X.columns)
+    values = X.to_numpy(dtype=np.float64)
+    out: list[str | None] = [None] * len(X)
+    for i in np.flatnonzero(want):
+        row = values[int(i)].tolist()
+        out[int(i)] = json.dumps({n: (None if v != v else v) for n, v in zip(names, row, strict=True)})
+    return out
 
 
 def feature_texts(pipeline: ShopFeaturePipeline | None, names: list[str]) -> dict[str, FeatureText]:

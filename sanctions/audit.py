@@ -58,6 +58,8 @@ def entry_hash(prev_hash: str, row: Mapping[str, Any]) -> str:
     body["payload"] = row["payload"]
     if row.get("rows") is not None:  # entries written before rows were bound keep their hash
         body["rows"] = row["rows"]
+    if row.get("via") is not None:  # so do entries written before credentials were named
+        body["via"] = row["via"]
     return hashlib.sha256((prev_hash + canonical(body)).encode("utf-8")).hexdigest()
 
 
@@ -77,7 +79,11 @@ COVERED: dict[str, tuple[str, str]] = {
     "disclosure_policies": ("policy_id", "policy"),
     "actors": ("actor_id", "actor"),
     "people": ("person_id", "person"),
+    "serving_api_keys": ("key_id", "api_key"),
 }
+#: columns added to a covered table after its rows were first bound: left out of a row's digest while
+#: NULL, so rows written before the column existed keep their digest
+LATE: dict[str, tuple[str, ...]] = {"case_events": ("via",)}
 #: entity type -> the covered tables an entry about such an entity binds
 TABLES_OF: dict[str, tuple[str, ...]] = {}
 for _name, (_col, _entity) in COVERED.items():
@@ -88,11 +94,15 @@ def _table(name: str) -> Table:
     return cast(Table, AuditEntry.metadata.tables[name])
 
 
-def _group_digest(rows: Sequence[Sequence[str | None]]) -> str:
-    """sha256 of a group's rows (every column as the database renders it as text), 128 bits in hex."""
+def _group_digest(rows: Sequence[Sequence[str | None]], late: int = 0) -> str:
+    """sha256 of a group's rows (every column as the database renders it as text), 128 bits in hex;
+    the last ``late`` columns (:data:`LATE`) count only from the last one that is set."""
     h = hashlib.sha256()
     for r in rows:
-        h.update("\x1f".join(["\x00" if v is None else v for v in r]).encode("utf-8"))
+        n = len(r)
+        while late and n > len(r) - late and r[n - 1] is None:
+            n -= 1
+        h.update("\x1f".join(["\x00" if v is None else v for v in r[:n]]).encode("utf-8"))
         h.update(b"\x1e")
     return h.hexdigest()[:32]
 
@@ -103,7 +113,9 @@ def _ordered(name: str) -> Any:
     Python, so binding and verifying cost little), the group key first, in (group, primary key) order."""
     table = _table(name)
     group = table.c[COVERED[name][0]]
-    columns = [cast_(c, Text).label(c.name) for c in table.c]
+    late = LATE.get(name, ())
+    ordered = [c for c in table.c if c.name not in late] + [table.c[n] for n in late]
+    columns = [cast_(c, Text).label(c.name) for c in ordered]
     return select(cast_(group, Text).label("_group"), *columns).order_by(group, *table.primary_key.columns)
 
 
@@ -138,7 +150,8 @@ def row_digests(session: Session, table_name: str, keys: Sequence[str]) -> dict[
             where = group.in_(part)
         for r in _raw_rows(conn, _ordered(table_name).where(where)):
             grouped.setdefault(r[0], []).append(r[1:])
-    return {k: _group_digest(v) for k, v in grouped.items()}
+    late = len(LATE.get(table_name, ()))
+    return {k: _group_digest(v, late) for k, v in grouped.items()}
 
 
 def bind_rows(
@@ -213,6 +226,7 @@ def append(session: Session, records: Sequence[AuditRecord]) -> list[int]:
             "entity_id": str(rec.entity_id),
             "payload": canonical(dict(rec.payload)),
             "rows": canonical(rec.rows) if rec.rows else None,
+            "via": rec.actor.via,
         }
         row["prev_hash"] = prev
         row["hash"] = prev = entry_hash(prev, row)
@@ -326,7 +340,7 @@ def _verify_rows(
                 unbound = unbound or f"{name} rows of {entity} {key} were written outside the audit chain"
                 continue
             seq, digest = have
-            if _group_digest(rows) != digest and (worst is None or seq < worst[0]):
+            if _group_digest(rows, len(LATE.get(name, ()))) != digest and (worst is None or seq < worst[0]):
                 worst = (seq, f"entry {seq}: the {name} rows of {entity} {key} no longer match the digest it recorded")
     for (name, key), (seq, _) in latest.items():  # groups an entry wrote that are gone from the table
         if worst is None or seq < worst[0]:

@@ -970,6 +970,7 @@ def get_case(session: Session, case_id: int) -> CaseView:
             model_name=e.model_name,
             model_version=e.model_version,
             evidence=list(e.evidence or []),
+            via=e.via,
         )
         for e in events
     ]

@@ -102,16 +102,24 @@ def take(
                 "model_name": s.model_name,
                 "model_version": str(s.model_version),
                 "reasons": list(s.reasons),
-                "features": dict(s.features) if s.features else None,
+                "features": _finite(s.features) if s.features else None,
             },
             "linked_shops": [
                 {"shop_id": e.get("ref"), "shared_fields": e.get("data", {}).get("fields", [])}
                 for e in links.get(sid, [])
             ],
         }
-        digest = hashlib.sha256(canonical(content).encode("utf-8")).hexdigest()
-        out.append({"case_id": case_id, "taken_at": now, "content": content, "content_hash": digest})
+        text = canonical(content)  # hashed, and stored as it is (not serialised a second time)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        out.append(
+            {"case_id": case_id, "taken_at": now, "content": bulk.Serialized(content, text), "content_hash": digest}
+        )
     return out
+
+
+def _finite(features: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Feature values as JSON can hold them (a missing value, NaN, as null)."""
+    return {str(k): (None if v is None or v != v else float(v)) for k, v in features.items()}
 
 
 class Difference(BaseModel):

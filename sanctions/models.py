@@ -119,6 +119,24 @@ class Person(Base):
     created_by: Mapped[str] = mapped_column(String(64))
 
 
+class ApiKeyRow(Base):
+    """An API key of the HTTP service, issued to a person (``sanctions.people.issue_key``): only the sha256
+    of its secret is stored. Declared here, beside the people it belongs to, so the audit chain covers it;
+    ``serving.auth`` reads and checks it."""
+
+    __tablename__ = "serving_api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    #: sha256 hex of the secret; the secret itself is never stored
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    #: the person the key was issued to (None only for keys made before issue 18, until adopted)
+    person_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+
+
 class Case(Base):
     """One investigation of one shop. At most one open case per shop (partial unique index)."""
 
@@ -186,6 +204,8 @@ class CaseEvent(Base):
     model_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     model_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     evidence: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    #: the credential the actor used: ``key:<id>``, ``console:<key id>``, ``cli:<os user>`` (None: the system)
+    via: Mapped[str | None] = mapped_column(String(96), nullable=True)
 
 
 class EvidenceSnapshot(Base):
@@ -313,6 +333,8 @@ class AuditEntry(Base):
     payload: Mapped[str] = mapped_column(Text)
     #: canonical JSON {table: {group key: digest}} of the rows this entry wrote (``audit.bind_rows``)
     rows: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the credential the actor used (as ``case_events.via``); hashed when set
+    via: Mapped[str | None] = mapped_column(String(96), nullable=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 

@@ -62,6 +62,8 @@ class CaseEventView(BaseModel):
     model_name: str | None
     model_version: str | None
     evidence: list[dict[str, Any]]
+    #: the credential the actor used (``key:<id>``, ``console:<key id>``, ``cli:<os user>``; None: the system)
+    via: str | None = None
 
 
 class AppealFileView(BaseModel):

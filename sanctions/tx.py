@@ -204,6 +204,7 @@ def case_event(
         "model_name": model_name,
         "model_version": model_version,
         "evidence": evidence,
+        "via": actor.via,
     }
 
 

@@ -37,6 +37,9 @@ class Actor:
     actor_id: str
     role: Role
     simulated: bool = False
+    #: the credential the person acts with, recorded beside them in every event and audit entry:
+    #: ``key:<key id>`` (the API), ``console:<key id>`` (a console session), ``cli:<os user>`` (the CLI)
+    via: str | None = None
 
     def __post_init__(self) -> None:
         if not self.actor_id or not self.actor_id.strip():

@@ -9,21 +9,16 @@ upgrades in place (the migration creates only what is missing).
 
 from __future__ import annotations
 
+from typing import cast
+
 import sqlalchemy as sa
 
 from core.db import metadata
+from sanctions.models import ApiKeyRow
 
-api_keys = sa.Table(
-    "serving_api_keys",
-    metadata,
-    sa.Column("key_id", sa.String(32), primary_key=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),
-    #: sha256 hex of the secret; the secret itself is never stored
-    sa.Column("secret_sha256", sa.String(64), nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(), nullable=False),
-    sa.Column("revoked_at", sa.DateTime(), nullable=True),
-)
+#: the API keys, declared beside the people they are issued to (``sanctions.models.ApiKeyRow``) so the
+#: audit chain covers them
+api_keys = cast(sa.Table, ApiKeyRow.__table__)
 
 predictions = sa.Table(
     "serving_predictions",

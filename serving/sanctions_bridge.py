@@ -1,8 +1,8 @@
 """The scoring API's door into the sanction workflow: route scored shops into cases.
 
 The sanction package owns the rules (``sanctions.routing.route_scored``: idempotent by a digest of
-shop, model, version and score); this adapter only opens the store, names the actor (one per API
-key) and reports, per shop, the case it opened or found.
+shop, model, version and score); this adapter only opens the store, names the actor (the key's person, as a
+scorer) and reports, per shop, the case it opened or found.
 """
 
 from __future__ import annotations
@@ -43,19 +43,20 @@ class SanctionsBridge:
 
     def route(
         self,
-        items: list[tuple[str, float, str, list[str], str]],
+        items: list[tuple[str, float, str, list[str], str, dict[str, float | None] | None]],
         served: Any,
         threshold: float,
         key: Any,
         lookup: list[str] | None = None,
     ) -> dict[str, dict[str, Any]]:
-        """Route (shop, score, tier, reasons, source) through the workflow; per shop of ``items`` and
+        """Route (shop, score, tier, reasons, source, feature values) through the workflow (the feature
+        values go into the evidence snapshot of a case it opens); per shop of ``items`` and
         ``lookup`` with an open case: case id, status, created (by this routing), and where the routed data
         came from (``marketplace`` or the caller's ``inline`` records; None for a case found, not routed)."""
         from sanctions.models import Case
         from sanctions.routing import route_scored
         from sanctions.scored import ScoredShop
-        from sanctions.workflow import OPEN_STATUSES, Actor, Role
+        from sanctions.workflow import OPEN_STATUSES
 
         scored = [
             ScoredShop(
@@ -67,12 +68,13 @@ class SanctionsBridge:
                 reasons=list(reasons),
                 suspected_threshold=float(threshold),
                 source=source,
+                features=features,
             )
-            for sid, score, tier, reasons, source in items
+            for sid, score, tier, reasons, source, features in items
         ]
-        sources = {sid: source for sid, _, _, _, source in items}
+        sources = {sid: source for sid, _, _, _, source, _ in items}
         # routing is a scorer action whatever the key (an actor id keeps one role in the workflow)
-        actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
+        actor = key.actor("scorer")
         ids = sorted({s.shop_id for s in scored} | set(lookup or ()))
         with self.sessions() as session:
             opened = set(route_scored(session, scored, actor=actor).opened_case_ids) if scored else set()

@@ -111,6 +111,11 @@ def _compute(
     return ids, digests, scores, tiers, reasons, X, info
 
 
+def _feature_row(runtime: ModelRuntime, x: NDArray[np.float64]) -> dict[str, float | None]:
+    """One shop's feature values by name (the evidence snapshot keeps what the score was computed from)."""
+    return {n: (None if v != v else float(v)) for n, v in zip(runtime.feature_names, x.tolist(), strict=True)}
+
+
 def _routable(
     runtime: ModelRuntime,
     req: ScoreInput,
@@ -118,19 +123,22 @@ def _routable(
     scores: list[float],
     tiers: list[str],
     reasons: list[list[str]],
-) -> list[tuple[str, float, str, list[str], str]]:
-    """(shop, score, tier, reasons, source) to route. By id, the marketplace's data. With inline records,
-    a shop the marketplace knows is routed on the marketplace's data, never on the caller's records
+    X: NDArray[np.float64] | None = None,
+) -> list[tuple[str, float, str, list[str], str, dict[str, float | None] | None]]:
+    """(shop, score, tier, reasons, source, feature values) to route. By id, the marketplace's data.
+    With inline records, a shop the marketplace knows is routed on the marketplace's data, never on the caller's records
     (which may be invented: an honest shop must not be frozen on them); only a shop it does not know is
     routed on the caller's records, and the case says so (source ``inline``)."""
-    if req.shop_ids is not None:
+    if req.shop_ids is not None:  # X: the rows scored, read from the online store (or the marketplace in memory)
         return [
-            (ids[i], scores[i], tiers[i], reasons[i], "marketplace") for i, t in enumerate(tiers) if t == "suspected"
+            (ids[i], scores[i], tiers[i], reasons[i], "marketplace", None if X is None else _feature_row(runtime, X[i]))
+            for i, t in enumerate(tiers)
+            if t == "suspected"
         ]
     stored = runtime.online_rows(ids)
     known = [i for i, sid in enumerate(ids) if sid in stored]
-    items = [
-        (ids[i], scores[i], tiers[i], reasons[i], "inline")
+    items: list[tuple[str, float, str, list[str], str, dict[str, float | None] | None]] = [
+        (ids[i], scores[i], tiers[i], reasons[i], "inline", None if X is None else _feature_row(runtime, X[i]))
         for i, t in enumerate(tiers)
         if t == "suspected" and ids[i] not in stored
     ]
@@ -142,7 +150,9 @@ def _routable(
         m_reasons = runtime.reasons(X, m_tiers, digest_rows(X))
         for k, i in enumerate(known):
             if m_tiers[k] == "suspected":
-                items.append((ids[i], float(m_scores[k]), m_tiers[k], m_reasons[k], "marketplace"))
+                items.append(
+                    (ids[i], float(m_scores[k]), m_tiers[k], m_reasons[k], "marketplace", _feature_row(runtime, X[k]))
+                )
     return items
 
 
@@ -245,7 +255,7 @@ async def score_request(
     cases: dict[str, dict[str, Any]] = {}
     if req.route and services.sanctions is not None:
         # suspected shops are routed; every shop of the request gets its open case back, however opened
-        items = _routable(runtime, req, ids, score_list, tiers, reasons)
+        items = _routable(runtime, req, ids, score_list, tiers, reasons, X)
         cases = await asyncio.to_thread(services.sanctions.route, items, served, runtime.suspected, key, ids)
 
     services.metrics.observe_scores(tiers, score_list)

@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
         with store_session() as session:
             view = create_campaign(
-                session, actor(actor_id, role), title=title, case_ids=case or None, idempotency_key=key
+                session, actor(session, actor_id, role), title=title, case_ids=case or None, idempotency_key=key
             )
         emit(view.model_dump(mode="json"), as_json)
 
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         from sanctions.campaigns import approve_campaign
 
         with store_session() as session:
-            view = approve_campaign(session, campaign_id, actor(actor_id, role), idempotency_key=key)
+            view = approve_campaign(session, campaign_id, actor(session, actor_id, role), idempotency_key=key)
         emit(view.model_dump(mode="json"), as_json)
 
     @campaign.command("publish")
@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         from sanctions.campaigns import publish_campaign
 
         with store_session() as session:
-            view = publish_campaign(session, campaign_id, actor(actor_id, role), idempotency_key=key)
+            view = publish_campaign(session, campaign_id, actor(session, actor_id, role), idempotency_key=key)
         emit(view.model_dump(mode="json"), as_json)
 
     @campaign.command("show")
@@ -114,7 +114,12 @@ def register(app: typer.Typer) -> None:
 
         with store_session() as session:
             view = create_policy(
-                session, actor(actor_id, "admin"), name=name, personal_fields=field, legal_basis=basis, case_ids=case
+                session,
+                actor(session, actor_id, "admin"),
+                name=name,
+                personal_fields=field,
+                legal_basis=basis,
+                case_ids=case,
             )
         emit(view.model_dump(mode="json"), as_json)
 
@@ -129,7 +134,7 @@ def register(app: typer.Typer) -> None:
         from sanctions.disclosure import approve_policy as approve
 
         with store_session() as session:
-            view = approve(session, name, actor(actor_id, "admin"))
+            view = approve(session, name, actor(session, actor_id, "admin"))
         emit(view.model_dump(mode="json"), as_json)
 
     @disclosure.command("propose")
@@ -151,7 +156,7 @@ def register(app: typer.Typer) -> None:
         with store_session() as session:
             result = propose_disclosures(
                 session,
-                actor(actor_id, role),
+                actor(session, actor_id, role),
                 basis=basis,
                 case_ids=case or None,
                 policy=policy_name,
@@ -172,7 +177,9 @@ def register(app: typer.Typer) -> None:
         from sanctions.disclosure import approve_disclosures
 
         with store_session() as session:
-            result = approve_disclosures(session, actor(actor_id, role), case_ids=case or None, idempotency_key=key)
+            result = approve_disclosures(
+                session, actor(session, actor_id, role), case_ids=case or None, idempotency_key=key
+            )
         emit(result.model_dump(mode="json"), as_json)
 
     @disclosure.command("list")

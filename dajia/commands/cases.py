@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
                 session,
                 case_id,
                 _action(action, ("close", "ban", "dismiss")),
-                actor(actor_id, role, simulated),
+                actor(session, actor_id, role, simulated),
                 reason=reason,
                 evidence=parse_evidence(evidence),
                 suspect_listing_ids=listing or None,
@@ -190,7 +190,7 @@ def register(app: typer.Typer) -> None:
 
         with store_session() as session:
             result = svc.decide_appeal(
-                session, case_id, uphold, actor(actor_id, role), reason=reason, idempotency_key=key
+                session, case_id, uphold, actor(session, actor_id, role), reason=reason, idempotency_key=key
             )
         emit(result.model_dump(mode="json"), as_json)
 
@@ -208,7 +208,7 @@ def register(app: typer.Typer) -> None:
         from sanctions import cases as svc
 
         with store_session() as session:
-            who = seller(session, actor_id, claim_id=claim_id) if role == "seller" else actor(actor_id, role)
+            who = seller(session, actor_id, claim_id=claim_id) if role == "seller" else actor(session, actor_id, role)
             result = svc.record_payment(session, claim_id, who, payment_ref=ref, idempotency_key=key)
         emit(result.model_dump(mode="json"), as_json)
 
@@ -224,7 +224,7 @@ def register(app: typer.Typer) -> None:
         from sanctions import cases as svc
 
         with store_session() as session:
-            result = svc.confirm_claim(session, claim_id, actor(actor_id, "consumer"), idempotency_key=key)
+            result = svc.confirm_claim(session, claim_id, actor(session, actor_id, "consumer"), idempotency_key=key)
         emit(result.model_dump(mode="json"), as_json)
 
     @cases.command("refuse")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-
 import typer
 
 from dajia.output import console, emit
@@ -26,11 +24,12 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json"),
     ) -> None:
         """Register a person acting in a role (recorded as done by the system for this OS user)."""
-        from dajia.cli_support import store_session
+        from dajia.cli_support import os_user, store_session
         from sanctions.people import register as register_person
         from sanctions.workflow import Actor, Role
 
-        registrar = Actor(f"cli:{getpass.getuser()}", Role.SYSTEM)
+        user = os_user()
+        registrar = Actor(f"cli:{user}", Role.SYSTEM, via=f"cli:{user}")
         with store_session() as session:
             view = register_person(session, registrar, person_id=person_id, name=name, role=role, actor_id=actor_id)
         emit(view.model_dump(mode="json"), as_json)

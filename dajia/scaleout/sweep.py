@@ -35,6 +35,8 @@ from dajia.scaleout.storage import Location
 from dajia.sweep import SCORES_SCHEMA, ChampionModel, scores_frame
 from features.online_store import OnlineStore, materialise
 from marketplace.tables import Marketplace, scoring_time
+from models.model import feature_json
+from models.thresholds import EXPLAINED_TIERS
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -54,17 +56,20 @@ def score_loaded(
     chunk_shops: int,
     store: OnlineStore | None = None,
 ) -> pd.DataFrame:
-    """Scores of the shops ``ids`` of a loaded partition, in chunks of ``chunk_shops`` (scores-file rows).
-    With ``store``, each chunk's feature rows (the very rows scored) and histories are materialised there."""
+    """Scores of the shops ``ids`` of a loaded partition, in chunks of ``chunk_shops`` (scores-file rows,
+    with the ``features`` JSON of the explained rows: a case's evidence snapshot keeps it). With ``store``,
+    each chunk's feature rows (the very rows scored) and histories are materialised there."""
     model = champion.model
     frames = []
     for lo in range(0, len(ids), chunk_shops):
         part = ids[lo : lo + chunk_shops].tolist()
         if model.pipeline is None:
-            frames.append(scores_frame(model.score_marketplace(mp, when, shop_ids=part), champion, when))
+            frames.append(scores_frame(model.score_marketplace(mp, when, shop_ids=part, features=True), champion, when))
             continue
         X = model.pipeline.transform(mp, when, shop_ids=part)
-        frames.append(scores_frame(model.score_and_explain(X[model.feature_names]), champion, when))
+        scored = model.score_and_explain(X[model.feature_names])
+        scored["features"] = feature_json(X[model.feature_names], scored["tier"].isin(EXPLAINED_TIERS).to_numpy())
+        frames.append(scores_frame(scored, champion, when))
         if store is not None:
             materialise(store, model.pipeline, mp, when, part, features=X)
     if not frames:

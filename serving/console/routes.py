@@ -224,7 +224,7 @@ async def write(services: Services, fn: Callable[[Session], T]) -> T:
 def _actor(user: User) -> Any:
     from sanctions.workflow import Actor, Role
 
-    return Actor(user.actor_id, Role(user.role))
+    return Actor(user.actor_id, Role(user.role), via=user.via)
 
 
 def _now() -> datetime:
@@ -360,14 +360,14 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
 
     services, st = await state_of(request)
 
-    def load(s: Session) -> tuple[Any, dict[str, Any], dict[str, str], Any]:
+    def load(s: Session) -> tuple[Any, dict[str, Any], dict[str, str], dict[str, str], Any]:
         page = load_case_page(s, case_id, user.role, st.market)
         frozen = compare(s, case_id)
         conn = s.connection()
-        return page, case_extras(conn, case_id, _now()), people(conn), frozen
+        return page, case_extras(conn, case_id, _now()), people(conn), people(conn, everyone=True), frozen
 
     try:
-        page, team, names, frozen = await read(services, load)
+        page, team, names, who, frozen = await read(services, load)
     except NotFound as exc:
         raise refused(exc, "No such case", user, missing="No such case") from exc
     ctx: dict[str, Any] = {"conflict": None, "error": None, "done": None, "form": {}, "team_notice": None}
@@ -386,6 +386,7 @@ async def _case_page(request: Request, user: User, case_id: int, status: int = 2
         team=team,
         timeline=_timeline(page.case.events, team["items"]),
         names=names,
+        who=who,
         today=_now().date().isoformat(),
         **ctx,
     )

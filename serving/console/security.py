@@ -1,6 +1,8 @@
 """Humans in the console: sign-in with an API key, a signed session cookie, CSRF tokens, headers.
 
-* **Sign-in.** A reviewer or admin signs in with their API key (``dajia keys create --role reviewer``):
+* **Sign-in.** A reviewer or admin signs in with their API key (``dajia keys create --role reviewer
+  --person ID``; issued to a registered person, whose name the console shows and whose actor id for the
+  key's role it acts under, naming ``console:<key id>`` as the credential):
   the service already stores keys only as sha256 digests, gives each one role and can revoke them,
   so the console adds no second password store. Scorer keys cannot sign in.
 * **Session.** Server-side: a row of ``console_sessions`` (the key id, its role at sign-in, the CSRF
@@ -22,7 +24,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -31,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.db import writing
+from sanctions.models import ActorRow, Person
 from serving.console.db import sessions
 from serving.db import api_keys
 
@@ -56,17 +59,23 @@ SECURITY_HEADERS = {
 
 @dataclass(frozen=True)
 class User:
-    """A signed-in human: the API key they signed in with, its role and their session's CSRF token."""
+    """A signed-in person: their name, the API key they signed in with, its role, the actor id they act
+    under in that role (the same the HTTP API uses for the key) and their session's CSRF token."""
 
     key_id: str
     name: str
     role: str
     csrf: str
+    person_actor_id: str | None = None
 
     @property
     def actor_id(self) -> str:
-        # the same actor id the HTTP API uses for this key, so a person is one actor everywhere
-        return f"api-key:{self.key_id}"
+        return self.person_actor_id or f"api-key:{self.key_id}"
+
+    @property
+    def via(self) -> str:
+        """The credential events and audit entries name: a console session of this key."""
+        return f"console:{self.key_id}"
 
     @property
     def is_admin(self) -> bool:
@@ -126,9 +135,19 @@ class Sessions:
         token = self._token(request)
         if token is None:
             return None
+        actors, people = cast(sa.Table, ActorRow.__table__), cast(sa.Table, Person.__table__)
         query = (
-            sa.select(sessions.c.key_id, sessions.c.csrf, api_keys.c.name, api_keys.c.role)
+            sa.select(
+                sessions.c.key_id,
+                sessions.c.csrf,
+                sa.func.coalesce(people.c.name, api_keys.c.name).label("name"),
+                api_keys.c.role,
+                actors.c.actor_id,
+            )
             .join(api_keys, api_keys.c.key_id == sessions.c.key_id)
+            .outerjoin(people, people.c.person_id == api_keys.c.person_id)
+            .outerjoin(actors, sa.and_(actors.c.person_id == api_keys.c.person_id, actors.c.role == api_keys.c.role))
+            .order_by(actors.c.actor_id)
             .where(
                 sessions.c.session_id == _session_id(token),
                 sessions.c.expires_at > _now(),
@@ -141,7 +160,13 @@ class Sessions:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return User(key_id=str(row.key_id), name=str(row.name), role=str(row.role), csrf=str(row.csrf))
+        return User(
+            key_id=str(row.key_id),
+            name=str(row.name),
+            role=str(row.role),
+            csrf=str(row.csrf),
+            person_actor_id=None if row.actor_id is None else str(row.actor_id),
+        )
 
     def end(self, request: Request) -> None:
         """Sign out: the session's row is deleted, so its cookie (and any copy of it) is dead."""

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from pydantic import BaseModel
@@ -368,12 +368,28 @@ def attachment(conn: Connection, case_id: int, attachment_id: int) -> tuple[str,
     return str(row.filename), bytes(row.data)
 
 
-def people(conn: Connection) -> dict[str, str]:
-    """Every person who can sign in to the console, actor id → name (for holders and assignment)."""
+def people(conn: Connection, everyone: bool = False) -> dict[str, str]:
+    """Every person who can sign in to the console, actor id → their name (for holders and assignment);
+    ``everyone``: then every other registered person's actor ids too (so past events name who acted)."""
+    from sanctions.models import ActorRow, Person
     from serving.db import api_keys
 
-    k = api_keys.c
+    actors, persons = cast(sa.Table, ActorRow.__table__), cast(sa.Table, Person.__table__)
+    k, a, p = api_keys.c, actors.c, persons.c
     rows = conn.execute(
-        sa.select(k.key_id, k.name).where(k.role.in_(("reviewer", "admin")), k.revoked_at.is_(None)).order_by(k.name)
+        sa.select(a.actor_id, p.name)
+        .select_from(actors)
+        .join(api_keys, sa.and_(k.person_id == a.person_id, k.role == a.role))
+        .join(persons, p.person_id == a.person_id)
+        .where(k.role.in_(("reviewer", "admin")), k.revoked_at.is_(None))
+        .distinct()
+        .order_by(p.name, a.actor_id)
     )
-    return {f"api-key:{r.key_id}": str(r.name) for r in rows}
+    out = {str(r.actor_id): str(r.name) for r in rows}
+    if not everyone:
+        return out
+    for aid, name in conn.execute(
+        sa.select(a.actor_id, p.name).select_from(actors).join(persons, p.person_id == a.person_id)
+    ):
+        out.setdefault(str(aid), str(name))
+    return out

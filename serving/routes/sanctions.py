@@ -33,9 +33,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code 
 
 
 def _actor(key: ApiKey) -> Any:
-    from sanctions.workflow import Actor, Role
-
-    return Actor(f"api-key:{key.key_id}", Role(key.role.value))
+    """The key's person acting in the key's role, the key named as the credential."""
+    return key.actor()
 
 
 async def _in_session(services: Services, fn: Callable[[Session], T]) -> T:
@@ -133,10 +132,9 @@ cases = APIRouter(prefix="/v1/cases", tags=["cases"], responses=_ERRORS, route_c
 async def route(services: ServicesDep, key: ScorerKey, body: RoutingIn) -> Response:
     from sanctions.routing import route_scored
     from sanctions.scored import ScoredShop
-    from sanctions.workflow import Actor, Role
 
     # a scorer action whatever the key (an actor id keeps one role in the workflow), as for /v1/scores
-    actor = Actor(f"api-key:{key.key_id}:scorer", Role.SCORER)
+    actor = key.actor("scorer")
     scored = [ScoredShop(**item.model_dump()) for item in body.scores]
     return _present(await _in_session(services, lambda s: route_scored(s, scored, actor=actor, tier=body.tier)))
 

@@ -52,6 +52,8 @@ class Console:
     mp: Any
     app: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: the actor id each key acts under (its person's id for the key's role)
+    actor_ids: dict[str, str] = field(default_factory=dict)
 
     def engine(self) -> Any:
         from core.db import make_engine
@@ -78,11 +80,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     from marketplace.generator import GeneratorConfig, generate
     from marketplace.loader import load_marketplace
     from sanctions.cases import decide
+    from sanctions.people import register
     from sanctions.routing import route_scored
     from sanctions.schemas import Evidence
     from sanctions.scored import ScoredShop
     from sanctions.storefront import import_marketplace
-    from sanctions.workflow import Actor, Role
+    from sanctions.workflow import SYSTEM, Actor, Role
     from serving.app import create_app
     from serving.auth import ApiKeyStore
     from serving.config import ServeOptions
@@ -109,6 +112,11 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             model_name="dajia-shop-risk",
             model_version="3" if i % 3 else "2",
             reasons=_reasons(i),
+            features={
+                "complaints_30d": float(12 - i % 10),
+                "price_to_reference": 0.4 - (i % 30) / 100,
+                "replica_terms": 1.0,
+            },
             suspected_threshold=0.5,
         )
         for i, sid in enumerate(shop_ids)
@@ -118,6 +126,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         route_scored(s, list(reversed(scored)), now=snapshot + timedelta(days=1))
     # two decided cases (the lowest scored ones) for the admin pages
     boss = Actor("fixture-reviewer", Role.REVIEWER)
+    with sessions() as s:  # people, not keys: the reviewer who decided and the console's reviewer are named
+        register(s, SYSTEM, person_id="fixture-reviewer", name="Zhao Min 赵敏", role="reviewer")
+        register(s, SYSTEM, person_id="rita", name="Rita Liu 刘丽", role="reviewer")
     with sessions() as s:
         from sanctions.models import Case
 
@@ -139,13 +150,15 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     store = ApiKeyStore(sengine)
     keys: dict[str, str] = {}
     key_ids: dict[str, str] = {}
+    actor_ids: dict[str, str] = {}
     for role in ("reviewer", "admin", "scorer"):
-        k, secret = store.create(role, f"test {role}")
+        k, secret = store.create(role, f"test {role}", "rita" if role == "reviewer" else None)
         keys[role], key_ids[role] = secret, k.key_id
     k, secret = store.create("reviewer", "second reviewer")
     keys["reviewer2"], key_ids["reviewer2"] = secret, k.key_id
     k, secret = store.create("admin", "second admin")  # four eyes: approves what the first drafts
     keys["admin2"], key_ids["admin2"] = secret, k.key_id
+    actor_ids.update({r: str(k.actor_id) for k in store.list() for r, i in key_ids.items() if i == k.key_id})
     sengine.dispose()
 
     env = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "2"}
@@ -156,7 +169,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     )
     app = create_app(settings, options, marketplace=mp)
     base_url, server, thread = serve_in_thread(app, "console-api", log_level="warning")
-    c = Console(base_url, settings, keys, key_ids, scored, mp, app)
+    c = Console(base_url, settings, keys, key_ids, scored, mp, app, actor_ids=actor_ids)
     yield c
     server.should_exit = True
     thread.join(timeout=30)

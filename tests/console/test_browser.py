@@ -94,7 +94,7 @@ def test_reviewer_opens_top_case_reads_reasons_and_decides(console: Console, pag
     assert case_of(console, top.shop_id)[1:] == ("closed", 2)
     last = events_of(console, case_id)[-1]
     assert last.action == "close" and last.new_status == "closed"
-    assert last.actor_id == f"api-key:{console.key_ids['reviewer']}" and last.role == "reviewer"
+    assert last.actor_id == console.actor_ids["reviewer"] and last.role == "reviewer"
     assert last.reason.startswith("test buy proved a counterfeit")
     audit = audit_entries(console, str(case_id), "case.close")
     assert len(audit) == 1 and audit[0].actor_id == last.actor_id
@@ -382,6 +382,18 @@ def test_case_page_shows_the_evidence_as_at_opening_beside_now(console: Console,
     assert any("withdrawn" in t and "False" in t and "True" in t for t in texts), texts  # its listings withdrawn
     unchanged = page.locator("#frozen tbody tr:not(.changed)")
     assert unchanged.count() > 0 and title and title in page.locator("#frozen").inner_text()
+    # the score, its reasons and the feature values it was computed from, as at opening
+    assert "1:1 / 高仿" in page.locator("#frozen-reasons").inner_text()
+    page.locator("#frozen-features summary").click()
+    features = page.locator("#frozen-features table").inner_text()
+    assert "complaints_30d" in features and "replica_terms" in features and "price_to_reference" in features
+    # people, not keys: the signed-in reviewer and whoever decided are named; no key id is shown as a person
+    assert page.locator("header .who").inner_text().startswith("Rita Liu 刘丽")
+    actors = page.locator("td.actor").all_inner_texts()
+    assert any(t.startswith("Zhao Min 赵敏") for t in actors), actors
+    assert "api-key:" not in page.locator("main").inner_text()
     page.locator("#h-frozen").scroll_into_view_if_needed()
     shot = screenshot(page, "case-evidence-at-opening")
     assert shot.stat().st_size > 10_000
+    page.locator("td.actor").first.scroll_into_view_if_needed()
+    assert screenshot(page, "case-people-named").stat().st_size > 10_000

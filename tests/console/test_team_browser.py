@@ -93,7 +93,7 @@ def test_two_reviewers_claim_next_and_never_touch_the_same_case(
     console: Console, person: Any, extra_cases: list[int]
 ) -> None:
     a, b = person("reviewer", DESKTOP), person("reviewer2", PHONE)
-    actor = {a: f"api-key:{console.key_ids['reviewer']}", b: f"api-key:{console.key_ids['reviewer2']}"}
+    actor = {a: console.actor_ids["reviewer"], b: f"api-key:{console.key_ids['reviewer2']}"}
     seen: dict[Any, list[int]] = {a: [], b: []}
     for p in (a, b):
         fits(p, p.viewport_size["width"])
@@ -123,7 +123,7 @@ def test_two_reviewers_claim_next_and_never_touch_the_same_case(
     held_by_a = case_id_of(a)
     assert holder_of(console, held_by_a) == actor[a]
     b.goto(console.url(f"/console/cases/{held_by_a}"))
-    assert "Claimed by test reviewer" in b.locator("#claim-state").inner_text()
+    assert "Claimed by Rita Liu 刘丽" in b.locator("#claim-state").inner_text()
     b.locator("#r-ban").fill("I typed a long reason that must not be lost")
     with b.expect_response(lambda r: r.request.method == "POST") as info:
         b.get_by_role("button", name="Ban").click()
@@ -468,7 +468,7 @@ def test_dashboard_counts_what_the_team_did(console: Console, person: Any, extra
     from sanctions.workflow import Actor, Role
 
     engine = console.engine()
-    me = f"api-key:{console.key_ids['reviewer']}"
+    me = console.actor_ids["reviewer"]
     with session_factory(engine)() as s:
         decide(s, extra_cases[70], "dismiss", Actor(me, Role.REVIEWER), reason="for the dashboard")
     with engine.connect() as conn:
@@ -488,7 +488,7 @@ def test_dashboard_counts_what_the_team_did(console: Console, person: Any, extra
         page = person("reviewer", viewport)
         page.get_by_role("link", name="Dashboard").click()
         assert page.locator("#waiting").inner_text() == f"{waiting} waiting"
-        row = page.locator("#per-reviewer tr", has_text="test reviewer").first
+        row = page.locator("#per-reviewer tr", has_text="Rita Liu 刘丽").first
         assert row.locator("td").nth(1).inner_text() == str(mine)
         assert page.locator("svg.chart rect").count() > 3
         fits(page, viewport["width"])

@@ -131,6 +131,37 @@ def test_summary_matches_the_database(run: tuple[Settings, RunFolder, dict[str, 
     assert entries and all(set(e["personal"].values()) == {"***"} for e in entries)
 
 
+def test_the_simulated_people_are_registered_and_snapshots_hold_feature_values(
+    run: tuple[Settings, RunFolder, dict[str, Any]],
+) -> None:
+    """Issue 18: the demo's reviewers and admins are registered people (two admins), every human decision
+    names one of them; the snapshot at case open keeps the feature values the sweep scored."""
+    from sanctions.models import ActorRow, EvidenceSnapshot, Person
+
+    settings, _, _ = run
+    with _db(settings) as s:
+        people = dict(
+            s.execute(select(ActorRow.actor_id, Person.name).join(Person, Person.person_id == ActorRow.person_id)).all()
+        )
+        admins = s.execute(select(ActorRow.actor_id).where(ActorRow.role == "admin", ActorRow.person_id.is_not(None)))
+        assert set(admins.scalars()) == {"sim-admin", "sim-second-admin"}
+        assert all(name.startswith("Simulated") for name in people.values())
+        deciders = s.execute(select(CaseEvent.actor_id).where(CaseEvent.role.in_(("reviewer", "admin"))).distinct())
+        assert set(deciders.scalars()) <= set(people)
+        snap = (
+            s.execute(
+                select(EvidenceSnapshot)
+                .join(Case, Case.case_id == EvidenceSnapshot.case_id)
+                .where(Case.origin == "score")
+                .limit(1)
+            )
+            .scalars()
+            .one()
+        )
+        features = snap.content["score"]["features"]
+        assert features and len(features) >= 10
+
+
 def test_mlflow_holds_the_run_and_the_champion(run: tuple[Settings, RunFolder, dict[str, Any]]) -> None:
     settings, _, summary = run
     client = MlflowClient(tracking_uri=settings.resolved_tracking_uri, registry_uri=settings.resolved_tracking_uri)

@@ -22,3 +22,29 @@ def test_among_takes_more_ids_than_sqlite_has_placeholders() -> None:
         assert session.execute(q).scalar_one() == n // 2
         small = sa.select(shops.c.shop_id).where(bulk.among(session, shops.c.shop_id, ["S1", "S3", "nope"]))
         assert sorted(session.execute(small).scalars()) == ["S1", "S3"]
+
+
+def test_a_serialized_json_value_is_stored_as_the_plain_value_is(session: Session) -> None:
+    """The snapshot's fast path (its canonical JSON text stored as it is) equals the plain path, on every
+    insert path (ORM for a few rows, executemany or COPY for many) and both databases."""
+    from sanctions.audit import canonical
+
+    meta = sa.MetaData()
+    table = sa.Table(
+        "bulk_json_scratch", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("doc", sa.JSON)
+    )
+    meta.create_all(session.get_bind())
+    content = {"score": {"features": {"a": 1.5, "b": None}, "reasons": ["高仿"]}, "listings": [{"t": "x"}]}
+    try:
+        for start, n in ((1, 3), (1000, bulk.COPY_FROM + 5)):
+            rows = [
+                {"id": start + i, "doc": bulk.Serialized(content, canonical(content)) if i % 2 else content}
+                for i in range(n)
+            ]
+            with session.begin():
+                bulk.insert_rows(session, table, rows)
+            got = session.execute(sa.select(table.c.doc).where(table.c.id >= start)).scalars().all()
+            session.rollback()
+            assert len(got) == n and all(g == content for g in got)
+    finally:
+        meta.drop_all(session.get_bind())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -49,6 +50,15 @@ def test_the_four_steps_from_the_command_line(home: Path, capsys: pytest.Capture
     ids = {c["shop_id"]: c["case_id"] for c in listed}
     assert set(ids) == {"S1", "S2"}
 
+    # the CLI acts as a registered person: an unknown --actor is refused (exit 2, one line), nothing written
+    err = fail(capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "rev", "--reason", "x")
+    assert "'rev' is not a registered person" in err and "dajia people add" in err and err.count("\n") == 1
+    assert [c["case_id"] for c in run(capsys, "cases", "list", "--status", "open")["cases"]] == sorted(ids.values())
+    for who, name, role in [("rev", "Rev Liu", "reviewer"), ("boss", "Boss Ma", "admin"), ("boss2", "Bo Two", "admin")]:
+        run(capsys, "people", "add", "--id", who, "--name", name, "--role", role)
+    err = fail(capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "boss", "--reason", "x")
+    assert "'boss' is registered as admin, not reviewer" in err
+
     assert "proof" in fail(capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "rev", "--reason", "x")
     assert "unknown evidence kind" in fail(
         capsys, "cases", "decide", str(ids["S2"]), "close", "--actor", "rev", "--reason", "x", "--evidence", "hunch:1"
@@ -58,6 +68,9 @@ def test_the_four_steps_from_the_command_line(home: Path, capsys: pytest.Capture
         "--evidence", "test_buy:TB-9:fake",
     )  # fmt: skip
     assert closed["shop_status"] == "closed"
+    # the event names the person's actor id and the OS user who ran the command
+    event = run(capsys, "cases", "show", str(ids["S2"]))["events"][-1]
+    assert (event["actor_id"], event["via"]) == ("rev", f"cli:{getpass.getuser()}")
     banned = run(capsys, "cases", "decide", str(ids["S1"]), "ban", "--actor", "rev", "--reason", "suspected")
     assert banned["claims_created"] == 1 and banned["compensation_owed"] == 80.0 + 500.0
     claim = run(capsys, "cases", "show", str(ids["S1"]))["claims"][0]

@@ -391,6 +391,23 @@ def test_case_endpoints_and_public_reads(api: Api, all_scores: dict[str, dict[st
     )
     assert decided.status_code == 200, decided.text
     assert decided.json()["new_status"] == "dismissed"
+    # people, not keys: each event names the actor (the key's person) and the key used (issue 18)
+    events = reviewer.get(f"/v1/cases/{case_id}").json()["events"]
+    scorer_key, reviewer_key = (api.keys[r].split("_")[1] for r in ("scorer", "reviewer"))
+    assert (events[0]["actor_id"], events[0]["via"]) == (f"api-key:{scorer_key}:scorer", f"key:{scorer_key}")
+    assert (events[-1]["actor_id"], events[-1]["via"]) == (f"api-key:{reviewer_key}", f"key:{reviewer_key}")
+    # the evidence snapshot keeps the feature row the score was computed from
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{api.registry.home / 'dajia.db'}")
+    try:
+        with engine.connect() as conn:
+            raw = conn.execute(text("SELECT content FROM evidence_snapshots WHERE case_id = :c"), {"c": case_id})
+            snap = raw.scalar_one()
+    finally:
+        engine.dispose()
+    features = (json.loads(snap) if isinstance(snap, str) else snap)["score"]["features"]
+    assert features and len(features) >= 10 and all(isinstance(k, str) for k in features)
     again = reviewer.post(f"/v1/cases/{case_id}/decisions", json={"action": "dismiss", "reason": "twice"})
     assert again.status_code == 409, again.text
     assert reviewer.get("/v1/cases/999999999").status_code == 404

@@ -52,14 +52,23 @@ def test_revoke_and_bad_input(tmp_path: Path) -> None:
 
 
 def test_cli_create_list_revoke(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["keys", "create", "--role", "admin", "--name", "ops", "--json"]) == 0
+    # a key is issued to a registered person; an unknown one is refused with one line
+    assert main(["keys", "create", "--role", "admin", "--name", "ops", "--person", "olga"]) == 2
+    err = capsys.readouterr().err
+    assert "no person 'olga'" in err and err.count("\n") == 1
+    assert main(["people", "add", "--id", "olga", "--name", "Olga Ops", "--role", "admin"]) == 0
+    capsys.readouterr()
+    assert main(["keys", "create", "--role", "admin", "--name", "ops", "--person", "olga", "--json"]) == 0
     created = json.loads(capsys.readouterr().out)
     assert created["role"] == "admin" and created["secret"].startswith("dajia_")
+    assert (created["person_id"], created["actor_id"]) == ("olga", "olga")
     assert main(["keys", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)["keys"]
     assert [k["key_id"] for k in listed] == [created["key_id"]]
+    assert listed[0]["person_name"] == "Olga Ops"
     assert "secret" not in listed[0]
     assert main(["keys", "revoke", created["key_id"], "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["revoked_at"]
-    assert main(["keys", "create", "--role", "boss", "--name", "x"]) == 2
+    assert main(["keys", "create", "--role", "boss", "--name", "x", "--person", "olga"]) == 2
     assert "unknown role" in capsys.readouterr().err
+    assert main(["audit", "verify"]) == 0  # issuing and revoking are audited, the key's row bound

@@ -4,6 +4,7 @@ console tables were made by the ``create_all`` of earlier versions upgrades in p
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from datetime import datetime
@@ -15,7 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from core.db import make_engine
-from dajia.db import migrate, service_metadata
+from dajia.db import adopt_keys, migrate, service_metadata
 from serving.auth import ApiKeyStore
 from serving.console.db import console_settings, findings
 from serving.db import api_keys, predictions
@@ -94,8 +95,17 @@ def test_one_upgrade_head_creates_every_table(url: str) -> None:
 def _legacy_tables(engine: sa.Engine) -> None:
     """The four tables as earlier versions made them: ``create_all`` on a plain metadata."""
     legacy = sa.MetaData()
-    for table in (api_keys, predictions, console_settings, findings):
+    for table in (predictions, console_settings, findings):
         table.to_metadata(legacy)
+    sa.Table(  # as issue 17 left it: no person
+        "serving_api_keys",
+        legacy,
+        *[
+            sa.Column(c.name, c.type, primary_key=c.primary_key, nullable=c.nullable)
+            for c in api_keys.c
+            if c.name != "person_id"
+        ],
+    )
     legacy.create_all(engine)
 
 
@@ -106,12 +116,20 @@ def test_a_database_made_by_create_all_upgrades_in_place(url: str, workflow_migr
     engine = make_engine(url)
     try:
         _legacy_tables(engine)
-        store = ApiKeyStore(engine)
-        key, secret = store.create("scorer", "made before the migration")
+        secret = "dajia_0123456789abcdef_made-before"
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO serving_api_keys (key_id, name, role, secret_sha256, created_at) "
+                    "VALUES ('0123456789abcdef', 'made before the migration', 'scorer', :d, :t)"
+                ),
+                {"d": hashlib.sha256(secret.encode()).hexdigest(), "t": datetime(2026, 1, 1)},
+            )
+        key_id = "0123456789abcdef"
         row = {
             "logged_at": datetime(2026, 1, 2, 3, 4, 5),
             "request_id": "r1",
-            "key_id": key.key_id,
+            "key_id": key_id,
             "shop_id": "S1",
             "model_name": "m",
             "model_version": "1",
@@ -130,7 +148,13 @@ def test_a_database_made_by_create_all_upgrades_in_place(url: str, workflow_migr
 
         assert _version(engine) == _head()
         assert set(sa.inspect(engine).get_table_names()) >= set(service_metadata().tables)
-        assert ApiKeyStore(engine).authenticate(secret) == key
+        key = ApiKeyStore(engine).authenticate(secret)
+        assert key is not None and (key.key_id, key.person_id) == (key_id, None)
+        # issue 18: the key becomes a person of its own (what ``open_store`` runs after migrating), audited
+        assert adopt_keys(engine) == [key.key_id]
+        adopted = ApiKeyStore(engine).authenticate(secret)
+        assert adopted is not None and adopted.person_id == f"api-key:{key.key_id}"
+        assert adopted.person_name == "made before the migration"
         with engine.connect() as conn:
             kept = conn.execute(sa.select(predictions)).mappings().one()
             assert {k: kept[k] for k in row} == row
