@@ -39,7 +39,18 @@ def run(shops: int, seed: int, work: Path, src: Path | None) -> dict[str, Any]:
     env["OMP_NUM_THREADS"] = env.get("OMP_NUM_THREADS", "1")
     if src is not None:
         env["PYTHONPATH"] = str(src.resolve())
-    cmd = [sys.executable, "-m", "dajia.cli", "crackdown", "--shops", str(shops), "--seed", str(seed), "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dajia.cli",
+        "crackdown",
+        "--shops",
+        str(shops),
+        "--seed",
+        str(seed),
+        "--out",
+        str(out),
+    ]
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, cwd=src or Path.cwd(), capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0

@@ -179,10 +179,10 @@ class ReasonExplainer:
         idx = np.take_along_axis(idx, order, axis=1)
         credit = np.take_along_axis(contrib, idx, axis=1)
         values = np.take_along_axis(np.asarray(X, dtype=np.float64), idx, axis=1)
-        shares = self._shares_above(idx.ravel(), values.ravel()).reshape(idx.shape)
+        shares: Any = self._shares_above(idx.ravel(), values.ravel()).reshape(idx.shape).tolist()
         names = self.feature_names_
         sentence = self.sentence
         out: list[list[str]] = []
-        for js, cs, vs, ss in zip(idx.tolist(), credit.tolist(), values.tolist(), shares.tolist(), strict=True):
+        for js, cs, vs, ss in zip(idx.tolist(), credit.tolist(), values.tolist(), shares, strict=True):
             out.append([sentence(names[j], j, v, s) for j, c, v, s in zip(js, cs, vs, ss, strict=True) if c > 0])
         return out

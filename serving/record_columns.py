@@ -25,10 +25,10 @@ from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec.structs import astuple
 import numpy as np
 import orjson
 import pandas as pd
+from msgspec.structs import astuple
 
 from marketplace.records import (
     CHILD_TABLES,
@@ -247,7 +247,7 @@ def _table_columns(
     ``keys[0]`` grows by the fields given."""
     out: dict[str, np.ndarray] = {}
     for col, column in zip(table.columns, _fields(items, len(table.columns)), strict=True):
-        optional = col.nullable or owners is not None and col.name == "shop_id"
+        optional = col.nullable or (owners is not None and col.name == "shop_id")
         # a required field is in every item (msgspec refused a record without it): only optional ones count
         values, given = _given(column, None) if optional else (column, len(column))
         if keys is not None:

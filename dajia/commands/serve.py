@@ -34,7 +34,10 @@ def register(app: typer.Typer) -> None:
         poll_seconds: float = typer.Option(30.0, "--poll-seconds", min=0.05, help="how often the alias is checked"),
         shadow: bool = typer.Option(False, "--shadow", help="also score the challenger alias (logged, not returned)"),
         max_body_mb: float = typer.Option(
-            DEFAULT_BODY_MB, "--max-body-mb", min=0.001, help="larger request bodies get 413 (default: 1,000 inline shops fit)"
+            DEFAULT_BODY_MB,
+            "--max-body-mb",
+            min=0.001,
+            help="larger request bodies get 413 (default: 1,000 inline shops fit)",
         ),
         log_sync: str = typer.Option(
             "normal",

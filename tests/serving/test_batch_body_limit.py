@@ -27,7 +27,7 @@ def test_a_batch_of_1000_inline_shops_fits_the_default_body_limit(tmp_path) -> N
     # the larger of the two usual spellings: every non-ASCII character escaped (json.dumps' default)
     body = json.dumps({"records": records, "as_of": as_of}).encode()
     limit = ServeOptions().max_body_bytes
-    assert DEFAULT_BODY_MB * 1024 * 1024 == limit  # the CLI's default is the service's
+    assert limit == DEFAULT_BODY_MB * 1024 * 1024  # the CLI's default is the service's
     # room for shops with twice this history (the issue's marketplace gave 12.2 MB, refused by the old 8 MB)
     assert 2 * len(body) <= limit, f"2 x {len(body):,} bytes > the default limit {limit:,}"
     assert isinstance(parse_score_request(body, 1000), InlineRecords)
