@@ -15,6 +15,7 @@ import itertools
 import unicodedata
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -115,7 +116,7 @@ class TextMemo:
             for i, v in zip(todo, fresh, strict=True):
                 out[i] = v
         kept = [(t, v) for t, v in zip(missing, fresh, strict=True) if type(t) is str]
-        chars = sum(len(t) for t, _ in kept)
+        chars = sum(map(len, map(itemgetter(0), kept)))
         if chars <= self.max_chars:
             if self._chars + chars > self.max_chars:
                 self.clear()

@@ -135,15 +135,28 @@ class ReasonExplainer:
         below = int(np.searchsorted(col, value, side="left"))
         return float(1.0 - self.q_levels_[min(below, len(col) - 1)]) if below < len(col) else 0.0
 
-    def sentence(self, name: str, j: int, value: float) -> str:
+    def _shares_above(self, js: NDArray[np.int64], values: NDArray[np.float64]) -> NDArray[np.float64]:
+        """:meth:`_share_above` of many (feature, value) pairs: one ``searchsorted`` per feature named."""
+        out = np.zeros(len(js))
+        q = self.quantiles_
+        n = q.shape[0]
+        for j in np.unique(js[js < q.shape[1]]).tolist():
+            at = np.flatnonzero(js == j)
+            below = np.searchsorted(q[:, j], values[at], side="left")
+            out[at] = np.where(below < n, 1.0 - self.q_levels_[np.minimum(below, n - 1)], 0.0)
+        return out
+
+    def sentence(self, name: str, j: int, value: float, share_above: float | None = None) -> str:
+        """The reason in words; ``share_above``: :meth:`_share_above` of (j, value) if already known."""
         text = self.texts_[name]
         try:
             words = text.template.format(value=value, name=name)
         except (KeyError, ValueError, IndexError):
             words = f"{name} = {value:.3g}"
-        if np.isnan(value) or self.quantiles_.shape[1] <= j:
+        if value != value or self.quantiles_.shape[1] <= j:  # NaN
             return words
-        share = self._share_above(j, value) if text.higher_is_riskier else 1.0 - self._share_above(j, value)
+        above = self._share_above(j, value) if share_above is None else share_above
+        share = above if text.higher_is_riskier else 1.0 - above
         if share <= 0.25:
             pct = max(share * 100.0, 0.1)
             label = f"{pct:.0f}%" if pct >= 1 else f"{pct:.1f}%"
@@ -158,11 +171,18 @@ class ReasonExplainer:
         if len(X) == 0:
             return []
         contrib = self.contributions(booster, X, num_threads)
+        n, f = contrib.shape
+        k = min(top, f)
+        # every row's top k at once: the same selection and stable order as one row at a time
+        idx = np.argpartition(-contrib, k - 1, axis=1)[:, :k] if k < f else np.tile(np.arange(f), (n, 1))
+        order = np.argsort(-np.take_along_axis(contrib, idx, axis=1), axis=1, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=1)
+        credit = np.take_along_axis(contrib, idx, axis=1)
+        values = np.take_along_axis(np.asarray(X, dtype=np.float64), idx, axis=1)
+        shares: Any = self._shares_above(idx.ravel(), values.ravel()).reshape(idx.shape).tolist()
+        names = self.feature_names_
+        sentence = self.sentence
         out: list[list[str]] = []
-        k = min(top, contrib.shape[1])
-        for i in range(len(X)):
-            row = contrib[i]
-            idx = np.argpartition(-row, k - 1)[:k] if k < len(row) else np.arange(len(row))
-            idx = idx[np.argsort(-row[idx], kind="stable")]
-            out.append([self.sentence(self.feature_names_[j], int(j), float(X[i, j])) for j in idx if row[j] > 0])
+        for js, cs, vs, ss in zip(idx.tolist(), credit.tolist(), values.tolist(), shares, strict=True):
+            out.append([sentence(names[j], j, v, s) for j, c, v, s in zip(js, cs, vs, ss, strict=True) if c > 0])
         return out

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 
 from core.db import make_engine
 from core.settings import Settings, sqlite_file
@@ -41,6 +42,8 @@ from serving.wal import WalCheckpointer
 log = logging.getLogger("dajia.serving")
 
 API_VERSION = "1"
+#: FastAPI's native OpenTelemetry (tracing, metrics, logs) off
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
 def _load_marketplace(path: Path) -> Any:
@@ -172,6 +175,9 @@ def create_app(
         lifespan=lifespan,
         default_response_class=OrjsonResponse,
         openapi_url="/openapi.json",
+        # FastAPI's native OpenTelemetry asks the global providers on every request (environment reads
+        # included); the service's metrics are Prometheus (``/metrics``): off, it is one dictionary check
+        telemetry=NO_TELEMETRY,
     )
     install_error_handlers(app)
     from serving.routes import health, predictions, scores, shop_events

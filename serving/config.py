@@ -20,8 +20,9 @@ class ServeOptions:
     poll_seconds: float = 30.0
     #: also score the ``challenger`` alias and log it with a shadow flag (never returned)
     shadow: bool = False
-    #: requests with a larger body get 413
-    max_body_bytes: int = 8 * 1024 * 1024
+    #: requests with a larger body get 413; the default takes the documented largest batch (1,000 inline shops
+    #: with their history, ~12 MB as ASCII-escaped JSON) with room to spare
+    max_body_bytes: int = 24 * 1024 * 1024
     #: a registry call slower than this counts as "registry unreachable"
     registry_timeout_seconds: float = 20.0
     #: where the last good model is kept for starts with the registry down; default <home>/serving-cache

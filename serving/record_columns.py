@@ -20,6 +20,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, islice
 from operator import attrgetter
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ import msgspec
 import numpy as np
 import orjson
 import pandas as pd
+from msgspec.structs import astuple
 
 from marketplace.records import (
     CHILD_TABLES,
@@ -227,14 +229,27 @@ def _with_nulls(values: list[Any], col: Column, now: datetime) -> np.ndarray:
     return out
 
 
+def _fields(items: list[Any], n: int) -> list[list[Any]]:
+    """The first ``n`` fields of every struct in ``items``, as ``n`` lists (columns): one ``astuple`` per
+    struct and one transposition, both in C (a getter per field and struct costs several times more)."""
+    if not items:
+        return [[] for _ in range(n)]
+    if n == len(msgspec.structs.fields(items[0])):
+        return list(map(list, zip(*map(astuple, items), strict=True)))
+    return [list(col) for col in islice(zip(*map(astuple, items), strict=True), n)]
+
+
 def _table_columns(
     items: list[Any], table: Table, now: datetime, owners: np.ndarray | None = None, keys: list[int] | None = None
 ) -> dict[str, np.ndarray]:
-    """The columns of ``table`` from ``items`` (decoded structs). ``owners``: the record's shop id of each
-    item, which an item's own ``shop_id`` (optional) must equal. ``keys[0]`` grows by the fields given."""
+    """The columns of ``table`` from ``items`` (decoded structs whose first fields are ``table``'s columns).
+    ``owners``: the record's shop id of each item, which an item's own ``shop_id`` (optional) must equal.
+    ``keys[0]`` grows by the fields given."""
     out: dict[str, np.ndarray] = {}
-    for col in table.columns:
-        values, given = _given(list(map(attrgetter(col.name), items)), None)
+    for col, column in zip(table.columns, _fields(items, len(table.columns)), strict=True):
+        optional = col.nullable or (owners is not None and col.name == "shop_id")
+        # a required field is in every item (msgspec refused a record without it): only optional ones count
+        values, given = _given(column, None) if optional else (column, len(column))
         if keys is not None:
             keys[0] += given
         if owners is not None and col.name == "shop_id":
@@ -291,7 +306,7 @@ def _record_columns(records: list[Any], now: datetime) -> RecordColumns:
     for field, table in CHILD_TABLES.items():
         lists, given = _given(list(map(attrgetter(field), records)), [])
         keys[0] += given
-        items = [it for lst in lists for it in lst]
+        items = list(chain.from_iterable(lists))
         owners = np.repeat(shop_ids, list(map(len, lists))) if "shop_id" in table.column_names else None
         columns[table.name] = _table_columns(items, table, now, owners, keys)
         rows[table.name] = len(items)

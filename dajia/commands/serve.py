@@ -12,6 +12,10 @@ import typer
 
 from core.errors import DajiaError
 
+#: ``--max-body-mb``'s default: ``serving.config.ServeOptions.max_body_bytes`` in MiB (serving is imported
+#: only when the command runs; tests/serving/test_batch_body_limit.py keeps the two equal)
+DEFAULT_BODY_MB = 24.0
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
@@ -29,7 +33,12 @@ def register(app: typer.Typer) -> None:
         ),
         poll_seconds: float = typer.Option(30.0, "--poll-seconds", min=0.05, help="how often the alias is checked"),
         shadow: bool = typer.Option(False, "--shadow", help="also score the challenger alias (logged, not returned)"),
-        max_body_mb: float = typer.Option(8.0, "--max-body-mb", min=0.001, help="larger request bodies get 413"),
+        max_body_mb: float = typer.Option(
+            DEFAULT_BODY_MB,
+            "--max-body-mb",
+            min=0.001,
+            help="larger request bodies get 413 (default: 1,000 inline shops fit)",
+        ),
         log_sync: str = typer.Option(
             "normal",
             "--log-sync",

@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import time
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from sanctions.models import OutboxMessage
 from sanctions.outbox import OutboxItem, Retry, backlog, deliver
@@ -82,3 +83,33 @@ def test_a_failing_receiver_is_retried_with_backoff_then_dead_lettered(session: 
     session.commit()
     assert deliver(session, lambda m: delivered.append(m.dedupe_key), retry=slow) == 1
     assert delivered == ["case:3:opened"] and backlog(session).pending == 0
+
+
+def test_an_idle_dispatcher_polls_less_and_a_commit_wakes_it(engine: Engine) -> None:
+    """Issue 25: idle, the wait between ticks doubles up to ``idle_seconds``; a commit of a workflow
+    session of the same process (what an API decision does) makes it tick at once and deliver."""
+    from serving.outbox_dispatcher import OutboxDispatcher
+
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    sent: list[str] = []
+    seen: list[object] = []
+    dispatcher = OutboxDispatcher(
+        sessions, lambda m: sent.append(m.dedupe_key), interval=0.05, observe=seen.append, idle_seconds=0.4
+    )
+    dispatcher.start()
+    try:
+        time.sleep(1.5)
+        idle_ticks = dispatcher.ticks
+        # at a fixed 0.05 s it would have ticked ~30 times; doubling to 0.4 s: 0.05+0.1+0.2+0.4+0.4+0.4 ~ 6-7
+        assert 3 <= idle_ticks <= 10, idle_ticks
+        with sessions() as s:
+            import_marketplace(s, build_marketplace([shop_row("W1")]), detect_evasion=False)
+            route_scored(s, [ScoredShop("W1", 0.9, "suspected", "m", "1", [], 0.5)])
+        started = time.monotonic()
+        while not sent and time.monotonic() - started < 5:
+            time.sleep(0.01)
+        assert sent == ["case:1:opened"]
+        assert time.monotonic() - started < 0.3, "the commit did not wake the dispatcher"
+    finally:
+        dispatcher.stop()
+    assert not event.contains(sessions, "after_commit", dispatcher._after_commit)

@@ -218,6 +218,18 @@ def test_saabas_credits_add_up_to_the_raw_score_and_reasons_read_in_words() -> N
     reasons = ex.explain(booster, X[row : row + 1], top=2)[0]
     assert reasons[0].startswith(f"{X[row, 0]:.1f} counterfeit complaints in 30 days, top ")
     assert "of shops" in reasons[0]
+    # issue 25: every row's reasons ranked and placed at once give what one row at a time gives
+    some = X[:300].copy()
+    some[::7, 2] = np.nan
+    for top in (1, 3, 6, 10):
+        one_by_one = []
+        for x in some:
+            row_credit = ex.contributions(booster, x[None, :])[0]
+            k = min(top, len(row_credit))
+            idx = np.argpartition(-row_credit, k - 1)[:k] if k < len(row_credit) else np.arange(len(row_credit))
+            idx = idx[np.argsort(-row_credit[idx], kind="stable")]
+            one_by_one.append([ex.sentence(f"f{j}", int(j), float(x[j])) for j in idx if row_credit[j] > 0])
+        assert ex.explain(booster, some, top=top) == one_by_one
 
 
 def test_table_mode_learns_and_is_reproducible() -> None:
