@@ -70,7 +70,8 @@ _EPOCH = datetime(1970, 1, 1)
 
 
 def iso_us(us: int) -> str:
-    return (_EPOCH + timedelta(microseconds=us)).isoformat()
+    """Microseconds since the epoch (UTC) as RFC 3339 with its zone (``Z``), as the OpenAPI date-time says."""
+    return (_EPOCH + timedelta(microseconds=us)).isoformat() + "Z"
 
 
 def materialise_partitions(

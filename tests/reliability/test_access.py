@@ -42,6 +42,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str | None]] = {
     ("GET", "/v1/public/corrections"): ANYONE,
     ("GET", "/v1/storefront/shops/{shop_id}"): ANYONE,
     ("GET", "/v1/storefront/changes"): ANYONE,
+    # issue 25: a shop's new events refresh its online feature row
+    ("POST", "/v1/shops/{shop_id}/events"): frozenset({"scorer", "admin"}),
     # the signed token in the path is the credential (a wrong one: 404/410/422, never a change)
     ("GET", "/v1/claim-links/{token}"): ANYONE,
     ("POST", "/v1/claim-links/{token}/confirmation"): ANYONE,

@@ -4,6 +4,7 @@ routing into cases, alias moves and a registry outage (see conftest for the real
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import time
 from typing import Any
 

@@ -64,7 +64,8 @@ def test_by_id_reads_the_online_row(online: Api) -> None:
     feats = res["features"]
     assert isinstance(feats, dict)
     assert feats["source"] == "online" and feats["status"] == "fresh"
-    assert pd.Timestamp(str(feats["as_of"])) == _snapshot(online) + pd.Timedelta(seconds=1)
+    assert str(feats["as_of"]).endswith("Z")  # RFC 3339 with its zone (schemathesis checks the format)
+    assert pd.Timestamp(str(feats["as_of"])).tz_localize(None) == _snapshot(online) + pd.Timedelta(seconds=1)
     assert _metric(online, "fresh") == before + 1
 
 
@@ -104,7 +105,7 @@ def test_counterfeit_complaint_changes_score_without_restart(online: Api) -> Non
     assert float(str(after["score"])) > float(str(before["score"])), (before, after)
     feats = after["features"]
     assert isinstance(feats, dict)
-    assert pd.Timestamp(str(feats["as_of"])) > when
+    assert pd.Timestamp(str(feats["as_of"])).tz_localize(None) > when
     # the same events again change nothing; an id reused with other content is a conflict
     again = c.post(f"/v1/shops/{shop}/events", json=events)
     assert again.status_code == 200 and again.json()["added"] == {} and again.json()["unchanged"] == 5
