@@ -212,8 +212,8 @@ def run_marketplace(
     ``feedback``: labels from people (``dajia.feedback.read_feedback``: reviewer decisions, appeal
     outcomes, audit-sample findings), added to the marketplace's verdicts before the examples are built;
     simulated ones only with ``include_simulated``. ``snapshot_at``: the folder's snapshot time when it has
-    no manifest (``--snapshot-at``; the loader refuses a folder with neither). The result's ``feedback`` says what became of them
-    (``training.feedback.apply_feedback``) and how many examples of each period they label."""
+    no manifest (``--snapshot-at``; the loader refuses a folder with neither). The result's ``feedback``
+    says what became of them (``training.feedback.apply_feedback``) and how many examples of each period they label."""
     from marketplace.loader import load_marketplace
     from training.tracking import file_digest
 
