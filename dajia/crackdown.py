@@ -512,12 +512,20 @@ class Crackdown:
 
     def step_verify(self) -> dict[str, Any]:
         """The audit chain, then the re-run rule: routing the same scores again must change nothing."""
-        from dajia.sweep import route_scores
+        from dajia.cli_support import read_scores
         from sanctions.audit import verify_chain
+        from sanctions.models import Shop
+        from sanctions.routing import route_scored
 
+        start = self._day(0)
         with _session(self.settings) as session:
             before = store_footprint(session)
-        again = route_scores(self.settings, self.folder.scores, now=self._day(0))
+            # the same scores as the route step: the shops open when the sweep ran (a shop opened since,
+            # e.g. a banned seller's new one, was never routed; its ban-evasion case is not the sweep's)
+            opened = set(session.execute(select(Shop.shop_id).where(Shop.opened_at < start)).scalars())
+            session.rollback()
+            scored = [s for s in read_scores(self.folder.scores) if s.shop_id in opened]
+            again = route_scored(session, scored, now=start).model_dump()
         with _session(self.settings) as session:
             after = store_footprint(session)
             report = verify_chain(session)
