@@ -17,7 +17,7 @@ from sanctions.outbox import FileMailbox, OutboxItem
 
 def _item(i: int) -> OutboxItem:
     return OutboxItem(
-        message_id=i, dedupe_key=f"k{i}", kind="notify_buyer", recipient=f"u{i}", topic="t", payload={}, status="pending"
+        message_id=i, dedupe_key=f"k{i}", kind="notify_buyer", recipient=f"u{i}", topic="t", payload={}, status="new"
     )
 
 
