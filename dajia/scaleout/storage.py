@@ -77,7 +77,7 @@ class Location:
 
 #: why a CSV folder is refused by the streamed jobs, and what to do instead
 PARQUET_ONLY = (
-    "the sweep and the scale-out jobs (--scheduler, features --no-validate) stream Parquet tables only; "
+    "the sweep, serve --data and the scale-out jobs (--scheduler, features --no-validate) read Parquet tables only; "
     "write a Parquet copy once with `dajia validate --data DIR --write-parquet NEWDIR` and pass NEWDIR"
 )
 

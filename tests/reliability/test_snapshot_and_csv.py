@@ -5,8 +5,8 @@
   command that reads a marketplace folder (train, features, sweep, serve, cases import, validate) either
   gets ``--snapshot-at`` or ends with exit 2 and one line naming the folder and the two ways out;
 - **CSV tables**: the loader reads CSV, so the commands that load a folder whole support it (validate,
-  train, features, cases import, serve, and the promotion gate's frozen evaluation set); the streamed
-  jobs (sweep, ``--scheduler``, ``features --no-validate``) read Parquet only and refuse a CSV folder
+  train, features, cases import, and the promotion gate's frozen evaluation set); the streamed jobs
+  (sweep, serve --data, ``--scheduler``, ``features --no-validate``) read Parquet only and refuse a CSV folder
   before loading a model or training anything, pointing at ``validate --write-parquet``.
 """
 
@@ -147,7 +147,7 @@ def test_the_sweep_partitions_at_the_given_snapshot(no_manifest: Path, snapshot:
 
 
 # -- CSV tables ----------------------------------------------------------------------------------------
-STREAMED = ("train --scheduler", "features --no-validate", "features --scheduler", "sweep")
+STREAMED = ("train --scheduler", "features --no-validate", "features --scheduler", "sweep", "serve")
 
 
 @pytest.mark.parametrize("command", STREAMED)
