@@ -9,7 +9,10 @@ just those): campaign publishing and outbox delivery SIGKILLed at random points 
 (``tests/reliability/test_kill_rerun.py``'s scenario, more kills), and a disk filling up under every
 writer (``tests/reliability/test_disk_full.py``, needs root to mount a tmpfs), and issue 23's edge
 cases (``EDGE_SUITES``: ids and NUL at the edge, a read-only database's output, sessions, strict bodies,
-forwarded headers, ``/readyz`` and outage pages, CLI inputs, retention). The other faults
+forwarded headers, ``/readyz`` and outage pages, CLI inputs, a missing manifest and CSV folders,
+retention), and a crackdown SIGKILLed inside five of its steps and resumed, compared with an unbroken
+run of the same seed (``tests/reliability/test_crackdown_resume.py``; ``--resume-only``: just that and
+the folder checks). The other faults
 (database cut, registry down) are exercised by tests/reliability and tests/serving; see
 docs/reliability.md.
 """
@@ -170,8 +173,71 @@ EDGE_SUITES = [
     "tests/reliability/test_failure_output.py",
     "tests/reliability/test_forwarded.py",
     "tests/reliability/test_cli_inputs.py",
+    "tests/reliability/test_snapshot_and_csv.py",
     "tests/serving/test_retention.py",
 ]
+
+
+def resume_figures() -> dict[str, object]:
+    """A crackdown SIGKILLed at each of ``KILLS`` and resumed, beside an unbroken run of the same seed
+    (both real processes, run side by side): the summary's items and the store's rows that differ."""
+    import shutil
+
+    from tests.reliability.test_crackdown_resume import (
+        KILLS,
+        SHOPS,
+        _finish,
+        _spawn,
+        comparable_summary,
+        resumed_after_kills,
+        store_outcomes,
+    )
+
+    tmp = Path(tempfile.mkdtemp())
+    try:
+        unbroken, resumed = tmp / "a" / "unbroken", tmp / "b" / "resumed"
+        unbroken.parent.mkdir()
+        resumed.parent.mkdir()
+        whole = _spawn(unbroken)
+        try:
+            resumed_after_kills(resumed)
+        finally:
+            _finish(whole)
+        a, b = comparable_summary(unbroken), comparable_summary(resumed)
+        x, y = store_outcomes(unbroken), store_outcomes(resumed)
+        return {
+            "shops": SHOPS,
+            "kills": len(KILLS),
+            "summary_items": len(a),
+            "summary_items_differing": sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k)),
+            "cases": len(x["cases"]),
+            "claims": len(x["claims"]),
+            "events": len(x["events"]),
+            "rows_differing": sum(len(set(x[k]) ^ set(y[k])) for k in x),
+            "claims_unbroken_resumed": (
+                a["step2_compensate"]["claims_by_status"],
+                b["step2_compensate"]["claims_by_status"],
+            ),
+            "closed_unbroken_resumed": (a["step1_close"]["shops_closed"], b["step1_close"]["shops_closed"]),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_resume_figures() -> int:
+    """Prints the resumed-crackdown figures; returns the number of differences (summary items + rows)."""
+    t0 = time.perf_counter()
+    r = resume_figures()
+    differing = r["summary_items_differing"]
+    assert isinstance(differing, list)
+    print(
+        f"crackdown resumed after {r['kills']} SIGKILLs ({r['shops']} shops) vs unbroken, same seed: summary items "
+        f"differing {len(differing)} of {r['summary_items']} {differing or ''}; store rows differing "
+        f"{r['rows_differing']} (cases {r['cases']}, claims {r['claims']}, case events {r['events']}); shops closed "
+        f"{r['closed_unbroken_resumed']}; claims by status {r['claims_unbroken_resumed']} "
+        f"({time.perf_counter() - t0:.0f} s)"
+    )
+    return len(differing) + int(r["rows_differing"])  # type: ignore[call-overload]
 
 
 def pytest_figures(paths: list[str]) -> tuple[dict[str, int], str]:
@@ -222,8 +288,15 @@ def print_fault_figures(kills: int) -> int:
         + (f" ({skip_reason})" if skip_reason else "")
         + f" ({time.perf_counter() - t0:.0f} s)"
     )
+    resumed = print_resume_figures()
     return (
-        kr["lost"] + kr["filed_twice"] + kr["undelivered"] + kr["publish_half_written"] + df["failed"] + edges["failed"]
+        kr["lost"]
+        + kr["filed_twice"]
+        + kr["undelivered"]
+        + kr["publish_half_written"]
+        + df["failed"]
+        + edges["failed"]
+        + resumed
     )
 
 
@@ -237,8 +310,23 @@ def main() -> None:
     ap.add_argument(
         "--faults-only", action="store_true", help="only the faults: kill and rerun, disk full, issue 23 edges"
     )
+    ap.add_argument(
+        "--resume-only",
+        action="store_true",
+        help="only the resumed crackdown against an unbroken one, and the folder checks (missing manifest, CSV)",
+    )
     args = ap.parse_args()
     seconds = 10 if args.quick else args.seconds
+    if args.resume_only:
+        t0 = time.perf_counter()
+        folder, _skip = pytest_figures(["tests/reliability/test_snapshot_and_csv.py"])
+        print(
+            f"marketplace folder checks (no manifest on every command, CSV refused early or supported): "
+            f"{folder['scenarios']} scenarios, {folder['survived']} held, {folder['failed']} failed, "
+            f"{folder['skipped']} skipped ({time.perf_counter() - t0:.0f} s)"
+        )
+        print(f"differences: {print_resume_figures() + folder['failed']}")
+        return
     if args.faults_only:
         print(f"data lost: {print_fault_figures(args.kills)}")
         return

@@ -11,6 +11,10 @@ A run lives in one folder (``runs/crackdown-<time>`` by default) that holds ever
 disclosure list), ``state.json``
 (steps done) and ``summary.json``. Re-running with ``--out`` on the same folder resumes after
 the last finished step; a folder made with other parameters is refused, so two runs never mix.
+A resumed run ends with the results of an unbroken run of the same seed: every random draw of the
+simulated people is seeded by (seed, step, item) (``dajia.simulation.Seeds``), and the items a step
+works on (and the ban-evasion detection) are fixed in ``state.json`` when the step first starts, so a
+step killed part-way works through the same list again, replaying what it did by idempotency key.
 With ``DATABASE_URL`` / ``MLFLOW_TRACKING_URI`` set, those stores are used instead and must not
 hold another run's cases (checked).
 """
@@ -28,7 +32,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -36,7 +39,18 @@ from sqlalchemy.orm import Session
 from core import atomic
 from core.errors import DajiaError
 from core.settings import Settings
-from dajia.simulation import ADMIN, SECOND_ADMIN, SimulationRates, appeals, decide_cases, settle_claims
+from dajia.simulation import (
+    ADMIN,
+    SECOND_ADMIN,
+    Seeds,
+    SimulationRates,
+    appealable_cases,
+    appeals,
+    banned_cases,
+    decide_cases,
+    open_cases,
+    settle_claims,
+)
 
 STEPS = (
     "generate",
@@ -265,8 +279,18 @@ class Crackdown:
 
         return pd.read_parquet(self.folder.data / GROUND_TRUTH_FILE)
 
-    def _rng(self, step: str) -> np.random.Generator:
-        return np.random.default_rng([self.config.seed, STEPS.index(step)])
+    def _seeds(self, step: str) -> Seeds:
+        """The step's random draws: one generator per item from (seed, step, item), not one stream."""
+        return Seeds(self.config.seed, step)
+
+    def _once(self, key: str, work: Callable[[], Any]) -> Any:
+        """``work()``'s (JSON) result, computed the first time a step gets here and kept in state.json: a
+        step killed part-way and resumed works through the same items (the store has moved on since)."""
+        plans = self.state.setdefault("plans", {})
+        if key not in plans:
+            plans[key] = work()
+            self.folder.save_state(self.state)
+        return plans[key]
 
     # -- steps --------------------------------------------------------------------------------------
     def step_generate(self) -> dict[str, Any]:
@@ -332,35 +356,39 @@ class Crackdown:
     def step_decide(self) -> dict[str, Any]:
         from dajia.simulation import register_people
 
+        share = self.config.rates.review_share
         with _session(self.settings) as session:
             register_people(session, self._day(1))
+            ids = self._once("decide", lambda: open_cases(session, share, origin="score"))
             return decide_cases(
                 session,
                 self._truth,
                 self.config.rates,
-                self._rng("decide"),
+                self._seeds("decide"),
                 self._day(1),
                 progress=self._p("decide"),
-                share=self.config.rates.review_share,
-                origin="score",
+                case_ids=ids,
             )
 
     def step_compensate(self) -> dict[str, Any]:
         with _session(self.settings) as session:
+            ids = self._once("compensate", lambda: banned_cases(session))
             return settle_claims(
                 session,
                 self._truth,
                 self.config.rates,
-                self._rng("compensate"),
+                self._seeds("compensate"),
                 self._day(1),
                 self.settings.compensation_deadline_days,
                 progress=self._p("compensate"),
+                case_ids=ids,
             )
 
     def step_appeals(self) -> dict[str, Any]:
         when = self._day(self.settings.compensation_deadline_days + 3)
         with _session(self.settings) as session:
-            return appeals(session, self._truth, self.config.rates, self._rng("appeals"), when)
+            plan = self._once("appeals", lambda: appealable_cases(session))
+            return appeals(session, self._truth, self.config.rates, self._seeds("appeals"), when, cases=plan)
 
     def step_evasion(self) -> dict[str, Any]:
         """New shops sharing identifiers with the shops just closed open cases; reviewers decide them."""
@@ -368,12 +396,17 @@ class Crackdown:
 
         when = self._day(1)
         with _session(self.settings) as session:
-            report = detect_ban_evasion(session, now=when)
-            result = report.model_dump(exclude={"opened_case_ids", "links"})
-            # the reviewers then decide the evasion cases like any other
-            decided = decide_cases(
-                session, self._truth, self.config.rates, self._rng("evasion"), when, origin="ban_evasion"
+            # detected once: decisions below close shops whose links a second detection would also follow
+            result = self._once(
+                "evasion:detect",
+                lambda: detect_ban_evasion(session, now=when).model_dump(
+                    mode="json", exclude={"opened_case_ids", "links"}
+                ),
             )
+            # the reviewers then decide the evasion cases like any other
+            ids = self._once("evasion:decide", lambda: open_cases(session, origin="ban_evasion"))
+            decided = decide_cases(session, self._truth, self.config.rates, self._seeds("evasion"), when, case_ids=ids)
+            result = dict(result)
         result["decided"] = decided
         return result
 
@@ -482,12 +515,20 @@ class Crackdown:
 
     def step_verify(self) -> dict[str, Any]:
         """The audit chain, then the re-run rule: routing the same scores again must change nothing."""
-        from dajia.sweep import route_scores
+        from dajia.cli_support import read_scores
         from sanctions.audit import verify_chain
+        from sanctions.models import Shop
+        from sanctions.routing import route_scored
 
+        start = self._day(0)
         with _session(self.settings) as session:
             before = store_footprint(session)
-        again = route_scores(self.settings, self.folder.scores, now=self._day(0))
+            # the same scores as the route step: the shops open when the sweep ran (a shop opened since,
+            # e.g. a banned seller's new one, was never routed; its ban-evasion case is not the sweep's)
+            opened = set(session.execute(select(Shop.shop_id).where(Shop.opened_at < start)).scalars())
+            session.rollback()
+            scored = [s for s in read_scores(self.folder.scores) if s.shop_id in opened]
+            again = route_scored(session, scored, now=start).model_dump()
         with _session(self.settings) as session:
             after = store_footprint(session)
             report = verify_chain(session)

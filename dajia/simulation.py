@@ -2,8 +2,12 @@
 
 A real deployment has people at these steps; the demo stands in for them, and says so: every
 actor here is created with ``simulated=True``, which the case events and the audit log record.
-What they do is driven by the generator's ground truth and a seeded random generator, at the
-documented rates of :class:`SimulationRates`:
+What they do is driven by the generator's ground truth and seeded random draws, at the documented
+rates of :class:`SimulationRates`. Every draw comes from a generator seeded by (run seed, step, item):
+one per case (its shop) and one per claim (its shop and buyer), never from one stream shared by the
+step. So what a simulated person does to one item does not depend on which items came before it, and a
+step killed part-way and resumed (the crackdown keeps the step's item list in its state) draws exactly
+what an unbroken run draws:
 
 - reviewers decide the cases the sweep opened, highest score first, and stop part-way: they
   decide the share ``review_share`` of them (at least one case stays open), so the console opens on
@@ -31,7 +35,8 @@ snapshot, so the decisions label the next training (``dajia train --feedback``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -102,6 +107,23 @@ class SimulationRates:
                 raise DajiaError(f"simulation rate '{name}' = {value!r}: must be between 0 and 1")
 
 
+@dataclass(frozen=True)
+class Seeds:
+    """The randomness of one step of one run: a generator per item, seeded by (seed, step, item)."""
+
+    seed: int
+    step: str
+
+    def rng(self, *item: object) -> np.random.Generator:
+        """The generator of ``item`` (e.g. a shop id, or a shop and a buyer): the same in every process."""
+        return np.random.default_rng([self.seed, _word(self.step), *(_word(str(i)) for i in item)])
+
+
+def _word(text: str) -> int:
+    """A stable 64-bit number for ``text`` (Python's ``hash`` of a str changes from process to process)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
+
+
 def _seller(shopkeeper_id: str) -> Actor:
     """The shop's keeper (the workflow lets only the shopkeeper act for a shop), simulated."""
     return Actor(shopkeeper_id, Role.SELLER, simulated=True)
@@ -110,31 +132,52 @@ def _seller(shopkeeper_id: str) -> Actor:
 Progress = Callable[[int, int], None]
 
 
+def open_cases(session: Session, share: float = 1.0, origin: str | None = None) -> list[int]:
+    """The open cases reviewers will decide, highest score first: with ``share`` below 1 that share of
+    them (rounded down), leaving at least one open. ``origin``: only the cases opened so
+    (``score``, ``ban_evasion``)."""
+    ids = [
+        int(c)
+        for c in session.execute(
+            select(Case.case_id)
+            .where(Case.status == CaseStatus.OPEN, *([Case.origin == origin] if origin else []))
+            .order_by(Case.score.desc().nulls_last(), Case.case_id)
+        ).scalars()
+    ]
+    session.rollback()
+    if share < 1.0:
+        ids = ids[: min(int(len(ids) * share), max(len(ids) - 1, 0))]
+    return ids
+
+
 def decide_cases(
     session: Session,
     truth: pd.DataFrame,
     rates: SimulationRates,
-    rng: np.random.Generator,
+    seeds: Seeds,
     now: datetime,
     progress: Progress | None = None,
     share: float = 1.0,
     origin: str | None = None,
+    case_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """Reviewers decide the open cases (highest score first) from test-buy evidence and truth.
 
-    With ``share`` below 1 they stop part-way: they decide that share of the cases (rounded down)
-    and leave at least one open. ``origin``: only the cases opened so (``score``, ``ban_evasion``)."""
+    ``case_ids``: the cases to decide, in order (default ``open_cases(session, share, origin)``). A case
+    decided already (a resumed step) is replayed by its idempotency key: nothing changes, it is counted."""
     is_fake = truth.set_index(truth["shop_id"].astype(str))["is_counterfeiter"].astype(bool).to_dict()
-    rows = session.execute(
-        select(Case.case_id, Case.shop_id, Case.origin, Case.reasons)
-        .where(Case.status == CaseStatus.OPEN, *([Case.origin == origin] if origin else []))
-        .order_by(Case.score.desc().nulls_last(), Case.case_id)
-    ).all()
-    if share < 1.0:
-        rows = rows[: min(int(len(rows) * share), max(len(rows) - 1, 0))]
+    ids = list(open_cases(session, share, origin) if case_ids is None else case_ids)
+    found = {
+        int(r[0]): r
+        for r in session.execute(
+            select(Case.case_id, Case.shop_id, Case.origin, Case.reasons).where(Case.case_id.in_(ids))
+        ).all()
+    }
+    rows = [found[i] for i in ids if i in found]
     out = {"decided": 0, "closed_on_test_buy": 0, "banned": 0, "dismissed": 0, "wrongly_banned": 0}
     for i, (case_id, shop_id, opened_by, reasons) in enumerate(rows):
         fake = bool(is_fake.get(str(shop_id), False))
+        rng = seeds.rng(shop_id)
         why = "; ".join(reasons or []) or opened_by
         if fake and rng.random() < rates.test_buy_rate:
             wf.decide(
@@ -187,23 +230,43 @@ def _link_token(session: Session, claim_id: int) -> str:
     return str(payload["link"]).removeprefix(LINK_PATH)
 
 
+def banned_cases(session: Session) -> list[int]:
+    """The banned cases whose sellers now pay, refuse or ignore, in case order."""
+    ids = [
+        int(c)
+        for c in session.execute(
+            select(Case.case_id).where(Case.status == CaseStatus.BANNED).order_by(Case.case_id)
+        ).scalars()
+    ]
+    session.rollback()
+    return ids
+
+
 def settle_claims(
     session: Session,
     truth: pd.DataFrame,
     rates: SimulationRates,
-    rng: np.random.Generator,
+    seeds: Seeds,
     now: datetime,
     deadline_days: int,
     progress: Progress | None = None,
+    case_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Banned sellers pay, refuse or ignore; consumers confirm (or never do); the deadline passes."""
+    """Banned sellers pay, refuse or ignore; consumers confirm (or never do); the deadline passes.
+
+    ``case_ids``: the banned cases (default ``banned_cases(session)``); what was done already (a resumed
+    step) is replayed by idempotency key, so the counts are the whole step's."""
     honest = set(truth.loc[~truth["is_counterfeiter"].astype(bool), "shop_id"].astype(str))
-    banned = session.execute(
-        select(Case.case_id, Case.shop_id, Shop.shopkeeper_id)
-        .join(Shop, Shop.shop_id == Case.shop_id)
-        .where(Case.status == CaseStatus.BANNED)
-        .order_by(Case.case_id)
-    ).all()
+    ids = list(banned_cases(session) if case_ids is None else case_ids)
+    found = {
+        int(r[0]): r
+        for r in session.execute(
+            select(Case.case_id, Case.shop_id, Shop.shopkeeper_id)
+            .join(Shop, Shop.shop_id == Case.shop_id)
+            .where(Case.case_id.in_(ids))
+        ).all()
+    }
+    banned = [found[i] for i in ids if i in found]
     out = {
         "sellers_paid": 0,
         "sellers_refused": 0,
@@ -215,7 +278,7 @@ def settle_claims(
     for i, (case_id, shop_id, keeper) in enumerate(banned):
         if str(shop_id) in honest:
             continue  # a wrongly banned honest seller appeals instead (see appeals)
-        draw = rng.random()
+        draw = seeds.rng(shop_id).random()
         if draw < rates.seller_refusal_rate:
             wf.refuse_compensation(
                 session, case_id, _seller(keeper), idempotency_key=f"sim-refuse-{case_id}", now=now + timedelta(days=3)
@@ -226,12 +289,12 @@ def settle_claims(
             out["sellers_ignored"] += 1
             continue
         out["sellers_paid"] += 1
-        claims = (
-            session.execute(select(Claim.claim_id).where(Claim.case_id == case_id, Claim.status == "owed"))
-            .scalars()
-            .all()
-        )
-        for claim_id in claims:
+        # every claim of the case (all owed when the step first starts; paid already when it resumes)
+        claims = session.execute(
+            select(Claim.claim_id, Claim.buyer_id).where(Claim.case_id == case_id).order_by(Claim.claim_id)
+        ).all()
+        for claim_id, buyer_id in claims:
+            rng = seeds.rng(shop_id, buyer_id)
             paid_at = now + timedelta(days=int(rng.integers(2, max(3, deadline_days - 5))))
             wf.record_payment(
                 session,
@@ -260,24 +323,52 @@ def settle_claims(
     return out
 
 
+def appealable_cases(session: Session) -> list[tuple[int, str]]:
+    """(case id, status) of the banned and closed cases whose sellers may appeal, in case order."""
+    rows = [
+        (int(c), str(CaseStatus(st).value))
+        for c, st in session.execute(
+            select(Case.case_id, Case.status)
+            .where(Case.status.in_((CaseStatus.BANNED, CaseStatus.CLOSED)))
+            .order_by(Case.case_id)
+        ).all()
+    ]
+    session.rollback()
+    return rows
+
+
 def appeals(
-    session: Session, truth: pd.DataFrame, rates: SimulationRates, rng: np.random.Generator, now: datetime
+    session: Session,
+    truth: pd.DataFrame,
+    rates: SimulationRates,
+    seeds: Seeds,
+    now: datetime,
+    cases: Sequence[tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     """Wrongly banned honest sellers appeal and win; some closed counterfeiters appeal and lose.
 
+    ``cases``: (case id, status) when the step first started (default ``appealable_cases(session)``);
+    what was done already (a resumed step) is replayed by idempotency key.
     The last appeal filed stays pending (no reviewer decides it), for a person to decide."""
     honest = set(truth.loc[~truth["is_counterfeiter"].astype(bool), "shop_id"].astype(str))
-    rows = session.execute(
-        select(Case.case_id, Case.shop_id, Case.status, Shop.shopkeeper_id)
-        .join(Shop, Shop.shop_id == Case.shop_id)
-        .where(Case.status.in_((CaseStatus.BANNED, CaseStatus.CLOSED)))
-        .order_by(Case.case_id)
-    ).all()
+    plan = [(int(c), str(st)) for c, st in (appealable_cases(session) if cases is None else cases)]
+    found = {
+        int(c): (shop, keeper)
+        for c, shop, keeper in session.execute(
+            select(Case.case_id, Case.shop_id, Shop.shopkeeper_id)
+            .join(Shop, Shop.shop_id == Case.shop_id)
+            .where(Case.case_id.in_([c for c, _ in plan]))
+        ).all()
+    }
     out = {"appeals": 0, "reversed": 0, "rejected": 0, "pending": 0}
     filed: list[tuple[int, bool]] = []
-    for case_id, shop_id, status, keeper in rows:
+    for case_id, status in plan:
+        if case_id not in found:
+            continue
+        shop_id, keeper = found[case_id]
         wrongly = str(shop_id) in honest
-        if not wrongly and not (status == CaseStatus.CLOSED and rng.random() < rates.counterfeiter_appeal_rate):
+        closed = status == CaseStatus.CLOSED.value
+        if not wrongly and not (closed and seeds.rng(shop_id).random() < rates.counterfeiter_appeal_rate):
             continue
         filed.append((case_id, wrongly))
         wf.appeal(

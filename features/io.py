@@ -9,7 +9,6 @@ loaded dtypes (Parquet written by ``marketplace.io`` carries them), and nothing 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from features.history import SellerHistoryFeatures
 from features.linkage import LinkedShopFeatures
 from features.price import BrandPriceFeatures
 from features.shop_text import ShopTextFeatures
-from marketplace.schema import MANIFEST_FILE, TABLES
+from marketplace.schema import TABLES
 from marketplace.tables import Marketplace
 
 BUILDERS = (SellerHistoryFeatures, ShopTextFeatures, BrandPriceFeatures, LinkedShopFeatures)
@@ -34,11 +33,15 @@ def feature_columns() -> dict[str, list[str]]:
     return {t.name: [c for c in t.column_names if c in wanted.get(t.name, set())] for t in TABLES}
 
 
-def read_feature_tables(folder: Path | str) -> Marketplace:
+def read_feature_tables(folder: Path | str, snapshot_at: object = None) -> Marketplace:
     """A ``Marketplace`` holding only the needed columns of each table (not validated: use it on data
-    that ``load_marketplace`` or ``dajia validate`` already accepted)."""
+    that ``load_marketplace`` or ``dajia validate`` already accepted). The snapshot time as the loader
+    takes it: ``snapshot_at`` when given, else the manifest's (an error when there is neither)."""
+    from marketplace.loader import read_snapshot_at
+    from marketplace.validate import check_snapshot
+
     folder = Path(folder)
-    snapshot = pd.Timestamp(json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))["snapshot_at"])
+    snapshot = check_snapshot(read_snapshot_at(folder, snapshot_at))
     tables: dict[str, Any] = {}
     for name, columns in feature_columns().items():
         path = folder / f"{name}.parquet"

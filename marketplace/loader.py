@@ -21,25 +21,39 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from core.errors import DataContractError
+from core.errors import DajiaError, DataContractError
 from marketplace.schema import MANIFEST_FILE, TABLES, Table
 from marketplace.tables import Marketplace
 from marketplace.validate import RawTable, TableChecker, check_snapshot, validate_frames, validate_raw
 
-__all__ = ["load_marketplace", "read_snapshot_at", "validate_frames"]
+__all__ = ["SnapshotMissing", "load_marketplace", "read_snapshot_at", "validate_frames"]
+
+
+class SnapshotMissing(DataContractError):
+    """The folder has no ``manifest.json`` with a ``snapshot_at`` and none was given: the snapshot time
+    is never guessed (taking "now" would move every label window and fail far later, misleadingly)."""
+
+    def __init__(self, folder: object):
+        self.table, self.column, self.rows = "manifest", "snapshot_at", []
+        self.problem = (
+            f"marketplace folder '{folder}' has no {MANIFEST_FILE} with a snapshot_at, so its snapshot time "
+            f"(no event after it) is unknown: pass --snapshot-at TIME (ISO-8601, or 'now') or add {MANIFEST_FILE} "
+            '(e.g. {"snapshot_at": "2025-06-30T00:00:00"})'
+        )
+        DajiaError.__init__(self, self.problem)
 
 
 def load_marketplace(path: str | Path, snapshot_at: object = None) -> Marketplace:
     """Read and validate the marketplace in folder ``path``.
 
-    The snapshot time (no event may lie after it) comes from ``snapshot_at`` when given, else
-    from ``manifest.json``'s ``snapshot_at``, else it is now (UTC). Tz-aware times are converted
-    to UTC; naive ones are taken as UTC.
+    The snapshot time (no event may lie after it) comes from ``snapshot_at`` when given (the string
+    ``"now"`` is now, UTC), else from ``manifest.json``'s ``snapshot_at``; with neither it is a
+    :class:`SnapshotMissing` error. Tz-aware times are converted to UTC; naive ones are taken as UTC.
     """
     folder = Path(path)
     if not folder.is_dir():
         raise DataContractError("marketplace", None, f"'{folder}' is not a folder")
-    snap = check_snapshot(read_snapshot_at(folder) if snapshot_at is None else snapshot_at)
+    snap = check_snapshot(read_snapshot_at(folder, snapshot_at))
     raw: dict[str, RawTable] = {}
     for spec in TABLES:
         table = _read_table(folder, spec)
@@ -51,11 +65,14 @@ def load_marketplace(path: str | Path, snapshot_at: object = None) -> Marketplac
     return mp
 
 
-def read_snapshot_at(folder: Path) -> object:
-    """``snapshot_at`` from the folder's manifest, or now (UTC) when there is none."""
+def read_snapshot_at(folder: Path, given: object = None) -> object:
+    """The snapshot time: ``given`` when it is not None (``"now"``: now, UTC), else ``snapshot_at`` from
+    the folder's manifest; :class:`SnapshotMissing` when there is neither."""
+    if given is not None:
+        return snapshot_value(given)
     manifest = folder / MANIFEST_FILE
     if not manifest.exists():
-        return pd.Timestamp(datetime.now(UTC))
+        raise SnapshotMissing(folder)
     try:
         doc = json.loads(manifest.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -68,10 +85,17 @@ def read_snapshot_at(folder: Path) -> object:
         raise DataContractError("manifest", None, f"{MANIFEST_FILE} must hold a JSON object")
     value = doc.get("snapshot_at")
     if value is None:
-        return pd.Timestamp(datetime.now(UTC))
+        raise SnapshotMissing(folder)
     if not isinstance(value, str):
         raise DataContractError("manifest", "snapshot_at", f"expected an ISO-8601 time string, got {value!r}")
     return value
+
+
+def snapshot_value(given: object) -> object:
+    """A snapshot time given by a person: ``"now"`` (any case) is now in UTC; anything else as given."""
+    if isinstance(given, str) and given.strip().lower() == "now":
+        return pd.Timestamp(datetime.now(UTC))
+    return given
 
 
 def _one_line(exc: BaseException) -> str:

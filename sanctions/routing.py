@@ -137,7 +137,7 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
     open_cases = {
         r.shop_id: r
         for r in session.execute(
-            select(Case.case_id, Case.shop_id, Case.status, Case.version, Case.route_key).where(
+            select(Case.case_id, Case.shop_id, Case.status, Case.version, Case.route_key, Case.opened_at).where(
                 bulk.among(session, Case.shop_id, ids), Case.status.in_(sorted(OPEN_STATUSES))
             )
         )
@@ -155,7 +155,9 @@ def _route_chunk(session: Session, items: Sequence[ScoredShop], actor: Actor, no
         key = route_key(s)
         oc = open_cases.get(s.shop_id)
         if oc is not None:
-            if oc.route_key == key:
+            # the same scoring again, or scores older than the case (a ban-evasion case opened since): the
+            # case stands; a rescore dated before its opening would rewrite its history
+            if oc.route_key == key or oc.opened_at > now:
                 part.unchanged += 1
                 continue
             try:

@@ -46,10 +46,10 @@ API_VERSION = "1"
 NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
 
 
-def _load_marketplace(path: Path) -> Any:
+def _load_marketplace(path: Path, snapshot_at: str | None = None) -> Any:
     from marketplace.loader import load_marketplace
 
-    return load_marketplace(path)
+    return load_marketplace(path, snapshot_at)
 
 
 def _sanctions_adapter(engine: Any, mp: Any) -> Any:
@@ -129,7 +129,7 @@ def create_app(
             started.callback(store.close)
             mp = marketplace
             if mp is None and opts.data_dir is not None:
-                mp = await asyncio.to_thread(_load_marketplace, opts.data_dir)
+                mp = await asyncio.to_thread(_load_marketplace, opts.data_dir, opts.snapshot_at)
             sanctions = await asyncio.to_thread(_sanctions_adapter, engine, mp)
             if sanctions is not None and opts.outbox_seconds > 0:
                 from sanctions.outbox import FileMailbox

@@ -16,6 +16,8 @@ from core.settings import Settings
 class ServeOptions:
     #: marketplace folder whose shops can be scored by id (loaded once at start); None: inline only
     data_dir: Path | None = None
+    #: the folder's snapshot time when it has no manifest (``--snapshot-at``); None: the manifest's
+    snapshot_at: str | None = None
     #: how often the registry alias is polled for a new champion
     poll_seconds: float = 30.0
     #: also score the ``challenger`` alias and log it with a shadow flag (never returned)

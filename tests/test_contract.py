@@ -15,7 +15,7 @@ import pytest
 
 from core.errors import DataContractError
 from marketplace.io import write_manifest, write_table
-from marketplace.loader import load_marketplace, validate_frames
+from marketplace.loader import SnapshotMissing, load_marketplace, validate_frames
 from marketplace.schema import TABLES, TABLES_BY_NAME
 from marketplace.tables import Marketplace
 
@@ -230,8 +230,13 @@ def test_snapshot_argument_overrides_manifest_and_tz_converts(tmp_path: Path) ->
     mp = load_marketplace(folder, snapshot_at="2025-07-01T08:00:00+08:00")
     assert mp.snapshot_at == T("2025-07-01 00:00:00")
     (folder / "manifest.json").unlink()
+    with pytest.raises(SnapshotMissing, match=r"has no manifest.json.*--snapshot-at"):
+        load_marketplace(folder)  # no manifest: never a guess (issue 23)
+    (folder / "manifest.json").write_text('{"seed": 0}', encoding="utf-8")
+    with pytest.raises(SnapshotMissing, match=str(folder)):
+        load_marketplace(folder)  # a manifest without snapshot_at: the same
     before = pd.Timestamp.now(tz="UTC").tz_localize(None)
-    snap = load_marketplace(folder).snapshot_at  # no manifest: now
+    snap = load_marketplace(folder, snapshot_at="now").snapshot_at  # now, when asked for
     assert before <= snap <= pd.Timestamp.now(tz="UTC").tz_localize(None)
 
 

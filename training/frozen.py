@@ -70,12 +70,18 @@ def frozen_marketplace(frozen: FrozenEval) -> Any:
     from training.tracking import file_digest
 
     data_dir = Path(frozen.spec["data_dir"])
-    files = sorted(p for p in data_dir.glob("*.parquet") if p.name != GROUND_TRUTH_FILE) if data_dir.exists() else []
+    files = marketplace_files(data_dir) if data_dir.exists() else []
     if not files:
         raise DajiaError(f"the frozen evaluation set's marketplace {data_dir} is gone; cannot compare")
     if file_digest(files) != frozen.spec["digest"].split("+")[0]:
         raise DajiaError(f"the marketplace {data_dir} changed since the evaluation set was frozen (digest differs)")
-    return load_marketplace(data_dir)
+    return load_marketplace(data_dir, frozen.spec.get("snapshot_at"))
+
+
+def marketplace_files(folder: Path) -> list[Path]:
+    """The contract tables' files of a marketplace folder (Parquet or CSV; not the ground truth), sorted:
+    what the data digest covers."""
+    return sorted(p for p in [*folder.glob("*.parquet"), *folder.glob("*.csv")] if p.name != GROUND_TRUTH_FILE)
 
 
 def score_frozen(

@@ -205,17 +205,19 @@ def run_marketplace(
     feedback: pd.DataFrame | None = None,
     pipeline_params: dict[str, Any] | None = None,
     include_simulated: bool = False,
+    snapshot_at: object = None,
 ) -> dict[str, Any]:
     """Train from a marketplace folder, log everything to MLflow, register the model.
 
     ``feedback``: labels from people (``dajia.feedback.read_feedback``: reviewer decisions, appeal
     outcomes, audit-sample findings), added to the marketplace's verdicts before the examples are built;
-    simulated ones only with ``include_simulated``. The result's ``feedback`` says what became of them
-    (``training.feedback.apply_feedback``) and how many examples of each period they label."""
+    simulated ones only with ``include_simulated``. ``snapshot_at``: the folder's snapshot time when it has
+    no manifest (``--snapshot-at``; the loader refuses a folder with neither). The result's ``feedback``
+    says what became of them (``training.feedback.apply_feedback``) and how many examples of each period they label."""
     from marketplace.loader import load_marketplace
     from training.tracking import file_digest
 
-    mp = load_marketplace(data_dir)
+    mp = load_marketplace(data_dir, snapshot_at)
     report: dict[str, Any] | None = None
     added: pd.DataFrame | None = None
     if feedback is not None:
@@ -228,7 +230,7 @@ def run_marketplace(
     config = config or BoosterConfig(seed=seed)
     policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
     run = train_marketplace(mp, plan, config, policy, ground_truth, pipeline_params=pipeline_params)
-    files = sorted(p for p in Path(data_dir).glob("*.parquet") if p.name != GROUND_TRUTH_FILE)
+    files = fz.marketplace_files(Path(data_dir))
     digest = file_digest(files)
     if added is not None and len(added):
         digest = f"{digest}+fb{len(added)}"
@@ -342,6 +344,7 @@ def track_marketplace_run(
                     "kind": "marketplace",
                     "data_dir": source,
                     "digest": digest,
+                    "snapshot_at": pd.Timestamp(mp.snapshot_at).isoformat(),
                     "capacity": {pd.Timestamp(d).isoformat(): float(k) for d, k in run.capacity.items()},
                     "eval_start": dates["test"][0].isoformat(),
                 },

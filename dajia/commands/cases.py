@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 
+from dajia.commands.options import SNAPSHOT_HELP, check_local_folder
 from dajia.output import console, emit
 
 
@@ -36,6 +37,7 @@ def register(app: typer.Typer) -> None:
     @cases.command("import")
     def import_(
         data: Path = typer.Option(..., "--data", help="marketplace folder (Parquet/CSV tables)"),
+        snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=SNAPSHOT_HELP),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     ) -> None:
         """Import (idempotently) a marketplace's shops, listings and orders into the sanction store."""
@@ -43,7 +45,8 @@ def register(app: typer.Typer) -> None:
         from marketplace.loader import load_marketplace
         from sanctions.storefront import import_marketplace
 
-        mp = load_marketplace(data)
+        check_local_folder(data, snapshot_at)
+        mp = load_marketplace(data, snapshot_at)
         with store_session() as session:
             report = import_marketplace(session, mp)
         result = report.model_dump()

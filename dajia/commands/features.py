@@ -22,6 +22,7 @@ import pandas as pd
 import typer
 
 from core.errors import DajiaError
+from dajia.commands.options import SNAPSHOT_HELP, check_local_folder, check_streamed_folder
 from dajia.output import console, emit
 
 
@@ -89,6 +90,7 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
         ),
+        snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=SNAPSHOT_HELP),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
     ) -> None:
         """Compute point-in-time shop features (see docs/features.md)."""
@@ -101,13 +103,26 @@ def register(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         when = _as_of(as_of)
         address = scheduler_address(scheduler, get_settings())
+        # before any work: a folder with a snapshot time; Parquet where only Parquet is read
+        if address is not None or no_validate:
+            check_streamed_folder(data, snapshot_at)
+        else:
+            check_local_folder(Path(data), snapshot_at)
         loaded = _load_pipeline(model) if model is not None else None
         if not no_validate and (address is not None or _parquet_folder(data)):
             # streamed per shop partition, locally or on the cluster (docs/scale-out.md): memory is one
             # partition's, whatever the marketplace's size
             from dajia.scaleout.jobs import run_features
 
-            summary = run_features(str(data), when, str(out), address=address, pipeline=loaded, no_labels=no_labels)
+            summary = run_features(
+                str(data),
+                when,
+                str(out),
+                address=address,
+                pipeline=loaded,
+                no_labels=no_labels,
+                snapshot_at=snapshot_at,
+            )
             fitted = summary.pop("pipeline")
             if save_pipeline is not None:
                 save_pipeline.parent.mkdir(parents=True, exist_ok=True)
@@ -123,9 +138,9 @@ def register(app: typer.Typer) -> None:
 
             if not (Path(data) / "shops.parquet").is_file():
                 raise FeaturesInputError(f"--data {data}: no shops.parquet (--no-validate reads local Parquet folders)")
-            mp = read_feature_tables(data)
+            mp = read_feature_tables(data, snapshot_at)
         else:
-            mp = load_marketplace(data)
+            mp = load_marketplace(data, snapshot_at)
         if loaded is not None:
             pipe = loaded
             X = pipe.transform(mp, when)

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from core.errors import DajiaError
+from dajia.commands.options import SNAPSHOT_HELP, check_streamed_folder
 
 #: ``--max-body-mb``'s default: ``serving.config.ServeOptions.max_body_bytes`` in MiB (serving is imported
 #: only when the command runs; tests/serving/test_batch_body_limit.py keeps the two equal)
@@ -31,6 +32,7 @@ def register(app: typer.Typer) -> None:
         partition_shops: int = typer.Option(
             20_000, "--partition-shops", min=100, help="--data: shops per partition (bounds start-up memory)"
         ),
+        snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=SNAPSHOT_HELP),
         poll_seconds: float = typer.Option(30.0, "--poll-seconds", min=0.05, help="how often the alias is checked"),
         shadow: bool = typer.Option(False, "--shadow", help="also score the challenger alias (logged, not returned)"),
         max_body_mb: float = typer.Option(
@@ -62,8 +64,10 @@ def register(app: typer.Typer) -> None:
             raise DajiaError(f"--log-sync must be normal or full, got {log_sync!r}")
         if log_commit not in ("auto", "loop", "thread"):
             raise DajiaError(f"--log-commit must be auto, loop or thread, got {log_commit!r}")
-        if data is not None and not data.is_dir():
-            raise DajiaError(f"--data {data}: not a folder")
+        if data is not None:  # before migrating or loading anything: a folder with a snapshot time
+            check_streamed_folder(data, snapshot_at)  # it is split by shop: Parquet tables
+        elif snapshot_at is not None:
+            raise DajiaError("--snapshot-at goes with --data (the marketplace folder)")
         # a registry that does not answer must not hold a poll (or the shutdown) for minutes
         # (MLflow's defaults retry 7 times with exponential backoff); explicit settings win
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -85,7 +89,7 @@ def register(app: typer.Typer) -> None:
             probe.dispose()
         source = None
         if data is not None:
-            source = prepare_data(settings, data, partition_shops)
+            source = prepare_data(settings, data, partition_shops, snapshot_at)
         say(f"dajia serve: starting on http://{host}:{port} (loading the champion model)")
         run_server(
             create_app(settings, options, online_source=source),
@@ -97,7 +101,7 @@ def register(app: typer.Typer) -> None:
         )
 
 
-def prepare_data(settings: Any, data: Path, partition_shops: int) -> Any:
+def prepare_data(settings: Any, data: Path, partition_shops: int, snapshot_at: str | None = None) -> Any:
     """``--data``: the marketplace split by shop (streamed, once: skipped while the files are unchanged) and
     its shops, listings and orders imported into the sanction store one partition (one transaction) at a
     time, skipped when the store already holds this marketplace (its fingerprint). Returns the partitioned
@@ -110,7 +114,7 @@ def prepare_data(settings: Any, data: Path, partition_shops: int) -> Any:
     from sanctions.storefront import import_marketplace
 
     work = settings.home / "serve-partitions" / hashlib.sha256(str(data.resolve()).encode()).hexdigest()[:12]
-    parts = partition_marketplace(str(data), str(work), shops_per_partition=partition_shops)
+    parts = partition_marketplace(str(data), str(work), shops_per_partition=partition_shops, snapshot_at=snapshot_at)
     store = open_online_store(settings.resolved_online_store)
     key = "imported:" + hashlib.sha256(settings.resolved_database_url.encode()).hexdigest()[:16]
     try:

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from core.errors import DajiaError
+from dajia.commands.options import SNAPSHOT_HELP, check_streamed_folder
 from dajia.output import console, emit, num
 
 
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
         ),
+        snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=SNAPSHOT_HELP),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
         verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
@@ -77,6 +79,7 @@ def register(app: typer.Typer) -> None:
         from dajia.scaleout import jobs
 
         settings = get_settings()
+        check_streamed_folder(data, snapshot_at)  # before the model loads: Parquet tables, a snapshot time
         when = None
         if as_of is not None:
             try:
@@ -84,6 +87,7 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise DajiaError(f"--as-of {as_of!r}: not a date/time ({exc})") from None
         result = jobs.sweep(
-            settings, data, out, scheduler=scheduler, as_of=when, route=route, alias=alias, chunk_shops=chunk_shops
-        )
+            settings, data, out, scheduler=scheduler, as_of=when, route=route, alias=alias, chunk_shops=chunk_shops,
+            snapshot_at=snapshot_at,
+        )  # fmt: skip
         emit(result, as_json, _human)

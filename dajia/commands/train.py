@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from core.errors import DajiaError
+from dajia.commands.options import SNAPSHOT_HELP, check_local_folder, check_streamed_folder
 from dajia.output import console, emit
 
 
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
         ),
+        snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=f"--data: {SNAPSHOT_HELP}"),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
         verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
@@ -93,6 +95,8 @@ def register(app: typer.Typer) -> None:
         settings = get_settings()
         if (data is None) == (table is None):
             raise DajiaError("give exactly one of --data DIR or --table FILE")
+        if table is not None and snapshot_at is not None:
+            raise DajiaError("--snapshot-at goes with --data (a marketplace folder), not --table")
         if table is not None:
             if not label:
                 raise DajiaError("--table needs --label COL")
@@ -104,8 +108,6 @@ def register(app: typer.Typer) -> None:
             from training.examples import ExamplePlan
             from training.marketplace_run import run_marketplace
 
-            if not data.is_dir():
-                raise DajiaError(f"--data {data}: not a folder of marketplace tables")
             plan = ExamplePlan(seed=seed, population_sample=population_sample)
             from dajia.scaleout.cluster import scheduler_address
 
@@ -113,6 +115,7 @@ def register(app: typer.Typer) -> None:
             if address is not None:  # features and boosting on the cluster (docs/scale-out.md)
                 if feedback:
                     raise DajiaError("--feedback is not supported with --scheduler yet; train locally")
+                check_streamed_folder(data, snapshot_at)  # before any work: Parquet, a snapshot time
                 from dajia.scaleout.jobs import train_on_cluster
 
                 result = train_on_cluster(
@@ -123,9 +126,11 @@ def register(app: typer.Typer) -> None:
                     capacity_per_day=capacity,
                     population_sample=population_sample,
                     register=not no_register,
+                    snapshot_at=snapshot_at,
                 )
                 emit(result, as_json, _human)
                 return
+            check_local_folder(data, snapshot_at)  # before any work: a folder with a snapshot time
             verdicts = None
             if feedback_include_simulated and not feedback:
                 raise DajiaError("--feedback-include-simulated needs --feedback")
@@ -147,5 +152,6 @@ def register(app: typer.Typer) -> None:
                 plan=plan,
                 feedback=verdicts,
                 include_simulated=feedback_include_simulated,
+                snapshot_at=snapshot_at,
             )
         emit(result, as_json, _human)

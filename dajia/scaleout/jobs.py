@@ -21,6 +21,7 @@ def run_features(
     pipeline: Any | None = None,
     no_labels: bool = False,
     work: str | None = None,
+    snapshot_at: object = None,
 ) -> dict[str, Any]:
     """``dajia features``, streamed partition by partition: on the cluster at ``address``, else locally.
 
@@ -30,7 +31,7 @@ def run_features(
     from dajia.scaleout.features import cluster_features, fit_streamed, stream_features
     from dajia.scaleout.partition import partition_marketplace
 
-    parts = partition_marketplace(data, work or f"{out.rstrip('/')}.partitions")
+    parts = partition_marketplace(data, work or f"{out.rstrip('/')}.partitions", snapshot_at=snapshot_at)
     text = "from --model"
     oof = False
 
@@ -76,6 +77,7 @@ def sweep(
     alias: str = "champion",
     chunk_shops: int = 50_000,
     work: str | None = None,
+    snapshot_at: object = None,
 ) -> dict[str, Any]:
     """``dajia sweep``: streamed locally, or on the cluster when a scheduler address is known."""
     from dajia.scaleout.sweep import run_sweep
@@ -84,11 +86,15 @@ def sweep(
     champion = load_champion(settings, alias)
     address = scheduler_address(scheduler, settings)
     if address is None:
-        return run_sweep(settings, data, out, champion, as_of=as_of, route=route, chunk_shops=chunk_shops, work=work)
+        return run_sweep(
+            settings, data, out, champion, as_of=as_of, route=route, chunk_shops=chunk_shops, work=work,
+            snapshot_at=snapshot_at,
+        )  # fmt: skip
     with connect(address) as client:
         result = run_sweep(
-            settings, data, out, champion, as_of=as_of, route=route, chunk_shops=chunk_shops, work=work, client=client
-        )
+            settings, data, out, champion, as_of=as_of, route=route, chunk_shops=chunk_shops, work=work, client=client,
+            snapshot_at=snapshot_at,
+        )  # fmt: skip
     return {**result, "scheduler": address}
 
 
@@ -101,6 +107,7 @@ def train_on_cluster(
     capacity_per_day: int = 50,
     population_sample: int | None = 50_000,
     register: bool = True,
+    snapshot_at: object = None,
 ) -> dict[str, Any]:
     """``dajia train --data DIR`` on the cluster (see :mod:`dajia.scaleout.training`)."""
     from dajia.scaleout.training import run_marketplace_on_cluster
@@ -110,6 +117,7 @@ def train_on_cluster(
     plan = ExamplePlan(seed=seed, population_sample=population_sample)
     with connect(address) as client:
         result = run_marketplace_on_cluster(
-            settings, client, data, seed=seed, capacity_per_day=capacity_per_day, register=register, plan=plan
-        )
+            settings, client, data, seed=seed, capacity_per_day=capacity_per_day, register=register, plan=plan,
+            snapshot_at=snapshot_at,
+        )  # fmt: skip
     return {**result, "scheduler": address, "seconds": round(time.perf_counter() - t0, 2)}

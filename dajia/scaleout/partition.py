@@ -241,7 +241,7 @@ class PartitionedMarketplace:
         return replace(mp, shops=mp.shops.iloc[: len(ids)].reset_index(drop=True))
 
 
-def _layout_matches(dst: Location, fingerprint: str, n: int) -> bool:
+def _layout_matches(dst: Location, fingerprint: str, n: int, snapshot: pd.Timestamp) -> bool:
     if not dst.exists(LAYOUT_FILE):
         return False
     try:
@@ -249,7 +249,10 @@ def _layout_matches(dst: Location, fingerprint: str, n: int) -> bool:
     except (OSError, ValueError):
         return False
     return bool(
-        doc.get("version") == LAYOUT_VERSION and doc.get("fingerprint") == fingerprint and doc.get("n_partitions") == n
+        doc.get("version") == LAYOUT_VERSION
+        and doc.get("fingerprint") == fingerprint
+        and doc.get("n_partitions") == n
+        and doc.get("snapshot_at") == snapshot.isoformat()
     )
 
 
@@ -261,13 +264,16 @@ def partition_marketplace(
     shops_per_partition: int = DEFAULT_SHOPS_PER_PARTITION,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     reuse: bool = True,
+    snapshot_at: object = None,
 ) -> PartitionedMarketplace:
     """Split the marketplace folder ``source`` by shop into ``dest`` (both any fsspec path); streamed.
 
     ``n_partitions`` defaults to ``ceil(shops / shops_per_partition)``, so one partition's size does not
     grow with the marketplace. With ``reuse`` an existing complete layout of the same source files
-    (sizes and modification times) and the same ``n`` is returned as is."""
+    (sizes and modification times), the same ``n`` and the same snapshot time is returned as is.
+    ``snapshot_at`` (``--snapshot-at``) is needed when the folder has no manifest (``snapshot_of``)."""
     src, dst = Location.of(source), Location.of(dest)
+    snapshot = snapshot_of(src, snapshot_at)
     files: dict[str, str] = {}
     for name in (*PART_TABLES, *GLOBAL_TABLES):
         f = table_file(src, TABLES_BY_NAME[name])
@@ -278,9 +284,8 @@ def partition_marketplace(
     if n < 1:
         raise PartitionError(f"number of partitions must be >= 1, got {n}")
     fingerprint = _fingerprint(src, files)
-    if reuse and _layout_matches(dst, fingerprint, n):
+    if reuse and _layout_matches(dst, fingerprint, n, snapshot):
         return PartitionedMarketplace.open(dest)
-    snapshot = snapshot_of(src)
     dst.remove()
     dst.makedirs()
     rows: dict[str, int] = {}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 
-from core.errors import DataContractError
+from core.errors import DajiaError, DataContractError
 from marketplace.schema import MANIFEST_FILE, TABLES, Table
 from marketplace.tables import Marketplace
 from marketplace.validate import RawTable, check_snapshot, validate_raw
@@ -76,34 +75,63 @@ class Location:
             self.fs.rm(self.path(*names), recursive=True)
 
 
+#: why a CSV folder is refused by the streamed jobs, and what to do instead
+PARQUET_ONLY = (
+    "the sweep, serve --data and the scale-out jobs (--scheduler, features --no-validate) read Parquet tables only; "
+    "write a Parquet copy once with `dajia validate --data DIR --write-parquet NEWDIR` and pass NEWDIR"
+)
+
+
+class SourceError(DajiaError):
+    """A marketplace folder that a streamed job cannot read, found before any work starts."""
+
+
+def check_streamable(url: str | Path, snapshot_at: object, option: str = "--data") -> pd.Timestamp:
+    """Before any work (model loading, partitioning, training): ``url`` is a folder of Parquet tables
+    with a snapshot time (its manifest's, or ``snapshot_at``). A missing folder, CSV tables or no snapshot
+    is one clear error naming the folder; returns the snapshot time."""
+    try:
+        src = Location.of(url)
+        found = src.fs.isdir(src.root)
+    except Exception as exc:  # an unknown protocol, a bad URL
+        raise SourceError(f"{option} {url}: cannot open ({' '.join(str(exc).split())[:200]})") from None
+    if not found:
+        raise SourceError(f"{option} {url}: no such folder")
+    csv = [f"{t.name}.csv" for t in TABLES if src.exists(f"{t.name}.csv")]
+    if csv:
+        shown = ", ".join(csv[:3]) + (", ..." if len(csv) > 3 else "")
+        raise SourceError(f"{option} {src.url} holds CSV tables ({shown}): {PARQUET_ONLY}")
+    return snapshot_of(src, snapshot_at)
+
+
 def table_file(src: Location, spec: Table) -> str | None:
     """``<table>.parquet`` in ``src``; None for an absent optional table; a clear error otherwise."""
     name = f"{spec.name}.parquet"
     if src.exists(name):
         return name
     if src.exists(f"{spec.name}.csv"):
-        raise DataContractError(
-            spec.name,
-            None,
-            f"{spec.name}.csv: the sweep and the scale-out jobs stream Parquet tables only (with or without "
-            "--scheduler); convert the folder once (load it with marketplace.loader and write Parquet)",
-        )
+        raise DataContractError(spec.name, None, f"{spec.name}.csv: {PARQUET_ONLY}")
     if spec.optional:
         return None
     raise DataContractError(spec.name, None, f"file missing: expected {name} in {src.url}")
 
 
-def snapshot_of(src: Location) -> pd.Timestamp:
-    """``snapshot_at`` from the folder's manifest (now, UTC, when there is none), as the loader reads it."""
-    value: object = pd.Timestamp(datetime.now(UTC))
-    if src.exists(MANIFEST_FILE):
-        try:
-            doc: Any = json.loads(src.read_text(MANIFEST_FILE))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataContractError("manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {exc}") from None
-        if isinstance(doc, dict) and doc.get("snapshot_at") is not None:
-            value = doc["snapshot_at"]
-    return check_snapshot(value)
+def snapshot_of(src: Location, given: object = None) -> pd.Timestamp:
+    """The snapshot time as the loader reads it: ``given`` (``--snapshot-at``; ``"now"`` is now, UTC) when
+    not None, else ``snapshot_at`` from the folder's manifest; ``SnapshotMissing`` when there is neither."""
+    from marketplace.loader import SnapshotMissing, snapshot_value
+
+    if given is not None:
+        return check_snapshot(snapshot_value(given))
+    if not src.exists(MANIFEST_FILE):
+        raise SnapshotMissing(src.url)
+    try:
+        doc: Any = json.loads(src.read_text(MANIFEST_FILE))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataContractError("manifest", None, f"{MANIFEST_FILE} is not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("snapshot_at") is None:
+        raise SnapshotMissing(src.url)
+    return check_snapshot(doc["snapshot_at"])
 
 
 def raw_table(name: str, table: pa.Table) -> RawTable:
@@ -111,17 +139,17 @@ def raw_table(name: str, table: pa.Table) -> RawTable:
     return RawTable(name, list(table.column_names), arrays, table.num_rows, "parquet")
 
 
-def load_marketplace_any(url: str | Path) -> Marketplace:
+def load_marketplace_any(url: str | Path, snapshot_at: object = None) -> Marketplace:
     """The whole marketplace at ``url`` (local folder or any fsspec URL), validated like ``load_marketplace``."""
     text = str(url)
     if "://" not in text:
         from marketplace.loader import load_marketplace
 
-        return load_marketplace(Path(text))
+        return load_marketplace(Path(text), snapshot_at)
     src = Location.of(text)
     raw: dict[str, RawTable] = {}
     for spec in TABLES:
         name = table_file(src, spec)
         if name is not None:
             raw[spec.name] = raw_table(spec.name, src.read_parquet(name))
-    return validate_raw(raw, snapshot_of(src))
+    return validate_raw(raw, snapshot_of(src, snapshot_at))

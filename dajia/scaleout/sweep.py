@@ -141,6 +141,7 @@ def run_sweep(
     client: Client | None = None,
     progress: Callable[[int, int], None] | None = None,
     online: bool = True,
+    snapshot_at: object = None,
 ) -> dict[str, Any]:
     """Score every shop of the marketplace at ``data`` (any fsspec path) into ``out``; route if asked.
 
@@ -149,7 +150,9 @@ def run_sweep(
     for scoring by id. With a Dask ``client``: ``out`` becomes a folder of one Parquet file per partition,
     written by the workers (the online store is not filled: materialise with a local sweep)."""
     t0 = time.perf_counter()
-    parts = partition_marketplace(data, work or default_work_dir(out), shops_per_partition=shops_per_partition)
+    parts = partition_marketplace(
+        data, work or default_work_dir(out), shops_per_partition=shops_per_partition, snapshot_at=snapshot_at
+    )
     t_part = time.perf_counter() - t0
     when = pd.Timestamp(as_of) if as_of is not None else scoring_time(parts.snapshot_at)
     engine = None

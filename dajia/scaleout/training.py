@@ -224,6 +224,7 @@ def run_marketplace_on_cluster(
     config: BoosterConfig | None = None,
     work: str | None = None,
     max_rounds: int | None = None,
+    snapshot_at: object = None,
 ) -> dict[str, Any]:
     """Train from the marketplace at ``data`` on the cluster; log and register like ``run_marketplace``."""
     from dajia.scaleout.partition import partition_marketplace
@@ -231,10 +232,10 @@ def run_marketplace_on_cluster(
     from marketplace.schema import GROUND_TRUTH_FILE
     from training.marketplace_run import track_marketplace_run
 
-    mp = load_marketplace_any(data)
+    mp = load_marketplace_any(data, snapshot_at)
     src = Location.of(data)
     ground_truth = src.read_parquet(GROUND_TRUTH_FILE).to_pandas() if src.exists(GROUND_TRUTH_FILE) else None
-    parts = partition_marketplace(data, work or f"{data.rstrip('/')}/_partitions")
+    parts = partition_marketplace(data, work or f"{data.rstrip('/')}/_partitions", snapshot_at=snapshot_at)
     plan = plan or ExamplePlan(seed=seed)
     config = config or BoosterConfig(seed=seed)
     policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
