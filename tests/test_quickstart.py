@@ -230,7 +230,10 @@ def test_the_quickstart_verbatim_in_a_fresh_clone(tmp_path: Path) -> None:
 
         rc, out = shell.run(blocks[2], timeout=120)
         assert rc == 0, out
-        # the two curl answers (no newline after either), then the key
+        # what `dajia people add` says (who was registered), the two curl answers (no newline after either),
+        # then the key
+        said, out = out[: out.index('{"')], out[out.index('{"') :]
+        assert "person_id: newcomer" in said and "New Comer" in said, said
         decoder = json.JSONDecoder()
         scored, end = decoder.raw_decode(out)
         listed, end2 = decoder.raw_decode(out, end + len(out[end:]) - len(out[end:].lstrip()))
