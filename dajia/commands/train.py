@@ -59,7 +59,9 @@ def _feedback(report: Mapping[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        data: Path | None = typer.Option(None, "--data", help="marketplace folder (contract tables)"),
+        data: str | None = typer.Option(
+            None, "--data", help="marketplace folder (contract tables): local path or fsspec URL (s3://...)"
+        ),
         table: Path | None = typer.Option(None, "--table", help="ready feature table (Parquet/CSV)"),
         label: str | None = typer.Option(None, "--label", help="label column of --table (0/1)"),
         time: str | None = typer.Option(None, "--time", help="time column of --table: split by time"),
@@ -80,6 +82,12 @@ def register(app: typer.Typer) -> None:
         no_register: bool = typer.Option(False, "--no-register", help="log the run but do not register"),
         scheduler: str | None = typer.Option(
             None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
+        ),
+        partitions: str | None = typer.Option(
+            None, "--partitions", help="folder for the shared partitioned copies (default: <data>/_partitions)"
+        ),
+        partition_shops: int = typer.Option(
+            50_000, "--partition-shops", min=1, help="shops per partition of the split marketplace (memory per task)"
         ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
         verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
@@ -104,7 +112,8 @@ def register(app: typer.Typer) -> None:
             from training.examples import ExamplePlan
             from training.marketplace_run import run_marketplace
 
-            if not data.is_dir():
+            is_url = "://" in data
+            if not is_url and not Path(data).is_dir():
                 raise DajiaError(f"--data {data}: not a folder of marketplace tables")
             plan = ExamplePlan(seed=seed, population_sample=population_sample)
             from dajia.scaleout.cluster import scheduler_address
@@ -118,11 +127,23 @@ def register(app: typer.Typer) -> None:
                 result = train_on_cluster(
                     settings,
                     address,
-                    str(data),
+                    data,
                     seed=seed,
                     capacity_per_day=capacity,
                     population_sample=population_sample,
                     register=not no_register,
+                    shops_per_partition=partition_shops,
+                    partitions=partitions,
+                )
+                emit(result, as_json, _human)
+                return
+            if is_url:  # an object store without a cluster: read it here, train as locally
+                if feedback:
+                    raise DajiaError("--feedback reads a local --data folder; copy the marketplace locally first")
+                from dajia.scaleout.jobs import train_from_url
+
+                result = train_from_url(
+                    settings, data, seed=seed, capacity_per_day=capacity, plan=plan, register=not no_register
                 )
                 emit(result, as_json, _human)
                 return
@@ -140,7 +161,7 @@ def register(app: typer.Typer) -> None:
                     engine.dispose()
             result = run_marketplace(
                 settings,
-                data,
+                Path(data),
                 seed=seed,
                 capacity_per_day=capacity,
                 register=not no_register,
