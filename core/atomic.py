@@ -14,7 +14,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
 
-from core.errors import disk_full
+from core.errors import DajiaError, disk_full
+
+#: written last into a folder output (part files): a folder without it is incomplete and is not read
+SUCCESS_MARKER = "_SUCCESS"
+
+
+class IncompleteOutput(DajiaError):
+    """An output folder without its ``_SUCCESS`` marker (its run failed or is still committing)."""
 
 
 def fsync_dir(folder: Path) -> None:
@@ -91,3 +98,13 @@ def write_bytes(path: Path | str, data: bytes) -> None:
 def write_text(path: Path | str, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) atomically."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def require_complete_folder(path: Path | str) -> None:
+    """Refuse a folder output (part files) without its ``_SUCCESS`` marker; files pass as they are."""
+    p = Path(path)
+    if p.is_dir() and not (p / SUCCESS_MARKER).is_file():
+        raise IncompleteOutput(
+            f"{p} is a folder without its {SUCCESS_MARKER} marker: an incomplete output (the run that wrote it "
+            "failed or is still committing); re-run the job"
+        )

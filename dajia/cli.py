@@ -38,6 +38,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "campaign",
     "features",
     "sweep",
+    "partitions",
     "crackdown",
 )
 
@@ -78,6 +79,9 @@ def _run(argv: list[str] | None) -> int:
     try:
         app(args=argv, standalone_mode=False)
     except DajiaError as exc:
+        detail = getattr(exc, "detail", None)  # e.g. a worker's traceback behind a cluster step's one line
+        if detail and "--verbose" in (sys.argv[1:] if argv is None else argv):
+            err_console.print(detail, soft_wrap=True, highlight=False, markup=False)
         err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
         return 2
     except typer.Exit as exc:

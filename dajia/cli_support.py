@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
@@ -105,12 +106,21 @@ def evidence(items: Sequence[str]) -> list[Evidence]:
 SCORE_COLUMNS = ("shop_id", "score", "tier", "model_name", "model_version", "suspected_threshold")
 
 
-def read_scores(path: Path) -> Iterator[ScoredShop]:
-    """Scored shops from a Parquet or CSV file (columns: shop_id, score, tier, model_name,
+def read_scores(path: Path | str) -> Iterator[ScoredShop]:
+    """Scored shops from a Parquet or CSV file, or a sweep's folder of part files (refused without its
+    ``_SUCCESS`` marker); a local path or any fsspec URL (columns: shop_id, score, tier, model_name,
     model_version, suspected_threshold, and optionally reasons as a list or ' | '-joined text)."""
-    if not path.exists():
-        raise DajiaError(f"scores file {path} does not exist")
-    frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, dtype={"model_version": str})
+    from dajia.scaleout.outputs import IncompleteOutput, require_complete
+
+    try:
+        loc = require_complete(str(path))
+    except IncompleteOutput as exc:
+        raise DajiaError(f"scores file {exc}") from None
+    if str(path).endswith(".csv"):
+        with loc.fs.open(loc.root, "rb") as fh:
+            frame = pd.read_csv(fh, dtype={"model_version": str})
+    else:
+        frame = pq.read_table(loc.root, filesystem=loc.fs).to_pandas()
     missing = [c for c in SCORE_COLUMNS if c not in frame.columns]
     if missing:
         raise DajiaError(f"scores file {path}: columns missing: {missing}")

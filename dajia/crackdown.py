@@ -7,7 +7,7 @@ audit chain verified → summary.
 
 A run lives in one folder (``runs/crackdown-<time>`` by default) that holds everything it made:
 ``data/`` (the marketplace), ``dajia.db`` (the sanction store), ``mlruns/`` (the MLflow store),
-``scores.parquet`` (+ ``scores.parquet.partitions/``), ``published/`` (announcement, warnings,
+``scores.parquet`` (+ the shop partitions in ``data/_partitions/``), ``published/`` (announcement, warnings,
 disclosure list), ``state.json``
 (steps done) and ``summary.json``. Re-running with ``--out`` on the same folder resumes after
 the last finished step; a folder made with other parameters is refused, so two runs never mix.

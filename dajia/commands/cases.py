@@ -55,7 +55,9 @@ def register(app: typer.Typer) -> None:
 
     @cases.command("route")
     def route(
-        scores: Path = typer.Option(..., "--scores", help="Parquet/CSV of scored shops"),
+        scores: str = typer.Option(
+            ..., "--scores", help="Parquet/CSV of scored shops, or a sweep's folder (local path or fsspec URL)"
+        ),
         tier: str = typer.Option("suspected", "--tier", help="lowest tier that opens a case"),
         chunk: int = typer.Option(5000, "--chunk", min=1, help="shops per transaction"),
         throttle: float = typer.Option(0.0, "--throttle", min=0.0, help="seconds to sleep between chunks"),

@@ -42,12 +42,14 @@ def _as_of(value: str) -> pd.Timestamp:
     return ts
 
 
-def _load_pipeline(path: Path) -> Any:
+def _load_pipeline(path: str) -> Any:
+    from dajia.scaleout.storage import Location
     from features.pipeline import ShopFeaturePipeline
 
-    if not path.is_file():
+    loc = Location.of(path)
+    if not loc.fs.isfile(loc.root):
         raise FeaturesInputError(f"--model {path}: no such file")
-    with path.open("rb") as fh:
+    with loc.fs.open(loc.root, "rb") as fh:
         obj = pickle.load(fh)  # a file this tool wrote with --save-pipeline: trusted input
     pipe = getattr(obj, "pipeline", obj)
     if not isinstance(pipe, ShopFeaturePipeline):
@@ -65,6 +67,22 @@ def _parquet_folder(data: str) -> bool:
         return False
 
 
+def _save_pipeline(pipe: Any, path: str) -> None:
+    """Pickle ``pipe`` to ``path`` (local path or fsspec URL), whole or not at all."""
+    from dajia.scaleout.outputs import staged_file
+
+    with staged_file(path) as (fs, tmp), fs.open(tmp, "wb") as fh:
+        pickle.dump(pipe, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _write_table(X: pd.DataFrame, out: str) -> None:
+    """``shop_id`` + features to the Parquet file ``out`` (local path or fsspec URL), whole or not at all."""
+    from dajia.scaleout.outputs import staged_file
+
+    with staged_file(out) as (fs, tmp), fs.open(tmp, "wb") as fh:
+        X.reset_index().to_parquet(fh, index=False)
+
+
 def _human(result: Mapping[str, Any]) -> None:
     console.print(
         f"[bold]features[/bold] {result['shops']:,} shops x {result['features']} features as of {result['as_of']} "
@@ -78,10 +96,12 @@ def register(app: typer.Typer) -> None:
     def features(
         data: str = typer.Option(..., "--data", help="marketplace folder (or fsspec URL)"),
         as_of: str = typer.Option(..., "--as-of", help="features use only events strictly before this time"),
-        out: Path = typer.Option(..., "--out", help="Parquet file to write (shop_id + features)"),
-        model: Path | None = typer.Option(None, "--model", help="fitted pipeline saved with --save-pipeline"),
+        out: str = typer.Option(
+            ..., "--out", help="Parquet file to write (shop_id + features): local path or fsspec URL (s3://...)"
+        ),
+        model: str | None = typer.Option(None, "--model", help="fitted pipeline saved with --save-pipeline"),
         no_labels: bool = typer.Option(False, "--no-labels", help="do not fit a text model (text scores NaN)"),
-        save_pipeline: Path | None = typer.Option(None, "--save-pipeline", help="pickle the fitted pipeline here"),
+        save_pipeline: str | None = typer.Option(None, "--save-pipeline", help="pickle the fitted pipeline here"),
         no_validate: bool = typer.Option(
             False,
             "--no-validate",
@@ -91,7 +111,14 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
         ),
         snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=SNAPSHOT_HELP),
+        partitions: str | None = typer.Option(
+            None, "--partitions", help="folder for the shared partitioned copies (default: <data>/_partitions)"
+        ),
+        partition_shops: int = typer.Option(
+            50_000, "--partition-shops", min=1, help="shops per partition of the split marketplace (memory per task)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+        verbose: bool = typer.Option(False, "--verbose", help="on a cluster failure, also show the traceback"),
     ) -> None:
         """Compute point-in-time shop features (see docs/features.md)."""
         from core.settings import get_settings
@@ -117,17 +144,17 @@ def register(app: typer.Typer) -> None:
             summary = run_features(
                 str(data),
                 when,
-                str(out),
+                out,
                 address=address,
                 pipeline=loaded,
                 no_labels=no_labels,
+                shops_per_partition=partition_shops,
+                partitions=partitions,
                 snapshot_at=snapshot_at,
             )
             fitted = summary.pop("pipeline")
             if save_pipeline is not None:
-                save_pipeline.parent.mkdir(parents=True, exist_ok=True)
-                with save_pipeline.open("wb") as fh:
-                    pickle.dump(fitted, fh, protocol=pickle.HIGHEST_PROTOCOL)
+                _save_pipeline(fitted, save_pipeline)
             if model is not None:
                 summary["text_model"] = f"from {model}"
             emit({**summary, "seconds": round(time.perf_counter() - t0, 2)}, as_json, _human)
@@ -156,14 +183,11 @@ def register(app: typer.Typer) -> None:
                 else "none (no labels): text scores are NaN"
             )
         if save_pipeline is not None:
-            save_pipeline.parent.mkdir(parents=True, exist_ok=True)
-            with save_pipeline.open("wb") as fh:
-                pickle.dump(pipe, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        X.reset_index().to_parquet(out, index=False)
+            _save_pipeline(pipe, save_pipeline)
+        _write_table(X, out)
         emit(
             {
-                "out": str(out),
+                "out": out,
                 "as_of": when.isoformat(),
                 "shops": len(X),
                 "features": X.shape[1],

@@ -66,6 +66,12 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: run locally)"
         ),
         snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=SNAPSHOT_HELP),
+        partitions: str | None = typer.Option(
+            None, "--partitions", help="folder for the shared partitioned copies (default: <data>/_partitions)"
+        ),
+        partition_shops: int = typer.Option(
+            50_000, "--partition-shops", min=1, help="shops per partition of the split marketplace (memory per task)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
         verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
@@ -87,7 +93,16 @@ def register(app: typer.Typer) -> None:
             except ValueError as exc:
                 raise DajiaError(f"--as-of {as_of!r}: not a date/time ({exc})") from None
         result = jobs.sweep(
-            settings, data, out, scheduler=scheduler, as_of=when, route=route, alias=alias, chunk_shops=chunk_shops,
+            settings,
+            data,
+            out,
+            scheduler=scheduler,
+            as_of=when,
+            route=route,
+            alias=alias,
+            chunk_shops=chunk_shops,
+            shops_per_partition=partition_shops,
+            partitions=partitions,
             snapshot_at=snapshot_at,
-        )  # fmt: skip
+        )
         emit(result, as_json, _human)

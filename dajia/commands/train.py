@@ -60,7 +60,9 @@ def _feedback(report: Mapping[str, Any]) -> None:
 def register(app: typer.Typer) -> None:
     @app.command()
     def train(
-        data: Path | None = typer.Option(None, "--data", help="marketplace folder (contract tables)"),
+        data: str | None = typer.Option(
+            None, "--data", help="marketplace folder (contract tables): local path or fsspec URL (s3://...)"
+        ),
         table: Path | None = typer.Option(None, "--table", help="ready feature table (Parquet/CSV)"),
         label: str | None = typer.Option(None, "--label", help="label column of --table (0/1)"),
         time: str | None = typer.Option(None, "--time", help="time column of --table: split by time"),
@@ -83,6 +85,12 @@ def register(app: typer.Typer) -> None:
             None, "--scheduler", help="--data: Dask scheduler address (default: DASK_SCHEDULER_ADDRESS; none: local)"
         ),
         snapshot_at: str | None = typer.Option(None, "--snapshot-at", help=f"--data: {SNAPSHOT_HELP}"),
+        partitions: str | None = typer.Option(
+            None, "--partitions", help="folder for the shared partitioned copies (default: <data>/_partitions)"
+        ),
+        partition_shops: int = typer.Option(
+            50_000, "--partition-shops", min=1, help="shops per partition of the split marketplace (memory per task)"
+        ),
         as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
         verbose: bool = typer.Option(False, "--verbose", help="also show MLflow's own log lines"),
     ) -> None:
@@ -108,6 +116,7 @@ def register(app: typer.Typer) -> None:
             from training.examples import ExamplePlan
             from training.marketplace_run import run_marketplace
 
+            is_url = "://" in data
             plan = ExamplePlan(seed=seed, population_sample=population_sample)
             from dajia.scaleout.cluster import scheduler_address
 
@@ -121,16 +130,34 @@ def register(app: typer.Typer) -> None:
                 result = train_on_cluster(
                     settings,
                     address,
-                    str(data),
+                    data,
                     seed=seed,
                     capacity_per_day=capacity,
                     population_sample=population_sample,
+                    register=not no_register,
+                    shops_per_partition=partition_shops,
+                    partitions=partitions,
+                    snapshot_at=snapshot_at,
+                )
+                emit(result, as_json, _human)
+                return
+            if is_url:  # an object store without a cluster: read it here, train as locally
+                if feedback:
+                    raise DajiaError("--feedback reads a local --data folder; copy the marketplace locally first")
+                from dajia.scaleout.jobs import train_from_url
+
+                result = train_from_url(
+                    settings,
+                    data,
+                    seed=seed,
+                    capacity_per_day=capacity,
+                    plan=plan,
                     register=not no_register,
                     snapshot_at=snapshot_at,
                 )
                 emit(result, as_json, _human)
                 return
-            check_local_folder(data, snapshot_at)  # before any work: a folder with a snapshot time
+            check_local_folder(Path(data), snapshot_at)  # before any work: a folder with a snapshot time
             verdicts = None
             if feedback_include_simulated and not feedback:
                 raise DajiaError("--feedback-include-simulated needs --feedback")
@@ -145,7 +172,7 @@ def register(app: typer.Typer) -> None:
                     engine.dispose()
             result = run_marketplace(
                 settings,
-                data,
+                Path(data),
                 seed=seed,
                 capacity_per_day=capacity,
                 register=not no_register,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -14,7 +16,35 @@ if TYPE_CHECKING:
 
 
 class ClusterError(DajiaError):
-    """The Dask scheduler cannot be reached or refused the job."""
+    """The Dask scheduler cannot be reached, refused the job, or a step failed on the workers.
+
+    The message is one line; ``detail`` keeps the full traceback (``--verbose`` prints it)."""
+
+    def __init__(self, message: str, detail: str | None = None):
+        super().__init__(message)
+        self.detail = detail
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of ``exc`` on one line (whitespace collapsed, Dask's advice cut, shortened)."""
+    text = re.sub(r"\s+", " ", str(exc)).strip()
+    text = text.split(" Inspecting worker logs")[0]  # KilledWorker's advice and link
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def cluster_step(name: str) -> Iterator[None]:
+    """Run one step of a cluster job: a failure (a worker killed, a task's error) becomes one line,
+    ``<name> failed on the cluster: <worker error>``; dajia's own errors pass through as they are."""
+    try:
+        yield
+    except DajiaError:
+        raise
+    except Exception as exc:
+        detail = "".join(traceback.format_exception(exc))
+        raise ClusterError(f"{name} failed on the cluster: {one_line(exc)}", detail) from exc
 
 
 def scheduler_address(option: str | None, settings: Settings) -> str | None:

@@ -21,8 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from dajia.scaleout.cluster import cluster_step
+from dajia.scaleout.outputs import staged_file
 from dajia.scaleout.partition import PartitionedMarketplace
-from dajia.scaleout.storage import Location
 from features.base import fit_cutoff
 from features.history import PopulationCounts, population_counts
 from training.examples import labels_before
@@ -55,7 +56,12 @@ def cluster_features(
         client.submit(features_task, parts.url, i, pipe, as_of, oof, pure=False) for i in range(parts.n_partitions)
     ]
     frames = (_release(fut) for fut in as_completed(futures, loop=client.loop))
-    return write_feature_rows(frames, pipeline, out)
+    try:
+        with cluster_step("features (features_task, one per partition)"):
+            return write_feature_rows(frames, pipeline, out)
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 def _release(fut: Any) -> pd.DataFrame:
@@ -66,26 +72,21 @@ def _release(fut: Any) -> pd.DataFrame:
 
 def write_feature_rows(frames: Iterable[pd.DataFrame], pipeline: Any, out: str) -> int:
     """Write ``shop_id`` + features from ``frames`` (one partition each) into the Parquet file ``out``
-    (any fsspec path): under ``<out>.partial``, renamed to ``out`` after the last row; returns the rows."""
-    target = Location.of(out)
-    fs, final = target.fs, target.root
-    partial = f"{final}.partial"
-    fs.makedirs(fs._parent(final), exist_ok=True)
+    (any fsspec path): under a temporary name, committed whole after the last row
+    (:func:`dajia.scaleout.outputs.staged_file`); returns the rows."""
     names = ["shop_id", *[str(c) for c in pipeline.get_feature_names_out()]]
     schema = pa.schema([("shop_id", pa.string()), *[(n, pa.float64()) for n in names[1:]]])
     rows = 0
-    try:
-        with fs.open(partial, "wb") as fh, pq.ParquetWriter(fh, schema, compression="zstd") as w:
-            for X in frames:
-                frame = X.reset_index()
-                frame["shop_id"] = frame["shop_id"].astype(str)
-                w.write_table(pa.Table.from_pandas(frame[names], schema=schema, preserve_index=False))
-                rows += len(frame)
-    except BaseException:
-        if fs.exists(partial):
-            fs.rm(partial)
-        raise
-    fs.mv(partial, final)
+    with (
+        staged_file(out) as (fs, tmp),
+        fs.open(tmp, "wb") as fh,
+        pq.ParquetWriter(fh, schema, compression="zstd") as w,
+    ):
+        for X in frames:
+            frame = X.reset_index()
+            frame["shop_id"] = frame["shop_id"].astype(str)
+            w.write_table(pa.Table.from_pandas(frame[names], schema=schema, preserve_index=False))
+            rows += len(frame)
     return rows
 
 

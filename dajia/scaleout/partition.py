@@ -28,7 +28,7 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,9 @@ from marketplace.records import CHILD_TABLES
 from marketplace.schema import TABLES_BY_NAME
 from marketplace.tables import Marketplace
 from marketplace.validate import validate_raw
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 LAYOUT_FILE = "partitions.json"
 LAYOUT_VERSION = 1
@@ -137,6 +140,66 @@ def _fingerprint(src: Location, files: dict[str, str]) -> str:
         info = src.fs.info(src.path(name))
         h.update(f"{table}:{info.get('size')}:{info.get('mtime', info.get('LastModified', ''))}\n".encode())
     return h.hexdigest()[:24]
+
+
+def source_fingerprint(src: Location) -> str:
+    """The fingerprint of the marketplace folder ``src`` (its Parquet tables' sizes and times)."""
+    files: dict[str, str] = {}
+    for name in (*PART_TABLES, *GLOBAL_TABLES):
+        f = table_file(src, TABLES_BY_NAME[name])
+        if f is not None:
+            files[name] = f
+    return _fingerprint(src, files)
+
+
+#: where the shared partitioned copies of a marketplace live by default: beside its tables
+DEFAULT_PARTITIONS_FOLDER = "_partitions"
+
+
+def partitions_root(source: str, root: str | None = None) -> str:
+    """The folder that holds ``source``'s partitioned copies: ``root``, else ``<source>/_partitions``."""
+    return (root or f"{Location.of(source).url}/{DEFAULT_PARTITIONS_FOLDER}").rstrip("/")
+
+
+def shared_partitions(
+    source: str,
+    root: str | None = None,
+    *,
+    shops_per_partition: int = DEFAULT_SHOPS_PER_PARTITION,
+    client: Client | None = None,
+    snapshot_at: object = None,
+) -> PartitionedMarketplace:
+    """The one partitioned copy of the marketplace ``source`` for its current content and this partition
+    size, made on first use and reused by features, training and sweeps: ``<root>/<fingerprint>-s<size>``
+    (the fingerprint covers the tables' sizes and times, so a changed marketplace gets a new copy and
+    ``dajia partitions clean`` removes the old ones). Made on the workers when a ``client`` is given."""
+    fingerprint = source_fingerprint(Location.of(source))
+    dest = f"{partitions_root(source, root)}/{fingerprint}-s{int(shops_per_partition)}"
+    return partition_marketplace(
+        source, dest, shops_per_partition=shops_per_partition, client=client, snapshot_at=snapshot_at
+    )
+
+
+def clean_partitions(source: str, root: str | None = None, *, everything: bool = False) -> dict[str, object]:
+    """Remove the partitioned copies of ``source`` that no longer match its content (all with ``everything``)."""
+    base = Location.of(partitions_root(source, root))
+    current = source_fingerprint(Location.of(source))
+    kept: list[str] = []
+    removed: list[str] = []
+    freed = 0
+    base.fs.invalidate_cache()
+    if base.exists():
+        for entry in base.fs.ls(base.root, detail=True):
+            name = str(entry["name"]).rstrip("/").rsplit("/", 1)[-1]
+            if not everything and name.startswith(f"{current}-"):
+                kept.append(name)
+                continue
+            path = str(entry["name"])
+            freed += int(sum(int(v.get("size") or 0) for v in base.fs.find(path, detail=True).values()))
+            base.fs.rm(path, recursive=True)
+            removed.append(name)
+    base.fs.invalidate_cache()
+    return {"root": base.url, "fingerprint": current, "kept": kept, "removed": removed, "bytes_freed": freed}
 
 
 @dataclass(frozen=True)
@@ -235,10 +298,19 @@ class PartitionedMarketplace:
             raw[t] = raw_table(t, loc.read_parquet("global", f"{t}.parquet"))
         return validate_raw(raw, self.snapshot_at)
 
-    def load_own(self, i: int) -> Marketplace:
-        """Partition ``i`` with only its own shops in ``shops`` (what the sanction store imports)."""
-        mp, ids = self.load(i)
-        return replace(mp, shops=mp.shops.iloc[: len(ids)].reset_index(drop=True))
+    def load_own(self, i: int, tables: tuple[str, ...] | None = None) -> Marketplace:
+        """Partition ``i`` with only its own shops in ``shops`` (what the sanction store imports).
+
+        With ``tables`` only those of the partition's own tables are read and validated (the others load
+        empty; e.g. the sanction store's import needs shops, listings, their edits and orders)."""
+        if tables is None:
+            mp, ids = self.load(i)
+            return replace(mp, shops=mp.shops.iloc[: len(ids)].reset_index(drop=True))
+        if not 0 <= i < self.n_partitions:
+            raise PartitionError(f"partition {i} out of range 0..{self.n_partitions - 1}")
+        part = self.location.child(part_name(i))
+        raw = {t: raw_table(t, part.read_parquet(f"{t}.parquet")) for t in tables if t in PART_TABLES}
+        return validate_raw(raw, self.snapshot_at)
 
 
 def _layout_matches(dst: Location, fingerprint: str, n: int, snapshot: pd.Timestamp) -> bool:
@@ -265,13 +337,15 @@ def partition_marketplace(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     reuse: bool = True,
     snapshot_at: object = None,
+    client: Client | None = None,
 ) -> PartitionedMarketplace:
     """Split the marketplace folder ``source`` by shop into ``dest`` (both any fsspec path); streamed.
 
     ``n_partitions`` defaults to ``ceil(shops / shops_per_partition)``, so one partition's size does not
     grow with the marketplace. With ``reuse`` an existing complete layout of the same source files
     (sizes and modification times), the same ``n`` and the same snapshot time is returned as is.
-    ``snapshot_at`` (``--snapshot-at``) is needed when the folder has no manifest (``snapshot_of``)."""
+    ``snapshot_at`` (``--snapshot-at``) is needed when the folder has no manifest (``snapshot_of``). With a
+    Dask ``client`` the split runs on the workers (:mod:`dajia.scaleout.shuffle`), else as one streamed pass."""
     src, dst = Location.of(source), Location.of(dest)
     snapshot = snapshot_of(src, snapshot_at)
     files: dict[str, str] = {}
@@ -299,6 +373,35 @@ def partition_marketplace(
     verdicts = dst.read_parquet("global", "verdicts.parquet", columns=["shop_id"])
     verdict_ids = pc.unique(pc.cast(verdicts["shop_id"], pa.string()).combine_chunks())
 
+    if client is not None:  # the split on the workers (a map/reduce shuffle): the client reads no table
+        from dajia.scaleout.shuffle import shuffle_on_cluster
+
+        schemas = {
+            name: src.parquet_file(files[name]).schema_arrow if name in files else _empty(name).schema
+            for name in PART_TABLES
+        }
+        rows.update(shuffle_on_cluster(client, src, dst, files, schemas, n, verdict_ids))
+    else:
+        rows.update(_stream(src, dst, files, n, verdict_ids, batch_rows))
+    dst.remove("_tmp")
+    layout = {
+        "version": LAYOUT_VERSION,
+        "n_partitions": n,
+        "snapshot_at": snapshot.isoformat(),
+        "shops": n_shops,
+        "source": src.url,
+        "fingerprint": fingerprint,
+        "rows": rows,
+    }
+    dst.write_text(json.dumps(layout, indent=2), LAYOUT_FILE)
+    return PartitionedMarketplace.open(dest)
+
+
+def _stream(
+    src: Location, dst: Location, files: dict[str, str], n: int, verdict_ids: pa.Array, batch_rows: int
+) -> dict[str, int]:
+    """The split as one streamed pass on this machine (row batches in, one writer per partition out)."""
+    rows: dict[str, int] = {}
     for name in PART_TABLES:
         if name == "listing_edits":
             continue
@@ -333,18 +436,7 @@ def partition_marketplace(
                 vshops.close()
         rows[name] = scatter.rows
     rows["listing_edits"] = _scatter_edits(src, dst, n, files.get("listing_edits"), batch_rows)
-    dst.remove("_tmp")
-    layout = {
-        "version": LAYOUT_VERSION,
-        "n_partitions": n,
-        "snapshot_at": snapshot.isoformat(),
-        "shops": n_shops,
-        "source": src.url,
-        "fingerprint": fingerprint,
-        "rows": rows,
-    }
-    dst.write_text(json.dumps(layout, indent=2), LAYOUT_FILE)
-    return PartitionedMarketplace.open(dest)
+    return rows
 
 
 def _empty(name: str) -> pa.Table:

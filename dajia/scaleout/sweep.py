@@ -7,16 +7,20 @@ model, and a partition holds about ``shops_per_partition`` shops whatever the ma
 
 - **local**: partitions are loaded, scored, appended to the one scores file, imported into the
   sanction store and routed, then released.
-- **cluster**: workers load and score partitions and each writes its own ``<out>/part-NNNNN.parquet``;
-  the client imports each finished partition's shops and routes its scores (routing is a database
-  transaction: it stays on the client, through ``sanctions.routing.route_scored`` in chunks).
+- **cluster**: workers load and score partitions and each writes its own ``part-NNNNN.parquet`` into a
+  staging folder beside ``out``; when all are in, the ``_SUCCESS`` marker is written and the folder is
+  committed as ``out`` (``dajia.scaleout.outputs``). Only then does routing run, as one idempotent step
+  over the committed scores (:func:`route_committed`: import each partition's shops, route its scores;
+  a database transaction, so on the client, through ``sanctions.routing.route_scored`` in chunks).
+
+A failed run (a worker killed, a task's error) leaves the previous output as it was and no readable
+partial one; a cluster failure is one line naming the step and the worker's error.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -24,12 +28,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.settings import Settings
+from dajia.scaleout.cluster import cluster_step
 from dajia.scaleout.drift import log_sweep_drift
+from dajia.scaleout.outputs import require_complete, staged_file, staged_folder
 from dajia.scaleout.partition import (
     DEFAULT_SHOPS_PER_PARTITION,
     PartitionedMarketplace,
     part_name,
     partition_marketplace,
+    shared_partitions,
 )
 from dajia.scaleout.storage import Location
 from dajia.sweep import SCORES_SCHEMA, ChampionModel, scores_frame
@@ -41,11 +48,6 @@ from models.thresholds import EXPLAINED_TIERS
 if TYPE_CHECKING:
     from distributed import Client
     from sqlalchemy import Engine
-
-
-def default_work_dir(out: str | Path) -> str:
-    """Where the partitioned copy of the marketplace goes when none is given: beside the scores."""
-    return f"{str(out).rstrip('/')}.partitions"
 
 
 def score_loaded(
@@ -138,6 +140,7 @@ def run_sweep(
     chunk_shops: int = 50_000,
     work: str | None = None,
     shops_per_partition: int = DEFAULT_SHOPS_PER_PARTITION,
+    partitions: str | None = None,
     client: Client | None = None,
     progress: Callable[[int, int], None] | None = None,
     online: bool = True,
@@ -148,10 +151,18 @@ def run_sweep(
     Without ``client``: streamed locally into the single Parquet file ``out``, and (``online``) each
     shop's feature row and history materialised into the online store (``settings.resolved_online_store``)
     for scoring by id. With a Dask ``client``: ``out`` becomes a folder of one Parquet file per partition,
-    written by the workers (the online store is not filled: materialise with a local sweep)."""
+    written by the workers (the online store is not filled: materialise with a local sweep). The
+    partitioned copy is ``work`` when given, else the marketplace's shared one (under ``partitions`` or
+    ``<data>/_partitions``, :func:`~dajia.scaleout.partition.shared_partitions`)."""
     t0 = time.perf_counter()
-    parts = partition_marketplace(
-        data, work or default_work_dir(out), shops_per_partition=shops_per_partition, snapshot_at=snapshot_at
+    parts = (
+        partition_marketplace(
+            data, work, shops_per_partition=shops_per_partition, client=client, snapshot_at=snapshot_at
+        )
+        if work is not None
+        else shared_partitions(
+            data, partitions, shops_per_partition=shops_per_partition, client=client, snapshot_at=snapshot_at
+        )
     )
     t_part = time.perf_counter() - t0
     when = pd.Timestamp(as_of) if as_of is not None else scoring_time(parts.snapshot_at)
@@ -213,11 +224,12 @@ def _local(
 ) -> None:
     from dataclasses import replace
 
-    target = Location.of(out)
-    partial = f"{target.root}.partial"
-    target.fs.makedirs(target.fs._parent(target.root), exist_ok=True)
     done = 0
-    with target.fs.open(partial, "wb") as fh, pq.ParquetWriter(fh, SCORES_SCHEMA, compression="zstd") as w:
+    with (
+        staged_file(out) as (fs, tmp),
+        fs.open(tmp, "wb") as fh,
+        pq.ParquetWriter(fh, SCORES_SCHEMA, compression="zstd") as w,
+    ):
         for i in range(parts.n_partitions):
             mp, ids = parts.load(i)
             frame = score_loaded(mp, ids, champion, when, chunk_shops, store)
@@ -230,9 +242,6 @@ def _local(
             del mp, frame
             if progress is not None:
                 progress(done, parts.shops)
-    if target.fs.isdir(target.root):
-        target.fs.rm(target.root, recursive=True)
-    target.fs.mv(partial, target.root)
 
 
 def _cluster(
@@ -248,25 +257,42 @@ def _cluster(
 ) -> None:
     from distributed import as_completed
 
-    target = Location.of(out)
-    if target.exists() and not target.fs.isdir(target.root):
-        target.fs.rm(target.root)
-    target.remove()
-    target.makedirs()
     model = client.scatter(champion, broadcast=True)
-    futures = [
-        client.submit(score_partition_task, parts.url, i, model, when, target.url, chunk_shops, pure=False)
-        for i in range(parts.n_partitions)
-    ]
     done = 0
-    for fut in as_completed(futures, loop=client.loop):
-        result = fut.result()
-        fut.release()
-        i = int(result["partition"])
-        _add(totals["tiers"], result["tiers"])
-        if engine is not None:
-            frame = target.read_parquet(f"{part_name(i)}.parquet").to_pandas()
-            _add(totals, import_and_route(engine, parts.load_own(i), frame))
-        done += int(result["shops"])
-        if progress is not None:
-            progress(done, parts.shops)
+    with cluster_step("sweep scoring (score_partition_task, one per partition)"), staged_folder(out) as staging:
+        futures = [
+            client.submit(score_partition_task, parts.url, i, model, when, staging.url, chunk_shops, pure=False)
+            for i in range(parts.n_partitions)
+        ]
+        try:
+            for fut in as_completed(futures, loop=client.loop):
+                result = fut.result()
+                fut.release()
+                _add(totals["tiers"], result["tiers"])
+                done += int(result["shops"])
+                if progress is not None:
+                    progress(done, parts.shops)
+        except BaseException:
+            client.cancel(futures)
+            raise
+    # every score exists and the output is committed: routing is one step over it (idempotent)
+    if engine is not None:
+        _add(totals, route_committed(engine, parts, out))
+
+
+#: what the sanction store's import reads of a partition (``sanctions.storefront.import_marketplace``)
+IMPORT_TABLES = ("shops", "listings", "listing_edits", "orders")
+
+
+def route_committed(engine: Engine, parts: PartitionedMarketplace, scores: str) -> dict[str, Any]:
+    """Import every partition's own shops and route their scores, from a committed cluster sweep output.
+
+    Runs after all scores exist, never on a partial output (the ``_SUCCESS`` marker is checked first).
+    Idempotent: the import adds only what the store lacks and routing leaves a case with the same score
+    unchanged, so after a failure in this step the same call finishes the job."""
+    loc = require_complete(scores)
+    totals: dict[str, Any] = {}
+    for i in range(parts.n_partitions):
+        frame = loc.read_parquet(f"{part_name(i)}.parquet").to_pandas()
+        _add(totals, import_and_route(engine, parts.load_own(i, IMPORT_TABLES), frame))
+    return totals

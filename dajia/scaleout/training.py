@@ -225,6 +225,8 @@ def run_marketplace_on_cluster(
     work: str | None = None,
     max_rounds: int | None = None,
     snapshot_at: object = None,
+    shops_per_partition: int | None = None,
+    partitions: str | None = None,
 ) -> dict[str, Any]:
     """Train from the marketplace at ``data`` on the cluster; log and register like ``run_marketplace``."""
     from dajia.scaleout.partition import partition_marketplace
@@ -235,11 +237,22 @@ def run_marketplace_on_cluster(
     mp = load_marketplace_any(data, snapshot_at)
     src = Location.of(data)
     ground_truth = src.read_parquet(GROUND_TRUTH_FILE).to_pandas() if src.exists(GROUND_TRUTH_FILE) else None
-    parts = partition_marketplace(data, work or f"{data.rstrip('/')}/_partitions", snapshot_at=snapshot_at)
+    from dajia.scaleout.partition import DEFAULT_SHOPS_PER_PARTITION, shared_partitions
+
+    size = shops_per_partition or DEFAULT_SHOPS_PER_PARTITION
+    parts = (
+        partition_marketplace(data, work, shops_per_partition=size, client=client, snapshot_at=snapshot_at)
+        if work is not None
+        else shared_partitions(data, partitions, shops_per_partition=size, client=client, snapshot_at=snapshot_at)
+    )
     plan = plan or ExamplePlan(seed=seed)
     config = config or BoosterConfig(seed=seed)
     policy = ThresholdPolicy(capacity_per_day=capacity_per_day, sweep_days=plan.step_days)
-    run = train_marketplace_on_cluster(client, mp, parts, plan, config, policy, ground_truth, max_rounds)
+    from dajia.scaleout.cluster import cluster_step
+
+    # nothing is logged or registered before the whole run succeeded: a failure leaves no run, no version
+    with cluster_step("training (examples_task feature matrices, lightgbm.dask boosting)"):
+        run = train_marketplace_on_cluster(client, mp, parts, plan, config, policy, ground_truth, max_rounds)
     result = track_marketplace_run(
         settings,
         mp,

@@ -27,6 +27,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
+from core.atomic import SUCCESS_MARKER
 from core.errors import DajiaError, NotFound
 from marketplace.tables import VERDICT_COLUMNS, verdict_frame
 from sanctions import tx
@@ -55,6 +56,8 @@ def sweep_scores(path: Path, shop_ids: list[str]) -> dict[str, tuple[float, str,
     ``<home>/scores.parquet``, one file or a folder of part files): score, tier, model version, as-of."""
     if not shop_ids or not path.exists():
         return {}
+    if path.is_dir() and not (path / SUCCESS_MARKER).is_file():
+        return {}  # a folder of parts without its marker: a sweep that failed or is committing, not read
     cols = ["shop_id", "score", "tier", "model_version", "as_of"]
     frame = pd.read_parquet(path, columns=cols, filters=[("shop_id", "in", list(shop_ids))])
     frame = frame.sort_values("as_of").drop_duplicates("shop_id", keep="last")
