@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
         when = _as_of(as_of)
         address = scheduler_address(scheduler, get_settings())
         # before any work: a folder with a snapshot time; Parquet where only Parquet is read
-        if address is not None or no_validate:
+        if address is not None or no_validate or "://" in str(data):
             check_streamed_folder(data, snapshot_at)
         else:
             check_local_folder(Path(data), snapshot_at)

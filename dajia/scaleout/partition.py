@@ -347,12 +347,12 @@ def partition_marketplace(
     ``snapshot_at`` (``--snapshot-at``) is needed when the folder has no manifest (``snapshot_of``). With a
     Dask ``client`` the split runs on the workers (:mod:`dajia.scaleout.shuffle`), else as one streamed pass."""
     src, dst = Location.of(source), Location.of(dest)
-    snapshot = snapshot_of(src, snapshot_at)
     files: dict[str, str] = {}
-    for name in (*PART_TABLES, *GLOBAL_TABLES):
+    for name in (*PART_TABLES, *GLOBAL_TABLES):  # first: a CSV folder is refused as such
         f = table_file(src, TABLES_BY_NAME[name])
         if f is not None:
             files[name] = f
+    snapshot = snapshot_of(src, snapshot_at)
     n_shops = int(src.parquet_file(files["shops"]).metadata.num_rows)
     n = int(n_partitions or max(1, math.ceil(n_shops / max(1, shops_per_partition))))
     if n < 1:

@@ -397,7 +397,7 @@ def test_sweep_counts_case_ids_and_train_feedback_says_how_many_labels_it_added(
         assert main(["sweep", "--data", str(folder.data), "--out", str(tmp_path / "s.parquet")]) == 0
         out = capsys.readouterr().out
         opened = re.search(r"cases: ([\d,]+) (?:\(([^)]*)\) )?opened", out)
-        assert opened and len(out.splitlines()) <= 6, out
+        assert opened and len(out.splitlines()) <= 8, out
         n = int(opened[1].replace(",", ""))
         shown = [x for x in (opened[2] or "").split(", ") if x and x != "…"]
         assert len(shown) == min(n, 5) and (("…" in out) == (n > 5)), f"the first ids only: {out}"

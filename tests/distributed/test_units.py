@@ -43,7 +43,7 @@ def test_partition_of_is_stable_and_spreads_shops() -> None:
 def test_csv_tables_and_incomplete_layouts_are_refused(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "shops.csv").write_text("shop_id\nS1\n")
-    with pytest.raises(DataContractError, match=r"table 'shops'.*stream Parquet tables only"):
+    with pytest.raises(DataContractError, match=r"table 'shops'.*read Parquet tables only"):
         partition_marketplace(str(tmp_path / "m"), str(tmp_path / "p"))
     with pytest.raises(PartitionError, match=r"no partitions\.json"):
         PartitionedMarketplace.open(str(tmp_path / "nowhere"))
