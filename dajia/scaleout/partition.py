@@ -439,6 +439,23 @@ def _stream(
     return rows
 
 
+def edit_parts(edits: pa.Table, listing_map: pa.Table) -> np.ndarray:
+    """The partition of each listing edit, through its listing (``listing_map``: listing_id, part, of one
+    hash bucket); a duplicate listing id or an edit of an unknown listing is a ``DataContractError``."""
+    index = pd.Index(listing_map["listing_id"].to_numpy(zero_copy_only=False), dtype=object)
+    if index.has_duplicates:
+        dup = index[index.duplicated()].unique().tolist()
+        raise DataContractError("listings", "listing_id", "duplicate listing ids", dup)
+    pos = index.get_indexer(_strings(edits["listing_id"], "listing_edits", "listing_id"))
+    if (pos < 0).any():
+        bad = edits["edit_id"].to_numpy(zero_copy_only=False)[pos < 0].tolist()
+        raise DataContractError(
+            "listing_edits", "listing_id", "edits of listings that are not in the listings table", bad
+        )
+    parts: np.ndarray = listing_map["part"].to_numpy()[pos].astype(np.int64)
+    return parts
+
+
 def _empty(name: str) -> pa.Table:
     from marketplace.io import arrow_schema
 
@@ -465,19 +482,7 @@ def _scatter_edits(src: Location, dst: Location, n: int, filename: str | None, b
             edits = dst.read_parquet("_tmp", f"edits-{b:05d}.parquet")
             if edits.num_rows == 0:
                 continue
-            listing_map = dst.read_parquet("_tmp", f"map-{b:05d}.parquet")
-            index = pd.Index(listing_map["listing_id"].to_numpy(zero_copy_only=False), dtype=object)
-            if index.has_duplicates:
-                dup = index[index.duplicated()].unique().tolist()
-                raise DataContractError("listings", "listing_id", "duplicate listing ids", dup)
-            pos = index.get_indexer(_strings(edits["listing_id"], "listing_edits", "listing_id"))
-            if (pos < 0).any():
-                bad = edits["edit_id"].to_numpy(zero_copy_only=False)[pos < 0].tolist()
-                raise DataContractError(
-                    "listing_edits", "listing_id", "edits of listings that are not in the listings table", bad
-                )
-            parts = listing_map["part"].to_numpy()[pos].astype(np.int64)
-            out.write(edits, parts)
+            out.write(edits, edit_parts(edits, dst.read_parquet("_tmp", f"map-{b:05d}.parquet")))
     finally:
         out.close()
     return out.rows

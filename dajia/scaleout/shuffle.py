@@ -22,11 +22,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.errors import DataContractError
 from dajia.scaleout.storage import Location
 
 if TYPE_CHECKING:
@@ -91,25 +89,14 @@ def _read_chunks(dst: Location, schema: pa.Schema, *names: str) -> pa.Table:
 
 def join_task(dest_url: str, bucket: int, schema: pa.Schema) -> int:
     """Worker task: the edits of bucket ``bucket`` to their listing's partition; returns their rows."""
-    from dajia.scaleout.partition import _strings
+    from dajia.scaleout.partition import edit_parts
 
     dst = Location.of(dest_url)
     dst.fs.invalidate_cache()
     edits = _read_chunks(dst, schema, *_chunk_dir("edits", bucket))
     if edits.num_rows == 0:
         return 0
-    listing_map = _read_chunks(dst, MAP_SCHEMA, *_chunk_dir("map", bucket))
-    index = pd.Index(listing_map["listing_id"].to_numpy(zero_copy_only=False), dtype=object)
-    if index.has_duplicates:
-        dup = index[index.duplicated()].unique().tolist()
-        raise DataContractError("listings", "listing_id", "duplicate listing ids", dup)
-    pos = index.get_indexer(_strings(edits["listing_id"], "listing_edits", "listing_id"))
-    if (pos < 0).any():
-        bad = edits["edit_id"].to_numpy(zero_copy_only=False)[pos < 0].tolist()
-        raise DataContractError(
-            "listing_edits", "listing_id", "edits of listings that are not in the listings table", bad
-        )
-    parts = listing_map["part"].to_numpy()[pos].astype(np.int64)
+    parts = edit_parts(edits, _read_chunks(dst, MAP_SCHEMA, *_chunk_dir("map", bucket)))
     _write_split(dst, edits, parts, "listing_edits", bucket)
     return int(edits.num_rows)
 
